@@ -1,0 +1,425 @@
+"""HTTP/1.1 for the Docker API: h11 does the framing, trio the sockets.
+
+One task per connection, keep-alive, request bodies read lazily (chunked uploads of
+image tarballs stream straight to disk), streaming responses whose headers go out at
+once, and the `101 UPGRADED` hijack that attach and exec use. A client that hangs up
+in the middle of a stream (the docker CLI drops its `wait` after `run -d`) cancels the
+handler's work for that request and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket as stdlib_socket
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+import attrs
+import h11
+import trio
+
+import engine
+from engine.api import API_VERSION, MIN_API_VERSION
+from engine.api.errors import status_for
+from engine.api.http import (
+    EmptyResponse,
+    HijackResponse,
+    JSONResponse,
+    RawResponse,
+    Request,
+    Response,
+    StreamResponse,
+)
+from engine.api.router import Router
+from engine.errors import EngineError, InvalidParameter, NotModified
+
+if TYPE_CHECKING:
+    from engine.engine import Engine
+
+log = logging.getLogger(__name__)
+
+_VERSIONED = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
+_RECEIVE_SIZE = 256 * 1024
+_REASONS = {101: b"UPGRADED"}
+
+
+def _version_tuple(v: str) -> tuple[int, int]:
+    major, minor = v.split(".")
+    return int(major), int(minor)
+
+
+def base_headers() -> list[tuple[str, str]]:
+    return [
+        ("Api-Version", API_VERSION),
+        ("Docker-Experimental", "false"),
+        ("Ostype", "linux"),
+        ("Server", f"moorage/{engine.__version__} (linux)"),
+    ]
+
+
+class ClientGone(Exception):
+    """The peer closed the connection while we were still answering."""
+
+
+@attrs.define(eq=False)
+class _Connection:
+    stream: trio.SocketStream
+    h11conn: h11.Connection = attrs.field(factory=lambda: h11.Connection(h11.SERVER))
+    peer_closed: bool = False
+
+    async def next_event(self) -> Any:
+        while True:
+            event = self.h11conn.next_event()
+            if event is h11.NEED_DATA:
+                if self.peer_closed:
+                    self.h11conn.receive_data(b"")
+                    continue
+                try:
+                    data = await self.stream.receive_some(_RECEIVE_SIZE)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    data = b""
+                if not data:
+                    self.peer_closed = True
+                self.h11conn.receive_data(data)
+                continue
+            return event
+
+    async def send(self, event: Any) -> None:
+        data = self.h11conn.send(event)
+        if data:
+            try:
+                await self.stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                raise ClientGone() from exc
+
+
+@attrs.define(eq=False)
+class _Body:
+    """Feeds a request body to the handler from the connection, chunk by chunk."""
+
+    conn: _Connection
+    done: bool = False
+
+    async def next_chunk(self) -> bytes | None:
+        while not self.done:
+            event = await self.conn.next_event()
+            if isinstance(event, h11.Data):
+                return bytes(event.data)
+            if isinstance(event, h11.EndOfMessage):
+                self.done = True
+                return None
+            if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                self.done = True
+                if isinstance(event, h11.ConnectionClosed):
+                    raise InvalidParameter("request body ended early")
+                return None
+            raise InvalidParameter(f"unexpected HTTP event {type(event).__name__}")
+        return None
+
+    async def drain(self) -> None:
+        while await self.next_chunk() is not None:
+            pass
+
+
+@attrs.define(eq=False)
+class _Hijacked:
+    """The raw socket after a switch of protocols, with bytes h11 already buffered."""
+
+    stream: trio.SocketStream
+    pending: bytes
+
+    async def receive_some(self, max_bytes: int = 65536) -> bytes:
+        if self.pending:
+            data, self.pending = self.pending[:max_bytes], self.pending[max_bytes:]
+            return data
+        try:
+            return await self.stream.receive_some(max_bytes)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return b""
+
+    async def send_all(self, data: bytes) -> None:
+        try:
+            await self.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise ClientGone() from exc
+
+    async def send_eof(self) -> None:
+        try:
+            await self.stream.send_eof()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+
+@attrs.define(eq=False)
+class _ChunkWriter:
+    conn: _Connection
+
+    async def send(self, data: bytes) -> None:
+        if data:
+            await self.conn.send(h11.Data(data=data))
+
+
+def error_body(message: str) -> bytes:
+    return json.dumps({"message": message}).encode() + b"\n"
+
+
+@attrs.define(eq=False)
+class APIServer:
+    router: Router
+    engine: Engine
+    in_flight: int = 0
+    idle: trio.Event = attrs.field(factory=trio.Event)
+
+    # listening ------------------------------------------------------------
+    async def serve_unix(
+        self,
+        path: Path,
+        *,
+        mode: int = 0o660,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen on `path` until cancelled; connections are handled in `conn_nursery`."""
+        sock = await bind_unix_socket(path, mode)
+        listener = trio.SocketListener(sock)
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            try:
+                while True:
+                    stream = await listener.accept()
+                    nursery.start_soon(self.handle_connection, stream)
+            finally:
+                await listener.aclose()
+                with trio.CancelScope(shield=True):
+                    try:
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        pass
+
+    # one connection ---------------------------------------------------------
+    async def handle_connection(self, stream: trio.SocketStream) -> None:
+        conn = _Connection(stream)
+        try:
+            while True:
+                event = await conn.next_event()
+                if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                    return
+                if not isinstance(event, h11.Request):
+                    return
+                keep_going = await self._handle_request(conn, event)
+                if not keep_going or conn.h11conn.our_state is h11.MUST_CLOSE:
+                    return
+                try:
+                    conn.h11conn.start_next_cycle()
+                except h11.LocalProtocolError:
+                    return
+        except h11.RemoteProtocolError as exc:
+            await self._send_protocol_error(conn, exc)
+        except ClientGone:
+            pass
+        finally:
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+
+    async def _send_protocol_error(self, conn: _Connection, exc: h11.RemoteProtocolError) -> None:
+        if conn.h11conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        body = error_body(f"bad HTTP request: {exc}")
+        headers = [*base_headers(), ("Content-Type", "application/json"),
+                   ("Content-Length", str(len(body))), ("Connection", "close")]
+        try:
+            await conn.send(h11.Response(status_code=exc.error_status_hint, headers=headers))
+            await conn.send(h11.Data(data=body))
+            await conn.send(h11.EndOfMessage())
+        except (ClientGone, h11.LocalProtocolError):
+            pass
+
+    async def _handle_request(self, conn: _Connection, event: h11.Request) -> bool:
+        started = time.monotonic()
+        method = event.method.decode("ascii").upper()
+        target = event.target.decode("latin-1")
+        headers: dict[str, str] = {}
+        for name, value in event.headers:
+            key = name.decode("latin-1").lower()
+            text = value.decode("latin-1")
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        split = urlsplit(target)
+        path = split.path or "/"
+        query = parse_qs(split.query, keep_blank_values=True)
+        body = _Body(conn)
+        request = Request(method, path, query, headers, API_VERSION, body)
+        self.in_flight += 1
+        status = 0
+        try:
+            try:
+                response = await self._dispatch(request)
+            except NotModified:
+                response = EmptyResponse(304)
+            except EngineError as exc:
+                response = JSONResponse({"message": exc.message}, status=status_for(exc))
+            except Exception as exc:
+                log.exception("%s %s failed", method, target)
+                response = JSONResponse({"message": f"internal error: {exc}"}, status=500)
+            status = getattr(response, "status", 101)
+            if not body.done:
+                try:
+                    await body.drain()
+                except InvalidParameter:
+                    return False
+            return await self._send_response(conn, request, response)
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self.idle.set()
+                self.idle = trio.Event()
+            log.debug("%s %s -> %s in %.1f ms", method, target, status,
+                      (time.monotonic() - started) * 1000)
+
+    async def _dispatch(self, request: Request) -> Response:
+        path = request.path
+        m = _VERSIONED.match(path)
+        if m:
+            version = f"{m.group(1)}.{m.group(2)}"
+            path = m.group(3)
+            if _version_tuple(version) < _version_tuple(MIN_API_VERSION):
+                raise InvalidParameter(
+                    f"client version {version} is too old. Minimum supported API version is "
+                    f"{MIN_API_VERSION}, please upgrade your client to a newer version"
+                )
+            if _version_tuple(version) > _version_tuple(API_VERSION):
+                raise InvalidParameter(
+                    f"client version {version} is too new. "
+                    f"Maximum supported API version is {API_VERSION}"
+                )
+            request.api_version = version
+        request.path = path
+        found = self.router.match(request.method, path)
+        if found is None:
+            return JSONResponse({"message": "page not found"}, status=404)
+        handler, params = found
+        request.params = params
+        return await handler(request, self.engine)
+
+    # sending -------------------------------------------------------------
+    async def _send_response(self, conn: _Connection, request: Request, response: Response) -> bool:
+        head = request.method == "HEAD"
+        if isinstance(response, JSONResponse):
+            payload = json.dumps(response.body).encode() + b"\n"
+            extra = [("Content-Type", "application/json"), *response.headers]
+            await self._send_simple(conn, response.status, extra, payload, head)
+            return True
+        if isinstance(response, RawResponse):
+            await self._send_simple(
+                conn, response.status, [("Content-Type", response.content_type)], response.body, head
+            )
+            return True
+        if isinstance(response, EmptyResponse):
+            await conn.send(h11.Response(status_code=response.status, headers=base_headers()))
+            await conn.send(h11.EndOfMessage())
+            return True
+        if isinstance(response, StreamResponse):
+            return await self._send_stream(conn, response)
+        if isinstance(response, HijackResponse):
+            await self._hijack(conn, request, response)
+            return False
+        raise TypeError(f"unknown response {response!r}")
+
+    async def _send_simple(
+        self, conn: _Connection, status: int, extra: list[tuple[str, str]], payload: bytes, head: bool
+    ) -> None:
+        headers = [*base_headers(), *extra, ("Content-Length", str(len(payload)))]
+        await conn.send(h11.Response(status_code=status, headers=headers))
+        if not head and payload:
+            await conn.send(h11.Data(data=payload))
+        await conn.send(h11.EndOfMessage())
+
+    async def _send_stream(self, conn: _Connection, response: StreamResponse) -> bool:
+        headers = [*base_headers(), ("Content-Type", response.content_type)]
+        await conn.send(h11.Response(status_code=response.status, headers=headers))
+        writer = _ChunkWriter(conn)
+        completed = False
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._watch_for_hangup, conn, nursery.cancel_scope)
+            try:
+                await response.produce(writer)
+                completed = True
+            except ClientGone:
+                pass
+            except EngineError as exc:
+                log.info("stream ended with error: %s", exc.message)
+            except Exception:
+                log.exception("stream producer failed")
+            nursery.cancel_scope.cancel()
+        if not completed or conn.peer_closed:
+            return False
+        await conn.send(h11.EndOfMessage())
+        return True
+
+    async def _watch_for_hangup(self, conn: _Connection, scope: trio.CancelScope) -> None:
+        """Cancel a streaming handler when its client goes away."""
+        while True:
+            try:
+                data = await conn.stream.receive_some(_RECEIVE_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+            if not data:
+                conn.peer_closed = True
+                scope.cancel()
+                return
+            conn.h11conn.receive_data(data)
+
+    async def _hijack(self, conn: _Connection, request: Request, response: HijackResponse) -> None:
+        upgrade = request.headers.get("upgrade", "").lower()
+        if upgrade:
+            headers = [
+                ("Content-Type", response.media_type),
+                ("Connection", "Upgrade"),
+                ("Upgrade", "tcp"),
+            ]
+            await conn.send(h11.InformationalResponse(status_code=101, headers=headers,
+                                                      reason=_REASONS[101]))
+            pending = conn.h11conn.trailing_data[0]
+        else:
+            raw = (f"HTTP/1.1 200 OK\r\nContent-Type: {response.media_type}\r\n\r\n").encode()
+            try:
+                await conn.stream.send_all(raw)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                raise ClientGone() from exc
+            pending = b""
+        hijacked = _Hijacked(conn.stream, bytes(pending))
+        try:
+            await response.run(hijacked)
+        except ClientGone:
+            pass
+
+
+async def bind_unix_socket(path: Path, mode: int) -> trio.socket.SocketType:
+    """Bind a listening unix socket at `path`, replacing a stale one, with `mode` permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    probe = stdlib_socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except (FileNotFoundError, ConnectionRefusedError):
+        pass
+    else:
+        probe.close()
+        raise SystemExit(f"moord: another daemon is already listening on {path}")
+    finally:
+        probe.close()
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        await sock.bind(str(path))
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, mode)
+    sock.listen(512)
+    return sock

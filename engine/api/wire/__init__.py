@@ -1,0 +1,1 @@
+"""Docker JSON shapes <-> domain records, one module per area."""

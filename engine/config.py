@@ -1,0 +1,132 @@
+"""Daemon configuration: `/etc/moorage/daemon.toml`, every key also a `moord` flag.
+
+Precedence: built-in default < config file < command-line flag. Keys use dashes in
+TOML and flags alike (`data-root`, `--data-root`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+DEFAULT_CONFIG_FILE = Path("/etc/moorage/daemon.toml")
+
+
+def _path(value: str | Path) -> Path:
+    return Path(value)
+
+
+@attrs.define
+class DaemonConfig:
+    """What moord is told at start-up. Field docs double as `--help` text."""
+
+    data_root: Path = attrs.field(
+        default=Path("/var/lib/moorage"), converter=_path,
+        metadata={"help": "where images, containers and state live"})
+    exec_root: Path = attrs.field(
+        default=Path("/run/moorage"), converter=_path,
+        metadata={"help": "runtime state: the OCI runtime's root, attach sockets, pidfile"})
+    host: str = attrs.field(
+        default="unix:///run/moorage/moorage.sock",
+        metadata={"help": "API socket, unix:///path"})
+    socket_mode: str = attrs.field(default="0660", metadata={"help": "API socket permissions"})
+    socket_group: str = attrs.field(
+        default="", metadata={"help": "group that owns the API socket (if it exists)"})
+    runtime: str = attrs.field(
+        default="crun", metadata={"help": "default OCI runtime: crun or runc"})
+    crun_path: str = attrs.field(default="/usr/bin/crun", metadata={"help": "crun binary"})
+    runc_path: str = attrs.field(default="/usr/sbin/runc", metadata={"help": "runc binary"})
+    conmon_path: str = attrs.field(default="/usr/bin/conmon", metadata={"help": "conmon binary"})
+    init_path: str = attrs.field(
+        default="", metadata={"help": "static init for --init (default: tini-static or catatonit)"})
+    seccomp_profile: str = attrs.field(
+        default="/usr/share/containers/seccomp.json",
+        metadata={"help": "seccomp profile (containers-common format); 'unconfined' for none"})
+    cgroup_parent: str = attrs.field(
+        default="moorage", metadata={"help": "cgroup (cgroupfs path) that holds containers"})
+    log_level: str = attrs.field(default="info", metadata={"help": "debug, info, warning, error"})
+    pidfile: str = attrs.field(default="", metadata={"help": "pidfile (default: <exec-root>/moord.pid)"})
+    stop_containers_on_shutdown: bool = attrs.field(
+        default=False,
+        metadata={"help": "stop containers (with their grace periods) when moord shuts down"})
+    durable_store: bool = attrs.field(
+        default=True, metadata={"help": "fsync every state change (turn off only for throw-away hosts)"})
+
+    @property
+    def socket_path(self) -> Path:
+        if not self.host.startswith("unix://"):
+            raise ValueError(f"only unix:// hosts are supported, not {self.host!r}")
+        return Path(self.host.removeprefix("unix://"))
+
+    @property
+    def pidfile_path(self) -> Path:
+        return Path(self.pidfile) if self.pidfile else self.exec_root / "moord.pid"
+
+    def runtime_path(self, name: str) -> str:
+        paths = {"crun": self.crun_path, "runc": self.runc_path}
+        if name not in paths:
+            raise ValueError(f"unknown runtime {name!r}: crun or runc")
+        return paths[name]
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def build_arg_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="moord", description="the moorage container engine daemon")
+    parser.add_argument("--config-file", default=None,
+                        help=f"TOML configuration (default {DEFAULT_CONFIG_FILE} if it exists)")
+    parser.add_argument("-H", dest="host", default=None, help="alias of --host")
+    for field in attrs.fields(DaemonConfig):
+        if field.name == "host":
+            parser.add_argument("--host", dest="host", default=None, help=field.metadata.get("help"))
+            continue
+        if field.type in (bool, "bool"):
+            parser.add_argument(_flag(field.name), dest=field.name, default=None,
+                                action=argparse.BooleanOptionalAction, help=field.metadata.get("help"))
+        else:
+            parser.add_argument(_flag(field.name), dest=field.name, default=None,
+                                help=field.metadata.get("help"))
+    return parser
+
+
+def load_config(argv: list[str] | None = None) -> DaemonConfig:
+    args = build_arg_parser().parse_args(argv)
+    values: dict[str, Any] = {}
+    config_file = Path(args.config_file) if args.config_file else DEFAULT_CONFIG_FILE
+    if args.config_file or config_file.exists():
+        values.update(read_config_file(config_file))
+    for field in attrs.fields(DaemonConfig):
+        flag_value = getattr(args, field.name, None)
+        if flag_value is not None:
+            values[field.name] = flag_value
+    return DaemonConfig(**values)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse a daemon.toml; unknown keys are an error so typos don't pass silently."""
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise SystemExit(f"moord: config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SystemExit(f"moord: {path}: {exc}") from None
+    known = {f.name for f in attrs.fields(DaemonConfig)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = key.replace("-", "_")
+        if name not in known:
+            raise SystemExit(f"moord: {path}: unknown key {key!r}")
+        values[name] = value
+    return values
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in {"1", "true", "yes"}

@@ -1,0 +1,1 @@
+"""Containers: records, names, the lifecycle state machine and its supervision."""

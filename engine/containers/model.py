@@ -1,0 +1,180 @@
+"""Container records as the engine keeps them, apart from Docker's JSON.
+
+`ContainerSpec` is the process and its defaults, already merged with the image's
+config at create time (as Docker does: inspect shows the merged `Config`);
+`HostSpec` is how the host runs it (`HostConfig`); `ContainerState` changes over
+the container's life and is persisted on every change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+import attrs
+
+from engine.images.model import Healthcheck
+
+
+class Status(enum.Enum):
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    RESTARTING = "restarting"
+    REMOVING = "removing"
+    EXITED = "exited"
+    DEAD = "dead"
+
+
+class StopReason(enum.Enum):
+    """Why the container last stopped; shown by inspect and events."""
+
+    NONE = ""
+    EXITED = "exited"  # the process ended by itself
+    USER = "user"  # stop, kill (with a stop signal), restart, rm -f
+    DAEMON_SHUTDOWN = "daemon-shutdown"
+    HOST_CRASH = "host-crash"  # found dead after a reboot, with no exit record
+    MONITOR_LOST = "monitor-lost"  # conmon vanished without recording an exit
+    HEALTH = "health"
+
+
+@attrs.frozen
+class RestartPolicy:
+    name: str = "no"  # no | always | unless-stopped | on-failure
+    maximum_retry_count: int = 0
+
+
+@attrs.frozen
+class LogConfig:
+    type: str = "k8s-file"
+    config: dict[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Ulimit:
+    name: str
+    soft: int
+    hard: int
+
+
+@attrs.frozen
+class PortBinding:
+    host_ip: str = ""
+    host_port: str = ""
+
+
+@attrs.define
+class ContainerSpec:
+    """The process to run and its environment (Docker's `Config`), image defaults merged."""
+
+    image: str
+    cmd: list[str] | None = None
+    entrypoint: list[str] | None = None
+    env: list[str] = attrs.field(factory=list)
+    working_dir: str = ""
+    user: str = ""
+    labels: dict[str, str] = attrs.field(factory=dict)
+    hostname: str = ""
+    domainname: str = ""
+    tty: bool = False
+    open_stdin: bool = False
+    stdin_once: bool = False
+    attach_stdin: bool = False
+    attach_stdout: bool = False
+    attach_stderr: bool = False
+    stop_signal: str = ""
+    stop_timeout: int | None = None
+    exposed_ports: list[str] = attrs.field(factory=list)
+    volumes: list[str] = attrs.field(factory=list)
+    healthcheck: Healthcheck | None = None
+    network_disabled: bool = False
+    on_build: list[str] = attrs.field(factory=list)
+    shell: list[str] | None = None
+    args_escaped: bool = False
+
+
+@attrs.define
+class HostSpec:
+    """How the host runs the container (Docker's `HostConfig`)."""
+
+    network_mode: str = "default"
+    auto_remove: bool = False
+    restart_policy: RestartPolicy = attrs.field(factory=RestartPolicy)
+    init: bool | None = None
+    runtime: str = ""
+    privileged: bool = False
+    cap_add: list[str] = attrs.field(factory=list)
+    cap_drop: list[str] = attrs.field(factory=list)
+    readonly_rootfs: bool = False
+    binds: list[str] = attrs.field(factory=list)
+    log_config: LogConfig = attrs.field(factory=LogConfig)
+    port_bindings: dict[str, list[PortBinding]] = attrs.field(factory=dict)
+    publish_all_ports: bool = False
+    dns: list[str] = attrs.field(factory=list)
+    dns_search: list[str] = attrs.field(factory=list)
+    dns_options: list[str] = attrs.field(factory=list)
+    extra_hosts: list[str] = attrs.field(factory=list)
+    ulimits: list[Ulimit] = attrs.field(factory=list)
+    shm_size: int = 64 * 1024 * 1024
+    memory: int = 0
+    memory_swap: int = 0
+    memory_reservation: int = 0
+    nano_cpus: int = 0
+    cpu_shares: int = 0
+    cpu_period: int = 0
+    cpu_quota: int = 0
+    cpuset_cpus: str = ""
+    cpuset_mems: str = ""
+    pids_limit: int | None = None
+    oom_kill_disable: bool = False
+    oom_score_adj: int = 0
+    security_opt: list[str] = attrs.field(factory=list)
+    sysctls: dict[str, str] = attrs.field(factory=dict)
+    tmpfs: dict[str, str] = attrs.field(factory=dict)
+    group_add: list[str] = attrs.field(factory=list)
+    console_size: tuple[int, int] = (0, 0)
+    ipc_mode: str = "private"
+    pid_mode: str = ""
+    uts_mode: str = ""
+    cgroupns_mode: str = ""
+    annotations: dict[str, str] = attrs.field(factory=dict)
+
+
+@attrs.define
+class ContainerState:
+    status: Status = Status.CREATED
+    pid: int = 0
+    exit_code: int = 0
+    error: str = ""
+    oom_killed: bool = False
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    restart_count: int = 0
+    stop_reason: StopReason = StopReason.NONE
+    manually_stopped: bool = False
+    conmon_pid: int = 0
+    boot_id: str = ""  # the kernel's boot id when the container was started
+    has_been_started: bool = False
+
+    @property
+    def is_live(self) -> bool:
+        """A conmon (and so a container process) may exist for it."""
+        return self.status in (Status.RUNNING, Status.PAUSED)
+
+
+@attrs.define
+class Container:
+    id: str
+    name: str  # without Docker's leading "/"
+    created: dt.datetime
+    image_id: str
+    spec: ContainerSpec
+    host: HostSpec
+    path: str  # the resolved process: entrypoint + cmd
+    args: list[str]
+    runtime: str
+    state: ContainerState = attrs.field(factory=ContainerState)
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]

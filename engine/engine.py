@@ -1,0 +1,24 @@
+"""The engine object handlers receive: configuration plus the services that do the work."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+import attrs
+
+from engine.config import DaemonConfig
+
+if TYPE_CHECKING:
+    from engine.containers.manager import ContainerManager
+    from engine.images.store import ImageStore
+    from engine.runtime.host import HostProfile
+
+
+@attrs.define(eq=False)
+class Engine:
+    config: DaemonConfig
+    host: HostProfile
+    images: ImageStore
+    containers: ContainerManager
+    started_at: dt.datetime = attrs.field(factory=lambda: dt.datetime.now(dt.timezone.utc))

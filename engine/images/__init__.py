@@ -1,0 +1,1 @@
+"""Images: references, the content store, layers unpacked once and shared, imports."""

@@ -1,0 +1,1 @@
+"""Pluggy hook specifications and the plugin manager for drivers (network, volume, log)."""

@@ -1,0 +1,1 @@
+"""Volume drivers (local, bind, tmpfs) arrive with the volume drivers issue."""
