@@ -1,0 +1,1 @@
+"""The runtime path: OCI spec, conmon, crun/runc, cgroups, mounts."""

@@ -1,0 +1,730 @@
+"""A container's settings as an OCI runtime `config.json`, with Docker's defaults.
+
+`build_spec(SpecInputs)` is pure: every input, including the few facts about the
+host that change the result (`HostFacts`), comes in through the record, and the
+result is the JSON-ready dict crun or runc reads. What goes in and why is written
+up in docs/runtime-spec.md; in short, whatever Docker would put there:
+
+- Docker's 14 default capabilities, adjusted by cap_add / cap_drop ("ALL" works);
+  a privileged container gets every capability moord itself holds;
+- Docker's 7 default mounts, then the caller's mounts sorted parents first, a
+  caller's mount replacing a default at the same place;
+- Docker's masked and read-only paths and device cgroup rules, none of them (and a
+  writable /sys) for a privileged container;
+- the containers-common seccomp profile resolved for the container's capabilities;
+- `--init`: the host's static init bind-mounted at /sbin/docker-init as PID 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import glob
+import os
+import platform
+import posixpath
+import stat
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from engine.errors import InvalidParameter
+from engine.runtime import rlimits as rl
+from engine.runtime import seccomp
+from engine.runtime.users import ProcessUser
+
+OCI_VERSION = "1.0.2"
+DEFAULT_PATH_ENV = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+INIT_PATH = "/sbin/docker-init"  # where Docker puts its init; images and docs expect it
+DEFAULT_UMASK = 0o022
+DEFAULT_SHM_SIZE = 64 * 1024 * 1024
+
+# Kernel capability names, index = capability number (linux/capability.h).
+CAPABILITIES: tuple[str, ...] = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
+    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+)
+
+# Docker's defaults, in Docker's order (CapEff 00000000a80425fb).
+DEFAULT_CAPABILITIES: tuple[str, ...] = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+)
+
+DEFAULT_MASKED_PATHS: tuple[str, ...] = (
+    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+    "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+)
+DEFAULT_READONLY_PATHS: tuple[str, ...] = (
+    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+)
+
+# Set by Docker in a network namespace the container owns: ping without CAP_NET_RAW,
+# low ports without CAP_NET_BIND_SERVICE (both caps are in the default set anyway).
+DEFAULT_NET_SYSCTLS: dict[str, str] = {
+    "net.ipv4.ping_group_range": "0 2147483647",
+    "net.ipv4.ip_unprivileged_port_start": "0",
+}
+
+# Mounts that stay writable with a read-only rootfs (Docker's list).
+_WRITABLE_WITH_RO_ROOTFS = frozenset({"/proc", "/dev/pts", "/dev/shm", "/dev/mqueue", "/dev"})
+
+
+def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class Mount:
+    """One OCI mount. Build binds and tmpfs with `Mount.bind` / `Mount.tmpfs`."""
+
+    destination: str
+    type: str
+    source: str
+    options: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+
+    def to_oci(self) -> dict[str, Any]:
+        return {"destination": self.destination, "type": self.type, "source": self.source,
+                "options": list(self.options)}
+
+    @classmethod
+    def bind(cls, source: str, destination: str, *, readonly: bool = False,
+             propagation: str = "rprivate", recursive: bool = True) -> Mount:
+        """A bind mount as Docker writes one: `rbind`, `ro` if read-only, a propagation."""
+        options = ["rbind" if recursive else "bind"]
+        if readonly:
+            options.append("ro")
+        if propagation:
+            options.append(propagation)
+        return cls(destination, "bind", source, tuple(options))
+
+    @classmethod
+    def tmpfs(cls, destination: str, data: str = "") -> Mount:
+        """A `--tmpfs` mount: noexec,nosuid,nodev,rprivate, then the user's options win."""
+        options = ["noexec", "nosuid", "nodev", "rprivate"]
+        options += [o for o in data.split(",") if o]
+        return cls(destination, "tmpfs", "tmpfs", tuple(merge_tmpfs_options(options)))
+
+
+@attrs.frozen
+class Device:
+    """A device node to create in the container (`linux.devices`), allowed in its cgroup."""
+
+    path: str
+    type: str  # "c", "b" or "p"
+    major: int
+    minor: int
+    file_mode: int = 0o666
+    uid: int = 0
+    gid: int = 0
+    permissions: str = "rwm"
+
+    def to_oci(self) -> dict[str, Any]:
+        return {"path": self.path, "type": self.type, "major": self.major, "minor": self.minor,
+                "fileMode": self.file_mode, "uid": self.uid, "gid": self.gid}
+
+
+def _running_kernel() -> tuple[int, int]:
+    return seccomp.kernel_version(platform.release())
+
+
+@attrs.frozen
+class HostFacts:
+    """The few things about the host that change a spec; probe once with `host_facts()`."""
+
+    capabilities: tuple[str, ...] = CAPABILITIES  # moord's bounding set: "all" for privileged
+    cgroup_v2: bool = False  # a pure cgroup v2 host: Docker's default cgroupns is private
+    thermal_throttle_paths: tuple[str, ...] = ()  # masked like Docker (GHSA-jq35-85cj-fj4p)
+    net_sysctls: frozenset[str] = frozenset(DEFAULT_NET_SYSCTLS)  # which the kernel has
+    machine: str = attrs.field(factory=platform.machine)
+    kernel: tuple[int, int] = attrs.field(factory=_running_kernel)
+
+
+def probe_host_facts() -> HostFacts:
+    """Read the host facts from /proc and /sys. Blocking (a few small reads)."""
+    caps: tuple[str, ...] = CAPABILITIES
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapBnd:"):
+                mask = int(line.split()[1], 16)
+                caps = tuple(name for bit, name in enumerate(CAPABILITIES) if mask >> bit & 1)
+    thermal = sorted(
+        (p for p in glob.glob("/sys/devices/system/cpu/cpu[0-9]*/thermal_throttle")
+         if os.path.isdir(p)),
+        key=lambda p: int(p.split("/")[5].removeprefix("cpu")),
+    )
+    sysctls = frozenset(
+        name for name in DEFAULT_NET_SYSCTLS
+        if os.path.exists("/proc/sys/" + name.replace(".", "/"))
+    )
+    return HostFacts(
+        capabilities=caps,
+        cgroup_v2=os.path.exists("/sys/fs/cgroup/cgroup.controllers"),
+        thermal_throttle_paths=tuple(thermal),
+        net_sysctls=sysctls,
+    )
+
+
+@functools.cache
+def host_facts() -> HostFacts:
+    """`probe_host_facts()`, once per process."""
+    return probe_host_facts()
+
+
+def _default_rlimits() -> tuple[rl.Rlimit, ...]:
+    return rl.rlimits_for_spec()
+
+
+def _as_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    if isinstance(value, str):  # a lone string would become a tuple of characters
+        raise TypeError(f"expected a sequence, not the string {value!r}")
+    return tuple(value)
+
+
+def _as_dict(value: Mapping[str, str]) -> dict[str, str]:
+    return dict(value)
+
+
+@attrs.frozen
+class SpecInputs:
+    """Everything `build_spec` needs, already decided by the caller (nothing Docker-JSON-shaped).
+
+    Namespace fields take "" (a new one; "private" and, for IPC, "shareable" mean the
+    same), "host" (share the host's), or an absolute path to join (`/proc/PID/ns/net`,
+    `/run/netns/NAME`). IPC also takes "none": a new namespace without /dev/shm.
+    """
+
+    # process
+    args: tuple[str, ...] = attrs.field(converter=_as_tuple)
+    rootfs: str = "rootfs"  # relative to the bundle, or absolute
+    env: tuple[str, ...] = attrs.field(default=(), converter=_as_tuple)
+    cwd: str = "/"
+    user: ProcessUser = attrs.field(factory=ProcessUser)  # from users.resolve_user
+    terminal: bool = False
+    console_size: tuple[int, int] = (0, 0)  # (height, width); set only with a terminal
+    hostname: str = ""
+    domainname: str = ""
+    readonly_rootfs: bool = False
+    # privileges
+    privileged: bool = False
+    cap_add: tuple[str, ...] = attrs.field(default=(), converter=_as_tuple)
+    cap_drop: tuple[str, ...] = attrs.field(default=(), converter=_as_tuple)
+    no_new_privileges: bool = False
+    writable_cgroups: bool | None = None  # None: writable only when privileged (Docker)
+    # None: unconfined. Default: the containers-common profile, loaded once per process.
+    seccomp_profile: seccomp.Profile | None = attrs.field(factory=seccomp.default_profile)
+    rlimits: tuple[rl.Rlimit, ...] = attrs.field(factory=_default_rlimits, converter=_as_tuple)
+    oom_score_adj: int = 0
+    # namespaces
+    pid_ns: str = ""
+    ipc_ns: str = ""
+    uts_ns: str = ""
+    network_ns: str = ""
+    network_ns_owned: bool = True  # the netns is this container's own: add Docker's net sysctls
+    cgroup_ns: str = ""  # "": Docker's default (private on a cgroup v2 host), "private", "host"
+    # filesystem
+    mounts: tuple[Mount, ...] = attrs.field(default=(), converter=_as_tuple)
+    shm_size: int = DEFAULT_SHM_SIZE
+    init_binary: str = ""  # host path of a static init (tini-static); "" for no --init
+    masked_paths: tuple[str, ...] | None = None  # None: Docker's defaults
+    readonly_paths: tuple[str, ...] | None = None
+    devices: tuple[Device, ...] = attrs.field(default=(), converter=_as_tuple)
+    # resources
+    cgroups_path: str = ""  # e.g. /moorage/<id>
+    memory: int = 0
+    memory_swap: int = 0  # memory + swap; -1 unlimited; 0 unset
+    memory_reservation: int = 0
+    oom_kill_disable: bool = False
+    nano_cpus: int = 0
+    cpu_shares: int = 0
+    cpu_period: int = 0
+    cpu_quota: int = 0
+    cpuset_cpus: str = ""
+    cpuset_mems: str = ""
+    pids_limit: int | None = None  # None unset; <= 0 unlimited
+    sysctls: dict[str, str] = attrs.field(factory=dict, converter=_as_dict)
+    annotations: dict[str, str] = attrs.field(factory=dict, converter=_as_dict)
+    host: HostFacts = attrs.field(factory=host_facts)
+
+
+@attrs.frozen
+class SecurityOptions:
+    """Docker's `--security-opt` list, parsed the way dockerd parses it."""
+
+    no_new_privileges: bool = False
+    seccomp: str = ""  # "" daemon default, "unconfined", "builtin", or profile JSON
+    apparmor: str = ""
+    labels: tuple[str, ...] = ()
+    writable_cgroups: bool | None = None
+
+
+def _parse_bool(text: str) -> bool | None:
+    lowered = text.lower()
+    if lowered in ("1", "t", "true"):
+        return True
+    if lowered in ("0", "f", "false"):
+        return False
+    return None
+
+
+def parse_security_opt(options: Iterable[str]) -> SecurityOptions:
+    """Parse `HostConfig.SecurityOpt`; unknown options fail with Docker's wording."""
+    nnp = False
+    seccomp_value = ""
+    apparmor = ""
+    labels: list[str] = []
+    writable: bool | None = None
+    for opt in options:
+        if opt == "no-new-privileges":
+            nnp = True
+            continue
+        if opt == "writable-cgroups":
+            writable = True
+            continue
+        if opt == "disable":
+            labels.append("disable")
+            continue
+        sep = "=" if "=" in opt else ":" if ":" in opt else ""
+        if not sep:
+            raise InvalidParameter(f'invalid --security-opt 1: "{opt}"')
+        key, value = opt.split(sep, 1)
+        if key == "label":
+            labels.append(value)
+        elif key == "apparmor":
+            apparmor = value
+        elif key == "seccomp":
+            seccomp_value = value
+        elif key in ("no-new-privileges", "writable-cgroups"):
+            parsed = _parse_bool(value)
+            if parsed is None:
+                raise InvalidParameter(f'invalid --security-opt 2: "{opt}"')
+            if key == "no-new-privileges":
+                nnp = parsed
+            else:
+                writable = parsed
+        else:
+            raise InvalidParameter(f'invalid --security-opt 2: "{opt}"')
+    return SecurityOptions(nnp, seccomp_value, apparmor, tuple(labels), writable)
+
+
+def select_seccomp(value: str, daemon_profile: str = seccomp.DEFAULT_PROFILE_PATH
+                   ) -> seccomp.Profile | None:
+    """The profile for a container's `seccomp=` option (None: unconfined).
+
+    "" uses the daemon's profile (a path, or "unconfined"); "builtin" / "default" the
+    default file; anything else is the profile's JSON, as the docker CLI sends it.
+    Blocking the first time a file is loaded (then cached).
+    """
+    if value == "unconfined":
+        return None
+    if value == "":
+        return None if daemon_profile == "unconfined" else seccomp.load_profile(daemon_profile)
+    if value in ("builtin", "default"):
+        return seccomp.default_profile()
+    return seccomp.parse_profile(value, source="--security-opt seccomp")
+
+
+# --- capabilities -------------------------------------------------------------------
+
+
+def normalize_capabilities(names: Iterable[str], available: Sequence[str]) -> list[str]:
+    """`sys_admin`, `CAP_SYS_ADMIN`, `Sys_Admin` → `CAP_SYS_ADMIN`; "ALL" kept as is."""
+    out = []
+    for name in names:
+        upper = name.strip().upper()
+        if upper == "ALL":
+            out.append(upper)
+            continue
+        if not upper.startswith("CAP_"):
+            upper = "CAP_" + upper
+        if upper not in CAPABILITIES:
+            raise InvalidParameter(f'unknown capability: "{upper}"')
+        if upper not in available:
+            raise InvalidParameter(
+                "capability not supported by your kernel or not available in the current "
+                f'environment: "{upper}"')
+        out.append(upper)
+    return out
+
+
+def effective_capabilities(privileged: bool, cap_add: Iterable[str], cap_drop: Iterable[str],
+                           available: Sequence[str]) -> list[str]:
+    """Docker's rules: privileged → all; add ALL → all but the drops; drop ALL → the adds."""
+    if privileged:
+        return list(available)
+    adds = normalize_capabilities(cap_add, available)
+    drops = normalize_capabilities(cap_drop, available)
+    if "ALL" in adds:
+        caps = [c for c in available if c not in drops]
+    elif "ALL" in drops:
+        caps = [c for c in adds if c != "ALL"]
+    else:
+        caps = [c for c in DEFAULT_CAPABILITIES if c not in drops] + adds
+    return list(dict.fromkeys(caps))
+
+
+# --- mounts ---------------------------------------------------------------------------
+
+_FLAG_GROUPS: tuple[frozenset[str], ...] = (
+    frozenset({"ro", "rw"}), frozenset({"suid", "nosuid"}), frozenset({"dev", "nodev"}),
+    frozenset({"exec", "noexec"}), frozenset({"sync", "async"}), frozenset({"dirsync"}),
+    frozenset({"mand", "nomand"}), frozenset({"atime", "noatime"}),
+    frozenset({"diratime", "nodiratime"}), frozenset({"relatime", "norelatime"}),
+    frozenset({"strictatime", "nostrictatime"}), frozenset({"bind", "rbind"}),
+    frozenset({"private", "rprivate", "shared", "rshared", "slave", "rslave",
+               "unbindable", "runbindable"}),
+)
+_TMPFS_DATA_KEYS = frozenset({"size", "mode", "uid", "gid", "nr_inodes", "nr_blocks", "mpol"})
+
+
+def merge_tmpfs_options(options: Iterable[str]) -> list[str]:
+    """Collapse tmpfs options so the last word on each flag or key wins (Docker's rule)."""
+    seen: set[object] = set()
+    kept: list[str] = []
+    for option in reversed(list(options)):
+        if option == "defaults":
+            continue
+        group = next((g for g in _FLAG_GROUPS if option in g), None)
+        if group is not None:
+            key: object = group
+        else:
+            name, sep, _ = option.partition("=")
+            if not sep or name not in _TMPFS_DATA_KEYS:
+                raise InvalidParameter(f'invalid tmpfs option "{option}"')
+            key = name
+        if key not in seen:
+            seen.add(key)
+            kept.append(option)
+    kept.reverse()
+    return kept
+
+
+def default_mounts(shm_size: int = DEFAULT_SHM_SIZE) -> list[Mount]:
+    """Docker's seven mounts (oci/defaults.go), /dev/shm sized."""
+    return [
+        Mount("/proc", "proc", "proc", ("nosuid", "noexec", "nodev")),
+        Mount("/dev", "tmpfs", "tmpfs", ("nosuid", "strictatime", "mode=755", "size=65536k")),
+        Mount("/dev/pts", "devpts", "devpts",
+              ("nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5")),
+        Mount("/sys", "sysfs", "sysfs", ("nosuid", "noexec", "nodev", "ro")),
+        Mount("/sys/fs/cgroup", "cgroup", "cgroup", ("ro", "nosuid", "noexec", "nodev")),
+        Mount("/dev/mqueue", "mqueue", "mqueue", ("nosuid", "noexec", "nodev")),
+        Mount("/dev/shm", "tmpfs", "shm",
+              ("nosuid", "noexec", "nodev", "mode=1777", f"size={shm_size}")),
+    ]
+
+
+def _clean_destination(dest: str) -> str:
+    if not dest.startswith("/"):
+        raise InvalidParameter(f"invalid mount config: mount path must be absolute: {dest}")
+    cleaned = posixpath.normpath(dest)
+    return "/" + cleaned.lstrip("/")
+
+
+def _depth(dest: str) -> int:
+    return len(dest.split("/"))
+
+
+def sort_mounts(mounts: Iterable[Mount]) -> list[Mount]:
+    """Parents before children (fewer path components first), otherwise in given order."""
+    return sorted(mounts, key=lambda m: _depth(m.destination))
+
+
+def _without(options: Iterable[str], drop: str) -> tuple[str, ...]:
+    return tuple(o for o in options if o != drop)
+
+
+def _init_applies(inputs: SpecInputs) -> bool:
+    return bool(inputs.init_binary) and inputs.pid_ns in ("", "private")
+
+
+def _mounts(inputs: SpecInputs) -> list[Mount]:
+    extra = [attrs.evolve(m, destination=_clean_destination(m.destination)) for m in inputs.mounts]
+    if _init_applies(inputs):
+        extra.append(Mount(INIT_PATH, "bind", inputs.init_binary, ("bind", "ro")))
+    taken = {m.destination for m in extra}
+    writable_cgroups = (inputs.privileged if inputs.writable_cgroups is None
+                        else inputs.writable_cgroups)
+    result: list[Mount] = []
+    for m in default_mounts(inputs.shm_size):
+        if m.destination in taken:
+            continue
+        if "/dev" in taken and m.destination.startswith("/dev/"):
+            continue
+        if m.destination == "/dev/shm" and inputs.ipc_ns == "none":
+            continue
+        options = m.options
+        if inputs.readonly_rootfs and m.destination not in _WRITABLE_WITH_RO_ROOTFS \
+                and "ro" not in options:
+            options += ("ro",)
+        if inputs.privileged and m.destination == "/sys":
+            options = _without(options, "ro")
+        if writable_cgroups and m.type == "cgroup":
+            options = _without(options, "ro")
+        result.append(attrs.evolve(m, options=options))
+    return result + sort_mounts(extra)
+
+
+def _rootfs_propagation(mounts: Iterable[Mount]) -> str:
+    """Docker's rule: a shared bind needs a shared rootfs, a slave bind an rslave one."""
+    options = {o for m in mounts if m.type == "bind" for o in m.options}
+    if options & {"shared", "rshared"}:
+        return "shared"
+    if options & {"slave", "rslave"}:
+        return "rslave"
+    return ""
+
+
+# --- the rest of the spec ---------------------------------------------------------------
+
+
+def _environment(inputs: SpecInputs) -> list[str]:
+    """Docker's order: PATH, HOSTNAME, TERM, then the container's env replacing or adding.
+
+    An entry without "=" removes that variable. HOME comes from passwd unless set.
+    """
+    merged: dict[str, str | None] = {"PATH": DEFAULT_PATH_ENV}
+    if inputs.hostname:
+        merged["HOSTNAME"] = inputs.hostname
+    if inputs.terminal:
+        merged["TERM"] = "xterm"
+    for entry in inputs.env:
+        key, sep, value = entry.partition("=")
+        if sep:
+            merged[key] = value
+        else:
+            merged.pop(key, None)
+    if "HOME" not in merged:
+        merged["HOME"] = inputs.user.home or "/"
+    return [f"{k}={v}" for k, v in merged.items() if v is not None]
+
+
+def _namespace(kind: str, mode: str, allowed: Sequence[str] = ("", "private")
+               ) -> dict[str, str] | None:
+    if mode == "host":
+        return None
+    if mode in allowed:
+        return {"type": kind}
+    if mode.startswith("/"):
+        return {"type": kind, "path": mode}
+    raise InvalidParameter(f"invalid {kind} namespace mode: {mode}")
+
+
+def _namespaces(inputs: SpecInputs) -> list[dict[str, str]]:
+    cgroup_mode = inputs.cgroup_ns
+    if cgroup_mode == "":
+        cgroup_mode = "private" if inputs.host.cgroup_v2 else "host"
+    if cgroup_mode not in ("private", "host"):
+        raise InvalidParameter(f"invalid cgroup namespace mode: {inputs.cgroup_ns}")
+    candidates = [
+        _namespace("pid", inputs.pid_ns),
+        _namespace("network", inputs.network_ns),
+        _namespace("ipc", inputs.ipc_ns, ("", "private", "shareable", "none")),
+        _namespace("uts", inputs.uts_ns),
+        {"type": "mount"},
+        _namespace("cgroup", cgroup_mode),
+    ]
+    return [ns for ns in candidates if ns is not None]
+
+
+def _owns_netns(inputs: SpecInputs) -> bool:
+    return inputs.network_ns != "host" and (inputs.network_ns in ("", "private")
+                                            or inputs.network_ns_owned)
+
+
+def _device_rules(inputs: SpecInputs) -> list[dict[str, Any]]:
+    if inputs.privileged:
+        return [{"allow": True, "access": "rwm"}]
+
+    def rule(allow: bool, major: int | None, minor: int | None,
+             kind: str = "c", access: str = "rwm") -> dict[str, Any]:
+        out: dict[str, Any] = {"allow": allow, "type": kind}
+        if major is not None:
+            out["major"] = major
+        if minor is not None:
+            out["minor"] = minor
+        out["access"] = access
+        return out
+
+    rules: list[dict[str, Any]] = [{"allow": False, "access": "rwm"}]
+    for major, minor in ((1, 5), (1, 3), (1, 9), (1, 8), (5, 0), (5, 1)):
+        rules.append(rule(True, major, minor))
+    rules.append(rule(True, 136, None))  # /dev/pts/*: the runtimes allow it too
+    rules.append(rule(True, 5, 2))  # /dev/ptmx
+    rules.append(rule(False, 10, 229))  # /dev/fuse stays denied, as in Docker
+    for dev in inputs.devices:
+        rules.append(rule(True, dev.major, dev.minor, dev.type, dev.permissions))
+    return rules
+
+
+def _resources(inputs: SpecInputs) -> dict[str, Any]:
+    res: dict[str, Any] = {"devices": _device_rules(inputs)}
+    memory: dict[str, Any] = {}
+    if inputs.memory:
+        memory["limit"] = inputs.memory
+    if inputs.memory_reservation:
+        memory["reservation"] = inputs.memory_reservation
+    if inputs.memory_swap > 0 or inputs.memory_swap == -1:
+        memory["swap"] = inputs.memory_swap
+    if inputs.oom_kill_disable:
+        memory["disableOOMKiller"] = True
+    if memory:
+        res["memory"] = memory
+    cpu: dict[str, Any] = {}
+    if inputs.cpu_shares:
+        cpu["shares"] = inputs.cpu_shares
+    if inputs.nano_cpus:
+        if inputs.cpu_period:
+            raise InvalidParameter(
+                "Conflicting options: Nano CPUs and CPU Period cannot both be set")
+        if inputs.cpu_quota:
+            raise InvalidParameter(
+                "Conflicting options: Nano CPUs and CPU Quota cannot both be set")
+        cpu["period"] = 100_000
+        cpu["quota"] = inputs.nano_cpus * 100_000 // 1_000_000_000
+    else:
+        if inputs.cpu_quota:
+            cpu["quota"] = inputs.cpu_quota
+        if inputs.cpu_period:
+            cpu["period"] = inputs.cpu_period
+    if inputs.cpuset_cpus:
+        cpu["cpus"] = inputs.cpuset_cpus
+    if inputs.cpuset_mems:
+        cpu["mems"] = inputs.cpuset_mems
+    if cpu:
+        res["cpu"] = cpu
+    if inputs.pids_limit is not None:
+        res["pids"] = {"limit": inputs.pids_limit if inputs.pids_limit > 0 else -1}
+    return res
+
+
+def _process(inputs: SpecInputs, caps: list[str]) -> dict[str, Any]:
+    if not inputs.args or not inputs.args[0]:
+        raise InvalidParameter("No command specified")
+    if not inputs.cwd.startswith("/"):
+        raise InvalidParameter(
+            f"the working directory '{inputs.cwd}' is invalid, it needs to be an absolute path")
+    args = list(inputs.args)
+    if _init_applies(inputs):
+        args = [INIT_PATH, "--", *args]
+    user: dict[str, Any] = {"uid": inputs.user.uid, "gid": inputs.user.gid,
+                            "umask": DEFAULT_UMASK}
+    if inputs.user.additional_gids:
+        user["additionalGids"] = list(inputs.user.additional_gids)
+    process: dict[str, Any] = {"terminal": inputs.terminal}
+    height, width = inputs.console_size
+    if inputs.terminal and height > 0 and width > 0:
+        process["consoleSize"] = {"height": height, "width": width}
+    process.update({
+        "user": user,
+        "args": args,
+        "env": _environment(inputs),
+        "cwd": inputs.cwd,
+        "capabilities": {"bounding": list(caps), "effective": list(caps),
+                         "permitted": list(caps), "inheritable": [], "ambient": []},
+        "rlimits": [r.to_oci() for r in inputs.rlimits],
+        "noNewPrivileges": inputs.no_new_privileges,
+        "oomScoreAdj": inputs.oom_score_adj,
+    })
+    return process
+
+
+def build_spec(inputs: SpecInputs) -> dict[str, Any]:
+    """The OCI runtime config for `inputs`. Pure; raises InvalidParameter on bad settings."""
+    host = inputs.host
+    caps = effective_capabilities(inputs.privileged, inputs.cap_add, inputs.cap_drop,
+                                  host.capabilities)
+    mounts = _mounts(inputs)
+    spec: dict[str, Any] = {
+        "ociVersion": OCI_VERSION,
+        "root": {"path": inputs.rootfs, "readonly": inputs.readonly_rootfs},
+        "process": _process(inputs, caps),
+    }
+    uts_private = inputs.uts_ns != "host"
+    if uts_private and inputs.hostname:
+        spec["hostname"] = inputs.hostname
+    if uts_private and inputs.domainname:
+        spec["domainname"] = inputs.domainname
+    spec["mounts"] = [m.to_oci() for m in mounts]
+
+    linux: dict[str, Any] = {"namespaces": _namespaces(inputs)}
+    if inputs.devices:
+        linux["devices"] = [d.to_oci() for d in inputs.devices]
+    linux["resources"] = _resources(inputs)
+    if inputs.cgroups_path:
+        linux["cgroupsPath"] = inputs.cgroups_path
+    if not inputs.privileged:
+        masked = (inputs.masked_paths if inputs.masked_paths is not None
+                  else DEFAULT_MASKED_PATHS + host.thermal_throttle_paths)
+        readonly = (inputs.readonly_paths if inputs.readonly_paths is not None
+                    else DEFAULT_READONLY_PATHS)
+        linux["maskedPaths"] = list(masked)
+        linux["readonlyPaths"] = list(readonly)
+    sysctl: dict[str, str] = {}
+    if _owns_netns(inputs):
+        sysctl.update({k: v for k, v in DEFAULT_NET_SYSCTLS.items() if k in host.net_sysctls})
+    sysctl.update(inputs.sysctls)
+    if sysctl:
+        linux["sysctl"] = sysctl
+    if not inputs.privileged and inputs.seccomp_profile is not None:
+        resolved = seccomp.resolve(inputs.seccomp_profile, caps, host.machine, host.kernel)
+        if resolved is not None:
+            linux["seccomp"] = resolved
+    propagation = _rootfs_propagation(mounts)
+    if propagation:
+        linux["rootfsPropagation"] = propagation
+    spec["linux"] = linux
+    if inputs.annotations:
+        spec["annotations"] = dict(inputs.annotations)
+    return spec
+
+
+# --- host devices for privileged containers -----------------------------------------------
+
+_SKIPPED_DEV_DIRS = frozenset({"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"})
+
+
+def host_devices(root: Path = Path("/dev")) -> tuple[Device, ...]:
+    """Every device node under /dev, as Docker gives a privileged container. Blocking."""
+    found: list[Device] = []
+
+    def walk(directory: Path) -> None:
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError:
+            return
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if entry.name not in _SKIPPED_DEV_DIRS:
+                    walk(Path(entry.path))
+                continue
+            if entry.name == "console" and directory == root:
+                continue
+            if stat.S_ISCHR(st.st_mode):
+                kind = "c"
+            elif stat.S_ISBLK(st.st_mode):
+                kind = "b"
+            else:
+                continue
+            found.append(Device(path="/dev/" + os.path.relpath(entry.path, root), type=kind,
+                                major=os.major(st.st_rdev), minor=os.minor(st.st_rdev),
+                                file_mode=stat.S_IMODE(st.st_mode), uid=st.st_uid,
+                                gid=st.st_gid))
+
+    walk(root)
+    return tuple(found)
