@@ -59,7 +59,8 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=False, onerror=_ignore_missing)
 
 
-def _ignore_missing(func: object, path: str, exc_info: tuple[type[BaseException], BaseException, object]) -> None:
+def _ignore_missing(func: object, path: str,
+                    exc_info: tuple[type[BaseException], BaseException, object]) -> None:
     if isinstance(exc_info[1], FileNotFoundError):
         return
     raise exc_info[1]

@@ -132,6 +132,7 @@ class RawResponse:
     body: bytes
     content_type: str = "text/plain; charset=utf-8"
     status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class StreamWriter(Protocol):

@@ -193,12 +193,12 @@ class APIServer:
                     stream = await listener.accept()
                     nursery.start_soon(self.handle_connection, stream)
             finally:
-                await listener.aclose()
                 with trio.CancelScope(shield=True):
-                    try:
-                        os.unlink(path)
-                    except FileNotFoundError:
-                        pass
+                    await listener.aclose()
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
 
     # one connection ---------------------------------------------------------
     async def handle_connection(self, stream: trio.SocketStream) -> None:
@@ -313,9 +313,8 @@ class APIServer:
             await self._send_simple(conn, response.status, extra, payload, head)
             return True
         if isinstance(response, RawResponse):
-            await self._send_simple(
-                conn, response.status, [("Content-Type", response.content_type)], response.body, head
-            )
+            extra = [("Content-Type", response.content_type), *response.headers]
+            await self._send_simple(conn, response.status, extra, response.body, head)
             return True
         if isinstance(response, EmptyResponse):
             await conn.send(h11.Response(status_code=response.status, headers=base_headers()))

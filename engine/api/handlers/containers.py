@@ -1,0 +1,312 @@
+"""`/containers/…`: create, start, stop, kill, restart, wait, remove, list, inspect,
+rename, prune, attach, pause and unpause."""
+
+from __future__ import annotations
+
+import json
+import socket as stdlib_socket
+from typing import TYPE_CHECKING
+
+import trio
+
+from engine.api.http import (
+    EmptyResponse,
+    HijackedStream,
+    HijackResponse,
+    JSONResponse,
+    Request,
+    StreamResponse,
+    StreamWriter,
+)
+from engine.api.router import Router
+from engine.api.streams import frame, stream_media_type, system_error_frame
+from engine.api.wire import containers as wire
+from engine.containers.attach import CONMON_STDERR, CONMON_STDOUT, PACKET_SIZE, connect_attach_socket
+from engine.containers.filters import list_predicate, prune_keep
+from engine.containers.model import Container, Status
+from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
+
+if TYPE_CHECKING:
+    from engine.engine import Engine
+
+router = Router()
+
+STDIN_CHUNK = 4096
+
+
+def _container(req: Request, engine: Engine) -> Container:
+    return engine.containers.get(req.params["id"])
+
+
+def _image_name(engine: Engine, c: Container) -> str:
+    """What `ps` shows in IMAGE: the name as typed while it still names the same image."""
+    try:
+        if engine.images.resolve(c.spec.image).id == c.image_id:
+            return c.spec.image
+    except EngineError:
+        pass
+    return c.image_id
+
+
+@router.route("POST", "/containers/create")
+async def create(req: Request, engine: Engine) -> JSONResponse:
+    body = await req.json()
+    if body is None:
+        raise InvalidParameter("config cannot be empty in order to create a container")
+    if not isinstance(body, dict):
+        raise InvalidParameter("invalid JSON: expected an object")
+    spec, host = wire.parse_create(body)
+    container, warnings = await engine.containers.create(req.arg("name") or None, spec, host)
+    return JSONResponse({"Id": container.id, "Warnings": warnings}, status=201)
+
+
+@router.route("GET", "/containers/json")
+async def list_containers(req: Request, engine: Engine) -> JSONResponse:
+    show_all = req.flag("all")
+    limit = req.int_arg("limit", -1) or -1
+    filters = req.filters()
+
+    def image_ids_for(ref: str) -> set[str]:
+        try:
+            return {engine.images.resolve(ref).id}
+        except EngineError:
+            return set()
+
+    keep = list_predicate(filters, engine.containers.get, image_ids_for)
+    if limit > 0 or req.flag("latest"):
+        show_all = True
+    result = []
+    for c in engine.containers.all():
+        if not show_all and not filters.get("status") and not c.state.is_live \
+                and c.state.status is not Status.RESTARTING:
+            continue
+        if not keep(c):
+            continue
+        result.append(wire.summary_json(c, _image_name(engine, c)))
+    if req.flag("latest"):
+        result = result[:1]
+    elif limit > 0:
+        result = result[:limit]
+    return JSONResponse(result)
+
+
+@router.route("GET", "/containers/{id}/json")
+async def inspect(req: Request, engine: Engine) -> JSONResponse:
+    c = _container(req, engine)
+    paths = engine.containers.paths(c)
+    image = engine.images.get(c.image_id)
+    lower = ":".join(str(p) for p in engine.images.layer_dirs(image)) if image else ""
+    data = {
+        "LowerDir": lower,
+        "UpperDir": str(paths.upper),
+        "WorkDir": str(paths.work),
+        "MergedDir": str(paths.rootfs),
+        "ResolvConfPath": str(paths.resolv_conf),
+        "HostnamePath": str(paths.hostname_file),
+        "HostsPath": str(paths.hosts_file),
+    }
+    return JSONResponse(wire.inspect_json(c, log_path=str(paths.log), graph_data=data))
+
+
+@router.route("POST", "/containers/{id}/start")
+async def start(req: Request, engine: Engine) -> EmptyResponse:
+    if req.arg("checkpoint"):
+        raise InvalidParameter("checkpoints are not supported")
+    await engine.containers.start(_container(req, engine))
+    return EmptyResponse(204)
+
+
+def _timeout(req: Request) -> int | None:
+    return req.int_arg("t")
+
+
+@router.route("POST", "/containers/{id}/stop")
+async def stop(req: Request, engine: Engine) -> EmptyResponse:
+    c = _container(req, engine)
+    await engine.containers.stop(c, grace=_timeout(req), signal=req.arg("signal") or None)
+    return EmptyResponse(204)
+
+
+@router.route("POST", "/containers/{id}/restart")
+async def restart(req: Request, engine: Engine) -> EmptyResponse:
+    c = _container(req, engine)
+    await engine.containers.restart(c, grace=_timeout(req), signal=req.arg("signal") or None)
+    return EmptyResponse(204)
+
+
+@router.route("POST", "/containers/{id}/kill")
+async def kill(req: Request, engine: Engine) -> EmptyResponse:
+    c = _container(req, engine)
+    await engine.containers.kill(c, req.arg("signal") or None)
+    return EmptyResponse(204)
+
+
+@router.route("POST", "/containers/{id}/pause")
+async def pause(req: Request, engine: Engine) -> EmptyResponse:
+    await engine.containers.pause(_container(req, engine))
+    return EmptyResponse(204)
+
+
+@router.route("POST", "/containers/{id}/unpause")
+async def unpause(req: Request, engine: Engine) -> EmptyResponse:
+    await engine.containers.unpause(_container(req, engine))
+    return EmptyResponse(204)
+
+
+@router.route("POST", "/containers/{id}/wait")
+async def wait(req: Request, engine: Engine) -> StreamResponse:
+    c = _container(req, engine)
+    condition = req.arg("condition") or "not-running"
+    if condition not in ("not-running", "next-exit", "removed"):
+        raise InvalidParameter(f'invalid condition: "{condition}"')
+
+    async def produce(out: StreamWriter) -> None:
+        result = await engine.containers.wait(c, condition)
+        error = {"Message": result.error} if result.error else None
+        await out.send(json.dumps({"StatusCode": result.status_code, "Error": error}).encode() + b"\n")
+
+    return StreamResponse(produce, content_type="application/json")
+
+
+@router.route("DELETE", "/containers/{id}")
+async def remove(req: Request, engine: Engine) -> EmptyResponse:
+    c = _container(req, engine)
+    if req.flag("link"):
+        raise InvalidParameter("links are not supported")
+    await engine.containers.remove(c, force=req.flag("force"), volumes=req.flag("v"))
+    return EmptyResponse(204)
+
+
+@router.route("POST", "/containers/{id}/rename")
+async def rename(req: Request, engine: Engine) -> EmptyResponse:
+    c = _container(req, engine)
+    await engine.containers.rename(c, req.arg("name") or "")
+    return EmptyResponse(204)
+
+
+@router.route("POST", "/containers/prune")
+async def prune(req: Request, engine: Engine) -> JSONResponse:
+    from engine.api.streams import parse_docker_time
+
+    def until(value: str) -> float:
+        return parse_docker_time(value, name="until") / 1e9
+
+    keep = prune_keep(req.filters(), until)
+    removed = await engine.containers.prune(keep)
+    return JSONResponse({"ContainersDeleted": removed or None, "SpaceReclaimed": 0})
+
+
+@router.route("POST", "/containers/{id}/resize")
+async def resize(req: Request, engine: Engine) -> EmptyResponse:
+    c = _container(req, engine)
+    height = req.int_arg("h", 0) or 0
+    width = req.int_arg("w", 0) or 0
+    if height < 0 or width < 0:
+        raise InvalidParameter("invalid terminal size")
+    if not c.state.is_live:
+        raise Conflict(f"Container {c.id} is not running")
+    await engine.containers.resize(c, height, width)
+    return EmptyResponse(200)
+
+
+# attach ---------------------------------------------------------------------------
+
+
+@router.route("POST", "/containers/{id}/attach")
+async def attach(req: Request, engine: Engine) -> HijackResponse:
+    c = _container(req, engine)
+    if c.state.status is Status.PAUSED:
+        raise Conflict("You cannot attach to a paused container, unpause it first")
+    if c.state.status is Status.RESTARTING:
+        raise Conflict("You cannot attach to a restarting container, wait until it is running")
+    want_stream = req.flag("stream")
+    want_logs = req.flag("logs")
+    want_stdin = req.flag("stdin") and c.spec.open_stdin
+    want_stdout = req.flag("stdout")
+    want_stderr = req.flag("stderr")
+    tty = c.spec.tty
+    media = stream_media_type(tty=tty, api_version=req.api_version)
+    hub = engine.containers.attach
+    # register before answering: the client starts the container only after our 101
+    waiter = hub.register(c.id) if want_stream and not c.state.is_live else None
+    bundle = engine.containers.paths(c).bundle
+
+    async def run(conn: HijackedStream) -> None:
+        try:
+            if want_logs:
+                await _send_log_history(engine, c, conn, tty, want_stdout, want_stderr)
+            if not want_stream:
+                return
+            if waiter is not None:
+                if c.state.status is not Status.CREATED and not c.state.is_live:
+                    return
+                await waiter.ready.wait()
+                if waiter.error or waiter.sock is None:
+                    if waiter.error and not tty:
+                        await conn.send_all(system_error_frame(waiter.error))
+                    return
+                sock = waiter.sock
+                waiter.sock = None
+            elif c.state.is_live:
+                sock = await connect_attach_socket(bundle)
+            else:
+                return
+            with sock:
+                await pump(sock, conn, tty=tty, stdout=want_stdout, stderr=want_stderr,
+                           stdin=want_stdin)
+        finally:
+            if waiter is not None:
+                hub.cancel(c.id, waiter)
+
+    return HijackResponse(run, media_type=media)
+
+
+async def _send_log_history(engine: Engine, c: Container, conn: HijackedStream, tty: bool,
+                            stdout: bool, stderr: bool) -> None:
+    from engine.api.handlers.logs import write_history
+
+    await write_history(engine, c, conn, tty=tty, stdout=stdout, stderr=stderr)
+
+
+async def pump(sock: trio.socket.SocketType, conn: HijackedStream, *, tty: bool, stdout: bool,
+               stderr: bool, stdin: bool) -> None:
+    """Copy conmon's packets to the client (framed unless TTY) and the client's bytes to stdin."""
+    async with trio.open_nursery() as nursery:
+        if stdin:
+            nursery.start_soon(_copy_stdin, conn, sock)
+        while True:
+            try:
+                packet = await sock.recv(PACKET_SIZE)
+            except OSError:
+                break
+            if not packet:
+                break
+            stream_id, payload = packet[0], packet[1:]
+            if not payload:
+                continue
+            if stream_id == CONMON_STDOUT and stdout:
+                await conn.send_all(payload if tty else frame(1, payload))
+            elif stream_id == CONMON_STDERR and stderr:
+                await conn.send_all(payload if tty else frame(2, payload))
+        nursery.cancel_scope.cancel()
+
+
+async def _copy_stdin(conn: HijackedStream, sock: trio.socket.SocketType) -> None:
+    while True:
+        data = await conn.receive_some(65536)
+        if not data:
+            # the client half-closed: conmon closes the container's stdin
+            try:
+                sock.shutdown(stdlib_socket.SHUT_WR)
+            except OSError:
+                pass
+            return
+        for start in range(0, len(data), STDIN_CHUNK):
+            try:
+                await sock.send(data[start : start + STDIN_CHUNK])
+            except OSError:
+                return
+
+
+def not_found(ref: str) -> NotFound:
+    return NotFound(f"No such container: {ref}")

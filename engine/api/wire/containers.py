@@ -1,0 +1,524 @@
+"""Docker's container JSON (create body, inspect, list) <-> container records.
+
+Reading is strict about types (a wrong type is a 400 that names the field) and
+honest about what isn't built yet: options that would silently do nothing (bind
+mounts, published ports, devices) are refused with a clear message rather than
+ignored, so nobody believes their data is on a volume when it is not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from engine.containers.model import (
+    Container,
+    ContainerSpec,
+    HostSpec,
+    LogConfig,
+    PortBinding,
+    RestartPolicy,
+    Status,
+    Ulimit,
+)
+from engine.containers.status import status_text
+from engine.errors import InvalidParameter
+from engine.images.model import Healthcheck
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+LOG_DRIVERS = ("k8s-file", "json-file", "local", "none", "")
+
+
+# reading ------------------------------------------------------------------------
+
+
+def _field(d: dict[str, Any], key: str) -> Any:
+    value = d.get(key)
+    return value
+
+
+def _str(d: dict[str, Any], key: str, where: str = "") -> str:
+    value = _field(d, key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidParameter(f"invalid type for {where}{key}: expected a string")
+    return value
+
+
+def _bool(d: dict[str, Any], key: str, where: str = "") -> bool:
+    value = _field(d, key)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise InvalidParameter(f"invalid type for {where}{key}: expected a boolean")
+    return value
+
+
+def _int(d: dict[str, Any], key: str, where: str = "", default: int = 0) -> int:
+    value = _field(d, key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidParameter(f"invalid type for {where}{key}: expected an integer")
+    return value
+
+
+def _opt_int(d: dict[str, Any], key: str, where: str = "") -> int | None:
+    if d.get(key) is None:
+        return None
+    return _int(d, key, where)
+
+
+def _str_list(d: dict[str, Any], key: str, where: str = "") -> list[str]:
+    value = _field(d, key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidParameter(f"invalid type for {where}{key}: expected a list of strings")
+    return list(value)
+
+
+def _str_slice(d: dict[str, Any], key: str, where: str = "") -> list[str] | None:
+    """Docker's StrSlice: null, a string, or a list of strings."""
+    value = _field(d, key)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidParameter(f"invalid type for {where}{key}: expected a string or a list of strings")
+    return list(value)
+
+
+def _str_map(d: dict[str, Any], key: str, where: str = "") -> dict[str, str]:
+    value = _field(d, key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise InvalidParameter(f"invalid type for {where}{key}: expected an object of strings")
+    return dict(value)
+
+
+def _set_keys(d: dict[str, Any], key: str, where: str = "") -> list[str]:
+    value = _field(d, key)
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        raise InvalidParameter(f"invalid type for {where}{key}: expected an object")
+    return list(value.keys())
+
+
+def _object(d: dict[str, Any], key: str, where: str = "") -> dict[str, Any]:
+    value = _field(d, key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidParameter(f"invalid type for {where}{key}: expected an object")
+    return value
+
+
+def _healthcheck(d: dict[str, Any]) -> Healthcheck | None:
+    hc = d.get("Healthcheck")
+    if hc is None:
+        return None
+    if not isinstance(hc, dict):
+        raise InvalidParameter("invalid type for Healthcheck: expected an object")
+    w = "Healthcheck."
+    return Healthcheck(
+        test=tuple(_str_list(hc, "Test", w)),
+        interval=_int(hc, "Interval", w),
+        timeout=_int(hc, "Timeout", w),
+        start_period=_int(hc, "StartPeriod", w),
+        start_interval=_int(hc, "StartInterval", w),
+        retries=_int(hc, "Retries", w),
+    )
+
+
+def _port_bindings(d: dict[str, Any]) -> dict[str, list[PortBinding]]:
+    raw = _object(d, "PortBindings", "HostConfig.")
+    result: dict[str, list[PortBinding]] = {}
+    for port, bindings in raw.items():
+        if bindings is None:
+            result[port] = []
+            continue
+        if not isinstance(bindings, list):
+            raise InvalidParameter("invalid type for HostConfig.PortBindings: expected lists")
+        result[port] = [
+            PortBinding(_str(b, "HostIp"), _str(b, "HostPort")) for b in bindings if isinstance(b, dict)
+        ]
+    return result
+
+
+def _ulimits(d: dict[str, Any]) -> list[Ulimit]:
+    raw = d.get("Ulimits") or []
+    if not isinstance(raw, list):
+        raise InvalidParameter("invalid type for HostConfig.Ulimits: expected a list")
+    out = []
+    for u in raw:
+        if not isinstance(u, dict):
+            raise InvalidParameter("invalid type for HostConfig.Ulimits: expected objects")
+        out.append(Ulimit(_str(u, "Name"), _int(u, "Soft"), _int(u, "Hard")))
+    return out
+
+
+def _not_yet(condition: bool, what: str) -> None:
+    if condition:
+        raise InvalidParameter(f"{what} are not supported by moorage yet")
+
+
+def parse_create(body: dict[str, Any]) -> tuple[ContainerSpec, HostSpec]:
+    """A `POST /containers/create` body as records (image defaults not merged yet)."""
+    image = _str(body, "Image")
+    if not image:
+        raise InvalidParameter("config cannot be empty in order to create a container")
+    hc = _object(body, "HostConfig")
+    w = "HostConfig."
+    _not_yet(bool(_set_keys(body, "Volumes")), "anonymous volumes (-v /path)")
+    _not_yet(bool(_str_list(hc, "Binds", w)), "bind mounts and volumes (-v)")
+    _not_yet(bool(hc.get("Mounts")), "mounts (--mount)")
+    _not_yet(bool(_str_list(hc, "VolumesFrom", w)), "--volumes-from mounts")
+    _not_yet(bool(hc.get("Devices")), "devices (--device)")
+    _not_yet(bool(_str_map(hc, "Tmpfs", w)), "tmpfs mounts (--tmpfs)")
+    bindings = _port_bindings(hc)
+    _not_yet(any(bindings.values()), "published ports (-p)")
+    _not_yet(_bool(hc, "PublishAllPorts", w), "published ports (-P)")
+    spec = ContainerSpec(
+        image=image,
+        cmd=_str_slice(body, "Cmd"),
+        entrypoint=_str_slice(body, "Entrypoint"),
+        env=_str_list(body, "Env"),
+        working_dir=_str(body, "WorkingDir"),
+        user=_str(body, "User"),
+        labels=_str_map(body, "Labels"),
+        hostname=_str(body, "Hostname"),
+        domainname=_str(body, "Domainname"),
+        tty=_bool(body, "Tty"),
+        open_stdin=_bool(body, "OpenStdin"),
+        stdin_once=_bool(body, "StdinOnce"),
+        attach_stdin=_bool(body, "AttachStdin"),
+        attach_stdout=_bool(body, "AttachStdout"),
+        attach_stderr=_bool(body, "AttachStderr"),
+        stop_signal=_str(body, "StopSignal"),
+        stop_timeout=_opt_int(body, "StopTimeout"),
+        exposed_ports=sorted(_set_keys(body, "ExposedPorts")),
+        volumes=[],
+        healthcheck=_healthcheck(body),
+        network_disabled=_bool(body, "NetworkDisabled"),
+        on_build=_str_list(body, "OnBuild"),
+        shell=_str_slice(body, "Shell"),
+        args_escaped=_bool(body, "ArgsEscaped"),
+    )
+    policy = _object(hc, "RestartPolicy", w)
+    log_config = _object(hc, "LogConfig", w)
+    log_type = _str(log_config, "Type", "HostConfig.LogConfig.")
+    if log_type not in LOG_DRIVERS:
+        raise InvalidParameter(f'logger: no log driver named \'{log_type}\' is registered')
+    console = hc.get("ConsoleSize") or [0, 0]
+    if not (isinstance(console, list) and len(console) == 2 and all(isinstance(x, int) for x in console)):
+        raise InvalidParameter("invalid type for HostConfig.ConsoleSize: expected [height, width]")
+    network_mode = _str(hc, "NetworkMode", w) or "default"
+    init = hc.get("Init")
+    if init is not None and not isinstance(init, bool):
+        raise InvalidParameter("invalid type for HostConfig.Init: expected a boolean")
+    host = HostSpec(
+        network_mode=network_mode,
+        auto_remove=_bool(hc, "AutoRemove", w),
+        restart_policy=RestartPolicy(
+            _str(policy, "Name", "HostConfig.RestartPolicy.") or "no",
+            _int(policy, "MaximumRetryCount", "HostConfig.RestartPolicy."),
+        ),
+        init=init,
+        runtime=_str(hc, "Runtime", w),
+        privileged=_bool(hc, "Privileged", w),
+        cap_add=_str_list(hc, "CapAdd", w),
+        cap_drop=_str_list(hc, "CapDrop", w),
+        readonly_rootfs=_bool(hc, "ReadonlyRootfs", w),
+        binds=[],
+        log_config=LogConfig(log_type or "k8s-file", _str_map(log_config, "Config")),
+        port_bindings={k: [] for k in bindings},
+        publish_all_ports=False,
+        dns=_str_list(hc, "Dns", w),
+        dns_search=_str_list(hc, "DnsSearch", w),
+        dns_options=_str_list(hc, "DnsOptions", w),
+        extra_hosts=_str_list(hc, "ExtraHosts", w),
+        ulimits=_ulimits(hc),
+        shm_size=_int(hc, "ShmSize", w) or 64 * 1024 * 1024,
+        memory=_int(hc, "Memory", w),
+        memory_swap=_int(hc, "MemorySwap", w),
+        memory_reservation=_int(hc, "MemoryReservation", w),
+        nano_cpus=_int(hc, "NanoCpus", w),
+        cpu_shares=_int(hc, "CpuShares", w),
+        cpu_period=_int(hc, "CpuPeriod", w),
+        cpu_quota=_int(hc, "CpuQuota", w),
+        cpuset_cpus=_str(hc, "CpusetCpus", w),
+        cpuset_mems=_str(hc, "CpusetMems", w),
+        pids_limit=_opt_int(hc, "PidsLimit", w),
+        oom_kill_disable=_bool(hc, "OomKillDisable", w),
+        oom_score_adj=_int(hc, "OomScoreAdj", w),
+        security_opt=_str_list(hc, "SecurityOpt", w),
+        sysctls=_str_map(hc, "Sysctls", w),
+        tmpfs={},
+        group_add=_str_list(hc, "GroupAdd", w),
+        console_size=(console[0], console[1]),
+        ipc_mode=_str(hc, "IpcMode", w) or "private",
+        pid_mode=_str(hc, "PidMode", w),
+        uts_mode=_str(hc, "UTSMode", w),
+        cgroupns_mode=_str(hc, "CgroupnsMode", w),
+        annotations=_str_map(hc, "Annotations", w),
+    )
+    if host.memory and not host.memory_swap:
+        host.memory_swap = 2 * host.memory
+    return spec, host
+
+
+# writing ------------------------------------------------------------------------
+
+
+def rfc3339(t: dt.datetime | None) -> str:
+    """RFC3339Nano in UTC with Docker's trailing-zero trimming; the zero time when unset."""
+    if t is None:
+        return ZERO_TIME
+    t = t.astimezone(dt.timezone.utc)
+    frac = f"{t.microsecond:06d}".rstrip("0")
+    base = t.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{frac}Z" if frac else f"{base}Z"
+
+
+def _healthcheck_json(hc: Healthcheck | None) -> dict[str, Any] | None:
+    if hc is None:
+        return None
+    out: dict[str, Any] = {"Test": list(hc.test)}
+    for key, value in (("Interval", hc.interval), ("Timeout", hc.timeout),
+                       ("StartPeriod", hc.start_period), ("StartInterval", hc.start_interval),
+                       ("Retries", hc.retries)):
+        if value:
+            out[key] = value
+    return out
+
+
+def config_json(c: Container) -> dict[str, Any]:
+    s = c.spec
+    return {
+        "Hostname": s.hostname,
+        "Domainname": s.domainname,
+        "User": s.user,
+        "AttachStdin": s.attach_stdin,
+        "AttachStdout": s.attach_stdout,
+        "AttachStderr": s.attach_stderr,
+        "ExposedPorts": {p: {} for p in s.exposed_ports} or None,
+        "Tty": s.tty,
+        "OpenStdin": s.open_stdin,
+        "StdinOnce": s.stdin_once,
+        "Env": list(s.env),
+        "Cmd": s.cmd,
+        "Healthcheck": _healthcheck_json(s.healthcheck),
+        "Image": s.image,
+        "Volumes": {v: {} for v in s.volumes} or None,
+        "WorkingDir": s.working_dir,
+        "Entrypoint": s.entrypoint,
+        "OnBuild": s.on_build or None,
+        "Labels": dict(s.labels),
+        **({"StopSignal": s.stop_signal} if s.stop_signal else {}),
+        **({"StopTimeout": s.stop_timeout} if s.stop_timeout is not None else {}),
+        **({"Shell": s.shell} if s.shell else {}),
+        **({"ArgsEscaped": True} if s.args_escaped else {}),
+    }
+
+
+def host_config_json(c: Container) -> dict[str, Any]:
+    h = c.host
+    return {
+        "Binds": list(h.binds) or None,
+        "ContainerIDFile": "",
+        "LogConfig": {"Type": h.log_config.type, "Config": dict(h.log_config.config)},
+        "NetworkMode": h.network_mode,
+        "PortBindings": {
+            port: [{"HostIp": b.host_ip, "HostPort": b.host_port} for b in bindings]
+            for port, bindings in h.port_bindings.items()
+        },
+        "RestartPolicy": {"Name": h.restart_policy.name,
+                          "MaximumRetryCount": h.restart_policy.maximum_retry_count},
+        "AutoRemove": h.auto_remove,
+        "VolumeDriver": "",
+        "VolumesFrom": None,
+        "ConsoleSize": list(h.console_size),
+        "Annotations": dict(h.annotations) or None,
+        "CapAdd": list(h.cap_add) or None,
+        "CapDrop": list(h.cap_drop) or None,
+        "CgroupnsMode": h.cgroupns_mode or "host",
+        "Dns": list(h.dns),
+        "DnsOptions": list(h.dns_options),
+        "DnsSearch": list(h.dns_search),
+        "ExtraHosts": list(h.extra_hosts) or None,
+        "GroupAdd": list(h.group_add) or None,
+        "IpcMode": h.ipc_mode,
+        "Cgroup": "",
+        "Links": None,
+        "OomScoreAdj": h.oom_score_adj,
+        "PidMode": h.pid_mode,
+        "Privileged": h.privileged,
+        "PublishAllPorts": h.publish_all_ports,
+        "ReadonlyRootfs": h.readonly_rootfs,
+        "SecurityOpt": list(h.security_opt) or None,
+        "UTSMode": h.uts_mode,
+        "UsernsMode": "",
+        "ShmSize": h.shm_size,
+        "Runtime": c.runtime,
+        "Isolation": "",
+        "CpuShares": h.cpu_shares,
+        "Memory": h.memory,
+        "NanoCpus": h.nano_cpus,
+        "CgroupParent": "",
+        "BlkioWeight": 0,
+        "BlkioWeightDevice": [],
+        "BlkioDeviceReadBps": [],
+        "BlkioDeviceWriteBps": [],
+        "BlkioDeviceReadIOps": [],
+        "BlkioDeviceWriteIOps": [],
+        "CpuPeriod": h.cpu_period,
+        "CpuQuota": h.cpu_quota,
+        "CpuRealtimePeriod": 0,
+        "CpuRealtimeRuntime": 0,
+        "CpusetCpus": h.cpuset_cpus,
+        "CpusetMems": h.cpuset_mems,
+        "Devices": [],
+        "DeviceCgroupRules": None,
+        "DeviceRequests": None,
+        "MemoryReservation": h.memory_reservation,
+        "MemorySwap": h.memory_swap,
+        "MemorySwappiness": None,
+        "OomKillDisable": h.oom_kill_disable,
+        "Init": h.init,
+        "PidsLimit": h.pids_limit,
+        "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in h.ulimits] or None,
+        "CpuCount": 0,
+        "CpuPercent": 0,
+        "IOMaximumIOps": 0,
+        "IOMaximumBandwidth": 0,
+        "MaskedPaths": None,
+        "ReadonlyPaths": None,
+    }
+
+
+def state_json(c: Container) -> dict[str, Any]:
+    st = c.state
+    running = st.status in (Status.RUNNING, Status.PAUSED, Status.RESTARTING)
+    return {
+        "Status": st.status.value,
+        "Running": running,
+        "Paused": st.status is Status.PAUSED,
+        "Restarting": st.status is Status.RESTARTING,
+        "OOMKilled": st.oom_killed,
+        "Dead": st.status is Status.DEAD,
+        "Pid": st.pid if st.status in (Status.RUNNING, Status.PAUSED) else 0,
+        "ExitCode": st.exit_code,
+        "Error": st.error,
+        "StartedAt": rfc3339(st.started_at),
+        "FinishedAt": rfc3339(st.finished_at),
+        "StopReason": st.stop_reason.value,
+        "ManuallyStopped": st.manually_stopped,
+    }
+
+
+def network_settings_json(c: Container) -> dict[str, Any]:
+    mode = c.host.network_mode
+    ports: dict[str, Any] = {p: None for p in c.spec.exposed_ports}
+    name = "none" if mode in ("default", "bridge") else mode
+    return {
+        "Bridge": "",
+        "SandboxID": "",
+        "SandboxKey": "",
+        "HairpinMode": False,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "Ports": ports,
+        "SecondaryIPAddresses": None,
+        "SecondaryIPv6Addresses": None,
+        "EndpointID": "",
+        "Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "IPAddress": "",
+        "IPPrefixLen": 0,
+        "IPv6Gateway": "",
+        "MacAddress": "",
+        "Networks": {
+            name: {
+                "IPAMConfig": None,
+                "Links": None,
+                "Aliases": None,
+                "MacAddress": "",
+                "DriverOpts": None,
+                "GwPriority": 0,
+                "NetworkID": name,
+                "EndpointID": "",
+                "Gateway": "",
+                "IPAddress": "",
+                "IPPrefixLen": 0,
+                "IPv6Gateway": "",
+                "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0,
+                "DNSNames": None,
+            }
+        },
+    }
+
+
+def inspect_json(c: Container, *, log_path: str, graph_data: dict[str, str]) -> dict[str, Any]:
+    return {
+        "Id": c.id,
+        "Created": rfc3339(c.created),
+        "Path": c.path,
+        "Args": list(c.args),
+        "State": state_json(c),
+        "Image": c.image_id,
+        "ResolvConfPath": graph_data.get("ResolvConfPath", ""),
+        "HostnamePath": graph_data.get("HostnamePath", ""),
+        "HostsPath": graph_data.get("HostsPath", ""),
+        "LogPath": log_path,
+        "Name": "/" + c.name,
+        "RestartCount": c.state.restart_count,
+        "Driver": "overlay",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": None,
+        "HostConfig": host_config_json(c),
+        "GraphDriver": {
+            "Name": "overlay",
+            "Data": {k: v for k, v in graph_data.items() if k in ("LowerDir", "UpperDir",
+                                                                  "WorkDir", "MergedDir")},
+        },
+        "Mounts": [],
+        "Config": config_json(c),
+        "NetworkSettings": network_settings_json(c),
+    }
+
+
+def command_text(c: Container) -> str:
+    """`ps`'s COMMAND column: the process and its args joined by spaces."""
+    return " ".join([c.path, *c.args])
+
+
+def summary_json(c: Container, image_name: str) -> dict[str, Any]:
+    mode = c.host.network_mode
+    name = "none" if mode in ("default", "bridge") else mode
+    return {
+        "Id": c.id,
+        "Names": ["/" + c.name],
+        "Image": image_name,
+        "ImageID": c.image_id,
+        "Command": command_text(c),
+        "Created": int(c.created.timestamp()),
+        "Ports": [],
+        "Labels": dict(c.spec.labels),
+        "State": c.state.status.value,
+        "Status": status_text(c),
+        "HostConfig": {"NetworkMode": mode},
+        "NetworkSettings": {"Networks": {name: {"NetworkID": name, "EndpointID": "",
+                                                "Gateway": "", "IPAddress": "",
+                                                "IPPrefixLen": 0, "MacAddress": ""}}},
+        "Mounts": [],
+    }

@@ -1,0 +1,171 @@
+"""Making a container's OCI bundle: its overlay root, its /etc files and config.json.
+
+All the blocking work of a start (mount, reading the image's /etc/passwd, writing
+files) happens in one worker-thread hop, because each hop costs latency.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import attrs
+import trio
+
+from engine import fsutil
+from engine.containers.layout import ContainerPaths
+from engine.containers.model import Container
+from engine.runtime import mounts
+from engine.runtime.rlimits import rlimits_for_spec
+from engine.runtime.spec import (
+    Mount,
+    SpecInputs,
+    build_spec,
+    host_devices,
+    parse_security_opt,
+    select_seccomp,
+)
+from engine.runtime.users import ProcessUser, resolve_user
+from engine.store import to_json_bytes
+
+if TYPE_CHECKING:
+    from engine.config import DaemonConfig
+    from engine.images.store import ImageStore
+    from engine.runtime.host import HostProfile
+
+_LOCALHOST_HOSTS = (
+    "127.0.0.1\tlocalhost\n"
+    "::1\tlocalhost ip6-localhost ip6-loopback\n"
+    "fe00::\tip6-localnet\n"
+    "ff00::\tip6-mcastprefix\n"
+    "ff02::1\tip6-allnodes\n"
+    "ff02::2\tip6-allrouters\n"
+)
+
+
+@attrs.define(eq=False)
+class BundleMaker:
+    config: DaemonConfig
+    host: HostProfile
+    images: ImageStore
+
+    async def prepare(self, c: Container, paths: ContainerPaths, *, cgroups_path: str) -> None:
+        image = self.images.get(c.image_id)
+        if image is None:
+            from engine.errors import NotFound
+
+            raise NotFound(f"No such image: {c.image_id}")
+        lowerdirs = self.images.layer_dirs(image)
+        await trio.to_thread.run_sync(self._prepare_sync, c, paths, lowerdirs, cgroups_path)
+
+    def _prepare_sync(self, c: Container, paths: ContainerPaths, lowerdirs: list[Path],
+                      cgroups_path: str) -> None:
+        mounts.mount_overlay(lowerdirs, paths.upper, paths.work, paths.rootfs)
+        try:
+            user = resolve_user(paths.rootfs, c.spec.user, c.host.group_add)
+            self._write_etc_files(c, paths)
+            spec = build_spec(self._inputs(c, paths, user, cgroups_path))
+            fsutil.atomic_write(paths.config_json, to_json_bytes(spec), mode=0o600, durable=False)
+        except BaseException:
+            mounts.unmount(paths.rootfs)
+            raise
+
+    def _write_etc_files(self, c: Container, paths: ContainerPaths) -> None:
+        host_mode = c.host.network_mode == "host"
+        hostname = socket.gethostname() if host_mode else c.spec.hostname
+        paths.hostname_file.write_text(hostname + "\n")
+        hosts = (_read("/etc/hosts") or _LOCALHOST_HOSTS) if host_mode else _LOCALHOST_HOSTS
+        for entry in c.host.extra_hosts:
+            name, _, address = entry.partition(":")
+            if name and address:
+                hosts += f"{address}\t{name}\n"
+        paths.hosts_file.write_text(hosts)
+        paths.resolv_conf.write_text(_resolv_conf(c, host_mode))
+
+    def _inputs(self, c: Container, paths: ContainerPaths, user: ProcessUser,
+                cgroups_path: str) -> SpecInputs:
+        env = list(c.spec.env)
+        if not any(e.startswith("HOME=") for e in env):
+            env.append(f"HOME={user.home or '/'}")
+        etc_mounts = [
+            Mount.bind(str(paths.hostname_file), "/etc/hostname"),
+            Mount.bind(str(paths.hosts_file), "/etc/hosts"),
+            Mount.bind(str(paths.resolv_conf), "/etc/resolv.conf"),
+        ]
+        security = parse_security_opt(c.host.security_opt)
+        host_network = c.host.network_mode == "host"
+        return SpecInputs(
+            args=(c.path, *c.args),
+            rootfs=str(paths.rootfs),
+            env=tuple(env),
+            cwd=c.spec.working_dir or "/",
+            user=user,
+            terminal=c.spec.tty,
+            console_size=c.host.console_size,
+            hostname="" if host_network else c.spec.hostname,
+            domainname=c.spec.domainname,
+            readonly_rootfs=c.host.readonly_rootfs,
+            privileged=c.host.privileged,
+            cap_add=tuple(c.host.cap_add),
+            cap_drop=tuple(c.host.cap_drop),
+            no_new_privileges=security.no_new_privileges,
+            writable_cgroups=security.writable_cgroups,
+            seccomp_profile=select_seccomp(security.seccomp, self.host.seccomp_profile or "unconfined"),
+            rlimits=rlimits_for_spec(c.host.ulimits),
+            oom_score_adj=c.host.oom_score_adj,
+            network_ns="host" if host_network else "",
+            network_ns_owned=not host_network,
+            uts_ns="host" if host_network else "",
+            mounts=tuple(etc_mounts),
+            shm_size=c.host.shm_size,
+            init_binary=self.host.init_path if c.host.init else "",
+            devices=host_devices() if c.host.privileged else (),
+            cgroups_path=cgroups_path,
+            memory=c.host.memory,
+            memory_swap=c.host.memory_swap,
+            memory_reservation=c.host.memory_reservation,
+            oom_kill_disable=c.host.oom_kill_disable,
+            nano_cpus=c.host.nano_cpus,
+            cpu_shares=c.host.cpu_shares,
+            cpu_period=c.host.cpu_period,
+            cpu_quota=c.host.cpu_quota,
+            cpuset_cpus=c.host.cpuset_cpus,
+            cpuset_mems=c.host.cpuset_mems,
+            pids_limit=c.host.pids_limit,
+            sysctls=dict(c.host.sysctls),
+            annotations=dict(c.host.annotations),
+        )
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _resolv_conf(c: Container, host_mode: bool) -> str:
+    """The host's resolv.conf; without the host's network, loopback resolvers are useless."""
+    lines = []
+    for line in _read("/etc/resolv.conf").splitlines():
+        words = line.split()
+        if not host_mode and len(words) >= 2 and words[0] == "nameserver" and (
+            words[1].startswith("127.") or words[1] == "::1"
+        ):
+            continue
+        if c.host.dns and words[:1] == ["nameserver"]:
+            continue
+        if c.host.dns_search and words[:1] in (["search"], ["domain"]):
+            continue
+        if c.host.dns_options and words[:1] == ["options"]:
+            continue
+        lines.append(line)
+    lines += [f"nameserver {ns}" for ns in c.host.dns]
+    if c.host.dns_search:
+        lines.append("search " + " ".join(c.host.dns_search))
+    if c.host.dns_options:
+        lines.append("options " + " ".join(c.host.dns_options))
+    return "\n".join(lines) + "\n"
+

@@ -1,0 +1,106 @@
+"""From a create request and an image to a container record: Docker's merge rules.
+
+The image's config supplies what the request leaves out (moby's `merge`): env is
+the image's with the request's values replacing same-named ones, labels likewise,
+ports and volumes are unions, and the command follows the entrypoint rules below.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from engine.containers.model import ContainerSpec, HostSpec
+from engine.errors import InvalidParameter
+from engine.images.model import ImageConfig
+
+RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
+NETWORK_MODES = ("none", "host", "default", "bridge")
+
+
+def merge_env(base: list[str], override: list[str]) -> list[str]:
+    """`base` with entries of `override` replacing those of the same name, in order."""
+    merged: dict[str, str] = {}
+    for entry in [*base, *override]:
+        key = entry.split("=", 1)[0]
+        merged[key] = entry
+    return list(merged.values())
+
+
+def merge_image_config(spec: ContainerSpec, image: ImageConfig) -> ContainerSpec:
+    """The request's spec with the image's defaults filled in (the request wins)."""
+    cmd, entrypoint = spec.cmd, spec.entrypoint
+    args_escaped = spec.args_escaped
+    if not entrypoint:
+        if not cmd:
+            cmd = list(image.cmd) if image.cmd is not None else None
+            args_escaped = image.args_escaped
+        if entrypoint is None:
+            entrypoint = list(image.entrypoint) if image.entrypoint is not None else None
+    labels = dict(image.labels)
+    labels.update(spec.labels)
+    return ContainerSpec(
+        image=spec.image,
+        cmd=cmd,
+        entrypoint=entrypoint,
+        env=merge_env(image.env, spec.env),
+        working_dir=spec.working_dir or image.working_dir,
+        user=spec.user or image.user,
+        labels=labels,
+        hostname=spec.hostname,
+        domainname=spec.domainname,
+        tty=spec.tty,
+        open_stdin=spec.open_stdin,
+        stdin_once=spec.stdin_once,
+        attach_stdin=spec.attach_stdin,
+        attach_stdout=spec.attach_stdout,
+        attach_stderr=spec.attach_stderr,
+        stop_signal=spec.stop_signal or image.stop_signal,
+        stop_timeout=spec.stop_timeout,
+        exposed_ports=sorted(set(image.exposed_ports) | set(spec.exposed_ports)),
+        volumes=sorted(set(image.volumes) | set(spec.volumes)),
+        healthcheck=spec.healthcheck if spec.healthcheck is not None else image.healthcheck,
+        network_disabled=spec.network_disabled,
+        on_build=list(spec.on_build or image.on_build),
+        shell=spec.shell if spec.shell is not None else image.shell,
+        args_escaped=args_escaped,
+    )
+
+
+def process_of(spec: ContainerSpec) -> tuple[str, list[str]]:
+    """Path and args of the container's first process; an empty command is a 400."""
+    argv = [*(spec.entrypoint or []), *(spec.cmd or [])]
+    if not argv or argv[0] == "":
+        raise InvalidParameter("No command specified")
+    return argv[0], argv[1:]
+
+
+def validate(spec: ContainerSpec, host: HostSpec) -> None:
+    """Refuse what Docker refuses at create time, with its words."""
+    if spec.working_dir and not posixpath.isabs(spec.working_dir):
+        raise InvalidParameter(
+            f"the working directory '{spec.working_dir}' is invalid, it needs to be an absolute path"
+        )
+    policy = host.restart_policy
+    if policy.name not in RESTART_POLICIES and policy.name != "":
+        raise InvalidParameter(f"invalid restart policy '{policy.name}'")
+    if policy.maximum_retry_count < 0:
+        raise InvalidParameter("invalid value for MaximumRetryCount: must be a positive integer")
+    if policy.maximum_retry_count and policy.name != "on-failure":
+        raise InvalidParameter(
+            "invalid restart policy: maximum retry count can only be used with 'on-failure'"
+        )
+    if host.auto_remove and policy.name not in ("", "no"):
+        raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
+    if host.network_mode not in NETWORK_MODES and not host.network_mode.startswith("container:"):
+        from engine.errors import NotFound
+
+        raise NotFound(f"network {host.network_mode} not found")
+    if host.network_mode.startswith("container:"):
+        raise InvalidParameter("network mode container:<name> is not supported yet")
+    if host.shm_size < 0:
+        raise InvalidParameter("SHM size can not be less than 0")
+    if host.memory and host.memory < 6 * 1024 * 1024:
+        raise InvalidParameter("Minimum memory limit allowed is 6MB")
+    for env in spec.env:
+        if env.startswith("="):
+            raise InvalidParameter(f"invalid environment variable: {env}")

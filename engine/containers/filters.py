@@ -1,0 +1,93 @@
+"""`docker ps --filter` and `container prune --filter`, as Docker matches them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from engine.containers.model import Container, Status
+from engine.errors import InvalidParameter
+
+LIST_FILTERS = frozenset({"name", "status", "label", "id", "exited", "ancestor", "before",
+                          "since", "health", "network", "volume", "publish", "expose",
+                          "is-task"})
+STATUSES = frozenset(s.value for s in Status)
+
+
+def _label_match(labels: dict[str, str], wanted: str) -> bool:
+    key, sep, value = wanted.partition("=")
+    if key not in labels:
+        return False
+    return not sep or labels[key] == value
+
+
+def _check_keys(filters: dict[str, list[str]], allowed: frozenset[str]) -> None:
+    for key in filters:
+        if key not in allowed:
+            raise InvalidParameter(f"invalid filter '{key}'")
+
+
+def list_predicate(
+    filters: dict[str, list[str]],
+    lookup: Callable[[str], Container],
+    image_ids_for: Callable[[str], set[str]],
+) -> Callable[[Container], bool]:
+    """A predicate for `GET /containers/json?filters=` (values OR'd, keys AND'd)."""
+    _check_keys(filters, LIST_FILTERS)
+    for status in filters.get("status", []):
+        if status not in STATUSES:
+            raise InvalidParameter(f"invalid filter 'status={status}'")
+    name_patterns = []
+    for pattern in filters.get("name", []):
+        try:
+            name_patterns.append(re.compile(pattern))
+        except re.error:
+            raise InvalidParameter(f"invalid filter 'name={pattern}'") from None
+    exited: list[int] = []
+    for value in filters.get("exited", []):
+        try:
+            exited.append(int(value))
+        except ValueError:
+            raise InvalidParameter(f"invalid filter 'exited={value}'") from None
+    before = [lookup(ref).created for ref in filters.get("before", [])]
+    since = [lookup(ref).created for ref in filters.get("since", [])]
+    ancestors: set[str] = set()
+    for ref in filters.get("ancestor", []):
+        ancestors |= image_ids_for(ref)
+
+    def keep(c: Container) -> bool:
+        if name_patterns and not any(p.search("/" + c.name) for p in name_patterns):
+            return False
+        if filters.get("status") and c.state.status.value not in filters["status"]:
+            return False
+        if filters.get("id") and not any(c.id.startswith(i) for i in filters["id"]):
+            return False
+        if filters.get("label") and not all(_label_match(c.spec.labels, w) for w in filters["label"]):
+            return False
+        if exited and (c.state.status is not Status.EXITED or c.state.exit_code not in exited):
+            return False
+        if before and not all(c.created < t for t in before):
+            return False
+        if since and not all(c.created > t for t in since):
+            return False
+        return not (filters.get("ancestor") is not None and c.image_id not in ancestors)
+
+    return keep
+
+
+def prune_keep(filters: dict[str, list[str]],
+               parse_until: Callable[[str], float]) -> Callable[[Container], bool]:
+    """A predicate that is True for containers prune must leave alone."""
+    _check_keys(filters, frozenset({"until", "label", "label!"}))
+    untils = [parse_until(v) for v in filters.get("until", [])]
+
+    def keep(c: Container) -> bool:
+        created = c.created.timestamp()
+        if untils and not all(created < u for u in untils):
+            return True
+        if filters.get("label") and not all(_label_match(c.spec.labels, w) for w in filters["label"]):
+            return True
+        return bool(filters.get("label!")) and any(
+            _label_match(c.spec.labels, w) for w in filters["label!"])
+
+    return keep
