@@ -1,0 +1,316 @@
+"""Turning Docker-style flag values into API values, without any I/O beyond files named.
+
+Kept apart from the click commands so each rule (how `-e K` finds its value, what
+`--since 10m` means) is a plain function with its own tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import attrs
+
+
+class OptionError(Exception):
+    """A flag's value is malformed; the message names the flag like Docker does."""
+
+
+# --- environment and labels ----------------------------------------------------------
+
+def env_entry(value: str, environ: Mapping[str, str] | None = None) -> str:
+    """One `-e` value: `K=V` as given; a bare `K` takes its value from our environment.
+
+    A bare name that is not set here is passed on as it is, like docker does (the
+    daemon then leaves it out).
+    """
+    key, sep, _ = value.partition("=")
+    if not key:
+        raise OptionError(f"invalid environment variable: {value}")
+    if sep:
+        return value
+    env = os.environ if environ is None else environ
+    if key in env:
+        return f"{key}={env[key]}"
+    return value
+
+
+def parse_kv_file(text: str, source: str, lookup: Mapping[str, str] | None) -> list[str]:
+    """Docker's env-file/label-file format.
+
+    Leading whitespace is dropped, blank and `#` lines skipped, the rest kept as it is
+    (trailing spaces are part of the value). A line with no `=` is a name whose value
+    comes from `lookup` (our environment), or which is dropped if unset there.
+    """
+    entries: list[str] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.lstrip("\ufeff") if number == 1 else raw
+        line = line.lstrip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, _ = line.partition("=")
+        if not key:
+            raise OptionError(f"{source}: no variable name on line '{line}'")
+        if any(ch.isspace() for ch in key):
+            raise OptionError(f"{source}: variable '{key}' contains whitespaces")
+        if sep:
+            entries.append(line)
+        elif lookup is not None and key in lookup:
+            entries.append(f"{key}={lookup[key]}")
+    return entries
+
+
+def read_kv_file(path: str, lookup: Mapping[str, str] | None) -> list[str]:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise OptionError(f"open {path}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise OptionError(f"{path}: invalid utf8 bytes") from None
+    return parse_kv_file(text, path, lookup)
+
+
+def build_env(values: Sequence[str], env_files: Sequence[str],
+              environ: Mapping[str, str] | None = None) -> list[str]:
+    """Env-file entries first, then `-e` values, so a flag overrides a file."""
+    env = os.environ if environ is None else environ
+    entries: list[str] = []
+    for path in env_files:
+        entries.extend(read_kv_file(path, env))
+    entries.extend(env_entry(v, env) for v in values)
+    return entries
+
+
+def build_labels(values: Sequence[str], label_files: Sequence[str]) -> dict[str, str]:
+    """`-l k=v` (a bare `k` means an empty value), label files first."""
+    entries: list[str] = []
+    for path in label_files:
+        entries.extend(read_kv_file(path, None))
+    entries.extend(values)
+    labels: dict[str, str] = {}
+    for entry in entries:
+        key, _, value = entry.partition("=")
+        if not key:
+            raise OptionError(f"invalid label '{entry}': empty name")
+        labels[key] = value
+    return labels
+
+
+def build_filters(values: Iterable[str]) -> str | None:
+    """`-f key=value` flags as the API's JSON: `{"key": {"value": true}}`."""
+    filters: dict[str, dict[str, bool]] = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep:
+            raise OptionError(f"bad format of filter (expected name=value): {value}")
+        filters.setdefault(key.strip().lower(), {})[val.strip()] = True
+    return json.dumps(filters, separators=(",", ":")) if filters else None
+
+
+# --- time ----------------------------------------------------------------------------
+
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3,
+                   "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"([0-9]*\.?[0-9]*)(ns|us|µs|μs|ms|s|m|h)")
+
+
+def parse_go_duration(value: str) -> float | None:
+    """Go's `time.ParseDuration` (`1h30m`, `1.5s`, `-10m`) in seconds; None if not one."""
+    text = value.strip()
+    sign = 1.0
+    if text and text[0] in "+-":
+        sign = -1.0 if text[0] == "-" else 1.0
+        text = text[1:]
+    if text == "0":
+        return 0.0
+    if not text:
+        return None
+    total = 0.0
+    pos = 0
+    while pos < len(text):
+        m = _DURATION.match(text, pos)
+        if not m or m.group(1) in ("", "."):
+            return None
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    return sign * total
+
+
+_DATE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})"
+    r"(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?)?"
+    r"(Z|z|[+-]\d{2}:\d{2})?$"
+)
+_UNIX = re.compile(r"^\d+(?:\.\d{1,9})?$")
+
+
+def api_timestamp(value: str, now: float | None = None) -> str:
+    """A `--since`/`--until` value as the API wants it: `<seconds>.<nanoseconds>`.
+
+    Accepts what docker accepts: a Go duration counted back from now (`10m`, `1h30m`),
+    an RFC 3339 date or date-time (local time if it has no zone), or unix seconds
+    (passed through as given).
+    """
+    text = value.strip()
+    if text != "0":
+        seconds = parse_go_duration(text)
+        if seconds is not None:
+            reference = time.time() if now is None else now
+            return _sec_nanos(reference - seconds)
+    m = _DATE.match(text)
+    if m:
+        year, month, day, hour, minute, sec, frac, zone = m.groups()
+        nanos = int((frac or "0").ljust(9, "0"))
+        try:
+            naive = datetime(int(year), int(month), int(day), int(hour or 0),
+                             int(minute or 0), int(sec or 0))
+        except ValueError as exc:
+            raise OptionError(f"invalid time {value!r}: {exc}") from None
+        if zone is None:
+            moment = naive.astimezone()  # local time, as docker does without a zone
+        elif zone in ("Z", "z"):
+            moment = naive.replace(tzinfo=UTC)
+        else:
+            offset = int(zone[1:3]) * 60 + int(zone[4:6])
+            tz = timezone(timedelta(minutes=offset if zone[0] == "+" else -offset))
+            moment = naive.replace(tzinfo=tz)
+        return f"{int(moment.timestamp())}.{nanos:09d}"
+    if _UNIX.match(text):
+        return text
+    if "-" in text:
+        raise OptionError(f"invalid time {value!r}: not an RFC 3339 date-time")
+    raise OptionError(f'failed to parse value as time or duration: "{value}"')
+
+
+def _sec_nanos(moment: float) -> str:
+    whole = int(moment // 1)
+    nanos = round((moment - whole) * 1e9)
+    if nanos >= 1_000_000_000:
+        whole, nanos = whole + 1, nanos - 1_000_000_000
+    return f"{whole}.{nanos:09d}"
+
+
+# --- run/create ----------------------------------------------------------------------
+
+_POLICIES = ("no", "always", "unless-stopped", "on-failure")
+
+
+def restart_policy(value: str | None) -> dict[str, Any]:
+    """`--restart no|always|unless-stopped|on-failure[:N]` as `RestartPolicy`."""
+    if not value:
+        return {"Name": "no", "MaximumRetryCount": 0}
+    name, sep, count_text = value.partition(":")
+    count = 0
+    if sep:
+        try:
+            count = int(count_text)
+        except ValueError:
+            raise OptionError(
+                f"invalid restart policy format: maximum retry count must be an integer: "
+                f"{count_text}") from None
+        if count < 0:
+            raise OptionError("invalid restart policy format: "
+                              "maximum retry count cannot be negative")
+        if name != "on-failure":
+            raise OptionError(
+                f"invalid restart policy format: maximum retry count cannot be used with "
+                f"restart policy '{name}'")
+    if name not in _POLICIES:
+        raise OptionError(f"invalid restart policy format: no such policy: {name}")
+    return {"Name": name, "MaximumRetryCount": count}
+
+
+def split_reference(ref: str) -> tuple[str, str]:
+    """`repo[:tag]` → (repo, tag) with tag defaulting to `latest`; a digest stays in repo."""
+    if "@" in ref:
+        return ref, ""
+    slash = ref.rfind("/")
+    colon = ref.rfind(":")
+    if colon > slash:
+        return ref[:colon], ref[colon + 1:]
+    return ref, "latest"
+
+
+def normalized_repo(repo: str) -> str:
+    """The full name a registry pull uses: `busybox` → `docker.io/library/busybox`."""
+    first, sep, _ = repo.partition("/")
+    if not sep:
+        return f"docker.io/library/{repo}"
+    if "." in first or ":" in first or first == "localhost":
+        return repo
+    return f"docker.io/{repo}"
+
+
+def familiar_reference(ref: str) -> str:
+    """What docker echoes back in messages: `busybox` → `busybox:latest`."""
+    repo, tag = split_reference(ref)
+    return f"{repo}:{tag}" if tag else repo
+
+
+@attrs.define
+class ContainerOptions:
+    """The `run`/`create` flags after parsing; `create_body` makes the API request."""
+
+    image: str
+    command: list[str] = attrs.field(factory=list)
+    detach: bool = False
+    interactive: bool = False
+    tty: bool = False
+    auto_remove: bool = False
+    name: str | None = None
+    env: list[str] = attrs.field(factory=list)
+    labels: dict[str, str] = attrs.field(factory=dict)
+    entrypoint: str | None = None
+    workdir: str = ""
+    user: str = ""
+    init: bool = False
+    network: str | None = None
+    restart: dict[str, Any] = attrs.field(factory=lambda: restart_policy(None))
+    stop_signal: str | None = None
+    stop_timeout: int | None = None
+    hostname: str = ""
+    console_size: tuple[int, int] = (0, 0)
+
+    def create_body(self) -> dict[str, Any]:
+        attach_out = not self.detach
+        attach_in = self.interactive and not self.detach
+        config: dict[str, Any] = {
+            "Hostname": self.hostname,
+            "Domainname": "",
+            "User": self.user,
+            "AttachStdin": attach_in,
+            "AttachStdout": attach_out,
+            "AttachStderr": attach_out,
+            "Tty": self.tty,
+            "OpenStdin": self.interactive,
+            "StdinOnce": attach_in,
+            "Env": self.env or None,
+            "Cmd": self.command or None,
+            "Image": self.image,
+            "WorkingDir": self.workdir,
+            "Entrypoint": None if self.entrypoint is None else [self.entrypoint],
+            "Labels": self.labels,
+        }
+        if self.stop_signal:
+            config["StopSignal"] = self.stop_signal
+        if self.stop_timeout is not None:
+            config["StopTimeout"] = self.stop_timeout
+        host_config: dict[str, Any] = {
+            "NetworkMode": self.network or "default",
+            "RestartPolicy": self.restart,
+            "AutoRemove": self.auto_remove,
+            "ConsoleSize": list(self.console_size),
+        }
+        if self.init:
+            host_config["Init"] = True
+        config["HostConfig"] = host_config
+        config["NetworkingConfig"] = {"EndpointsConfig": {}}
+        return config
