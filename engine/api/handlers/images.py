@@ -1,0 +1,311 @@
+"""`/images/…`: list, inspect, history, import (`POST /images/create`), tag, remove, prune.
+
+Pulling and searching answer 501 with a plain message until the registry client
+exists; a 404 there would send `docker run` into a pull loop of its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from engine.api.http import EmptyResponse, JSONResponse, RawResponse, Request
+from engine.api.router import Router
+from engine.api.wire import images as wire
+from engine.errors import InvalidParameter, Unsupported
+from engine.images import ociconfig
+from engine.images.changes import parse_duration
+from engine.images.model import Image
+from engine.images.reference import Reference, parse, parse_repository_and_tag
+
+if TYPE_CHECKING:
+    from engine.engine import Engine
+
+router = Router()
+
+_LIST_FILTERS = {"dangling", "label", "before", "since", "reference", "until"}
+_PRUNE_FILTERS = {"dangling", "label", "label!", "until"}
+
+
+# filters ----------------------------------------------------------------------
+
+
+def _check_filters(filters: dict[str, list[str]], accepted: set[str]) -> None:
+    for key in filters:
+        if key not in accepted:
+            raise InvalidParameter(f"invalid filter '{key}'")
+
+
+def _bool_filter(filters: dict[str, list[str]], key: str, default: bool) -> bool:
+    values = {v.strip().lower() for v in filters.get(key, [])}
+    if not values:
+        return default
+    if len(values) > 1:
+        raise InvalidParameter(f"invalid filter '{key}': conflicting values")
+    value = values.pop()
+    if value in ("true", "1"):
+        return True
+    if value in ("false", "0"):
+        return False
+    raise InvalidParameter(f"invalid filter '{key}={value}'")
+
+
+def _labels_match(image: Image, wanted: list[str]) -> bool:
+    """Every `key` or `key=value` in `wanted` holds for the image's labels."""
+    labels = image.config.labels
+    for item in wanted:
+        key, eq, value = item.partition("=")
+        if key not in labels or (eq and labels[key] != value):
+            return False
+    return True
+
+
+def _labels_absent(image: Image, unwanted: list[str]) -> bool:
+    return not any(_labels_match(image, [item]) for item in unwanted)
+
+
+def _class_char(pattern: str, j: int) -> tuple[str, int]:
+    """One character of a `[…]` class (escapes allowed; bare `-` or `]` is a bad pattern)."""
+    if j >= len(pattern) or pattern[j] in "-]":
+        raise InvalidParameter("syntax error in pattern")
+    if pattern[j] == "\\":
+        j += 1
+        if j >= len(pattern):
+            raise InvalidParameter("syntax error in pattern")
+    return pattern[j], j + 1
+
+
+def go_path_match(pattern: str, name: str) -> bool:
+    """Go's `path.Match`: `*` and `?` stop at `/`, `[…]` classes, `\\` escapes."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "*":
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch == "\\":
+            i += 1
+            if i >= len(pattern):
+                raise InvalidParameter("syntax error in pattern")
+            out.append(re.escape(pattern[i]))
+        elif ch == "[":
+            j = i + 1
+            negate = j < len(pattern) and pattern[j] == "^"
+            if negate:
+                j += 1
+            parts: list[str] = []
+            while True:
+                if j >= len(pattern):
+                    raise InvalidParameter("syntax error in pattern")
+                if pattern[j] == "]" and parts:
+                    break
+                lo, j = _class_char(pattern, j)
+                if j < len(pattern) and pattern[j] == "-":
+                    hi, j = _class_char(pattern, j + 1)
+                    parts.append(f"{re.escape(lo)}-{re.escape(hi)}")
+                else:
+                    parts.append(re.escape(lo))
+            out.append("[" + ("^" if negate else "") + "".join(parts) + "]")
+            i = j
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return re.fullmatch("".join(out), name, flags=re.DOTALL) is not None
+
+
+def _reference_matches(patterns: list[str], ref: Reference) -> bool:
+    return any(
+        go_path_match(p, ref.familiar()) or go_path_match(p, ref.repository) for p in patterns
+    )
+
+
+def parse_timestamp(value: str, now: dt.datetime | None = None) -> dt.datetime:
+    """Docker's `until`/`since` values: unix seconds, RFC 3339 / date, or a Go duration ago."""
+    now = now or dt.datetime.now(dt.UTC)
+    text = value.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return dt.datetime.fromtimestamp(float(text), dt.UTC)
+    if re.fullmatch(r"(\d+(\.\d*)?(ns|us|µs|ms|s|m|h))+", text):
+        return now - dt.timedelta(microseconds=parse_duration(text) / 1000)
+    parsed = ociconfig.parse_time(text)
+    if parsed is None:
+        try:
+            parsed = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise InvalidParameter(f"failed to parse value as time or duration: \"{value}\"") \
+                from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed
+
+
+def _created_before(until: list[str]) -> Callable[[Image], bool]:
+    limits = [parse_timestamp(u) for u in until]
+    return lambda img: all(img.created < limit for limit in limits)
+
+
+# list / inspect / history -----------------------------------------------------
+
+
+@router.route("GET", "/images/json")
+async def list_images(req: Request, engine: Engine) -> JSONResponse:
+    filters = req.filters()
+    if req.arg("filter"):  # the pre-1.13 form of a reference filter
+        filters.setdefault("reference", []).append(req.arg("filter") or "")
+    _check_filters(filters, _LIST_FILTERS)
+    dangling = _bool_filter(filters, "dangling", False) if "dangling" in filters else None
+    labels = filters.get("label", [])
+    patterns = filters.get("reference", [])
+    before = [engine.images.resolve(r).created for r in filters.get("before", [])]
+    since = [engine.images.resolve(r).created for r in filters.get("since", [])]
+    until = _created_before(filters["until"]) if "until" in filters else None
+    out = []
+    for image in engine.images.list():
+        if labels and not _labels_match(image, labels):
+            continue
+        if any(image.created >= b for b in before) or any(image.created <= s for s in since):
+            continue
+        if until is not None and not until(image):
+            continue
+        is_dangling = not image.repo_tags and not image.repo_digests
+        if dangling is True and not is_dangling:
+            continue
+        if dangling is False and is_dangling:
+            continue
+        shown = image
+        if patterns:
+            refs = [r for r in engine.images.references(image.id)
+                    if _reference_matches(patterns, r)]
+            if not refs:
+                continue
+            shown = Image(
+                id=image.id, config=image.config, diff_ids=image.diff_ids,
+                created=image.created, parent=image.parent,
+                repo_tags=[r.familiar() for r in refs if r.digest is None],
+                repo_digests=[f"{r.repository}@{r.digest}" for r in refs if r.digest],
+            )
+        out.append(wire.summary(shown, size=engine.images.layers_size(image),
+                                api_version=req.api_version))
+    return JSONResponse(out)
+
+
+@router.route("GET", "/images/search")
+async def search(req: Request, engine: Engine) -> JSONResponse:
+    raise Unsupported("searching registries is not supported by moorage yet")
+
+
+@router.route("GET", "/images/{name:path}/json")
+async def inspect(req: Request, engine: Engine) -> JSONResponse:
+    image = engine.images.resolve(req.params["name"])
+    return JSONResponse(wire.inspect(
+        image,
+        size=engine.images.layers_size(image),
+        layer_dirs=engine.images.layer_dirs(image),
+        last_tag_time=engine.images.last_tag_time(image.id),
+        api_version=req.api_version,
+    ))
+
+
+@router.route("GET", "/images/{name:path}/history")
+async def history(req: Request, engine: Engine) -> JSONResponse:
+    image = engine.images.resolve(req.params["name"])
+    sizes = [engine.images.layer_size(d) for d in image.diff_ids]
+    return JSONResponse(wire.history(image, layer_sizes=sizes))
+
+
+# create (import; pull is not there yet) -----------------------------------------
+
+
+@router.route("POST", "/images/create")
+async def create(req: Request, engine: Engine) -> RawResponse:
+    """Docker answers an import from the request body only at the end, so errors keep
+    their status codes; the body is one JSON progress line with the new image's ID."""
+    from_image = req.arg("fromImage") or ""
+    from_src = req.arg("fromSrc") or ""
+    if from_image:
+        ref = parse(from_image, default_tag=False)
+        tag = req.arg("tag") or ""
+        if tag and ref.digest is None:
+            ref = ref.with_tag(tag) if not tag.startswith("sha256:") else Reference(
+                ref.domain, ref.path, None, tag)
+        shown = (ref if ref.tag or ref.digest else ref.with_tag("latest")).familiar()
+        raise Unsupported(
+            f"cannot pull {shown}: pulling from registries is not supported by moorage "
+            "yet; import a root filesystem tarball with `docker import` instead"
+        )
+    if not from_src:
+        raise InvalidParameter("fromImage or fromSrc is required")
+    if from_src != "-":
+        raise Unsupported(
+            "importing from a URL is not supported by moorage; send the tarball in the "
+            "request body (fromSrc=-), e.g. `docker import - < rootfs.tar`"
+        )
+    repo = req.arg("repo") or ""
+    reference = parse_repository_and_tag(repo, req.arg("tag") or "") if repo else None
+    message = req.arg("message") or f"Imported from {from_src}"
+    image = await engine.images.import_rootfs(
+        req.body_chunks(),
+        reference=reference,
+        changes=req.args("changes"),
+        message=message,
+        platform=req.arg("platform") or "",
+    )
+    body = json.dumps({"status": image.id}).encode() + b"\r\n"
+    return RawResponse(body, content_type="application/json")
+
+
+# tag / delete / prune -------------------------------------------------------------
+
+
+@router.route("POST", "/images/prune")
+async def prune(req: Request, engine: Engine) -> JSONResponse:
+    filters = req.filters()
+    _check_filters(filters, _PRUNE_FILTERS)
+    dangling_only = _bool_filter(filters, "dangling", True)
+    until = _created_before(filters["until"]) if "until" in filters else None
+    labels = filters.get("label", [])
+    not_labels = filters.get("label!", [])
+
+    def select(image: Image) -> bool:
+        if until is not None and not until(image):
+            return False
+        if labels and not _labels_match(image, labels):
+            return False
+        return not (not_labels and not _labels_absent(image, not_labels))
+
+    def in_use(image_id: str) -> bool:
+        return bool(engine.containers.image_users(image_id))
+
+    items, reclaimed = await engine.images.prune(
+        dangling_only=dangling_only, in_use=in_use, select=select
+    )
+    return JSONResponse(wire.prune_report(items, reclaimed))
+
+
+@router.route("POST", "/images/{name:path}/tag")
+async def tag(req: Request, engine: Engine) -> EmptyResponse:
+    reference = parse_repository_and_tag(req.arg("repo") or "", req.arg("tag") or "")
+    await engine.images.tag(req.params["name"], reference)
+    return EmptyResponse(201)
+
+
+@router.route("DELETE", "/images/{name:path}")
+async def remove(req: Request, engine: Engine) -> JSONResponse:
+    name = req.params["name"]
+    if not name.strip():
+        raise InvalidParameter("image name cannot be blank")
+    items = await engine.images.delete(
+        name,
+        force=req.flag("force"),
+        prune_children=not req.flag("noprune"),
+        in_use_by=engine.containers.image_users,
+    )
+    return JSONResponse(wire.delete_items(items))
+
+
+__all__ = ["go_path_match", "parse_timestamp", "router"]
