@@ -1,0 +1,203 @@
+"""Docker's stream encodings: stdcopy frames, log lines as `docker logs` prints them.
+
+Non-tty output (attach, exec, logs) travels in *frames*: an 8-byte header
+``[stream, 0, 0, 0, size as uint32 big-endian]`` and the payload, so a client can split
+stdout from stderr on one connection. Tty output is sent raw. Docker's clients choose
+between the two by the container's ``Tty``, not by the media type, but API ≥ 1.42
+clients are told which one it is in ``Content-Type``.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import struct
+import time
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Final
+from urllib.parse import quote_plus
+
+from engine.errors import InvalidParameter
+from engine.logs.k8sfile import LogLine
+
+MULTIPLEXED_STREAM: Final = "application/vnd.docker.multiplexed-stream"
+RAW_STREAM: Final = "application/vnd.docker.raw-stream"
+
+STDIN: Final = 0
+STDOUT: Final = 1
+STDERR: Final = 2
+#: Errors of the daemon itself, in band; the docker CLI turns them into its exit error.
+SYSTEMERR: Final = 3
+
+#: Payloads above this are cut into several frames: clients concatenate frames of one
+#: stream, and nobody needs one 4 GiB allocation.
+MAX_FRAME_PAYLOAD: Final = 16 * 1024 * 1024
+
+_HEADER = struct.Struct(">BxxxL")
+_STREAM_IDS: Final = {"stdout": STDOUT, "stderr": STDERR}
+_NS: Final = 1_000_000_000
+
+
+def frame(stream_id: int, data: bytes) -> bytes:
+    """`data` as one or more stdcopy frames of `stream_id`; empty data gives no frame."""
+    if not 0 <= stream_id <= 3:
+        raise ValueError(f"stream id {stream_id} is not 0..3")
+    if len(data) <= MAX_FRAME_PAYLOAD:
+        return _HEADER.pack(stream_id, len(data)) + data if data else b""
+    parts: list[bytes] = []
+    for i in range(0, len(data), MAX_FRAME_PAYLOAD):
+        chunk = data[i : i + MAX_FRAME_PAYLOAD]
+        parts += (_HEADER.pack(stream_id, len(chunk)), chunk)
+    return b"".join(parts)
+
+
+def system_error_frame(message: str) -> bytes:
+    """An error met after the response began, as Docker reports it in the stream."""
+    return frame(SYSTEMERR, message.rstrip("\n").encode() + b"\n")
+
+
+def stream_media_type(*, tty: bool, api_version: str) -> str:
+    """``Content-Type`` of an attach/logs/exec stream, by Docker's rule (framed since 1.42)."""
+    if tty:
+        return RAW_STREAM
+    try:
+        major, minor = (int(p) for p in api_version.split(".", 1))
+    except ValueError:
+        return MULTIPLEXED_STREAM
+    return MULTIPLEXED_STREAM if (major, minor) >= (1, 42) else RAW_STREAM
+
+
+def details_prefix(attrs: Mapping[str, str] | None = None) -> bytes:
+    """What ``details=1`` puts before each line: ``k=v,k=v`` (url-encoded, sorted) and a space.
+
+    Docker writes the space even when there are no attributes, so an engine without log
+    attributes prints each line with one leading space, as dockerd does.
+    """
+    if not attrs:
+        return b" "
+    pairs = ",".join(f"{quote_plus(k)}={quote_plus(v)}" for k, v in sorted(attrs.items()))
+    return pairs.encode() + b" "
+
+
+class TimestampFormatter:
+    """Docker's fixed-width RFC3339Nano in UTC (``2006-01-02T15:04:05.000000000Z``) + space.
+
+    Keeps the formatted second of the previous call: log lines come in runs within a
+    second, and formatting the date part is the slow part.
+    """
+
+    __slots__ = ("_prefix", "_secs")
+
+    def __init__(self) -> None:
+        self._secs = -1
+        self._prefix = b""
+
+    def __call__(self, timestamp_ns: int) -> bytes:
+        secs, frac = divmod(timestamp_ns, _NS)
+        if secs != self._secs:
+            self._secs = secs
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)).encode()
+        return b"%s.%09dZ " % (self._prefix, frac)
+
+
+def format_timestamp(timestamp_ns: int) -> str:
+    """One timestamp as `docker logs -t` prints it (without the trailing space)."""
+    return TimestampFormatter()(timestamp_ns)[:-1].decode()
+
+
+def encode_log_lines(
+    lines: Iterable[LogLine],
+    *,
+    multiplexed: bool,
+    timestamps: bool = False,
+    details: bool = False,
+    attrs: Mapping[str, str] | None = None,
+    stamp: TimestampFormatter | None = None,
+) -> bytes:
+    """A batch of log lines as the logs endpoint sends them: one frame per line, or raw.
+
+    Docker writes each message as its own frame; clients such as docker-py's
+    ``logs(stream=True)`` hand out one frame at a time, so lines are not merged.
+    Pass the same `stamp` across batches of one response to keep its cache warm.
+    """
+    prefix = details_prefix(attrs) if details else b""
+    if timestamps and stamp is None:
+        stamp = TimestampFormatter()
+    parts: list[bytes] = []
+    append = parts.append
+    pack = _HEADER.pack
+    ids = _STREAM_IDS
+    for line in lines:
+        payload = line.data
+        if prefix:
+            payload = prefix + payload
+        if stamp is not None:
+            payload = stamp(line.timestamp_ns) + payload
+        if not multiplexed:
+            append(payload)
+        elif len(payload) <= MAX_FRAME_PAYLOAD:
+            append(pack(ids[line.stream], len(payload)))
+            append(payload)
+        else:
+            append(frame(ids[line.stream], payload))
+    return b"".join(parts)
+
+
+def parse_tail(value: str | None) -> int | None:
+    """The ``tail`` query argument: a line count, or None for everything.
+
+    Like dockerd: ``all``, empty, negative or unreadable values mean all lines.
+    """
+    if value is None:
+        return None
+    try:
+        n = int(value.strip())
+    except ValueError:
+        return None
+    return n if n >= 0 else None
+
+
+_NUMERIC = re.compile(r"([+-]?\d+)(?:\.(\d+))?")
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9})\d*)?)?"
+    r"([Zz]|[+-]\d{2}:?\d{2})?)?"
+)
+
+
+def parse_docker_time(value: str | None, *, name: str = "timestamp") -> int:
+    """Nanoseconds since the epoch of a ``since``/``until`` value; 0 for none.
+
+    Accepts what the API receives (``<sec>`` or ``<sec>.<fraction>``, as the docker CLI
+    sends after converting durations and dates itself) and RFC3339 dates, which other
+    clients send. A date without an offset is local time, as the docker CLI reads it.
+    """
+    if value is None or not value.strip():
+        return 0
+    text = value.strip()
+    m = _NUMERIC.fullmatch(text)
+    if m:
+        secs = int(m.group(1))
+        frac = (m.group(2) or "")[:9].ljust(9, "0")
+        return secs * _NS + int(frac)
+    m = _RFC3339.fullmatch(text)
+    if m:
+        year, month, day, hour, minute, second, frac, offset = m.groups()
+        try:
+            fields = (int(year), int(month), int(day), int(hour or 0), int(minute or 0))
+            dt = datetime(*fields, int(second or 0))
+        except ValueError:
+            raise InvalidParameter(f"invalid value for {name}: {value!r}") from None
+        if offset is None:
+            secs = int(dt.astimezone().timestamp())
+        else:
+            secs = calendar.timegm(dt.timetuple())
+            if offset not in ("Z", "z"):
+                digits = offset[1:].replace(":", "")
+                shift = int(digits[:2]) * 3600 + int(digits[2:]) * 60
+                secs += -shift if offset[0] == "+" else shift
+        return secs * _NS + int((frac or "").ljust(9, "0"))
+    raise InvalidParameter(
+        f"invalid value for {name}: {value!r}: "
+        "want seconds since the epoch (<sec>[.<nanosec>]) or an RFC3339 date"
+    )
