@@ -83,22 +83,28 @@ def details_prefix(attrs: Mapping[str, str] | None = None) -> bytes:
 class TimestampFormatter:
     """Docker's fixed-width RFC3339Nano in UTC (``2006-01-02T15:04:05.000000000Z``) + space.
 
-    Keeps the formatted second of the previous call: log lines come in runs within a
-    second, and formatting the date part is the slow part.
+    Remembers the previous result and its second: conmon stamps a whole read chunk
+    (often a hundred lines) with one time, and formatting the date is the slow part.
     """
 
-    __slots__ = ("_prefix", "_secs")
+    __slots__ = ("_last", "_last_ns", "_prefix", "_secs")
 
     def __init__(self) -> None:
         self._secs = -1
         self._prefix = b""
+        self._last_ns = -1
+        self._last = b""
 
     def __call__(self, timestamp_ns: int) -> bytes:
+        if timestamp_ns == self._last_ns:
+            return self._last
         secs, frac = divmod(timestamp_ns, _NS)
         if secs != self._secs:
             self._secs = secs
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)).encode()
-        return b"%s.%09dZ " % (self._prefix, frac)
+        self._last_ns = timestamp_ns
+        self._last = b"%s.%09dZ " % (self._prefix, frac)
+        return self._last
 
 
 def format_timestamp(timestamp_ns: int) -> str:
@@ -119,11 +125,11 @@ def encode_log_lines(
 
     Docker writes each message as its own frame; clients such as docker-py's
     ``logs(stream=True)`` hand out one frame at a time, so lines are not merged.
-    Pass the same `stamp` across batches of one response to keep its cache warm.
+    With `timestamps`, pass the same `stamp` across the batches of one response to keep
+    its cache warm; without, `stamp` is ignored.
     """
     prefix = details_prefix(attrs) if details else b""
-    if timestamps and stamp is None:
-        stamp = TimestampFormatter()
+    stamp = (stamp or TimestampFormatter()) if timestamps else None
     parts: list[bytes] = []
     append = parts.append
     pack = _HEADER.pack

@@ -108,6 +108,11 @@ def test_log_lines_with_timestamps_and_details() -> None:
     assert with_attrs == b"a=1%2C2,b=x+y out\n"
 
 
+def test_a_formatter_without_timestamps_adds_nothing() -> None:
+    body = encode_log_lines(LINES[:1], multiplexed=False, timestamps=False, stamp=TimestampFormatter())
+    assert body == b"out\n"
+
+
 def test_details_prefix_is_a_lone_space_without_attributes() -> None:
     # dockerd writes attrs then a space, so no attributes still means one space.
     assert details_prefix() == b" "
