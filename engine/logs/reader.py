@@ -480,15 +480,21 @@ class _Reader:
                     poll = POLL_INTERVAL
                 except OSError as exc:
                     log.warning("%s: cannot watch (%s); polling", self.path.parent, exc)
-            async with trio.open_nursery() as nursery:
-                if inotify is not None and poll == POLL_INTERVAL:
-                    nursery.start_soon(self._watch, inotify)
-                if stopped is not None:
-                    nursery.start_soon(self._wait_stopped, stopped)
-                if self.filt.until:
-                    nursery.start_soon(self._wait_until)
-                await self._follow_loop(poll)
-                nursery.cancel_scope.cancel()
+            try:
+                async with trio.open_nursery() as nursery:
+                    if inotify is not None and poll == POLL_INTERVAL:
+                        nursery.start_soon(self._watch, inotify)
+                    if stopped is not None:
+                        nursery.start_soon(self._wait_stopped, stopped)
+                    if self.filt.until:
+                        nursery.start_soon(self._wait_until)
+                    await self._follow_loop(poll)
+                    nursery.cancel_scope.cancel()
+            except BaseExceptionGroup as group:
+                # Callers catch what `emit` raises (a client gone away), not a group of it.
+                if len(group.exceptions) == 1:
+                    raise group.exceptions[0] from None
+                raise
         finally:
             if inotify is not None:
                 inotify.close()

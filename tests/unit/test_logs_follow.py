@@ -314,3 +314,14 @@ async def test_wakeup_and_inotify_basics(tmp_path: Path) -> None:
     finally:
         ino.close()
     assert parse_events(b"") == []
+
+
+async def test_an_emit_error_comes_out_as_itself(tmp_path: Path) -> None:
+    log = tmp_path / "ctr.log"
+    Conmon(log).lines(0, 1)
+
+    async def gone(lines: list[LogLine]) -> None:
+        raise trio.BrokenResourceError("client went away")
+
+    with trio.fail_after(5), pytest.raises(trio.BrokenResourceError):
+        await read_logs(log, LogQuery(), gone, follow=True, is_running=lambda: True)
