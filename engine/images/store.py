@@ -285,8 +285,8 @@ class ImageStore:
 
         Raises NotFound(`No such image: <familiar>`): that 404 is what makes clients pull.
         """
-        text = name_or_id.strip()
-        if not text:
+        text = name_or_id
+        if not text.strip():
             raise InvalidParameter("image name cannot be blank")
         if is_full_id(text):
             image = self._visible(normalize_id(text))

@@ -17,8 +17,9 @@ otherwise. The rules:
 
 tarfile parses; every filesystem write is ours (no `extract`/`extractall`).
 Ownership, modes (incl. setuid, set after chown), mtimes and `SCHILY.xattr.*`
-attributes are kept; OCI whiteouts become overlayfs whiteouts. Blocking: run it in a
-worker thread.
+attributes are kept, except overlayfs's own (`trusted.overlay.*`, `user.overlay.*`):
+a layer says "deleted" or "opaque" only with OCI whiteouts, which become overlayfs
+whiteouts. Blocking: run it in a worker thread.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
 WHITEOUT_OPAQUE = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
+OVERLAY_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
 
 _COPY_CHUNK = 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -209,10 +211,17 @@ def _ensure_parent(dest: Path, target: Path, member: str) -> None:
 
 
 def _xattrs(member: tarfile.TarInfo) -> list[tuple[str, bytes]]:
+    """The member's extended attributes, minus overlayfs's own: a layer says "opaque" or
+    "deleted" with OCI whiteouts, never by planting redirects or origins for overlayfs."""
     out = []
     for key, value in member.pax_headers.items():
-        if key.startswith("SCHILY.xattr."):
-            out.append((key[len("SCHILY.xattr."):], value.encode("utf-8", "surrogateescape")))
+        if not key.startswith("SCHILY.xattr."):
+            continue
+        name = key[len("SCHILY.xattr."):]
+        if name.startswith(OVERLAY_XATTR_PREFIXES):
+            log.debug("dropping overlayfs attribute %s of %r", name, member.name)
+            continue
+        out.append((name, value.encode("utf-8", "surrogateescape")))
     return out
 
 

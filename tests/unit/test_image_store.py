@@ -344,7 +344,7 @@ async def test_delete_by_id_used_by_a_stopped_container(store: ImageStore) -> No
     assert layer_count(store) == 0
 
 
-async def test_hidden_image_survives_reopen_and_reimport_unhides(tmp_path: Path) -> None:
+async def test_hidden_image_survives_reopen(tmp_path: Path) -> None:
     store = await ImageStore.open(tmp_path / "images")
     image = await do_import(store, name=None)
     await store.delete(image.id, force=True, prune_children=True,
@@ -368,6 +368,23 @@ async def test_shared_layers_go_with_the_last_image(store: ImageStore) -> None:
     assert out[-1] == DeleteItem(deleted=b.diff_ids[0])
     assert layer_count(store) == 0
     assert list(store.blobs_dir.iterdir()) == []
+
+
+async def test_concurrent_imports_share_one_layer(store: ImageStore) -> None:
+    import trio
+
+    results: list[Image] = []
+
+    async def one(i: int) -> None:
+        results.append(await do_import(store, BUSYBOX, f"img{i}", changes=[f"ENV N={i}"]))
+
+    async with trio.open_nursery() as nursery:
+        for i in range(5):
+            nursery.start_soon(one, i)
+    assert len({img.id for img in results}) == 5
+    assert layer_count(store) == 1
+    assert not [p for p in store.layers_dir.iterdir() if p.name.startswith(".")]
+    assert list(store.tmp_dir.iterdir()) == []
 
 
 # prune -----------------------------------------------------------------------------

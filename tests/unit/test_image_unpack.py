@@ -148,6 +148,18 @@ def test_files_dirs_links_ownership_modes_times_xattrs(dest: Path) -> None:
     assert os.getxattr(dest / "bin/ping", "trusted.bin") == b"\x00\x01\xff"
 
 
+def test_overlayfs_attributes_from_the_archive_are_dropped(dest: Path) -> None:
+    info, data = reg("f", b"x")
+    info.pax_headers = {
+        "SCHILY.xattr.trusted.overlay.redirect": "/etc",
+        "SCHILY.xattr.trusted.overlay.opaque": "y",
+        "SCHILY.xattr.user.overlay.origin": "x",
+        "SCHILY.xattr.user.kept": "yes",
+    }
+    run(make_tar((info, data)), dest)
+    assert os.listxattr(dest / "f") == ["user.kept"]
+
+
 def test_device_nodes_and_fifos(dest: Path) -> None:
     run(make_tar(
         (_info("dev/null", tarfile.CHRTYPE, devmajor=1, devminor=3, mode=0o666), b""),
