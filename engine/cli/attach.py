@@ -189,39 +189,45 @@ class AttachPlan:
 
 def run_attached(client: Client, plan: AttachPlan, start: bool = True,
                  outputs: Outputs | None = None) -> int:
-    """Attach, wait, start, stream, and return the container's exit status."""
+    """Attach, (wait, start,) stream, and return the container's exit status.
+
+    With `start`, the wait is asked for before the start (docker's order, so a fast
+    exit is not missed); attaching to a running container asks after the stream ends.
+    """
     outputs = outputs or Outputs()
     path = f"/containers/{quote_path(plan.container)}"
     stdin_is_tty = plan.stdin and plan.tty and sys.stdin.isatty()
     params: dict[str, Any] = {"stream": 1, "stdout": 1, "stderr": 1}
     if plan.stdin:
         params["stdin"] = 1
-    conn = client.hijack("POST", f"{path}/attach", params)
-    try:
-        condition = "removed" if plan.auto_remove else "next-exit"
-        wait = client.request("POST", f"{path}/wait", {"condition": condition})
-        try:
+    with contextlib.ExitStack() as cleanup:
+        conn = client.hijack("POST", f"{path}/attach", params)
+        cleanup.callback(conn.close)
+        wait: Response | None = None
+        if start:
+            condition = "removed" if plan.auto_remove else "next-exit"
+            wait = client.request("POST", f"{path}/wait", {"condition": condition})
+            cleanup.callback(wait.close)
             if not wait.ok:
                 wait_status(wait)  # raises with the daemon's reason, before anything starts
-            if start:
-                start_container(client, plan.container)
-            raw = _raw_terminal(sys.stdin.fileno()) if stdin_is_tty else contextlib.nullcontext()
-            proxy = (_signal_proxy(client, plan.container) if plan.sig_proxy and not plan.tty
-                     else contextlib.nullcontext())
-            with raw, proxy:
-                if plan.tty:
-                    _resize(client, plan.container)
-                    if hasattr(signal, "SIGWINCH") and sys.stdout.isatty():
-                        signal.signal(signal.SIGWINCH,
-                                      lambda _s, _f: _resize(client, plan.container))
-                if plan.stdin:
-                    threading.Thread(target=_copy_stdin, args=(conn, sys.stdin.fileno()),
-                                     daemon=True).start()
-                failure = pump(conn.chunks(), plan.tty, outputs)
-            if failure is not None:
-                raise CommandError(failure, 125)
-            return wait_status(wait)
-        finally:
-            wait.close()
-    finally:
-        conn.close()
+            start_container(client, plan.container)
+        raw = _raw_terminal(sys.stdin.fileno()) if stdin_is_tty else contextlib.nullcontext()
+        proxy = (_signal_proxy(client, plan.container) if plan.sig_proxy and not plan.tty
+                 else contextlib.nullcontext())
+        with raw, proxy:
+            if plan.tty:
+                _resize(client, plan.container)
+                if hasattr(signal, "SIGWINCH") and sys.stdout.isatty():
+                    signal.signal(signal.SIGWINCH,
+                                  lambda _s, _f: _resize(client, plan.container))
+            if plan.stdin:
+                threading.Thread(target=_copy_stdin, args=(conn, sys.stdin.fileno()),
+                                 daemon=True).start()
+            failure = pump(conn.chunks(), plan.tty, outputs)
+        if failure is not None:
+            raise CommandError(failure, 125)
+        if wait is None:
+            wait = client.request("POST", f"{path}/wait")
+            cleanup.callback(wait.close)
+        return wait_status(wait)
+    raise AssertionError("unreachable")  # pragma: no cover - ExitStack does not swallow

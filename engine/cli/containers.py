@@ -223,6 +223,35 @@ def start(app: App, attach: bool, interactive: bool, containers: tuple[str, ...]
 
 
 @click.command()
+@click.option("--no-stdin", is_flag=True, help="Do not attach STDIN")
+@click.option("--sig-proxy/--no-sig-proxy", default=True,
+              help="Proxy all received signals to the process (default true)")
+@click.argument("container")
+@pass_app
+def attach(app: App, no_stdin: bool, sig_proxy: bool, container: str) -> None:
+    """Attach local standard input, output, and error streams to a running container."""
+    client = app.client
+    try:
+        info = client.get_json(_cpath(container, "/json"))
+    except ClientError as exc:
+        raise CommandError(describe(exc)) from None
+    state = info.get("State") or {}
+    if not state.get("Running"):
+        raise CommandError("You cannot attach to a stopped container, start it first")
+    if state.get("Paused"):
+        raise CommandError("You cannot attach to a paused container, unpause it first")
+    config = info.get("Config") or {}
+    plan = AttachPlan(info["Id"], tty=bool(config.get("Tty")),
+                      stdin=not no_stdin and bool(config.get("OpenStdin")),
+                      auto_remove=False, sig_proxy=sig_proxy)
+    try:
+        status = run_attached(client, plan, start=False)
+    except ClientError as exc:
+        raise CommandError(describe(exc)) from None
+    raise SystemExit(status)
+
+
+@click.command()
 @click.option("-s", "--signal", "signal_", metavar="STRING",
               help="Signal to send to the container")
 @click.option("-t", "--timeout", "--time", "timeout", type=int, metavar="INT",

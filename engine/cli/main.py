@@ -83,11 +83,13 @@ for _name, _command in (
     ("pause", containers.pause), ("unpause", containers.unpause),
     ("wait", containers.wait), ("rename", containers.rename),
     ("import", images.import_), ("tag", images.tag), ("rmi", images.rmi),
+    ("attach", containers.attach),
 ):
     cli.add_command(_command, name=_name)
 
 _group("container", "Manage containers", [
-    ("create", containers.create), ("inspect", containers.inspect_command("container")),
+    ("attach", containers.attach), ("create", containers.create),
+    ("inspect", containers.inspect_command("container")),
     ("kill", containers.kill), ("logs", containers.logs), ("ls", containers.ps),
     ("list", containers.ps), ("ps", containers.ps), ("pause", containers.pause),
     ("prune", containers.prune), ("rename", containers.rename),

@@ -264,3 +264,40 @@ def test_container_prune(moord: Any, names: list[str]) -> None:
     assert cid in out.splitlines()
     assert out.rstrip().splitlines()[-1].startswith("Total reclaimed space:")
     names.remove(name)
+
+
+def test_attach_and_start_interactive(moord: Any, names: list[str]) -> None:
+    name = unique(names, "attach")
+    ok(moord, "run", "-d", "--name", name, "busybox", "sh", "-c",
+       "sleep 1; echo one; echo two >&2; exit 6")
+    result = moor(moord, "attach", name)
+    assert (result.returncode, result.stdout, result.stderr) == (6, "one\n", "two\n")
+    result = moor(moord, "attach", name)
+    assert result.returncode == 1
+    assert "cannot attach to a stopped container" in result.stderr
+
+    name = unique(names, "startai")
+    ok(moord, "create", "-i", "--name", name, "busybox", "sh", "-c",
+       'read x; echo "in: $x"; exit 3')
+    result = moor(moord, "start", "-ai", name, input=b"abc\n")
+    assert (result.returncode, result.stdout) == (3, "in: abc\n"), result.stderr
+
+
+def test_signals_are_forwarded(moord: Any, names: list[str]) -> None:
+    import signal
+
+    name = unique(names, "sig")
+    proc = subprocess.Popen(
+        [*moor_argv(), "run", "--name", name, "busybox", "sh", "-c",
+         'trap "echo got TERM; exit 7" TERM; echo ready; while true; do sleep 0.1; done'],
+        env=moord.env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"ready\n"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 7
+    assert out == b"got TERM\n"

@@ -616,3 +616,49 @@ def test_usage_error_is_125(moor: Any) -> None:
     code, _, err = moor("stop", "--bogus", "x")
     assert code == 125
     assert "No such option '--bogus'" in err
+
+
+def test_attach_to_running_container_waits_after_the_stream(daemon: FakeDaemon) -> None:
+    daemon.json_route("GET", "/containers/web/json", 200, {
+        "Id": CID, "State": {"Running": True}, "Config": {"Tty": False, "OpenStdin": False}})
+    streamed = threading.Event()
+
+    def attach(_req: Recorded, sock: socket.socket) -> None:
+        sock.sendall(b"HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+                     + encode_frame(1, b"attached\n"))
+        streamed.set()
+
+    def wait(req: Recorded, sock: socket.socket) -> None:
+        assert streamed.is_set()
+        assert req.arg("condition") is None
+        reply(sock, 200, {"StatusCode": 4})
+
+    daemon.route("POST", f"/containers/{CID}/attach", attach)
+    daemon.route("POST", f"/containers/{CID}/wait", wait)
+    done = run_moor_process(daemon, "attach", "web")
+    assert (done.returncode, done.stdout) == (4, b"attached\n")
+    assert not daemon.find("POST", f"/containers/{CID}/start")
+
+
+def test_attach_refuses_stopped_container(daemon: FakeDaemon, moor: Any) -> None:
+    daemon.json_route("GET", "/containers/old/json", 200, {"Id": CID, "State": {}})
+    code, _, err = moor("attach", "old")
+    assert (code, err) == (1, "You cannot attach to a stopped container, start it first\n")
+
+
+def test_start_attach_uses_run_sequence(daemon: FakeDaemon) -> None:
+    _foreground_routes(daemon, status=2, frames=encode_frame(1, b"hi\n"))
+    daemon.json_route("GET", "/containers/job/json", 200, {
+        "Id": CID, "Config": {"Tty": False, "OpenStdin": False},
+        "HostConfig": {"AutoRemove": False}})
+    done = run_moor_process(daemon, "start", "-a", "job")
+    assert (done.returncode, done.stdout) == (2, b"hi\n")
+
+
+def test_run_start_failure_maps_to_127(daemon: FakeDaemon, moor: Any) -> None:
+    daemon.json_route("POST", "/containers/create", 201, {"Id": CID, "Warnings": None})
+    daemon.route("POST", f"/containers/{CID}/start", lambda _r, s: error(
+        s, 500, "OCI runtime create failed: executable file `nope` not found in $PATH"))
+    code, out, err = moor("run", "-d", "busybox", "nope")
+    assert (code, out) == (127, "")
+    assert err.startswith("Error response from daemon: OCI runtime create failed")
