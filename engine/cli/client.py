@@ -257,6 +257,11 @@ class Hijacked:
     def sock(self) -> socket.socket:
         return self.conn.sock
 
+    @property
+    def buffered(self) -> bytes:
+        """Stream bytes that arrived with the `101` headers; `chunks()` yields them first."""
+        return bytes(self.conn.buffer)
+
     def chunks(self) -> Iterator[bytes]:
         """Bytes from the daemon until it closes its side."""
         while True:

@@ -188,7 +188,7 @@ def run(app: App, detach: bool, sig_proxy: bool, **params: Any) -> None:
 @_container_flags(for_run=False)
 @pass_app
 def create(app: App, **params: Any) -> None:
-    """Create a new container (not started); prints its ID."""
+    """Create a new container without starting it; prints its ID."""
     with exit_code(125):
         opts = _options_from(params, detach=False)
         out(create_container(app.client, opts, params["pull"]) + "\n")
@@ -229,7 +229,10 @@ def start(app: App, attach: bool, interactive: bool, containers: tuple[str, ...]
 @click.argument("container")
 @pass_app
 def attach(app: App, no_stdin: bool, sig_proxy: bool, container: str) -> None:
-    """Attach local standard input, output, and error streams to a running container."""
+    """Attach to a running container's input and output.
+
+    Exits with the container's status when it stops.
+    """
     client = app.client
     try:
         info = client.get_json(_cpath(container, "/json"))
@@ -260,7 +263,11 @@ def attach(app: App, no_stdin: bool, sig_proxy: bool, container: str) -> None:
 @pass_app
 def stop(app: App, signal_: str | None, timeout: int | None,
          containers: tuple[str, ...]) -> None:
-    """Stop one or more running containers (the stop signal, then SIGKILL after -t)."""
+    """Stop one or more running containers.
+
+    Sends the container's stop signal (default SIGTERM), then SIGKILL once the grace
+    period (-t, default the container's stop timeout) has passed.
+    """
     client = app.client
 
     def one(name: str) -> None:
@@ -348,7 +355,7 @@ unpause = _simple_action("unpause", "Unpause all processes within one or more co
 @click.argument("containers", nargs=-1, required=True, metavar="CONTAINER [CONTAINER...]")
 @pass_app
 def wait(app: App, containers: tuple[str, ...]) -> None:
-    """Block until one or more containers stop, then print their exit codes."""
+    """Wait for containers to stop, then print their exit codes."""
     client = app.client
 
     def one(name: str) -> None:

@@ -154,8 +154,10 @@ def test_ps_matches_docker_cli(moord: Any, names: list[str]) -> None:
 
 def test_logs_follow_ends_with_the_container(moord: Any, names: list[str]) -> None:
     name = unique(names, "follow")
+    # stdout and stderr are separate pipes: without the pause before c, b and c could
+    # reach the log in either order and the tail below would not be deterministic.
     ok(moord, "run", "-d", "--name", name, "busybox", "sh", "-c",
-       "echo a; sleep 1; echo b >&2; echo c")
+       "echo a; sleep 1; echo b >&2; sleep 0.3; echo c")
     result = moor(moord, "logs", "-f", name, timeout=30)
     assert result.returncode == 0
     assert result.stdout == "a\nc\n"
