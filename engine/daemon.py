@@ -56,7 +56,7 @@ async def run_daemon(config: DaemonConfig) -> None:
     await trio.to_thread.run_sync(_prepare_dirs, config)
     pidfile = config.pidfile_path
     await trio.to_thread.run_sync(_write_pidfile, pidfile)
-    images = await ImageStore.open(config.data_root / "images")
+    images = await ImageStore.open(config.data_root / "images", durable=config.durable_store)
     containers = await trio.to_thread.run_sync(ContainerManager.open, config, host, images)
     engine = Engine(config=config, host=host, images=images, containers=containers)
     routes = route_table([system_api.router, containers_api.router, logs_api.router,

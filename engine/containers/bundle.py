@@ -132,7 +132,8 @@ class BundleMaker:
             cpu_quota=c.host.cpu_quota,
             cpuset_cpus=c.host.cpuset_cpus,
             cpuset_mems=c.host.cpuset_mems,
-            pids_limit=c.host.pids_limit,
+            # unlimited is the absence of a limit: crun 1.8 writes -1 to v1's pids.max and fails
+            pids_limit=c.host.pids_limit if (c.host.pids_limit or 0) > 0 else None,
             sysctls=dict(c.host.sysctls),
             annotations=dict(c.host.annotations),
         )

@@ -35,7 +35,7 @@ from engine.containers.model import (
     StopReason,
 )
 from engine.containers.registry import Registry
-from engine.errors import Conflict, InvalidParameter, NotModified, SystemFailure
+from engine.errors import Conflict, EngineError, InvalidParameter, NotModified, SystemFailure
 from engine.runtime import cgroups, conmon, mounts
 from engine.runtime.exits import (
     close_fd,
@@ -253,41 +253,38 @@ class ContainerManager:
             st.manually_stopped = False
         live.stop_requested = False
         live.stop_reason = StopReason.USER
-        # forget the previous run's exit record before conmon could write a new one
-        await trio.to_thread.run_sync(self._clear_run_files, paths)
-        await runtime.delete(c.id, force=True)
-        await self.bundles.prepare(c, paths, cgroups_path=self.cgroup_path(c))
-        launch = conmon.ConmonLaunch(
-            container_id=c.id,
-            name=c.name,
-            bundle=paths.bundle,
-            userdata=paths.userdata,
-            log_path=paths.log,
-            runtime_path=runtime.path,
-            runtime_root=runtime.root,
-            conmon_path=self.host.conmon_path,
-            socket_dir=self.config.exec_root / "socks",
-            stdin=c.spec.open_stdin,
-            tty=c.spec.tty,
-        )
+        pidfd: int | None = None
         try:
+            # forget the previous run's exit record before conmon could write a new one
+            await trio.to_thread.run_sync(self._clear_run_files, paths)
+            await runtime.delete(c.id, force=True)
+            await self.bundles.prepare(c, paths, cgroups_path=self.cgroup_path(c))
+            launch = conmon.ConmonLaunch(
+                container_id=c.id,
+                name=c.name,
+                bundle=paths.bundle,
+                userdata=paths.userdata,
+                log_path=paths.log,
+                runtime_path=runtime.path,
+                runtime_root=runtime.root,
+                conmon_path=self.host.conmon_path,
+                socket_dir=self.config.exec_root / "socks",
+                stdin=c.spec.open_stdin,
+                tty=c.spec.tty,
+            )
             launched = await conmon.launch(launch, place=self._placer())
-        except conmon.RuntimeCreateFailed as exc:
-            await self._start_failed(c, paths, runtime, exc.message)
-            raise _start_error(exc.message) from None
-        except BaseException:
-            with trio.CancelScope(shield=True):
-                await self._start_failed(c, paths, runtime, "start was interrupted")
-            raise
-        pidfd = open_conmon_pidfd(launched.conmon_pid, c.id)
-        try:
+            pidfd = open_conmon_pidfd(launched.conmon_pid, c.id)
             await self.attach.connect_pending(c.id, paths.bundle)
             await runtime.start(c.id)
         except BaseException as exc:
             if pidfd is not None:
                 close_fd(pidfd)
+            message = exc.message if isinstance(exc, EngineError) else "the start was interrupted"
             with trio.CancelScope(shield=True):
-                await self._start_failed(c, paths, runtime, str(exc))
+                await self._start_failed(c, paths, runtime, message,
+                                         remove=isinstance(exc, Exception))
+            if isinstance(exc, conmon.RuntimeCreateFailed):
+                raise _start_error(exc.message, c.path) from None
             raise
         st.status = Status.RUNNING
         st.pid = launched.container_pid
@@ -323,13 +320,16 @@ class ContainerManager:
                 pass
 
     async def _start_failed(self, c: Container, paths: ContainerPaths, runtime: OCIRuntime,
-                            message: str) -> None:
+                            message: str, *, remove: bool) -> None:
+        """Undo a start; an auto-remove container is removed (its `wait --removed` returns)."""
         await runtime.delete(c.id, force=True)
         await trio.to_thread.run_sync(mounts.unmount, paths.rootfs)
         self.attach.start_failed(c.id, message)
         c.state.error = message
         c.state.exit_code = _start_exit_code(message)
         await self.registry.save(c)
+        if remove and c.host.auto_remove:
+            await self._remove_locked(c)
 
     def _watch(self, c: Container, pidfd: int | None) -> None:
         assert self._nursery is not None
@@ -538,6 +538,8 @@ class ContainerManager:
         await trio.to_thread.run_sync(self._remove_files, paths, self.host.cgroups,
                                       self.cgroup_path(c))
         await self.registry.forget(c)
+        # an image force-removed while this container used it can go now
+        await self.images.gc(lambda image_id: bool(self.image_users(image_id)))
         live = self.live.pop(c.id, None)
         self.attach.start_failed(c.id, "container was removed")
         if live is not None:
@@ -643,11 +645,17 @@ def _start_exit_code(message: str) -> int:
     return 128
 
 
-def _start_error(message: str) -> Exception:
-    """Docker reports a missing or non-executable command as a 400, other failures as 500."""
+def _start_error(message: str, path: str) -> Exception:
+    """Docker reports a missing or non-executable command as a 400, other failures as 500.
+
+    The docker CLI picks its exit code (127, 126) from Docker's own wording of these
+    errors, so crun's words are followed by Docker's.
+    """
     lowered = message.lower()
     text = f"failed to create task for container: OCI runtime create failed: {message}"
-    if "not found" in lowered or "no such file" in lowered or "permission denied" in lowered:
-        return InvalidParameter(text)
+    if "not found" in lowered or "no such file" in lowered:
+        return InvalidParameter(f'{text}: exec: "{path}": executable file not found in $PATH')
+    if "permission denied" in lowered:
+        return InvalidParameter(f'{text}: exec: "{path}": permission denied')
     return SystemFailure(text)
 

@@ -46,7 +46,10 @@ class RestartPolicy:
 
 @attrs.frozen
 class LogConfig:
-    type: str = "k8s-file"
+    """`json-file` is the default name because clients branch on it (docker-py's `run()`
+    only reads logs back from `json-file` or `journald`); on disk it is conmon's k8s-file."""
+
+    type: str = "json-file"
     config: dict[str, str] = attrs.field(factory=dict)
 
 

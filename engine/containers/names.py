@@ -12,7 +12,8 @@ import re
 
 from engine.errors import InvalidParameter
 
-_VALID = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+# Docker's rule needs two characters at least; like Podman we also accept one (`--name x`).
+_VALID = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 ADJECTIVES = (
     "agile", "amber", "ardent", "balmy", "bold", "brave", "brisk", "calm", "candid", "cheery",

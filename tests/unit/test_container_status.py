@@ -61,8 +61,9 @@ def test_filters() -> None:
 
 def test_names() -> None:
     assert validate("/web-1") == "web-1"
+    assert validate("a") == "a"  # Docker refuses one-letter names; Podman and moorage don't
     with pytest.raises(InvalidParameter, match="Invalid container name"):
-        validate("a")
+        validate("-a")
     with pytest.raises(InvalidParameter):
         validate("bad name")
     taken = {"x"}

@@ -235,7 +235,7 @@ def parse_create(body: dict[str, Any]) -> tuple[ContainerSpec, HostSpec]:
         cap_drop=_str_list(hc, "CapDrop", w),
         readonly_rootfs=_bool(hc, "ReadonlyRootfs", w),
         binds=[],
-        log_config=LogConfig(log_type or "k8s-file", _str_map(log_config, "Config")),
+        log_config=LogConfig(log_type or "json-file", _str_map(log_config, "Config")),
         port_bindings={k: [] for k in bindings},
         publish_all_ports=False,
         dns=_str_list(hc, "Dns", w),
