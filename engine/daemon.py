@@ -68,7 +68,8 @@ async def run_daemon(config: DaemonConfig) -> None:
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
                 await nursery.start(
                     lambda task_status: server.serve_unix(
-                        config.socket_path, mode=int(config.socket_mode, 8), task_status=task_status))
+                        config.socket_path, mode=int(config.socket_mode, 8), group=config.socket_group,
+                        task_status=task_status))
                 log.info("moord %s ready on %s (runtime %s, cgroup v%d, data root %s)",
                          _version(), config.socket_path, host.default_runtime,
                          host.cgroups.version, config.data_root)

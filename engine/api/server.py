@@ -9,6 +9,7 @@ handler's work for that request and nothing else.
 
 from __future__ import annotations
 
+import grp
 import json
 import logging
 import os
@@ -181,10 +182,11 @@ class APIServer:
         path: Path,
         *,
         mode: int = 0o660,
+        group: str = "",
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Listen on `path` until cancelled; connections are handled in `conn_nursery`."""
-        sock = await bind_unix_socket(path, mode)
+        """Listen on `path` until cancelled, one task per connection."""
+        sock = await bind_unix_socket(path, mode, group)
         listener = trio.SocketListener(sock)
         async with trio.open_nursery() as nursery:
             task_status.started()
@@ -396,8 +398,11 @@ class APIServer:
             pass
 
 
-async def bind_unix_socket(path: Path, mode: int) -> trio.socket.SocketType:
-    """Bind a listening unix socket at `path`, replacing a stale one, with `mode` permissions."""
+async def bind_unix_socket(path: Path, mode: int, group: str = "") -> trio.socket.SocketType:
+    """Bind a listening unix socket at `path`, replacing a stale one, with `mode` permissions.
+
+    `group` (if that group exists) owns the socket, so its members may use the API.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     probe = stdlib_socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
     try:
@@ -419,6 +424,11 @@ async def bind_unix_socket(path: Path, mode: int) -> trio.socket.SocketType:
         await sock.bind(str(path))
     finally:
         os.umask(old_umask)
+    if group:
+        try:
+            os.chown(path, -1, grp.getgrnam(group).gr_gid)
+        except KeyError:
+            log.warning("socket group %r does not exist; the socket stays root's", group)
     os.chmod(path, mode)
     sock.listen(512)
     return sock

@@ -336,13 +336,19 @@ class ContainerManager:
         self._nursery.start_soon(self._monitor, c, pidfd)
 
     async def _monitor(self, c: Container, pidfd: int | None) -> None:
-        """Wait for the container's conmon to exit, then record the exit."""
+        """Wait for the container's conmon to exit, then record the exit.
+
+        A failure here must never take the other monitors down with it: it is logged.
+        """
         if pidfd is not None:
             try:
                 await wait_for_pidfd(pidfd)
             finally:
                 close_fd(pidfd)
-        await self.handle_exit(c)
+        try:
+            await self.handle_exit(c)
+        except Exception:
+            log.exception("handling the exit of %s failed", c.short_id)
 
     # exit ---------------------------------------------------------------------
     async def handle_exit(self, c: Container, *, reason: StopReason | None = None,
@@ -359,8 +365,12 @@ class ContainerManager:
             code = fallback_code
             if reason is None:
                 reason = StopReason.MONITOR_LOST
-        await runtime.delete(c.id, force=True)
-        await trio.to_thread.run_sync(mounts.unmount, paths.rootfs)
+        try:
+            await runtime.delete(c.id, force=True)
+            await trio.to_thread.run_sync(mounts.unmount, paths.rootfs)
+        except SystemFailure as exc:
+            # record the exit anyway; the next start or removal retries the cleanup
+            log.warning("cleaning up after %s: %s", c.short_id, exc.message)
         st = c.state
         st.status = Status.EXITED
         st.exit_code = code
