@@ -6,6 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install.sh
-.venv/bin/ruff check engine plugins network_drivers volume_drivers tests bench
+.venv/bin/ruff check .
 .venv/bin/mypy
 .venv/bin/pytest "$@"
