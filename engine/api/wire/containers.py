@@ -498,8 +498,11 @@ def inspect_json(c: Container, *, log_path: str, graph_data: dict[str, str]) -> 
 
 
 def command_text(c: Container) -> str:
-    """`ps`'s COMMAND column: the process and its args joined by spaces."""
-    return " ".join([c.path, *c.args])
+    """`ps`'s COMMAND column as Docker words it: args with spaces in single quotes."""
+    if not c.args:
+        return c.path
+    args = [f"'{a}'" if " " in a else a for a in c.args]
+    return f"{c.path} {' '.join(args)}"
 
 
 def summary_json(c: Container, image_name: str) -> dict[str, Any]:
