@@ -1,0 +1,1 @@
+"""Benchmarks: moord beside dockerd and Podman, driven through the stock docker CLI."""
