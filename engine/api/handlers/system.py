@@ -59,14 +59,7 @@ async def version(req: Request, engine: Engine) -> JSONResponse:
              "Details": {"Path": host.conmon_path}},
         ],
         "Version": engine_pkg.__version__,
-        "ApiVersion": API_VERSION,
-        "MinAPIVersion": MIN_API_VERSION,
-        "GitCommit": "",
-        "GoVersion": f"python{platform.python_version()}",
-        "Os": "linux",
-        "Arch": _go_arch(host.architecture),
-        "KernelVersion": host.kernel_version,
-        "BuildTime": "",
+        **{key: value for key, value in details.items() if key != "Experimental"},
     }
     return JSONResponse(body)
 
