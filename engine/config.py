@@ -54,6 +54,17 @@ class DaemonConfig:
     stop_containers_on_shutdown: bool = attrs.field(
         default=False,
         metadata={"help": "stop containers (with their grace periods) when moord shuts down"})
+    restart_delay_initial: float = attrs.field(
+        default=0.1, converter=float,
+        metadata={"help": "first delay before a restart policy restarts a container (s)"})
+    restart_delay_max: float = attrs.field(
+        default=60.0, converter=float, metadata={"help": "the restart delay doubles up to this (s)"})
+    restart_delay_reset: float = attrs.field(
+        default=10.0, converter=float,
+        metadata={"help": "a run this long (s) resets the restart delay to its first value"})
+    shutdown_timeout: float = attrs.field(
+        default=15.0, converter=float,
+        metadata={"help": "how long TERM waits for requests in flight before closing them (s)"})
     durable_store: bool = attrs.field(
         default=True, metadata={"help": "fsync every state change (turn off only for throw-away hosts)"})
 

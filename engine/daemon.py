@@ -1,9 +1,10 @@
 """moord: one trio process that serves the Docker API and supervises containers.
 
-TERM and INT stop it cleanly: it stops accepting requests and exits, leaving every
-container running under its conmon (`stop-containers-on-shutdown` makes it stop
-them first, in parallel, each with its grace period). HUP is logged (config reload
-comes with the supervision work). The next moord re-adopts what is still running.
+TERM and INT stop it cleanly: it stops accepting requests, lets those in flight
+finish (up to `shutdown-timeout`), and exits, leaving every container running under
+its conmon (`stop-containers-on-shutdown` makes it stop them first, in parallel, each
+with its grace period). HUP re-reads the configuration. The next moord re-adopts
+what is still running and starts what the restart policies say.
 """
 
 from __future__ import annotations
@@ -11,14 +12,18 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import sys
 import uuid
+from functools import partial
 from pathlib import Path
 
+import attrs
 import trio
 
 from engine import fsutil
 from engine.api.handlers import containers as containers_api
+from engine.api.handlers import events as events_api
 from engine.api.handlers import images as images_api
 from engine.api.handlers import logs as logs_api
 from engine.api.handlers import system as system_api
@@ -28,6 +33,7 @@ from engine.config import DaemonConfig, load_config
 from engine.containers.manager import ContainerManager
 from engine.engine import Engine
 from engine.errors import HostNotReady
+from engine.events import EventBus
 from engine.images.store import ImageStore
 from engine.runtime.host import probe_host
 
@@ -49,40 +55,46 @@ def _write_pidfile(path: Path) -> None:
     fsutil.atomic_write(path, f"{os.getpid()}\n".encode(), mode=0o644, durable=False)
 
 
-async def run_daemon(config: DaemonConfig) -> None:
+async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None) -> None:
     host = await trio.to_thread.run_sync(probe_host, config)
     for warning in host.warnings:
         log.warning("%s", warning)
     await trio.to_thread.run_sync(_prepare_dirs, config)
     pidfile = config.pidfile_path
     await trio.to_thread.run_sync(_write_pidfile, pidfile)
+    events = EventBus()
     images = await ImageStore.open(config.data_root / "images", durable=config.durable_store)
-    containers = await trio.to_thread.run_sync(ContainerManager.open, config, host, images)
-    engine = Engine(config=config, host=host, images=images, containers=containers)
+    containers = await trio.to_thread.run_sync(ContainerManager.open, config, host, images, events)
+    engine = Engine(config=config, host=host, images=images, containers=containers, events=events)
     routes = route_table([system_api.router, containers_api.router, logs_api.router,
-                          images_api.router])
+                          images_api.router, events_api.router])
     server = APIServer(routes, engine)
     try:
         async with trio.open_nursery() as nursery:
-            await nursery.start(containers.run)
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
-                await nursery.start(
-                    lambda task_status: server.serve_unix(
-                        config.socket_path, mode=int(config.socket_mode, 8), group=config.socket_group,
-                        task_status=task_status))
+                await nursery.start(containers.run)
+                await nursery.start(partial(
+                    server.serve_unix, config.socket_path, mode=int(config.socket_mode, 8),
+                    group=config.socket_group, drain_timeout=config.shutdown_timeout))
                 log.info("moord %s ready on %s (runtime %s, cgroup v%d, data root %s)",
                          _version(), config.socket_path, host.default_runtime,
                          host.cgroups.version, config.data_root)
+                events.publish("daemon", "start", _daemon_id(config), {"name": socket.gethostname()})
                 async for signum in signals:
                     if signum == signal.SIGHUP:
-                        log.info("SIGHUP: configuration reload is not implemented yet")
+                        config = await trio.to_thread.run_sync(_reload, engine, config_argv)
                         continue
                     log.info("%s: shutting down", signal.Signals(signum).name)
                     break
+            # no new requests; the ones in flight finish (up to shutdown-timeout)
+            server.close()
             containers.shutting_down = True
             if config.stop_containers_on_shutdown:
                 log.info("stopping containers before exit")
                 await containers.stop_all()
+            with trio.move_on_after(config.shutdown_timeout + 1):
+                while server.busy:
+                    await server.idle.wait()
             nursery.cancel_scope.cancel()
     finally:
         try:
@@ -90,6 +102,40 @@ async def run_daemon(config: DaemonConfig) -> None:
         except FileNotFoundError:
             pass
     log.info("moord stopped; containers keep running under conmon")
+
+
+RELOADABLE = ("log_level", "restart_delay_initial", "restart_delay_max", "restart_delay_reset",
+              "shutdown_timeout", "stop_containers_on_shutdown")
+
+
+def _reload(engine: Engine, argv: list[str] | None) -> DaemonConfig:
+    """SIGHUP: re-read the configuration and apply what can change without a restart."""
+    old = engine.config
+    try:
+        new = load_config(argv)
+    except SystemExit as exc:
+        log.error("SIGHUP: the configuration is invalid, keeping the old one: %s", exc)
+        return old
+    changed = [f.name for f in attrs.fields(DaemonConfig)
+               if getattr(new, f.name) != getattr(old, f.name)]
+    applied = [n for n in changed if n in RELOADABLE]
+    ignored = [n for n in changed if n not in RELOADABLE]
+    logging.getLogger().setLevel(getattr(logging, new.log_level.upper(), logging.INFO))
+    kept = attrs.evolve(old, **{n: getattr(new, n) for n in applied})
+    engine.config = kept
+    engine.containers.reconfigure(kept)
+    log.info("SIGHUP: configuration reloaded (changed: %s)", ", ".join(applied) or "nothing")
+    if ignored:
+        log.warning("SIGHUP: %s only change when moord restarts", ", ".join(ignored))
+    engine.events.publish("daemon", "reload", _daemon_id(kept), {"changed": ",".join(applied)})
+    return kept
+
+
+def _daemon_id(config: DaemonConfig) -> str:
+    try:
+        return (config.data_root / "engine-id").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _version() -> str:
@@ -110,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as exc:
         sys.exit(f"moord: {exc}")
     try:
-        trio.run(run_daemon, config)
+        trio.run(run_daemon, config, argv)
     except HostNotReady as exc:
         sys.exit(f"moord: this host cannot run containers: {exc.message}")
     except KeyboardInterrupt:

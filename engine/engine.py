@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from engine.config import DaemonConfig
+from engine.events import EventBus
 
 if TYPE_CHECKING:
     from engine.containers.manager import ContainerManager
@@ -21,4 +22,5 @@ class Engine:
     host: HostProfile
     images: ImageStore
     containers: ContainerManager
+    events: EventBus
     started_at: dt.datetime = attrs.field(factory=lambda: dt.datetime.now(dt.timezone.utc))

@@ -27,3 +27,8 @@ ln -sf "$PWD/.venv/bin/moor" /usr/local/bin/moor
 ln -sf "$PWD/.venv/bin/moord" /usr/local/bin/moord
 
 bash scripts/prepare-host.sh
+
+# the service unit, for hosts run by systemd (scripts/setup.sh enables it there)
+if [ -d /etc/systemd/system ]; then
+    install -m 0644 contrib/systemd/moord.service /etc/systemd/system/moord.service
+fi

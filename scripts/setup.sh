@@ -10,14 +10,19 @@ bash scripts/install.sh
 socket=/run/moorage/moorage.sock
 mkdir -p /var/log/moorage /run/moorage
 if ! .venv/bin/moor version >/dev/null 2>&1; then
-    nohup .venv/bin/moord >>/var/log/moorage/moord.log 2>&1 &
+    if [ -d /run/systemd/system ]; then
+        systemctl daemon-reload
+        systemctl enable --now moord.service
+    else
+        nohup .venv/bin/moord >>/var/log/moorage/moord.log 2>&1 &
+    fi
     for _ in $(seq 1 100); do
         [ -S "$socket" ] && .venv/bin/moor version >/dev/null 2>&1 && break
         sleep 0.1
     done
     if ! .venv/bin/moor version >/dev/null 2>&1; then
         echo "setup: moord did not start; its log says:" >&2
-        tail -n 20 /var/log/moorage/moord.log >&2
+        tail -n 20 /var/log/moorage/moord.log >&2 || journalctl -u moord -n 20 >&2
         exit 1
     fi
     echo "setup: moord is running (log: /var/log/moorage/moord.log, socket: $socket)"

@@ -173,8 +173,11 @@ def error_body(message: str) -> bytes:
 class APIServer:
     router: Router
     engine: Engine
-    in_flight: int = 0
+    # handlers running now (streams that already sent their headers don't count)
+    busy: int = 0
     idle: trio.Event = attrs.field(factory=trio.Event)
+    closing: bool = False
+    _accepting: trio.CancelScope = attrs.field(factory=trio.CancelScope)
 
     # listening ------------------------------------------------------------
     async def serve_unix(
@@ -183,17 +186,24 @@ class APIServer:
         *,
         mode: int = 0o660,
         group: str = "",
+        drain_timeout: float = 15.0,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Listen on `path` until cancelled, one task per connection."""
+        """Listen on `path` until `close()`, then let requests in flight finish.
+
+        After `close()` the socket is gone (new clients can't connect), requests
+        already in a handler get up to `drain_timeout` seconds, and what is still
+        open then (idle keep-alive connections, `logs -f`, `events`) is closed.
+        """
         sock = await bind_unix_socket(path, mode, group)
         listener = trio.SocketListener(sock)
         async with trio.open_nursery() as nursery:
             task_status.started()
             try:
-                while True:
-                    stream = await listener.accept()
-                    nursery.start_soon(self.handle_connection, stream)
+                with self._accepting:
+                    while True:
+                        stream = await listener.accept()
+                        nursery.start_soon(self.handle_connection, stream)
             finally:
                 with trio.CancelScope(shield=True):
                     await listener.aclose()
@@ -201,6 +211,16 @@ class APIServer:
                     os.unlink(path)
                 except FileNotFoundError:
                     pass
+            self.closing = True
+            with trio.move_on_after(drain_timeout):
+                while self.busy:
+                    await self.idle.wait()
+            nursery.cancel_scope.cancel()
+
+    def close(self) -> None:
+        """Stop accepting connections; `serve_unix` returns once in-flight requests end."""
+        self.closing = True
+        self._accepting.cancel()
 
     # one connection ---------------------------------------------------------
     async def handle_connection(self, stream: trio.SocketStream) -> None:
@@ -211,6 +231,9 @@ class APIServer:
                 if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
                     return
                 if not isinstance(event, h11.Request):
+                    return
+                if self.closing:
+                    await self._refuse(conn)
                     return
                 keep_going = await self._handle_request(conn, event)
                 if not keep_going or conn.h11conn.our_state is h11.MUST_CLOSE:
@@ -240,6 +263,14 @@ class APIServer:
         except (ClientGone, h11.LocalProtocolError):
             pass
 
+    async def _refuse(self, conn: _Connection) -> None:
+        body = error_body("the daemon is shutting down")
+        headers = [*base_headers(), ("Content-Type", "application/json"),
+                   ("Content-Length", str(len(body))), ("Connection", "close")]
+        await conn.send(h11.Response(status_code=503, headers=headers))
+        await conn.send(h11.Data(data=body))
+        await conn.send(h11.EndOfMessage())
+
     async def _handle_request(self, conn: _Connection, event: h11.Request) -> bool:
         started = time.monotonic()
         method = event.method.decode("ascii").upper()
@@ -254,7 +285,8 @@ class APIServer:
         query = parse_qs(split.query, keep_blank_values=True)
         body = _Body(conn)
         request = Request(method, path, query, headers, API_VERSION, body)
-        self.in_flight += 1
+        self.busy += 1
+        handler_done = False
         status = 0
         try:
             try:
@@ -272,14 +304,21 @@ class APIServer:
                     await body.drain()
                 except InvalidParameter:
                     return False
+            if isinstance(response, (StreamResponse, HijackResponse)):
+                handler_done = True
+                self._not_busy()
             return await self._send_response(conn, request, response)
         finally:
-            self.in_flight -= 1
-            if self.in_flight == 0:
-                self.idle.set()
-                self.idle = trio.Event()
+            if not handler_done:
+                self._not_busy()
             log.debug("%s %s -> %s in %.1f ms", method, target, status,
                       (time.monotonic() - started) * 1000)
+
+    def _not_busy(self) -> None:
+        self.busy -= 1
+        if self.busy == 0:
+            self.idle.set()
+            self.idle = trio.Event()
 
     async def _dispatch(self, request: Request) -> Response:
         path = request.path

@@ -1,11 +1,12 @@
 """The container lifecycle: create, start, stop, kill, restart, remove, wait, rename.
 
 One `ContainerManager` per daemon. Each live container has one monitor task (in
-the manager's nursery) that waits on a pidfd of its conmon and handles the exit.
-User operations on one container are serialised by its `op_lock`; exit handling
-does not take that lock (a stop holds it while waiting for the exit), it only
-mutates the record and wakes waiters. Every state change is persisted before it is
-announced, so a `kill -9` of moord never loses one that a client saw.
+the manager's nursery) that waits on a pidfd of its conmon and handles the exit:
+it records it, applies the restart policy (`engine.containers.policy`) and wakes
+waiters. User operations on one container are serialised by its `op_lock`; exit
+handling does not take that lock (a stop holds it while waiting for the exit).
+Every state change is persisted before it is announced, so a `kill -9` of moord
+never loses one that a client saw.
 """
 
 from __future__ import annotations
@@ -23,19 +24,24 @@ import trio
 
 from engine import fsutil, ids
 from engine.containers import create as creation
-from engine.containers import names
+from engine.containers import names, policy
 from engine.containers.attach import AttachHub
 from engine.containers.bundle import BundleMaker
 from engine.containers.layout import ContainerPaths
+from engine.containers.live import ExitNotice, Live, WaitResult
 from engine.containers.model import (
     Container,
     ContainerSpec,
+    HealthState,
     HostSpec,
+    RestartPolicy,
     Status,
     StopReason,
 )
 from engine.containers.registry import Registry
+from engine.containers.signals import parse_signal
 from engine.errors import Conflict, EngineError, InvalidParameter, NotModified, SystemFailure
+from engine.events import EventBus
 from engine.runtime import cgroups, conmon, mounts
 from engine.runtime.exits import (
     close_fd,
@@ -57,67 +63,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_STOP_TIMEOUT = 10
 KILL_WAIT = 10.0
+USER_SIGNAL_WINDOW = 10.0  # a container dying this soon after a user's signal died of it
+
+__all__ = ["ContainerManager", "WaitResult", "parse_signal"]
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
-
-
-@attrs.define(eq=False)
-class ExitNotice:
-    """Fires at one exit of a container (or its removal), carrying the exit code."""
-
-    event: trio.Event = attrs.field(factory=trio.Event)
-    exit_code: int = 0
-    error: str = ""
-
-    def fire(self, exit_code: int, error: str = "") -> None:
-        self.exit_code = exit_code
-        self.error = error
-        self.event.set()
-
-
-@attrs.define(eq=False)
-class Live:
-    """In-memory companions of a container record: locks, waiters, monitor state."""
-
-    op_lock: trio.Lock = attrs.field(factory=trio.Lock)
-    next_exit: ExitNotice = attrs.field(factory=ExitNotice)
-    removed: ExitNotice = attrs.field(factory=ExitNotice)
-    stop_requested: bool = False
-    stop_reason: StopReason = StopReason.USER
-    manual_restart: bool = False
-    monitor_scope: trio.CancelScope | None = None
-
-
-@attrs.frozen
-class WaitResult:
-    status_code: int
-    error: str = ""
-
-
-def parse_signal(value: str | int | None, default: str = "SIGKILL") -> int:
-    """A signal by name (with or without SIG) or number; a bad one is Docker's 400."""
-    if value is None or value == "":
-        value = default
-    text = str(value).strip()
-    if text.isdigit():
-        number = int(text)
-        if 0 < number < signals.NSIG:
-            return number
-        raise InvalidParameter(f"Invalid signal: {text}")
-    name = text.upper()
-    if not name.startswith("SIG"):
-        name = "SIG" + name
-    try:
-        return int(getattr(signals.Signals, name))
-    except AttributeError:
-        if name.startswith("SIGRTMIN+") or name.startswith("SIGRTMAX-"):
-            base, _, offset = name.partition("+" if "+" in name else "-")
-            if offset.isdigit():
-                ref = signals.SIGRTMIN if base == "SIGRTMIN" else signals.SIGRTMAX
-                return int(ref) + (int(offset) if "+" in name else -int(offset))
-        raise InvalidParameter(f"Invalid signal: {text}") from None
 
 
 @attrs.define(eq=False)
@@ -127,23 +79,24 @@ class ContainerManager:
     images: ImageStore
     registry: Registry
     bundles: BundleMaker
+    events: EventBus = attrs.field(factory=EventBus)
     attach: AttachHub = attrs.field(factory=AttachHub)
     live: dict[str, Live] = attrs.field(factory=dict)
     _nursery: trio.Nursery | None = None
     shutting_down: bool = False
 
     @classmethod
-    def open(cls, config: DaemonConfig, host: HostProfile, images: ImageStore) -> ContainerManager:
+    def open(cls, config: DaemonConfig, host: HostProfile, images: ImageStore,
+             events: EventBus | None = None) -> ContainerManager:
         """Load every container record (blocking; start-up only)."""
-        from engine.containers.model import Container as _C
         from engine.store import RecordStore
 
-        store: RecordStore[_C] = RecordStore(
-            config.data_root / "state" / "containers", _C, durable=config.durable_store)
+        store: RecordStore[Container] = RecordStore(
+            config.data_root / "state" / "containers", Container, durable=config.durable_store)
         registry = Registry(store)
         registry.load()
         bundles = BundleMaker(config, host, images)
-        return cls(config, host, images, registry, bundles)
+        return cls(config, host, images, registry, bundles, events or EventBus())
 
     # plumbing -----------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -159,8 +112,24 @@ class ContainerManager:
     def live_of(self, c: Container) -> Live:
         live = self.live.get(c.id)
         if live is None:
-            live = self.live[c.id] = Live()
+            live = self.live[c.id] = Live(backoff=self._new_backoff())
         return live
+
+    def _new_backoff(self) -> policy.Backoff:
+        return policy.Backoff(self.config.restart_delay_initial, self.config.restart_delay_max,
+                              self.config.restart_delay_reset)
+
+    def reconfigure(self, config: DaemonConfig) -> None:
+        """Apply reloadable settings (SIGHUP): the restart back-off."""
+        self.config = config
+        for live in self.live.values():
+            live.backoff.initial = config.restart_delay_initial
+            live.backoff.maximum = config.restart_delay_max
+            live.backoff.reset_after = config.restart_delay_reset
+
+    def spawn(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(fn, *args)
 
     def paths(self, c: Container | str) -> ContainerPaths:
         cid = c if isinstance(c, str) else c.id
@@ -183,6 +152,13 @@ class ContainerManager:
     def cgroup_path(self, c: Container) -> str:
         return f"/{self.config.cgroup_parent.strip('/')}/{c.id}"
 
+    def publish(self, c: Container, action: str, **extra: str) -> None:
+        """A container event, with Docker's attributes: image, name and the labels."""
+        attributes = dict(c.spec.labels)
+        attributes.update(image=c.spec.image, name=c.name)
+        attributes.update(extra)
+        self.events.publish("container", action, c.id, attributes)
+
     # create -------------------------------------------------------------------
     async def create(self, name: str | None, spec: ContainerSpec,
                      host: HostSpec) -> tuple[Container, list[str]]:
@@ -200,9 +176,6 @@ class ContainerManager:
         name = names.validate(name) if name else names.generate(self.registry.names)
         if not merged.hostname:
             merged.hostname = container_id[:12]
-        if host.network_mode in ("default", "bridge"):
-            # the bridge driver arrives with the network drivers; until then, loopback only
-            pass
         container = Container(
             id=container_id,
             name=name,
@@ -224,6 +197,7 @@ class ContainerManager:
             self.registry.discard(container)
             raise
         self.live_of(container)
+        self.publish(container, "create")
         return container, warnings
 
     @staticmethod
@@ -235,6 +209,8 @@ class ContainerManager:
     async def start(self, c: Container) -> None:
         live = self.live_of(c)
         async with live.op_lock:
+            if c.state.status is Status.RESTARTING:
+                live.cancel_pending_restart()  # a user's start doesn't wait for the back-off
             await self._start_locked(c, reset_restart_state=True)
 
     async def _start_locked(self, c: Container, *, reset_restart_state: bool) -> None:
@@ -251,8 +227,11 @@ class ContainerManager:
         if reset_restart_state:
             st.restart_count = 0
             st.manually_stopped = False
+            live.backoff.reset()
         live.stop_requested = False
         live.stop_reason = StopReason.USER
+        live.user_signal = 0
+        live.user_signal_deadline = 0.0
         pidfd: int | None = None
         try:
             # forget the previous run's exit record before conmon could write a new one
@@ -296,9 +275,11 @@ class ContainerManager:
         st.stop_reason = StopReason.NONE
         st.boot_id = self.host.boot_id
         st.has_been_started = True
+        st.health = HealthState() if _has_healthcheck(c) else None
         await self.registry.save(c)
-        self.attach.started(c.id)
+        self.publish(c, "start")
         self._watch(c, pidfd)
+        self._start_health(c)
 
     def _placer(self) -> Callable[[int], Awaitable[None]]:
         layout = self.host.cgroups
@@ -327,13 +308,15 @@ class ContainerManager:
         self.attach.start_failed(c.id, message)
         c.state.error = message
         c.state.exit_code = _start_exit_code(message)
+        if c.state.status is Status.RESTARTING:
+            c.state.status = Status.EXITED
+            self.live_of(c).take_stopped().fire(c.state.exit_code, message)
         await self.registry.save(c)
         if remove and c.host.auto_remove:
             await self._remove_locked(c)
 
     def _watch(self, c: Container, pidfd: int | None) -> None:
-        assert self._nursery is not None
-        self._nursery.start_soon(self._monitor, c, pidfd)
+        self.spawn(self._monitor, c, pidfd)
 
     async def _monitor(self, c: Container, pidfd: int | None) -> None:
         """Wait for the container's conmon to exit, then record the exit.
@@ -350,13 +333,63 @@ class ContainerManager:
         except Exception:
             log.exception("handling the exit of %s failed", c.short_id)
 
+    # health ---------------------------------------------------------------------
+    def _start_health(self, c: Container) -> None:
+        if c.state.health is None:
+            return
+        live = self.live_of(c)
+        live.cancel_health()
+        scope = trio.CancelScope()
+        live.health_scope = scope
+        self.spawn(self._run_health, c, scope)
+
+    async def _run_health(self, c: Container, scope: trio.CancelScope) -> None:
+        from engine.containers.health import run_health_checks
+
+        with scope:
+            try:
+                await run_health_checks(self, c)
+            except Exception:
+                log.exception("the health checks of %s failed", c.short_id)
+
+    def health_failed(self, c: Container) -> None:
+        """The health check just declared `c` unhealthy: act as `--health-on-failure` says."""
+        action = c.spec.health_on_failure
+        if action in ("kill", "restart", "stop"):
+            self.spawn(self._act_on_unhealthy, c, action)
+
+    async def _act_on_unhealthy(self, c: Container, action: str) -> None:
+        live = self.live_of(c)
+        try:
+            async with live.op_lock:
+                if c.state.status is not Status.RUNNING:
+                    return
+                log.info("%s is unhealthy: %s", c.short_id, action)
+                if action == "kill":
+                    live.stop_requested = True
+                    live.stop_reason = StopReason.HEALTH
+                    await self._kill_and_wait(c, self.runtime_of(c), live.next_exit)
+                    return
+                live.manual_restart = action == "restart"
+                try:
+                    await self._stop_locked(c, grace=None, signal=None, reason=StopReason.HEALTH)
+                    if action == "restart":
+                        c.state.restart_count += 1
+                        await self._start_locked(c, reset_restart_state=False)
+                        self.publish(c, "restart")
+                finally:
+                    live.manual_restart = False
+        except EngineError as exc:
+            log.warning("acting on the health of %s failed: %s", c.short_id, exc.message)
+
     # exit ---------------------------------------------------------------------
     async def handle_exit(self, c: Container, *, reason: StopReason | None = None,
                           fallback_code: int = 255) -> None:
-        """Record an exit conmon reported (or that we inferred), clean up, wake waiters."""
+        """Record an exit conmon reported (or that we inferred), apply the restart policy."""
         if c.id not in self.registry.by_id:
             return
         live = self.live_of(c)
+        live.cancel_health()
         paths = self.paths(c)
         runtime = self.runtime_of(c)
         code = await trio.to_thread.run_sync(read_exit_file, paths.userdata)
@@ -365,6 +398,13 @@ class ContainerManager:
             code = fallback_code
             if reason is None:
                 reason = StopReason.MONITOR_LOST
+        if reason is None:
+            if live.stop_requested:
+                reason = live.stop_reason
+            elif self._died_of_user_signal(c, live, code):
+                reason = StopReason.USER
+            else:
+                reason = StopReason.EXITED
         try:
             await runtime.delete(c.id, force=True)
             await trio.to_thread.run_sync(mounts.unmount, paths.rootfs)
@@ -372,30 +412,77 @@ class ContainerManager:
             # record the exit anyway; the next start or removal retries the cleanup
             log.warning("cleaning up after %s: %s", c.short_id, exc.message)
         st = c.state
-        st.status = Status.EXITED
         st.exit_code = code
         st.oom_killed = oom
         st.pid = 0
         st.conmon_pid = 0
         st.finished_at = _now()
-        if reason is not None:
-            st.stop_reason = reason
-        elif live.stop_requested:
-            st.stop_reason = live.stop_reason
+        st.stop_reason = reason
+        if reason is StopReason.USER:
+            st.manually_stopped = True
+        restart = not live.manual_restart and policy.restarts_after_exit(
+            c.host.restart_policy, st, shutting_down=self.shutting_down)
+        if restart:
+            st.status = Status.RESTARTING
+            st.restart_count += 1
         else:
-            st.stop_reason = StopReason.EXITED
+            st.status = Status.EXITED
         await self.registry.save(c)
-        self._notify_exit(c, code)
+        run_seconds = (st.finished_at - st.started_at).total_seconds() if st.started_at else 0.0
+        if oom:
+            self.publish(c, "oom")
+        self.publish(c, "die", exitCode=str(code), execDuration=str(int(run_seconds)),
+                     reason=reason.value)
+        live.take_next_exit().fire(code)
+        if restart:
+            delay = live.backoff.next_delay(run_seconds)
+            self.spawn(self._restart_after, c, delay)
+            return
+        live.take_stopped().fire(code)
         if c.host.auto_remove and not live.manual_restart and not self.shutting_down:
             try:
                 await self.remove(c, force=True)
             except Exception:
                 log.exception("auto-removing %s failed", c.short_id)
 
-    def _notify_exit(self, c: Container, code: int) -> None:
+    def _died_of_user_signal(self, c: Container, live: Live, code: int) -> bool:
+        """Did the user's `kill -s` end it? Its stop signal: if it died soon after; any
+        other signal: only if it died of that very signal (moby#11065, #41302)."""
+        if not live.user_signal or trio.current_time() > live.user_signal_deadline:
+            return False
+        return live.user_signal == self._stop_signal(c, None) or code == 128 + live.user_signal
+
+    async def _restart_after(self, c: Container, delay: float) -> None:
+        """The restart policy's restart, after its back-off; a stop or removal cancels it."""
         live = self.live_of(c)
-        notice, live.next_exit = live.next_exit, ExitNotice()
-        notice.fire(code)
+        with trio.CancelScope() as scope:
+            live.restart_scope = scope
+            await trio.sleep(delay)
+        if live.restart_scope is scope:
+            live.restart_scope = None
+        if scope.cancelled_caught or self.shutting_down:
+            return
+        async with live.op_lock:
+            if c.state.status is not Status.RESTARTING or c.id not in self.registry.by_id:
+                return
+            try:
+                await self._start_locked(c, reset_restart_state=False)
+            except EngineError as exc:
+                log.warning("restarting %s failed: %s", c.short_id, exc.message)
+                return
+        self.publish(c, "restart")
+
+    async def _come_to_rest(self, c: Container, reason: StopReason) -> None:
+        """A restarting container is stopped: cancel its pending restart."""
+        live = self.live_of(c)
+        live.cancel_pending_restart()
+        c.state.status = Status.EXITED
+        c.state.stop_reason = reason
+        if reason is StopReason.USER:
+            c.state.manually_stopped = True
+        await self.registry.save(c)
+        live.take_stopped().fire(c.state.exit_code)
+        self.publish(c, "stop")
 
     # stop / kill ----------------------------------------------------------------
     def _stop_signal(self, c: Container, override: str | None) -> int:
@@ -404,6 +491,9 @@ class ContainerManager:
     async def stop(self, c: Container, *, grace: int | None = None, signal: str | None = None) -> None:
         live = self.live_of(c)
         async with live.op_lock:
+            if c.state.status is Status.RESTARTING:
+                await self._come_to_rest(c, StopReason.USER)
+                return
             await self._stop_locked(c, grace=grace, signal=signal)
 
     async def _stop_locked(self, c: Container, *, grace: int | None, signal: str | None,
@@ -418,10 +508,9 @@ class ContainerManager:
         notice = live.next_exit
         live.stop_requested = True
         live.stop_reason = reason
-        if reason is StopReason.USER:
-            c.state.manually_stopped = True
         runtime = self.runtime_of(c)
         wait: float = grace if grace >= 0 else float("inf")
+        self.publish(c, "kill", signal=str(sig))
         try:
             await self._signal(c, runtime, sig)
         except ContainerGone:
@@ -431,8 +520,10 @@ class ContainerManager:
             wait = min(wait, 2.0)
         with trio.move_on_after(wait):
             await notice.event.wait()
+            self.publish(c, "stop")
             return
         await self._kill_and_wait(c, runtime, notice)
+        self.publish(c, "stop")
 
     async def _signal(self, c: Container, runtime: OCIRuntime, sig: int) -> None:
         await runtime.kill(c.id, sig)
@@ -443,6 +534,7 @@ class ContainerManager:
             await self.registry.save(c)
 
     async def _kill_and_wait(self, c: Container, runtime: OCIRuntime, notice: ExitNotice) -> None:
+        self.publish(c, "kill", signal=str(int(signals.SIGKILL)))
         try:
             await self._signal(c, runtime, signals.SIGKILL)
         except ContainerGone:
@@ -463,34 +555,58 @@ class ContainerManager:
 
     async def kill(self, c: Container, signal: str | None) -> None:
         sig = parse_signal(signal, default="SIGKILL")
-        if not c.state.is_live:
-            raise Conflict(f"Cannot kill container: {c.id}: container {c.id} is not running")
         live = self.live_of(c)
-        runtime = self.runtime_of(c)
-        stop_signal = self._stop_signal(c, None)
-        notice = live.next_exit
-        if sig == signals.SIGKILL or sig == stop_signal:
-            # only a signal meant to end the container counts as a user stop
-            live.stop_requested = True
-            c.state.manually_stopped = True
-        if sig == signals.SIGKILL:
-            await self._kill_and_wait(c, runtime, notice)
+        not_running = Conflict(f"Cannot kill container: {c.id}: container {c.id} is not running")
+        if c.state.status is Status.RESTARTING and sig in (signals.SIGKILL, self._stop_signal(c, None)):
+            async with live.op_lock:
+                await self._come_to_rest(c, StopReason.USER)
             return
+        if not c.state.is_live:
+            raise not_running
+        runtime = self.runtime_of(c)
+        if sig == signals.SIGKILL:
+            live.stop_requested = True
+            live.stop_reason = StopReason.USER
+            await self._kill_and_wait(c, runtime, live.next_exit)
+            return
+        # counts as a user stop only if the container dies of it (see _died_of_user_signal)
+        live.user_signal = sig
+        live.user_signal_deadline = trio.current_time() + USER_SIGNAL_WINDOW
+        self.publish(c, "kill", signal=str(sig))
         try:
             await self._signal(c, runtime, sig)
         except ContainerGone:
-            raise Conflict(f"Cannot kill container: {c.id}: container {c.id} is not running") from None
+            raise not_running from None
 
     async def restart(self, c: Container, *, grace: int | None = None, signal: str | None = None) -> None:
         live = self.live_of(c)
         async with live.op_lock:
             live.manual_restart = True
             try:
+                live.cancel_pending_restart()
                 if c.state.is_live:
                     await self._stop_locked(c, grace=grace, signal=signal)
+                if c.state.status is Status.RESTARTING:
+                    c.state.status = Status.EXITED
                 await self._start_locked(c, reset_restart_state=True)
             finally:
                 live.manual_restart = False
+        self.publish(c, "restart")
+
+    async def update_restart_policy(self, c: Container, new: RestartPolicy) -> None:
+        """`docker update --restart`: takes effect at the next exit."""
+        if new.name not in creation.RESTART_POLICIES:
+            raise InvalidParameter(f"invalid restart policy '{new.name}'")
+        if new.maximum_retry_count and new.name != "on-failure":
+            raise InvalidParameter(
+                "invalid restart policy: maximum retry count can only be used with 'on-failure'")
+        if c.host.auto_remove and new.name != "no":
+            raise InvalidParameter(
+                "Restart policy cannot be updated because AutoRemove is enabled for the container")
+        async with self.live_of(c).op_lock:
+            c.host.restart_policy = new
+            await self.registry.save(c)
+        self.publish(c, "update")
 
     # pause / resize -------------------------------------------------------------
     async def pause(self, c: Container) -> None:
@@ -502,6 +618,7 @@ class ContainerManager:
             await self.runtime_of(c).pause(c.id)
             c.state.status = Status.PAUSED
             await self.registry.save(c)
+        self.publish(c, "pause")
 
     async def unpause(self, c: Container) -> None:
         async with self.live_of(c).op_lock:
@@ -510,6 +627,7 @@ class ContainerManager:
             await self.runtime_of(c).resume(c.id)
             c.state.status = Status.RUNNING
             await self.registry.save(c)
+        self.publish(c, "unpause")
 
     async def resize(self, c: Container, height: int, width: int) -> None:
         """Tell conmon the terminal's size (a no-op without a TTY)."""
@@ -526,15 +644,18 @@ class ContainerManager:
                 return
             if c.state.is_live or c.state.status is Status.RESTARTING:
                 if not force:
-                    verb = "paused" if c.state.status is Status.PAUSED else "running"
+                    verb = {Status.PAUSED: "paused", Status.RESTARTING: "restarting"}.get(
+                        c.state.status, "running")
                     raise Conflict(
                         f'cannot remove container "/{c.name}": container is {verb}: stop the '
                         "container before removing or force remove"
                     )
-                live.manual_restart = True  # no auto-remove from the exit path: we remove
-                live.stop_requested = True
-                notice = live.next_exit
-                await self._kill_and_wait(c, self.runtime_of(c), notice)
+                live.cancel_pending_restart()
+                live.manual_restart = True  # no auto-remove or restart from the exit path
+                if c.state.is_live:
+                    live.stop_requested = True
+                    live.stop_reason = StopReason.USER
+                    await self._kill_and_wait(c, self.runtime_of(c), live.next_exit)
             if c.state.status is Status.REMOVING and not force:
                 raise Conflict(f"removal of container {c.name} is already in progress")
             await self._remove_locked(c)
@@ -553,9 +674,12 @@ class ContainerManager:
         live = self.live.pop(c.id, None)
         self.attach.start_failed(c.id, "container was removed")
         if live is not None:
+            live.cancel_pending_restart()
+            live.cancel_health()
             code = c.state.exit_code
-            live.next_exit.fire(code)
-            live.removed.fire(code)
+            for notice in (live.next_exit, live.stopped, live.removed):
+                notice.fire(code)
+        self.publish(c, "destroy")
 
     @staticmethod
     def _remove_files(paths: ContainerPaths, layout: cgroups.CgroupLayout, cgroup: str) -> None:
@@ -595,6 +719,7 @@ class ContainerManager:
             self.registry.release_name(new, c.id)
             raise
         self.registry.release_name(old, c.id)
+        self.publish(c, "rename", oldName="/" + old)
 
     # wait ---------------------------------------------------------------------
     async def wait(self, c: Container, condition: str) -> WaitResult:
@@ -602,7 +727,7 @@ class ContainerManager:
         if condition in ("", "not-running"):
             if not c.state.is_live and c.state.status is not Status.RESTARTING:
                 return WaitResult(c.state.exit_code)
-            notice = live.next_exit
+            notice = live.stopped
         elif condition == "next-exit":
             notice = live.next_exit
         elif condition == "removed":
@@ -612,12 +737,28 @@ class ContainerManager:
         await notice.event.wait()
         return WaitResult(notice.exit_code, notice.error)
 
-    # shutdown -----------------------------------------------------------------
+    # daemon start and shutdown ----------------------------------------------------
+    async def start_by_policy(self, c: Container) -> None:
+        """Start a container whose restart policy says so at daemon start."""
+        live = self.live_of(c)
+        try:
+            async with live.op_lock:
+                if c.state.status not in (Status.EXITED, Status.RESTARTING):
+                    return
+                live.cancel_pending_restart()
+                await self._start_locked(c, reset_restart_state=False)
+            self.publish(c, "restart")
+        except EngineError as exc:
+            log.warning("starting %s by its restart policy failed: %s", c.short_id, exc.message)
+
     async def stop_all(self) -> None:
         """Stop every live container in parallel, each with its own grace period."""
         self.shutting_down = True
         async with trio.open_nursery() as nursery:
             for c in self.registry:
+                live = self.live.get(c.id)
+                if live is not None:
+                    live.cancel_pending_restart()
                 if c.state.is_live:
                     nursery.start_soon(self._stop_for_shutdown, c)
 
@@ -631,6 +772,11 @@ class ContainerManager:
             pass
         except Exception:
             log.exception("stopping %s at shutdown failed", c.short_id)
+
+
+def _has_healthcheck(c: Container) -> bool:
+    hc = c.spec.healthcheck
+    return hc is not None and bool(hc.test) and hc.test[0] != "NONE"
 
 
 def _write_ctl(ctl: Path, message: str) -> None:

@@ -33,7 +33,7 @@ class StopReason(enum.Enum):
     EXITED = "exited"  # the process ended by itself
     USER = "user"  # stop, kill (with a stop signal), restart, rm -f
     DAEMON_SHUTDOWN = "daemon-shutdown"
-    HOST_CRASH = "host-crash"  # found dead after a reboot, with no exit record
+    HOST_CRASH = "host-crash"  # the host went down under it (found at start-up, boot id changed)
     MONITOR_LOST = "monitor-lost"  # conmon vanished without recording an exit
     HEALTH = "health"
 
@@ -90,6 +90,7 @@ class ContainerSpec:
     exposed_ports: list[str] = attrs.field(factory=list)
     volumes: list[str] = attrs.field(factory=list)
     healthcheck: Healthcheck | None = None
+    health_on_failure: str = "none"  # none | kill | restart: what an unhealthy container gets
     network_disabled: bool = False
     on_build: list[str] = attrs.field(factory=list)
     shell: list[str] | None = None
@@ -143,6 +144,30 @@ class HostSpec:
     annotations: dict[str, str] = attrs.field(factory=dict)
 
 
+class HealthStatus(enum.Enum):
+    NONE = "none"
+    STARTING = "starting"
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+
+
+@attrs.frozen
+class HealthProbe:
+    """One run of the health check command (Docker keeps the last five)."""
+
+    start: dt.datetime
+    end: dt.datetime
+    exit_code: int
+    output: str
+
+
+@attrs.define
+class HealthState:
+    status: HealthStatus = HealthStatus.STARTING
+    failing_streak: int = 0
+    log: list[HealthProbe] = attrs.field(factory=list)
+
+
 @attrs.define
 class ContainerState:
     status: Status = Status.CREATED
@@ -158,6 +183,7 @@ class ContainerState:
     conmon_pid: int = 0
     boot_id: str = ""  # the kernel's boot id when the container was started
     has_been_started: bool = False
+    health: HealthState | None = None  # None: the container has no health check
 
     @property
     def is_live(self) -> bool:

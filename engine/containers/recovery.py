@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from engine.containers import policy
 from engine.containers.model import Container, Status, StopReason
 from engine.runtime import mounts
 from engine.runtime.exits import close_fd, open_conmon_pidfd, read_exit_file, read_pid_file
@@ -27,11 +28,32 @@ log = logging.getLogger(__name__)
 
 
 async def recover(manager: ContainerManager) -> None:
-    for container in list(manager.registry):
-        try:
-            await _recover_one(manager, container)
-        except Exception:
-            log.exception("could not recover container %s", container.short_id)
+    """Reconcile every record, then start what the restart policies say should run.
+
+    Containers are reconciled in parallel (each is a few syscalls and maybe a
+    `crun state`), so adopting hundreds of them takes little longer than one.
+    """
+    resting = [c for c in manager.registry if c.state.status in (Status.EXITED, Status.RESTARTING)]
+    limiter = trio.CapacityLimiter(16)
+
+    async def one(c: Container) -> None:
+        async with limiter:
+            try:
+                await _recover_one(manager, c)
+            except Exception:
+                log.exception("could not recover container %s", c.short_id)
+
+    async with trio.open_nursery() as nursery:
+        for c in list(manager.registry):
+            nursery.start_soon(one, c)
+    for c in resting:
+        if c.id not in manager.registry.by_id or c.state.status not in (Status.EXITED,
+                                                                         Status.RESTARTING):
+            continue
+        rebooted = bool(c.state.boot_id) and c.state.boot_id != manager.host.boot_id
+        if policy.starts_at_daemon_start(c.host.restart_policy, c.state, host_rebooted=rebooted):
+            log.info("starting %s (restart policy %s)", c.short_id, c.host.restart_policy.name)
+            manager.spawn(manager.start_by_policy, c)
 
 
 async def _recover_one(m: ContainerManager, c: Container) -> None:
@@ -39,6 +61,10 @@ async def _recover_one(m: ContainerManager, c: Container) -> None:
     if c.state.status is Status.REMOVING:
         log.info("finishing the removal of %s", c.short_id)
         await m._remove_locked(c)
+        return
+    if c.state.status is Status.RESTARTING:
+        # its exit is recorded; the restart was pending: the start-up pass starts it
+        await trio.to_thread.run_sync(mounts.unmount, paths.rootfs)
         return
     conmon_pid = c.state.conmon_pid or await trio.to_thread.run_sync(
         read_pid_file, paths.userdata / "conmon.pid")
@@ -72,13 +98,15 @@ async def _recover_one(m: ContainerManager, c: Container) -> None:
         m._watch(c, pidfd)
         return
     exit_code = await trio.to_thread.run_sync(read_exit_file, paths.userdata)
-    was_live = c.state.status in (Status.RUNNING, Status.PAUSED, Status.RESTARTING)
+    was_live = c.state.status in (Status.RUNNING, Status.PAUSED)
     unseen_exit = exit_code is not None and await trio.to_thread.run_sync(
         _exit_file_is_newer, c, paths.userdata / "exit")
     if was_live or unseen_exit:
+        rebooted = bool(c.state.boot_id) and c.state.boot_id != m.host.boot_id
         if exit_code is not None:
             log.info("%s exited (%d) while moord was away", c.short_id, exit_code)
-            await m.handle_exit(c, reason=StopReason.EXITED)
+            # an exit as the host went down (systemd killing it) is not the container's doing
+            await m.handle_exit(c, reason=StopReason.HOST_CRASH if rebooted else StopReason.EXITED)
             return
         state = await runtime.state(c.id)
         if state and state.get("status") in ("running", "paused"):
@@ -88,8 +116,7 @@ async def _recover_one(m: ContainerManager, c: Container) -> None:
                 await runtime.kill(c.id, "KILL")
             except Exception:
                 pass
-        reason = (StopReason.HOST_CRASH if c.state.boot_id and c.state.boot_id != m.host.boot_id
-                  else StopReason.MONITOR_LOST)
+        reason = StopReason.HOST_CRASH if rebooted else StopReason.MONITOR_LOST
         log.info("%s: no exit record (%s)", c.short_id, reason.value)
         await m.handle_exit(c, reason=reason, fallback_code=255)
         return

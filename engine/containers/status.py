@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from engine.containers.model import Container, Status
+from engine.containers.model import Container, HealthStatus, Status
 from engine.units import human_duration
 
 
@@ -16,6 +16,9 @@ def status_text(c: Container, now: dt.datetime | None = None) -> str:
         text = f"Up {human_duration((now - since).total_seconds())}"
         if st.status is Status.PAUSED:
             text += " (Paused)"
+        elif st.health is not None:
+            health = st.health.status
+            text += " (health: starting)" if health is HealthStatus.STARTING else f" ({health.value})"
         return text
     if st.status is Status.RESTARTING:
         since = st.finished_at or now

@@ -23,7 +23,7 @@ from engine.api.streams import frame, stream_media_type, system_error_frame
 from engine.api.wire import containers as wire
 from engine.containers.attach import CONMON_STDERR, CONMON_STDOUT, PACKET_SIZE, connect_attach_socket
 from engine.containers.filters import list_predicate, prune_keep
-from engine.containers.model import Container, Status
+from engine.containers.model import Container, RestartPolicy, Status
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 
 if TYPE_CHECKING:
@@ -193,7 +193,30 @@ async def prune(req: Request, engine: Engine) -> JSONResponse:
 
     keep = prune_keep(req.filters(), until)
     removed = await engine.containers.prune(keep)
+    engine.events.publish("container", "prune", "", {"reclaimed": "0"})
     return JSONResponse({"ContainersDeleted": removed or None, "SpaceReclaimed": 0})
+
+
+@router.route("POST", "/containers/{id}/update")
+async def update(req: Request, engine: Engine) -> JSONResponse:
+    """`docker update`: the restart policy now; resource limits come with that issue."""
+    c = _container(req, engine)
+    body = await req.json_object()
+    warnings: list[str] = []
+    policy = body.get("RestartPolicy")
+    if policy is not None:
+        if not isinstance(policy, dict):
+            raise InvalidParameter("invalid type for RestartPolicy: expected an object")
+        name = policy.get("Name") or "no"
+        count = policy.get("MaximumRetryCount") or 0
+        if not isinstance(name, str) or not isinstance(count, int):
+            raise InvalidParameter("invalid RestartPolicy")
+        await engine.containers.update_restart_policy(c, RestartPolicy(name, count))
+    resources = {k: v for k, v in body.items() if k != "RestartPolicy" and v not in (None, 0, "", [], {})}
+    if resources:
+        raise InvalidParameter(
+            f"updating {', '.join(sorted(resources))} is not supported by moorage yet")
+    return JSONResponse({"Warnings": warnings})
 
 
 @router.route("POST", "/containers/{id}/resize")

@@ -20,6 +20,7 @@ from engine.images import ociconfig
 from engine.images.changes import parse_duration
 from engine.images.model import Image
 from engine.images.reference import Reference, parse, parse_repository_and_tag
+from engine.images.store import DeleteItem
 
 if TYPE_CHECKING:
     from engine.engine import Engine
@@ -255,6 +256,8 @@ async def create(req: Request, engine: Engine) -> RawResponse:
         message=message,
         platform=req.arg("platform") or "",
     )
+    engine.events.publish("image", "import", image.id,
+                          {"name": reference.familiar() if reference else image.id})
     body = json.dumps({"status": image.id}).encode() + b"\r\n"
     return RawResponse(body, content_type="application/json")
 
@@ -284,6 +287,8 @@ async def prune(req: Request, engine: Engine) -> JSONResponse:
     items, reclaimed = await engine.images.prune(
         dangling_only=dangling_only, in_use=in_use, select=select
     )
+    _publish_deletions(engine, items)
+    engine.events.publish("image", "prune", "", {"reclaimed": str(reclaimed)})
     return JSONResponse(wire.prune_report(items, reclaimed))
 
 
@@ -291,6 +296,8 @@ async def prune(req: Request, engine: Engine) -> JSONResponse:
 async def tag(req: Request, engine: Engine) -> EmptyResponse:
     reference = parse_repository_and_tag(req.arg("repo") or "", req.arg("tag") or "")
     await engine.images.tag(req.params["name"], reference)
+    image = engine.images.resolve(reference.familiar())
+    engine.events.publish("image", "tag", image.id, {"name": reference.familiar()})
     return EmptyResponse(201)
 
 
@@ -305,7 +312,16 @@ async def remove(req: Request, engine: Engine) -> JSONResponse:
         prune_children=not req.flag("noprune"),
         in_use_by=engine.containers.image_users,
     )
+    _publish_deletions(engine, items)
     return JSONResponse(wire.delete_items(items))
+
+
+def _publish_deletions(engine: Engine, items: list[DeleteItem]) -> None:
+    for item in items:
+        if item.untagged:
+            engine.events.publish("image", "untag", item.untagged, {"name": item.untagged})
+        if item.deleted:
+            engine.events.publish("image", "delete", item.deleted, {"name": item.deleted})
 
 
 __all__ = ["go_path_match", "parse_timestamp", "router"]

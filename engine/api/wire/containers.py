@@ -14,6 +14,7 @@ from typing import Any
 from engine.containers.model import (
     Container,
     ContainerSpec,
+    HealthState,
     HostSpec,
     LogConfig,
     PortBinding,
@@ -135,6 +136,24 @@ def _healthcheck(d: dict[str, Any]) -> Healthcheck | None:
     )
 
 
+HEALTH_ON_FAILURE_LABEL = "moorage.health-on-failure"
+HEALTH_ACTIONS = ("none", "kill", "restart", "stop")
+
+
+def _health_on_failure(body: dict[str, Any]) -> str:
+    """What an unhealthy container gets: `Healthcheck.OnFailure` (moor) or a label (docker CLI)."""
+    hc = body.get("Healthcheck")
+    action = hc.get("OnFailure") if isinstance(hc, dict) else None
+    labels = body.get("Labels")
+    if not action and isinstance(labels, dict):
+        action = labels.get(HEALTH_ON_FAILURE_LABEL)
+    action = action or "none"
+    if action not in HEALTH_ACTIONS:
+        raise InvalidParameter(
+            f"invalid health-on-failure action {action!r}: one of {', '.join(HEALTH_ACTIONS)}")
+    return str(action)
+
+
 def _port_bindings(d: dict[str, Any]) -> dict[str, list[PortBinding]]:
     raw = _object(d, "PortBindings", "HostConfig.")
     result: dict[str, list[PortBinding]] = {}
@@ -204,6 +223,7 @@ def parse_create(body: dict[str, Any]) -> tuple[ContainerSpec, HostSpec]:
         exposed_ports=sorted(_set_keys(body, "ExposedPorts")),
         volumes=[],
         healthcheck=_healthcheck(body),
+        health_on_failure=_health_on_failure(body),
         network_disabled=_bool(body, "NetworkDisabled"),
         on_build=_str_list(body, "OnBuild"),
         shell=_str_slice(body, "Shell"),
@@ -285,10 +305,12 @@ def rfc3339(t: dt.datetime | None) -> str:
     return f"{base}.{frac}Z" if frac else f"{base}Z"
 
 
-def _healthcheck_json(hc: Healthcheck | None) -> dict[str, Any] | None:
+def _healthcheck_json(hc: Healthcheck | None, on_failure: str = "none") -> dict[str, Any] | None:
     if hc is None:
         return None
     out: dict[str, Any] = {"Test": list(hc.test)}
+    if on_failure != "none":
+        out["OnFailure"] = on_failure
     for key, value in (("Interval", hc.interval), ("Timeout", hc.timeout),
                        ("StartPeriod", hc.start_period), ("StartInterval", hc.start_interval),
                        ("Retries", hc.retries)):
@@ -312,7 +334,7 @@ def config_json(c: Container) -> dict[str, Any]:
         "StdinOnce": s.stdin_once,
         "Env": list(s.env),
         "Cmd": s.cmd,
-        "Healthcheck": _healthcheck_json(s.healthcheck),
+        "Healthcheck": _healthcheck_json(s.healthcheck, s.health_on_failure),
         "Image": s.image,
         "Volumes": {v: {} for v in s.volumes} or None,
         "WorkingDir": s.working_dir,
@@ -418,6 +440,16 @@ def state_json(c: Container) -> dict[str, Any]:
         "FinishedAt": rfc3339(st.finished_at),
         "StopReason": st.stop_reason.value,
         "ManuallyStopped": st.manually_stopped,
+        **({"Health": health_json(st.health)} if st.health is not None else {}),
+    }
+
+
+def health_json(health: HealthState) -> dict[str, Any]:
+    return {
+        "Status": health.status.value,
+        "FailingStreak": health.failing_streak,
+        "Log": [{"Start": rfc3339(p.start), "End": rfc3339(p.end), "ExitCode": p.exit_code,
+                 "Output": p.output} for p in health.log],
     }
 
 
