@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import click
 
 import engine
-from engine.cli import containers, images, system
+from engine.cli import containers, events, images, system
 from engine.cli.app import App, describe
 from engine.cli.client import ClientError
 from engine.cli.errors import CommandError
@@ -83,7 +83,7 @@ for _name, _command in (
     ("pause", containers.pause), ("unpause", containers.unpause),
     ("wait", containers.wait), ("rename", containers.rename),
     ("import", images.import_), ("tag", images.tag), ("rmi", images.rmi),
-    ("attach", containers.attach),
+    ("attach", containers.attach), ("events", events.events), ("update", events.update),
 ):
     cli.add_command(_command, name=_name)
 
@@ -95,14 +95,15 @@ _group("container", "Manage containers", [
     ("prune", containers.prune), ("rename", containers.rename),
     ("restart", containers.restart), ("rm", containers.rm), ("run", containers.run),
     ("start", containers.start), ("stop", containers.stop),
-    ("unpause", containers.unpause), ("wait", containers.wait),
+    ("unpause", containers.unpause), ("update", events.update), ("wait", containers.wait),
 ])
 _group("image", "Manage images", [
     ("import", images.import_), ("inspect", containers.inspect_command("image")),
     ("ls", images.images), ("list", images.images), ("prune", images.image_prune),
     ("pull", images.pull), ("rm", images.rmi), ("tag", images.tag),
 ])
-_group("system", "Manage moorage", [("info", system.info), ("version", system.version)])
+_group("system", "Manage moorage", [("events", events.events), ("info", system.info),
+                                    ("version", system.version)])
 
 
 # docker spells some boolean flags `--flag=false`; click wants `--no-flag`.

@@ -251,3 +251,25 @@ def test_events_since_until_replay(moord: Moord) -> None:
     assert die["Actor"]["Attributes"]["reason"] == "exited"  # type: ignore[index]
 
 
+
+
+def test_moor_update_and_events(moord: Moord) -> None:
+    import sys
+
+    moor = [sys.executable, "-m", "engine.cli"]
+    since = f"{time.time():.3f}"
+    moord.docker("create", "--name", "mupd", "--label", "moorevt=1", "busybox", "true")
+    try:
+        result = subprocess.run([*moor, "update", "--restart", "on-failure:1", "mupd"],
+                                env=moord.env, capture_output=True, text=True, check=True)
+        assert result.stdout == "mupd\n"
+        policy = inspect(moord, "mupd")["HostConfig"]["RestartPolicy"]  # type: ignore[index]
+        assert policy == {"Name": "on-failure", "MaximumRetryCount": 1}
+        events = subprocess.run(
+            [*moor, "events", "--since", since, "--until", f"{time.time():.3f}",
+             "--filter", "label=moorevt=1"], env=moord.env, capture_output=True, text=True,
+            check=True).stdout.splitlines()
+        assert [line.split()[2] for line in events] == ["create", "update"]
+        assert "(image=busybox, moorevt=1, name=mupd)" in events[0]
+    finally:
+        moord.docker("rm", "-f", "mupd", check=False)
