@@ -65,6 +65,12 @@ class DaemonConfig:
     shutdown_timeout: float = attrs.field(
         default=15.0, converter=float,
         metadata={"help": "how long TERM waits for requests in flight before closing them (s)"})
+    log_driver: str = attrs.field(
+        default="json-file", metadata={"help": "default log driver for new containers"})
+    log_max_size: str = attrs.field(
+        default="20m", metadata={"help": "default size at which a container's log rotates (-1: never)"})
+    log_max_file: int = attrs.field(
+        default=5, converter=int, metadata={"help": "default number of log files kept per container"})
     durable_store: bool = attrs.field(
         default=True, metadata={"help": "fsync every state change (turn off only for throw-away hosts)"})
 

@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 
 import attrs
+import pluggy
 import trio
 
 from engine import fsutil
@@ -35,7 +36,10 @@ from engine.engine import Engine
 from engine.errors import HostNotReady
 from engine.events import EventBus
 from engine.images.store import ImageStore
+from engine.logs import drivers as builtin_log_drivers
 from engine.runtime.host import probe_host
+from plugins import load_plugin_manager
+from plugins.contracts import LogDriver
 
 log = logging.getLogger("moord")
 
@@ -64,7 +68,12 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
     await trio.to_thread.run_sync(_write_pidfile, pidfile)
     events = EventBus()
     images = await ImageStore.open(config.data_root / "images", durable=config.durable_store)
-    containers = await trio.to_thread.run_sync(ContainerManager.open, config, host, images, events)
+    log_drivers = _log_drivers(load_plugin_manager([builtin_log_drivers]))
+    containers = await trio.to_thread.run_sync(ContainerManager.open, config, host, images, events,
+                                               log_drivers)
+    if config.log_driver not in log_drivers:
+        raise HostNotReady(f"log-driver {config.log_driver!r} is not a known log driver "
+                           f"({', '.join(sorted(log_drivers))})")
     engine = Engine(config=config, host=host, images=images, containers=containers, events=events)
     routes = route_table([system_api.router, containers_api.router, logs_api.router,
                           images_api.router, events_api.router])
@@ -102,6 +111,17 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
         except FileNotFoundError:
             pass
     log.info("moord stopped; containers keep running under conmon")
+
+
+def _log_drivers(pm: pluggy.PluginManager) -> dict[str, LogDriver]:
+    """Every plugin's log drivers by name; a later plugin may replace an earlier one."""
+    drivers: dict[str, LogDriver] = {}
+    for provided in reversed(pm.hook.moorage_log_drivers()):  # pluggy calls newest first
+        for driver in provided:
+            if driver.name in drivers:
+                log.info("log driver %r is replaced by a plugin", driver.name)
+            drivers[driver.name] = driver
+    return drivers
 
 
 RELOADABLE = ("log_level", "restart_delay_initial", "restart_delay_max", "restart_delay_reset",

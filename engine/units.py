@@ -1,6 +1,8 @@
-"""Durations in the words Docker uses (go-units), shared by moord's `ps` status and `moor`."""
+"""Units in the words and forms Docker uses (go-units): durations and byte sizes."""
 
 from __future__ import annotations
+
+import re
 
 
 def human_duration(seconds: float) -> str:
@@ -29,3 +31,16 @@ def human_duration(seconds: float) -> str:
     if hours < 24 * 365 * 2:
         return f"{hours // 24 // 30} months"
     return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+_RAM = re.compile(r"^(\d+(?:\.\d+)?) ?([kmgtp])?(i?b)?$", re.IGNORECASE)
+_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
+
+
+def ram_in_bytes(text: str) -> int:
+    """go-units `RAMInBytes`: `10m` is 10 MiB (binary units, as `--log-opt max-size` reads it)."""
+    m = _RAM.match(text.strip())
+    if not m:
+        raise ValueError(f"invalid size: '{text}'")
+    number, unit = float(m.group(1)), (m.group(2) or "").lower()
+    return int(number * 1024 ** _POWERS[unit])

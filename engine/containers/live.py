@@ -50,7 +50,8 @@ class Live:
     manual_restart: bool = False
     backoff: Backoff = attrs.field(factory=Backoff)
     restart_scope: trio.CancelScope | None = None
-    health_scope: trio.CancelScope | None = None
+    # the tasks that live as long as one run: health checks, log rotation and shipping
+    run_scope: trio.CancelScope | None = None
 
     def take_next_exit(self) -> ExitNotice:
         notice, self.next_exit = self.next_exit, ExitNotice()
@@ -67,7 +68,7 @@ class Live:
         self.restart_scope = None
         return True
 
-    def cancel_health(self) -> None:
-        if self.health_scope is not None:
-            self.health_scope.cancel()
-            self.health_scope = None
+    def end_run_tasks(self) -> None:
+        if self.run_scope is not None:
+            self.run_scope.cancel()
+            self.run_scope = None

@@ -15,7 +15,8 @@ import datetime as dt
 import logging
 import os
 import signal as signals
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,7 @@ from engine.containers.model import (
     ContainerSpec,
     HealthState,
     HostSpec,
+    LogConfig,
     RestartPolicy,
     Status,
     StopReason,
@@ -42,6 +44,8 @@ from engine.containers.registry import Registry
 from engine.containers.signals import parse_signal
 from engine.errors import Conflict, EngineError, InvalidParameter, NotModified, SystemFailure
 from engine.events import EventBus
+from engine.logs.rotation import RotationPolicy, keep_rotated
+from engine.logs.sinks import ship_lines
 from engine.runtime import cgroups, conmon, mounts
 from engine.runtime.exits import (
     close_fd,
@@ -53,6 +57,7 @@ from engine.runtime.exits import (
 from engine.runtime.oci import ContainerGone, OCIRuntime
 from engine.runtime.rlimits import validate_ulimits
 from engine.runtime.spec import parse_security_opt
+from plugins.contracts import InvalidLogOption, LogDriver, LoggedContainer
 
 if TYPE_CHECKING:
     from engine.config import DaemonConfig
@@ -80,6 +85,7 @@ class ContainerManager:
     registry: Registry
     bundles: BundleMaker
     events: EventBus = attrs.field(factory=EventBus)
+    log_drivers: Mapping[str, LogDriver] = attrs.field(factory=dict)
     attach: AttachHub = attrs.field(factory=AttachHub)
     live: dict[str, Live] = attrs.field(factory=dict)
     _nursery: trio.Nursery | None = None
@@ -87,7 +93,8 @@ class ContainerManager:
 
     @classmethod
     def open(cls, config: DaemonConfig, host: HostProfile, images: ImageStore,
-             events: EventBus | None = None) -> ContainerManager:
+             events: EventBus | None = None,
+             log_drivers: Mapping[str, LogDriver] | None = None) -> ContainerManager:
         """Load every container record (blocking; start-up only)."""
         from engine.store import RecordStore
 
@@ -96,7 +103,8 @@ class ContainerManager:
         registry = Registry(store)
         registry.load()
         bundles = BundleMaker(config, host, images)
-        return cls(config, host, images, registry, bundles, events or EventBus())
+        return cls(config, host, images, registry, bundles, events or EventBus(),
+                   dict(log_drivers or {}))
 
     # plumbing -----------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -166,6 +174,7 @@ class ContainerManager:
         image = self.images.resolve(spec.image)
         merged = creation.merge_image_config(spec, image.config)
         creation.validate(merged, host)
+        host.log_config = self._log_config(host.log_config)
         parse_security_opt(host.security_opt)
         validate_ulimits(host.ulimits)
         path, args = creation.process_of(merged)
@@ -199,6 +208,32 @@ class ContainerManager:
         self.live_of(container)
         self.publish(container, "create")
         return container, warnings
+
+    def log_driver(self, c: Container) -> LogDriver:
+        driver = self.log_drivers.get(c.host.log_config.type)
+        if driver is None:
+            raise InvalidParameter(
+                f"logger: no log driver named '{c.host.log_config.type}' is registered")
+        return driver
+
+    def _log_config(self, requested: LogConfig) -> LogConfig:
+        """The driver (daemon default when none is named) and its options, checked; the
+        daemon's default options apply when the container uses the default driver."""
+        name = requested.type or self.config.log_driver
+        driver = self.log_drivers.get(name)
+        if driver is None:
+            raise InvalidParameter(f"logger: no log driver named '{name}' is registered")
+        options = dict(requested.config)
+        try:
+            options = dict(driver.validate(options))
+        except InvalidLogOption as exc:
+            raise InvalidParameter(str(exc)) from None
+        return LogConfig(name, options)
+
+    def rotation_policy(self, c: Container) -> RotationPolicy:
+        return RotationPolicy.from_options(c.host.log_config.config,
+                                           default_size=self.config.log_max_size,
+                                           default_files=self.config.log_max_file)
 
     @staticmethod
     def _make_dirs(paths: ContainerPaths) -> None:
@@ -250,6 +285,8 @@ class ContainerManager:
                 socket_dir=self.config.exec_root / "socks",
                 stdin=c.spec.open_stdin,
                 tty=c.spec.tty,
+                keep_log=self._keeps_log_file(c),
+                log_size_max=self.rotation_policy(c).hard_cap or -1,
             )
             launched = await conmon.launch(launch, place=self._placer())
             pidfd = open_conmon_pidfd(launched.conmon_pid, c.id)
@@ -279,7 +316,7 @@ class ContainerManager:
         await self.registry.save(c)
         self.publish(c, "start")
         self._watch(c, pidfd)
-        self._start_health(c)
+        self.start_run_tasks(c)
 
     def _placer(self) -> Callable[[int], Awaitable[None]]:
         layout = self.host.cgroups
@@ -333,24 +370,44 @@ class ContainerManager:
         except Exception:
             log.exception("handling the exit of %s failed", c.short_id)
 
-    # health ---------------------------------------------------------------------
-    def _start_health(self, c: Container) -> None:
-        if c.state.health is None:
-            return
+    # what runs beside a running container -------------------------------------------
+    def _keeps_log_file(self, c: Container) -> bool:
+        driver = self.log_drivers.get(c.host.log_config.type)
+        return driver is None or driver.readable or driver.ships
+
+    def start_run_tasks(self, c: Container) -> None:
+        """Health checks, log rotation and log shipping, for as long as this run lasts."""
         live = self.live_of(c)
-        live.cancel_health()
+        live.end_run_tasks()
         scope = trio.CancelScope()
-        live.health_scope = scope
-        self.spawn(self._run_health, c, scope)
+        live.run_scope = scope
+        self.spawn(self._run_tasks, c, scope)
 
-    async def _run_health(self, c: Container, scope: trio.CancelScope) -> None:
-        from engine.containers.health import run_health_checks
-
+    async def _run_tasks(self, c: Container, scope: trio.CancelScope) -> None:
+        paths = self.paths(c)
+        driver = self.log_drivers.get(c.host.log_config.type)
         with scope:
-            try:
-                await run_health_checks(self, c)
-            except Exception:
-                log.exception("the health checks of %s failed", c.short_id)
+            async with trio.open_nursery() as nursery:
+                if c.state.health is not None:
+                    nursery.start_soon(self._guarded, "health checks", c,
+                                       partial(_run_health_checks, self, c))
+                if self._keeps_log_file(c):
+                    policy = self.rotation_policy(c)
+                    nursery.start_soon(self._guarded, "log rotation", c, partial(
+                        keep_rotated, paths.log, paths.bundle / "ctl", policy))
+                if driver is not None and driver.ships:
+                    since = int(c.state.started_at.timestamp() * 1e9) if c.state.started_at else 0
+                    logged = LoggedContainer(c.id, c.name, c.spec.image, dict(c.spec.labels),
+                                             dict(c.host.log_config.config))
+                    nursery.start_soon(self._guarded, "log shipping", c, partial(
+                        ship_lines, driver, logged, paths.log, since))
+
+    async def _guarded(self, what: str, c: Container, fn: Callable[..., Awaitable[object]]) -> None:
+        """Run one of a container's companion tasks; its failure stays its own."""
+        try:
+            await fn()
+        except Exception:
+            log.exception("the %s of %s failed", what, c.short_id)
 
     def health_failed(self, c: Container) -> None:
         """The health check just declared `c` unhealthy: act as `--health-on-failure` says."""
@@ -389,7 +446,7 @@ class ContainerManager:
         if c.id not in self.registry.by_id:
             return
         live = self.live_of(c)
-        live.cancel_health()
+        live.end_run_tasks()
         paths = self.paths(c)
         runtime = self.runtime_of(c)
         code = await trio.to_thread.run_sync(read_exit_file, paths.userdata)
@@ -675,7 +732,7 @@ class ContainerManager:
         self.attach.start_failed(c.id, "container was removed")
         if live is not None:
             live.cancel_pending_restart()
-            live.cancel_health()
+            live.end_run_tasks()
             code = c.state.exit_code
             for notice in (live.next_exit, live.stopped, live.removed):
                 notice.fire(code)
@@ -772,6 +829,12 @@ class ContainerManager:
             pass
         except Exception:
             log.exception("stopping %s at shutdown failed", c.short_id)
+
+
+async def _run_health_checks(manager: ContainerManager, c: Container) -> None:
+    from engine.containers.health import run_health_checks
+
+    await run_health_checks(manager, c)
 
 
 def _has_healthcheck(c: Container) -> bool:

@@ -80,6 +80,7 @@ async def _recover_one(m: ContainerManager, c: Container) -> None:
             await m.registry.save(c)
             log.info("re-adopted %s (%s, conmon %d)", c.short_id, status, conmon_pid)
             m._watch(c, pidfd)
+            m.start_run_tasks(c)
             return
         if status == "created":
             # moord died between conmon's create and the runtime's start: roll back

@@ -47,6 +47,7 @@ class ConmonLaunch:
     socket_dir: Path
     stdin: bool = False
     tty: bool = False
+    keep_log: bool = True  # False: conmon discards the output (log driver `none`)
     log_size_max: int = -1
 
     def argv(self) -> list[str]:
@@ -61,7 +62,7 @@ class ConmonLaunch:
             "-b", str(self.bundle),
             "-p", str(self.userdata / "pidfile"),
             "-P", str(self.userdata / "conmon.pid"),
-            "-l", f"k8s-file:{self.log_path}",
+            "-l", f"k8s-file:{self.log_path}" if self.keep_log else "none",
             "--persist-dir", str(self.userdata),
             "--socket-dir-path", str(self.socket_dir),
             "--full-attach",

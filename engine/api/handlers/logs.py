@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import trio
+
 from engine.api.http import HijackedStream, Request, StreamResponse, StreamWriter
 from engine.api.router import Router
 from engine.api.streams import (
@@ -13,10 +15,11 @@ from engine.api.streams import (
     parse_tail,
     stream_media_type,
 )
-from engine.containers.model import Container
+from engine.containers.model import Container, Status
 from engine.errors import InvalidParameter, Unsupported
 from engine.logs.k8sfile import LogLine
 from engine.logs.reader import LogQuery, read_logs
+from engine.logs.rotation import rotated_files
 
 if TYPE_CHECKING:
     from engine.engine import Engine
@@ -30,8 +33,8 @@ async def logs(req: Request, engine: Engine) -> StreamResponse:
     stdout, stderr = req.flag("stdout"), req.flag("stderr")
     if not (stdout or stderr):
         raise InvalidParameter("Bad parameters: you must choose at least one stream")
-    if c.host.log_config.type == "none":
-        raise Unsupported('configured logging driver does not support reading')
+    if not engine.containers.log_driver(c).readable:
+        raise Unsupported("configured logging driver does not support reading")
     query = LogQuery(
         stdout=stdout,
         stderr=stderr,
@@ -56,8 +59,10 @@ async def logs(req: Request, engine: Engine) -> StreamResponse:
         async def stopped() -> None:
             await engine.containers.wait(c, "not-running")
 
-        await read_logs(path, query, emit, follow=follow,
-                        is_running=lambda: c.state.is_live, stopped=stopped)
+        rotated = await trio.to_thread.run_sync(rotated_files, path)
+        await read_logs(path, query, emit, follow=follow, rotated=rotated,
+                        is_running=lambda: c.state.is_live or c.state.status is Status.RESTARTING,
+                        stopped=stopped)
 
     return StreamResponse(produce, content_type=stream_media_type(tty=c.spec.tty,
                                                                    api_version=req.api_version))
@@ -71,4 +76,5 @@ async def write_history(engine: Engine, c: Container, conn: HijackedStream, *, t
     async def emit(lines: list[LogLine]) -> None:
         await conn.send_all(encode_log_lines(lines, multiplexed=not tty))
 
-    await read_logs(path, LogQuery(stdout=stdout, stderr=stderr), emit)
+    rotated = await trio.to_thread.run_sync(rotated_files, path)
+    await read_logs(path, LogQuery(stdout=stdout, stderr=stderr), emit, rotated=rotated)

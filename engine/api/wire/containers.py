@@ -27,7 +27,6 @@ from engine.errors import InvalidParameter
 from engine.images.model import Healthcheck
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
-LOG_DRIVERS = ("k8s-file", "json-file", "local", "none", "")
 
 
 # reading ------------------------------------------------------------------------
@@ -232,8 +231,6 @@ def parse_create(body: dict[str, Any]) -> tuple[ContainerSpec, HostSpec]:
     policy = _object(hc, "RestartPolicy", w)
     log_config = _object(hc, "LogConfig", w)
     log_type = _str(log_config, "Type", "HostConfig.LogConfig.")
-    if log_type not in LOG_DRIVERS:
-        raise InvalidParameter(f'logger: no log driver named \'{log_type}\' is registered')
     console = hc.get("ConsoleSize") or [0, 0]
     if not (isinstance(console, list) and len(console) == 2 and all(isinstance(x, int) for x in console)):
         raise InvalidParameter("invalid type for HostConfig.ConsoleSize: expected [height, width]")
@@ -255,7 +252,7 @@ def parse_create(body: dict[str, Any]) -> tuple[ContainerSpec, HostSpec]:
         cap_drop=_str_list(hc, "CapDrop", w),
         readonly_rootfs=_bool(hc, "ReadonlyRootfs", w),
         binds=[],
-        log_config=LogConfig(log_type or "json-file", _str_map(log_config, "Config")),
+        log_config=LogConfig(log_type, _str_map(log_config, "Config")),
         port_bindings={k: [] for k in bindings},
         publish_all_ports=False,
         dns=_str_list(hc, "Dns", w),

@@ -1,0 +1,76 @@
+"""The built-in log drivers, registered through the same hook third-party ones use.
+
+`json-file` (also answering to `k8s-file` and `local`) is conmon's k8s-file format with
+moord's rotation: Docker users' `--log-opt max-size/max-file` mean what they mean with
+Docker's json-file, but the default is bounded (20 MiB, 5 files, like Docker's `local`).
+`none` discards the output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import attrs
+
+from engine.units import ram_in_bytes
+from plugins import hookimpl
+from plugins.contracts import InvalidLogOption, LogDriver, LoggedContainer, LogRecord
+
+# options Docker's json-file driver accepts; moord acts on the first two
+FILE_OPTIONS = frozenset({"max-size", "max-file", "compress", "labels", "labels-regex", "env",
+                          "env-regex", "tag", "mode", "max-buffer-size"})
+
+
+@attrs.frozen
+class FileDriver:
+    """conmon writes the k8s-file; moord rotates it by size and count and serves `logs`."""
+
+    name: str
+    readable: bool = True
+    ships: bool = False
+
+    def validate(self, options: Mapping[str, str]) -> Mapping[str, str]:
+        for key in options:
+            if key not in FILE_OPTIONS:
+                raise InvalidLogOption(f"unknown log opt '{key}' for {self.name} log driver")
+        if "max-size" in options and options["max-size"] != "-1":
+            try:
+                if ram_in_bytes(options["max-size"]) <= 0:
+                    raise ValueError
+            except ValueError:
+                raise InvalidLogOption(f"invalid max-size: {options['max-size']}") from None
+        if "max-file" in options:
+            try:
+                if int(options["max-file"]) < 1:
+                    raise ValueError
+            except ValueError:
+                raise InvalidLogOption("max-file cannot be less than 1") from None
+        if options.get("compress", "false") not in ("true", "false", "1", "0"):
+            raise InvalidLogOption(f"error parsing compress: {options['compress']}")
+        return dict(options)
+
+    async def ship(self, container: LoggedContainer, records: Sequence[LogRecord]) -> None:
+        return None
+
+
+@attrs.frozen
+class NoneDriver:
+    """Discard the output; `docker logs` says the driver doesn't support reading."""
+
+    name: str = "none"
+    readable: bool = False
+    ships: bool = False
+
+    def validate(self, options: Mapping[str, str]) -> Mapping[str, str]:
+        for key in options:
+            if key not in ("mode", "max-buffer-size"):
+                raise InvalidLogOption(f"unknown log opt '{key}' for none log driver")
+        return dict(options)
+
+    async def ship(self, container: LoggedContainer, records: Sequence[LogRecord]) -> None:
+        return None
+
+
+@hookimpl
+def moorage_log_drivers() -> Sequence[LogDriver]:
+    return [FileDriver("json-file"), FileDriver("k8s-file"), FileDriver("local"), NoneDriver()]

@@ -1,0 +1,34 @@
+"""Hook specifications: what a moorage plugin may provide.
+
+Each hook is called once, when moord starts, and returns driver objects; moord keeps
+them by name. A later plugin's driver with the same name as an earlier one replaces
+it (third-party packages load after the built-ins), so a package can override a
+built-in driver deliberately; moord logs when that happens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from plugins.contracts import LogDriver
+
+PROJECT = "moorage"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def moorage_log_drivers() -> Sequence[LogDriver]:
+    """Return the log drivers this plugin provides (see `plugins.contracts.LogDriver`).
+
+    A log driver decides where a container's output goes. moord always has conmon
+    write the container's output to its own log file first (so nothing is lost while
+    moord is down); a driver says whether `docker logs` can read that file back and
+    may ship every line somewhere else as moord follows the file.
+    """
+    raise NotImplementedError
