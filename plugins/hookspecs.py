@@ -15,6 +15,8 @@ import pluggy
 
 if TYPE_CHECKING:
     from plugins.contracts import LogDriver
+    from plugins.network_contract import NetworkDriver
+    from plugins.volume_contract import VolumeDriver
 
 PROJECT = "moorage"
 
@@ -30,5 +32,25 @@ def moorage_log_drivers() -> Sequence[LogDriver]:
     write the container's output to its own log file first (so nothing is lost while
     moord is down); a driver says whether `docker logs` can read that file back and
     may ship every line somewhere else as moord follows the file.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def moorage_volume_drivers() -> Sequence[VolumeDriver]:
+    """Return the volume drivers this plugin provides (see `plugins.volume_contract`).
+
+    `docker volume create -d NAME` and `--mount type=volume,volume-driver=NAME` pick a
+    driver by its name; `local` is built in and registered through this same hook.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def moorage_network_drivers() -> Sequence[NetworkDriver]:
+    """Return the network drivers this plugin provides (see `plugins.network_contract`).
+
+    `docker network create -d NAME` picks a driver by its name; `bridge`, `host` and
+    `none` are built in and registered through this same hook.
     """
     raise NotImplementedError
