@@ -5,9 +5,9 @@ conmon holds the log open and appends to it. To rotate, moord renames `ctr.log` 
 conmon, through the container's `ctl` FIFO, to reopen: conmon closes its descriptor
 (lines written in between land at the end of `.1`, which still is the file it had
 open) and creates a fresh `ctr.log`. Readers follow by inode, so a follower drains
-`.1` and carries on in the new file. conmon's own `--log-size-max` truncates instead,
-so moord only uses it as a hard cap far above the rotation size, for the time moord
-itself is down.
+`.1` and carries on in the new file. conmon's own `--log-size-max` is not used: it
+replaces the file without keeping it and, as it counts bytes across the reopens moord
+asks for, it would fire in normal operation too (see `RotationPolicy.hard_cap`).
 """
 
 from __future__ import annotations
@@ -46,8 +46,17 @@ class RotationPolicy:
 
     @property
     def hard_cap(self) -> int:
-        """conmon's truncation limit: only reached if moord can't rotate for a long time."""
-        return 0 if self.max_size == 0 else max(self.max_size * 4, 16 * 1024 * 1024)
+        """conmon's own `--log-size-max`: 0, none, whatever the policy.
+
+        conmon counts the bytes it wrote since its last *own* size-triggered reopen; the
+        reopens moord asks for through the ctl FIFO do not reset that count. So any cap
+        fires again every `cap` bytes of total output, even while moord rotates on time,
+        and then conmon renames a fresh file over `ctr.log`: the lines in the current
+        file (up to `max_size` of them not yet rotated) are gone. With a 16 MiB cap and
+        `max-size=2m`, a million-line burst lost 61,000 lines this way. Without a cap
+        the log is unbounded only while moord is down; moord rotates it on its return.
+        """
+        return 0
 
 
 def rotated_files(log_path: Path) -> list[Path]:
