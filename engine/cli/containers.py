@@ -33,6 +33,7 @@ from engine.cli.formatting import (
 )
 from engine.cli.images import pull_image
 from engine.cli.options import (
+    HEALTH_ACTIONS,
     ContainerOptions,
     OptionError,
     api_timestamp,
@@ -40,6 +41,7 @@ from engine.cli.options import (
     build_filters,
     build_labels,
     familiar_reference,
+    health_config,
     restart_policy,
 )
 
@@ -67,6 +69,20 @@ def _container_flags(for_run: bool) -> Callable[[Callable[..., Any]], Callable[.
                      help="Set environment variables (a bare NAME takes its value from here)"),
         click.option("--env-file", multiple=True, metavar="LIST",
                      help="Read in a file of environment variables"),
+        click.option("--health-cmd", metavar="STRING",
+                     help="Command to run in the container to check its health"),
+        click.option("--health-interval", metavar="DURATION",
+                     help="Time between health checks (ms|s|m|h), 30s if unset"),
+        click.option("--health-on-failure", type=click.Choice(HEALTH_ACTIONS),
+                     help="What an unhealthy container gets: none, kill, restart or stop"),
+        click.option("--health-retries", type=int, metavar="INT",
+                     help="Consecutive failures before the container is unhealthy (3)"),
+        click.option("--health-start-interval", metavar="DURATION",
+                     help="Time between health checks during the start period (5s)"),
+        click.option("--health-start-period", metavar="DURATION",
+                     help="Time to start up, when failed checks don't count yet (0s)"),
+        click.option("--health-timeout", metavar="DURATION",
+                     help="Longest a health check may run before it counts as failed (30s)"),
         click.option("-h", "--hostname", default="", metavar="STRING",
                      help="Container host name"),
         click.option("--init", is_flag=True,
@@ -81,6 +97,8 @@ def _container_flags(for_run: bool) -> Callable[[Callable[..., Any]], Callable[.
         click.option("--name", metavar="STRING", help="Assign a name to the container"),
         click.option("--network", "--net", "network", metavar="NETWORK",
                      help="Connect a container to a network (none, host, default)"),
+        click.option("--no-healthcheck", is_flag=True,
+                     help="Disable the image's HEALTHCHECK"),
         click.option("--pull", type=click.Choice(["missing", "always", "never"]),
                      default="missing", show_default=True,
                      help="Pull image before running"),
@@ -136,6 +154,11 @@ def _options_from(params: Mapping[str, Any], detach: bool) -> ContainerOptions:
         stop_timeout=params["stop_timeout"],
         hostname=params["hostname"],
         console_size=terminal_size() if tty else (0, 0),
+        healthcheck=health_config(
+            cmd=params["health_cmd"], interval=params["health_interval"],
+            timeout=params["health_timeout"], start_period=params["health_start_period"],
+            start_interval=params["health_start_interval"], retries=params["health_retries"],
+            disabled=bool(params["no_healthcheck"]), on_failure=params["health_on_failure"]),
     )
 
 

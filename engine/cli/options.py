@@ -228,6 +228,59 @@ def restart_policy(value: str | None) -> dict[str, Any]:
     return {"Name": name, "MaximumRetryCount": count}
 
 
+HEALTH_ACTIONS = ("none", "kill", "restart", "stop")
+
+
+def duration_ns(value: str | None, flag: str) -> int:
+    """A Go duration flag value (`30s`, `1m30s`, `500ms`) in nanoseconds; unset is 0."""
+    if value is None or value == "":
+        return 0
+    seconds = parse_go_duration(value)
+    if seconds is None:
+        raise OptionError(
+            f'invalid argument "{value}" for "{flag}" flag: time: invalid duration "{value}"')
+    return round(seconds * 1_000_000_000)
+
+
+def health_config(*, cmd: str | None = None, interval: str | None = None,
+                  timeout: str | None = None, start_period: str | None = None,
+                  start_interval: str | None = None, retries: int | None = None,
+                  disabled: bool = False, on_failure: str | None = None) -> dict[str, Any] | None:
+    """The `--health-*` flags as the create body's `Healthcheck` (None: the image's stands).
+
+    Zero durations mean "the image's, or the default", as with docker; `--health-on-failure`
+    alone sends only `OnFailure`, so the image's check is kept and acted upon.
+    """
+    durations = {
+        "Interval": duration_ns(interval, "--health-interval"),
+        "Timeout": duration_ns(timeout, "--health-timeout"),
+        "StartPeriod": duration_ns(start_period, "--health-start-period"),
+        "StartInterval": duration_ns(start_interval, "--health-start-interval"),
+    }
+    count = retries or 0
+    have_settings = bool(cmd) or count != 0 or any(durations.values())
+    if disabled:
+        if have_settings or on_failure not in (None, "none"):
+            raise OptionError("--no-healthcheck conflicts with --health-* options")
+        return {"Test": ["NONE"]}
+    if on_failure is not None and on_failure not in HEALTH_ACTIONS:
+        raise OptionError(f"invalid --health-on-failure value {on_failure!r}: "
+                          f"one of {', '.join(HEALTH_ACTIONS)}")
+    config: dict[str, Any] = {}
+    if have_settings:
+        for key, ns in durations.items():
+            if ns < 0:
+                flag = "--health-" + {"StartPeriod": "start-period",
+                                      "StartInterval": "start-interval"}.get(key, key.lower())
+                raise OptionError(f"{flag} cannot be negative")
+        if count < 0:
+            raise OptionError("--health-retries cannot be negative")
+        config = {"Test": ["CMD-SHELL", cmd] if cmd else None, **durations, "Retries": count}
+    if on_failure is not None:
+        config["OnFailure"] = on_failure
+    return config or None
+
+
 def split_reference(ref: str) -> tuple[str, str]:
     """`repo[:tag]` → (repo, tag) with tag defaulting to `latest`; a digest stays in repo."""
     if "@" in ref:
@@ -278,6 +331,7 @@ class ContainerOptions:
     stop_timeout: int | None = None
     hostname: str = ""
     console_size: tuple[int, int] = (0, 0)
+    healthcheck: dict[str, Any] | None = None
 
     def create_body(self) -> dict[str, Any]:
         attach_out = not self.detach
@@ -303,6 +357,8 @@ class ContainerOptions:
             config["StopSignal"] = self.stop_signal
         if self.stop_timeout is not None:
             config["StopTimeout"] = self.stop_timeout
+        if self.healthcheck is not None:
+            config["Healthcheck"] = self.healthcheck
         host_config: dict[str, Any] = {
             "NetworkMode": self.network or "default",
             "RestartPolicy": self.restart,

@@ -1,0 +1,263 @@
+"""Health checks, as Docker runs them (moby's daemon/health.go), and what follows from them.
+
+The manager starts `run_health_checks` when a container with a health check starts,
+and cancels it when the container exits or is removed. The task sleeps an interval,
+runs the probe inside the container (`engine.runtime.exec`), keeps the last five
+results and the failing streak in `c.state.health`, and on each change of status
+persists the record, publishes `health_status: <status>` and, on turning unhealthy,
+hands the container to `manager.health_failed` (`--health-on-failure`).
+
+Docker's rules: exit 0 is healthy, anything else (including a probe that could not
+run, exit -1) a failure; `retries` consecutive failures make it unhealthy; failures
+inside the start period don't count (a success still makes it healthy), and while it
+is still starting there, probes come every start interval. A paused container is not
+probed. The probe results themselves are only persisted with a status change: inspect
+shows the in-memory record, which is current.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from engine.containers.model import Container, HealthProbe, HealthState, HealthStatus, Status
+from engine.images.model import Healthcheck
+from engine.runtime.exec import (
+    ExecResult,
+    exec_capture,
+    read_process_template,
+    remove_stale_scratch,
+)
+from engine.runtime.oci import OCIRuntime
+
+if TYPE_CHECKING:
+    from engine.containers.manager import ContainerManager
+
+log = logging.getLogger(__name__)
+
+SECOND_NS = 1_000_000_000
+DEFAULT_INTERVAL_NS = 30 * SECOND_NS
+DEFAULT_TIMEOUT_NS = 30 * SECOND_NS
+DEFAULT_START_PERIOD_NS = 0
+DEFAULT_START_INTERVAL_NS = 5 * SECOND_NS
+DEFAULT_RETRIES = 3
+MAX_LOG_ENTRIES = 5
+MAX_OUTPUT_LEN = 4096  # bytes of a probe's output kept (moby's maxOutputLen)
+DEFAULT_SHELL = ("/bin/sh", "-c")
+
+# Runs one probe: argv, and seconds after which it is killed → the result, or None when there is no verdict
+# (the container stopped running under it).
+Executor = Callable[[list[str], float], Awaitable["ExecResult | None"]]
+
+
+def probe_command(hc: Healthcheck | None, shell: Sequence[str] | None = None) -> list[str] | None:
+    """The argv a health check runs; None when there is nothing to run (none, NONE, unknown)."""
+    if hc is None or not hc.test:
+        return None
+    kind, args = hc.test[0], list(hc.test[1:])
+    if kind == "CMD":
+        return args or None
+    if kind == "CMD-SHELL":
+        return [*(shell or DEFAULT_SHELL), *args] if args else None
+    return None
+
+
+def has_probe(hc: Healthcheck | None) -> bool:
+    """Whether a container with this health check gets a health status at all."""
+    return probe_command(hc) is not None
+
+
+@attrs.frozen
+class Timing:
+    """A health check's durations in seconds, Docker's defaults filled in for zeros."""
+
+    interval: float
+    timeout: float
+    start_period: float
+    start_interval: float
+    retries: int
+    timeout_ns: int
+
+    @classmethod
+    def of(cls, hc: Healthcheck) -> Timing:
+        timeout_ns = hc.timeout or DEFAULT_TIMEOUT_NS
+        return cls(
+            interval=(hc.interval or DEFAULT_INTERVAL_NS) / SECOND_NS,
+            timeout=timeout_ns / SECOND_NS,
+            start_period=(hc.start_period or DEFAULT_START_PERIOD_NS) / SECOND_NS,
+            start_interval=(hc.start_interval or DEFAULT_START_INTERVAL_NS) / SECOND_NS,
+            retries=hc.retries if hc.retries > 0 else DEFAULT_RETRIES,
+            timeout_ns=timeout_ns,
+        )
+
+    def next_delay(self, elapsed: float, status: HealthStatus) -> float:
+        """How long until the next probe, `elapsed` s after the container started.
+
+        The first probe comes one interval after the start, as in Docker. Inside the
+        start period a still-starting container is probed every start interval; a
+        healthy one is probed again no later than the end of the start period.
+        """
+        if elapsed >= self.start_period:
+            return self.interval
+        if status is HealthStatus.STARTING:
+            return self.start_interval
+        return min(self.interval, self.start_period - elapsed)
+
+
+def record_probe(health: HealthState, probe: HealthProbe, *, retries: int,
+                 in_start_period: bool) -> bool:
+    """Fold one probe's result into `health`; True if the status changed."""
+    old = health.status
+    health.log = [*health.log[-(MAX_LOG_ENTRIES - 1):], probe]
+    if probe.exit_code == 0:
+        health.failing_streak = 0
+        health.status = HealthStatus.HEALTHY
+    elif not (in_start_period and health.status is HealthStatus.STARTING):
+        health.failing_streak += 1
+        if health.failing_streak >= retries:
+            health.status = HealthStatus.UNHEALTHY
+    return health.status is not old
+
+
+def probe_output(result: ExecResult, timeout_ns: int) -> str:
+    """What the log shows for a probe: its output ("..." if cut), or why it failed to run."""
+    if result.error:
+        return f"OCI runtime exec failed: {result.error}"
+    text = result.output.decode(errors="replace")
+    if result.truncated:
+        text += "..."
+    if result.timed_out:
+        prefix = f"Health check exceeded timeout ({go_duration(timeout_ns)})"
+        return f"{prefix}: {text}" if text else prefix
+    return text
+
+
+def go_duration(ns: int) -> str:
+    """A duration as Go prints one (`30s`, `1m30s`, `1.5s`, `500ms`), as Docker's messages do."""
+    if ns == 0:
+        return "0s"
+    sign, u = ("-", -ns) if ns < 0 else ("", ns)
+    if u < 1000:
+        return f"{sign}{u}ns"
+    if u < 1_000_000:
+        return f"{sign}{_decimal(u, 1000)}µs"
+    if u < SECOND_NS:
+        return f"{sign}{_decimal(u, 1_000_000)}ms"
+    hours, rest = divmod(u, 3600 * SECOND_NS)
+    minutes, rest = divmod(rest, 60 * SECOND_NS)
+    text = f"{_decimal(rest, SECOND_NS)}s"
+    if hours:
+        text = f"{hours}h{minutes}m{text}"
+    elif minutes:
+        text = f"{minutes}m{text}"
+    return sign + text
+
+
+def _decimal(value: int, unit: int) -> str:
+    whole, fraction = divmod(value, unit)
+    if not fraction:
+        return str(whole)
+    digits = str(fraction).rjust(len(str(unit)) - 1, "0").rstrip("0")
+    return f"{whole}.{digits}"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _exec_env(c: Container, env: list[str]) -> list[str]:
+    """The container's env, less the TERM a TTY added: a probe never has a terminal."""
+    if c.spec.tty and not any(e.startswith("TERM=") for e in c.spec.env):
+        return [e for e in env if not e.startswith("TERM=")]
+    return env
+
+
+@attrs.define(eq=False)
+class RuntimeExecutor:
+    """Runs probes with the OCI runtime, as the container's process: its user, env, cwd.
+
+    The process is read once from the bundle's config.json (which a start rewrites, and a
+    start also starts a new health task).
+    """
+
+    manager: ContainerManager
+    c: Container
+    template: dict[str, Any] | None = None
+
+    async def __call__(self, argv: list[str], kill_after: float) -> ExecResult | None:
+        runtime = self.manager.runtime_of(self.c)
+        scratch = self.manager.config.exec_root / "exec"
+        if self.template is None:
+            # one health task per container: no exec of ours is using this container's files
+            await trio.to_thread.run_sync(remove_stale_scratch, scratch, self.c.id)
+            try:
+                self.template = await read_process_template(
+                    self.manager.paths(self.c).config_json)
+            except (OSError, ValueError) as exc:
+                return ExecResult(exit_code=-1, error=f"reading the container's process: {exc}")
+        env = _exec_env(self.c, list(self.template.get("env") or []))
+        result = await exec_capture(
+            runtime, self.c.id, argv, process=self.template, env=env, kill_after=kill_after,
+            limit=MAX_OUTPUT_LEN, scratch=scratch)
+        if result.exit_code != 0 and await self._going_down(runtime):
+            return None  # a stop's SIGKILL took the probe with it: that says nothing
+        return result
+
+    async def _going_down(self, runtime: OCIRuntime) -> bool:
+        """Is the container being stopped, or no longer running (or paused) at all?"""
+        live = self.manager.live.get(self.c.id)
+        if live is None or live.stop_requested:
+            return True
+        state = await runtime.state(self.c.id)
+        return (state or {}).get("status") != "running"
+
+
+async def run_health_checks(manager: ContainerManager, c: Container, *,
+                            execute: Executor | None = None) -> None:
+    """Probe `c` for as long as it runs; the manager cancels this when it stops."""
+    hc = c.spec.healthcheck
+    health = c.state.health
+    command = probe_command(hc, c.spec.shell)
+    if hc is None or health is None:
+        return
+    if command is None:
+        log.warning("%s: health check %r has nothing to run", c.short_id, list(hc.test))
+        return
+    timing = Timing.of(hc)
+    run = execute if execute is not None else RuntimeExecutor(manager, c)
+    # the start period counts from the container's start, even if we came later (recovery)
+    since_start = (_now() - c.state.started_at).total_seconds() if c.state.started_at else 0.0
+    started = trio.current_time() - max(0.0, since_start)
+    while True:
+        await trio.sleep(timing.next_delay(trio.current_time() - started, health.status))
+        if c.state.status is not Status.RUNNING:
+            continue  # paused: not probed, nothing counts
+        probe_time = trio.current_time()
+        start = _now()
+        result = await run(command, timing.timeout)
+        end = _now()
+        if result is None or c.state.status is not Status.RUNNING:
+            continue
+        probe = HealthProbe(start=start, end=end, exit_code=result.exit_code,
+                            output=probe_output(result, timing.timeout_ns))
+        changed = record_probe(health, probe, retries=timing.retries,
+                               in_start_period=probe_time - started < timing.start_period)
+        if changed:
+            await _announce(manager, c, health)
+
+
+async def _announce(manager: ContainerManager, c: Container, health: HealthState) -> None:
+    """Persist, publish `health_status: …`, and act if it just turned unhealthy."""
+    status = health.status
+    try:
+        await manager.registry.save(c)
+    except Exception:
+        log.exception("saving the health of %s failed", c.short_id)
+    manager.publish(c, f"health_status: {status.value}")
+    if status is HealthStatus.UNHEALTHY:
+        manager.health_failed(c)
