@@ -9,6 +9,7 @@ built-in driver deliberately; moord logs when that happens.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pluggy
@@ -37,11 +38,14 @@ def moorage_log_drivers() -> Sequence[LogDriver]:
 
 
 @hookspec
-def moorage_volume_drivers() -> Sequence[VolumeDriver]:
+def moorage_volume_drivers(data_root: Path) -> Sequence[VolumeDriver]:
     """Return the volume drivers this plugin provides (see `plugins.volume_contract`).
 
     `docker volume create -d NAME` and `--mount type=volume,volume-driver=NAME` pick a
     driver by its name; `local` is built in and registered through this same hook.
+    `data_root` is moord's data root: `local` keeps its volumes under `volumes/`; a
+    third-party driver that keeps files should use `plugins/<its name>/` (an
+    implementation may leave the argument out, as pluggy allows).
     """
     raise NotImplementedError
 

@@ -1,1 +1,2 @@
-"""Volume drivers (local, bind, tmpfs) arrive with the volume drivers issue."""
+"""Volume drivers (local, bind, tmpfs): `local` is a driver plugin; bind and tmpfs mounts
+are set up by the engine itself (`engine.volumes`), read-only honoured by all three."""

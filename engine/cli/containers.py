@@ -32,6 +32,7 @@ from engine.cli.formatting import (
     truncate_id,
 )
 from engine.cli.images import pull_image
+from engine.cli.mountflags import mount_config
 from engine.cli.options import (
     HEALTH_ACTIONS,
     ContainerOptions,
@@ -94,6 +95,8 @@ def _container_flags(for_run: bool) -> Callable[[Callable[..., Any]], Callable[.
                      help="Set meta data on a container"),
         click.option("--label-file", multiple=True, metavar="LIST",
                      help="Read in a line delimited file of labels"),
+        click.option("--mount", "mount", multiple=True, metavar="MOUNT",
+                     help="Attach a filesystem mount to the container"),
         click.option("--name", metavar="STRING", help="Assign a name to the container"),
         click.option("--network", "--net", "network", metavar="NETWORK",
                      help="Connect a container to a network (none, host, default)"),
@@ -102,6 +105,8 @@ def _container_flags(for_run: bool) -> Callable[[Callable[..., Any]], Callable[.
         click.option("--pull", type=click.Choice(["missing", "always", "never"]),
                      default="missing", show_default=True,
                      help="Pull image before running"),
+        click.option("--read-only", is_flag=True,
+                     help="Mount the container's root filesystem as read only"),
         click.option("--restart", metavar="STRING",
                      help="Restart policy to apply when a container exits (default \"no\")"),
         click.option("--rm", "auto_remove", is_flag=True,
@@ -111,9 +116,17 @@ def _container_flags(for_run: bool) -> Callable[[Callable[..., Any]], Callable[.
                      help="Signal to stop the container"),
         click.option("--stop-timeout", type=int, metavar="INT",
                      help="Timeout (in seconds) to stop a container"),
+        click.option("--tmpfs", multiple=True, metavar="LIST",
+                     help="Mount a tmpfs directory (PATH[:OPTIONS])"),
         click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY"),
         click.option("-u", "--user", default="", metavar="STRING",
                      help="Username or UID (format: <name|uid>[:<group|gid>])"),
+        click.option("-v", "--volume", "volume", multiple=True, metavar="LIST",
+                     help="Bind mount a volume (SRC:DST[:ro|rw|z|Z|nocopy|propagation] or DST)"),
+        click.option("--volume-driver", metavar="STRING",
+                     help="Optional volume driver for the container"),
+        click.option("--volumes-from", multiple=True, metavar="LIST",
+                     help="Mount volumes from the specified container(s) (CONTAINER[:ro])"),
         click.option("-w", "--workdir", default="", metavar="STRING",
                      help="Working directory inside the container"),
         click.argument("image"),
@@ -159,6 +172,10 @@ def _options_from(params: Mapping[str, Any], detach: bool) -> ContainerOptions:
             timeout=params["health_timeout"], start_period=params["health_start_period"],
             start_interval=params["health_start_interval"], retries=params["health_retries"],
             disabled=bool(params["no_healthcheck"]), on_failure=params["health_on_failure"]),
+        mounts=mount_config(volumes=params["volume"], mounts=params["mount"],
+                            tmpfs=params["tmpfs"], volumes_from=params["volumes_from"],
+                            read_only=bool(params["read_only"]),
+                            volume_driver=params["volume_driver"]),
     )
 
 

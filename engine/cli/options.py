@@ -332,6 +332,7 @@ class ContainerOptions:
     hostname: str = ""
     console_size: tuple[int, int] = (0, 0)
     healthcheck: dict[str, Any] | None = None
+    mounts: dict[str, Any] = attrs.field(factory=dict)  # mountflags.mount_config()
 
     def create_body(self) -> dict[str, Any]:
         attach_out = not self.detach
@@ -367,6 +368,9 @@ class ContainerOptions:
         }
         if self.init:
             host_config["Init"] = True
+        host_config.update(self.mounts.get("HostConfig", {}))
+        if self.mounts.get("Volumes"):
+            config["Volumes"] = self.mounts["Volumes"]
         config["HostConfig"] = host_config
         config["NetworkingConfig"] = {"EndpointsConfig": {}}
         return config
