@@ -11,7 +11,7 @@ import posixpath
 
 from engine.containers.model import ContainerSpec, HostSpec
 from engine.errors import InvalidParameter
-from engine.images.model import ImageConfig
+from engine.images.model import Healthcheck, ImageConfig
 
 RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
 NETWORK_MODES = ("none", "host", "default", "bridge")
@@ -24,6 +24,20 @@ def merge_env(base: list[str], override: list[str]) -> list[str]:
         key = entry.split("=", 1)[0]
         merged[key] = entry
     return list(merged.values())
+
+
+def merge_healthcheck(own: Healthcheck | None, image: Healthcheck | None) -> Healthcheck | None:
+    """moby's merge: each field the request leaves empty (or zero) comes from the image."""
+    if own is None or image is None:
+        return own if own is not None else image
+    return Healthcheck(
+        test=own.test or image.test,
+        interval=own.interval or image.interval,
+        timeout=own.timeout or image.timeout,
+        start_period=own.start_period or image.start_period,
+        start_interval=own.start_interval or image.start_interval,
+        retries=own.retries or image.retries,
+    )
 
 
 def merge_image_config(spec: ContainerSpec, image: ImageConfig) -> ContainerSpec:
@@ -58,7 +72,8 @@ def merge_image_config(spec: ContainerSpec, image: ImageConfig) -> ContainerSpec
         stop_timeout=spec.stop_timeout,
         exposed_ports=sorted(set(image.exposed_ports) | set(spec.exposed_ports)),
         volumes=sorted(set(image.volumes) | set(spec.volumes)),
-        healthcheck=spec.healthcheck if spec.healthcheck is not None else image.healthcheck,
+        healthcheck=merge_healthcheck(spec.healthcheck, image.healthcheck),
+        health_on_failure=spec.health_on_failure,
         network_disabled=spec.network_disabled,
         on_build=list(spec.on_build or image.on_build),
         shell=spec.shell if spec.shell is not None else image.shell,
@@ -104,3 +119,11 @@ def validate(spec: ContainerSpec, host: HostSpec) -> None:
     for env in spec.env:
         if env.startswith("="):
             raise InvalidParameter(f"invalid environment variable: {env}")
+    hc = spec.healthcheck
+    if hc is not None:
+        for label, value in (("Interval", hc.interval), ("Timeout", hc.timeout),
+                             ("StartPeriod", hc.start_period), ("StartInterval", hc.start_interval)):
+            if value != 0 and value < 1_000_000:
+                raise InvalidParameter(f"{label} in Healthcheck cannot be less than 1ms")
+        if hc.retries < 0:
+            raise InvalidParameter("Retries in Healthcheck cannot be negative")

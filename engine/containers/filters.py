@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from engine.containers.model import Container, Status
+from engine.containers.model import Container, HealthStatus, Status
 from engine.errors import InvalidParameter
 
 LIST_FILTERS = frozenset({"name", "status", "label", "id", "exited", "ancestor", "before",
                           "since", "health", "network", "volume", "publish", "expose",
                           "is-task"})
 STATUSES = frozenset(s.value for s in Status)
+HEALTH_VALUES = frozenset(h.value for h in HealthStatus)  # none, starting, healthy, unhealthy
 
 
 def _label_match(labels: dict[str, str], wanted: str) -> bool:
@@ -37,6 +38,9 @@ def list_predicate(
     for status in filters.get("status", []):
         if status not in STATUSES:
             raise InvalidParameter(f"invalid filter 'status={status}'")
+    for value in filters.get("health", []):
+        if value not in HEALTH_VALUES:
+            raise InvalidParameter(f"Unrecognised filter value for health: {value}")
     name_patterns = []
     for pattern in filters.get("name", []):
         try:
@@ -62,6 +66,8 @@ def list_predicate(
             return False
         if filters.get("id") and not any(c.id.startswith(i) for i in filters["id"]):
             return False
+        if filters.get("health") and _health(c) not in filters["health"]:
+            return False
         if filters.get("label") and not all(_label_match(c.spec.labels, w) for w in filters["label"]):
             return False
         if exited and (c.state.status is not Status.EXITED or c.state.exit_code not in exited):
@@ -73,6 +79,10 @@ def list_predicate(
         return not (filters.get("ancestor") is not None and c.image_id not in ancestors)
 
     return keep
+
+
+def _health(c: Container) -> str:
+    return c.state.health.status.value if c.state.health is not None else HealthStatus.NONE.value
 
 
 def prune_keep(filters: dict[str, list[str]],

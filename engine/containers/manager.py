@@ -838,8 +838,9 @@ async def _run_health_checks(manager: ContainerManager, c: Container) -> None:
 
 
 def _has_healthcheck(c: Container) -> bool:
-    hc = c.spec.healthcheck
-    return hc is not None and bool(hc.test) and hc.test[0] != "NONE"
+    from engine.containers.health import has_probe
+
+    return has_probe(c.spec.healthcheck)
 
 
 def _write_ctl(ctl: Path, message: str) -> None:

@@ -28,6 +28,7 @@ from engine.api.server import APIServer
 from engine.config import DaemonConfig
 from engine.engine import Engine
 from engine.errors import InvalidParameter, NotFound, Unsupported
+from engine.events import EventBus
 from engine.images.store import ImageStore
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="layer unpacking needs root")
@@ -70,7 +71,8 @@ class Body:
 async def engine(tmp_path: Path) -> Engine:
     store = await ImageStore.open(tmp_path / "images")
     return Engine(config=DaemonConfig(data_root=tmp_path), host=None,  # type: ignore[arg-type]
-                  images=store, containers=FakeContainers())  # type: ignore[arg-type]
+                  images=store, containers=FakeContainers(),  # type: ignore[arg-type]
+                  events=EventBus())
 
 
 async def call(engine: Engine, method: str, target: str, body: bytes = b"",
