@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import click
 
 import engine
-from engine.cli import containers, events, images, system, volumes
+from engine.cli import containers, events, images, networks, system, volumes
 from engine.cli.app import App, describe
 from engine.cli.client import ClientError
 from engine.cli.errors import CommandError
@@ -20,7 +20,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 _SECTIONS = (
     ("Common Commands", ("run", "ps", "images", "pull", "logs", "inspect", "version",
                          "info")),
-    ("Management Commands", ("container", "image", "system", "volume")),
+    ("Management Commands", ("container", "image", "network", "system", "volume")),
 )
 
 
@@ -105,6 +105,8 @@ _group("image", "Manage images", [
 _group("system", "Manage moorage", [("events", events.events), ("info", system.info),
                                     ("version", system.version)])
 cli.add_command(volumes.volume_group())
+cli.add_command(networks.network_group())
+cli.add_command(networks.port, name="port")
 
 
 # docker spells some boolean flags `--flag=false`; click wants `--no-flag`.

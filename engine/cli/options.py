@@ -333,6 +333,7 @@ class ContainerOptions:
     console_size: tuple[int, int] = (0, 0)
     healthcheck: dict[str, Any] | None = None
     mounts: dict[str, Any] = attrs.field(factory=dict)  # mountflags.mount_config()
+    network_flags: Any = None  # netflags.NetworkFlags: -p, -P, --dns*, --add-host, --ip, ...
 
     def create_body(self) -> dict[str, Any]:
         attach_out = not self.detach
@@ -373,4 +374,6 @@ class ContainerOptions:
             config["Volumes"] = self.mounts["Volumes"]
         config["HostConfig"] = host_config
         config["NetworkingConfig"] = {"EndpointsConfig": {}}
+        if self.network_flags is not None:
+            self.network_flags.apply(config)
         return config

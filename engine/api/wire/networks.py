@@ -1,0 +1,363 @@
+"""Docker's JSON for networks and for the network parts of containers.
+
+Reading: `POST /networks/create` bodies, `EndpointSettings` (the container create's
+`NetworkingConfig.EndpointsConfig` values and `POST /networks/{id}/connect`).
+Writing: `Network` objects (list and inspect), and for containers `NetworkSettings`
+(inspect), `Ports` and `NetworkSettings.Networks` (`docker ps`) — the container side
+renders these through the functions here, passing the `NetworkService`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from engine.api.wire.containers import rfc3339
+from engine.errors import InvalidParameter
+from engine.networks.model import (
+    AttachmentRecord,
+    ContainerNetworking,
+    EndpointRequest,
+    EndpointState,
+    IPAMConfig,
+    NetworkRecord,
+)
+from engine.networks.ports import parse_port_key
+
+if TYPE_CHECKING:
+    from engine.networks.service import NetworkService
+
+
+# reading ----------------------------------------------------------------------------------
+
+
+def _str(d: Mapping[str, Any], key: str, where: str = "") -> str:
+    value = d.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidParameter(f"invalid type for {where}{key}: expected a string")
+    return value
+
+
+def _bool(d: Mapping[str, Any], key: str, where: str = "") -> bool:
+    value = d.get(key)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise InvalidParameter(f"invalid type for {where}{key}: expected a boolean")
+    return value
+
+
+def _str_map(d: Mapping[str, Any], key: str, where: str = "") -> dict[str, str]:
+    value = d.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise InvalidParameter(f"invalid type for {where}{key}: expected an object of strings")
+    return dict(value)
+
+
+def _str_list(d: Mapping[str, Any], key: str, where: str = "") -> list[str]:
+    value = d.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidParameter(f"invalid type for {where}{key}: expected a list of strings")
+    return list(value)
+
+
+def _object(d: Mapping[str, Any], key: str, where: str = "") -> dict[str, Any]:
+    value = d.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidParameter(f"invalid type for {where}{key}: expected an object")
+    return value
+
+
+def parse_create(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A `POST /networks/create` body as keyword arguments of `NetworkService.create_network`."""
+    ipam = _object(body, "IPAM")
+    configs = ipam.get("Config") or []
+    if not isinstance(configs, list) or not all(isinstance(c, dict) for c in configs):
+        raise InvalidParameter("invalid type for IPAM.Config: expected a list of objects")
+    w = "IPAM.Config."
+    enable_ipv4 = body.get("EnableIPv4")
+    if enable_ipv4 is not None and not isinstance(enable_ipv4, bool):
+        raise InvalidParameter("invalid type for EnableIPv4: expected a boolean")
+    config_from = _object(body, "ConfigFrom")
+    return {
+        "name": _str(body, "Name"),
+        "driver": _str(body, "Driver") or "bridge",
+        "scope": _str(body, "Scope"),
+        "internal": _bool(body, "Internal"),
+        "attachable": _bool(body, "Attachable"),
+        "ingress": _bool(body, "Ingress"),
+        "config_only": _bool(body, "ConfigOnly"),
+        "config_from": _str(config_from, "Network", "ConfigFrom."),
+        "enable_ipv4": True if enable_ipv4 is None else enable_ipv4,
+        "enable_ipv6": bool(body.get("EnableIPv6")),
+        "options": _str_map(body, "Options"),
+        "labels": _str_map(body, "Labels"),
+        "ipam_driver": _str(ipam, "Driver", "IPAM."),
+        "ipam_options": _str_map(ipam, "Options", "IPAM."),
+        "ipam_configs": [
+            IPAMConfig(subnet=_str(c, "Subnet", w), gateway=_str(c, "Gateway", w),
+                       ip_range=_str(c, "IPRange", w),
+                       aux_addresses=_str_map(c, "AuxiliaryAddresses", w))
+            for c in configs
+        ],
+    }
+
+
+def parse_endpoint_request(settings: Mapping[str, Any] | None) -> EndpointRequest:
+    """One `EndpointSettings` object as sent by a client (IPAMConfig, Aliases, MacAddress,
+    Links, DriverOpts); the rest of it is output only."""
+    if not settings:
+        return EndpointRequest()
+    w = "EndpointSettings."
+    ipam = _object(settings, "IPAMConfig", w)
+    if _str(ipam, "IPv6Address", w + "IPAMConfig."):
+        raise InvalidParameter("IPv6 addresses are not supported by moorage yet")
+    return EndpointRequest(
+        aliases=tuple(_str_list(settings, "Aliases", w)),
+        ipv4_address=_str(ipam, "IPv4Address", w + "IPAMConfig."),
+        mac_address=_str(settings, "MacAddress", w),
+        links=tuple(_str_list(settings, "Links", w)),
+        driver_opts=_str_map(settings, "DriverOpts", w),
+    )
+
+
+def parse_endpoints_config(networking_config: Mapping[str, Any] | None) -> dict[str, EndpointRequest]:
+    """`NetworkingConfig` of a container create body: {network name or ID: request}."""
+    if not networking_config:
+        return {}
+    endpoints = _object(networking_config, "EndpointsConfig", "NetworkingConfig.")
+    result: dict[str, EndpointRequest] = {}
+    for key, settings in endpoints.items():
+        if settings is not None and not isinstance(settings, dict):
+            raise InvalidParameter("invalid type for NetworkingConfig.EndpointsConfig: expected "
+                                   "objects")
+        result[key] = parse_endpoint_request(settings)
+    return result
+
+
+def port_bindings_pairs(bindings: Mapping[str, Iterable[Any]]) -> dict[str, list[tuple[str, str]]]:
+    """`HostConfig.PortBindings` in any record form ({"80/tcp": [PortBinding | dict]}) as
+    the (HostIp, HostPort) pairs `validate_container_networking` takes."""
+    result: dict[str, list[tuple[str, str]]] = {}
+    for key, entries in bindings.items():
+        pairs = []
+        for entry in entries or []:
+            if isinstance(entry, dict):
+                pairs.append((str(entry.get("HostIp") or ""), str(entry.get("HostPort") or "")))
+            else:
+                pairs.append((str(getattr(entry, "host_ip", "")), str(getattr(entry, "host_port", ""))))
+        result[key] = pairs
+    return result
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)$")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_until(value: str) -> dt.datetime:
+    """A prune `until` filter: a Go duration before now (`24h`), or a timestamp."""
+    from engine.api.streams import parse_docker_time
+
+    text = value.strip()
+    total = 0.0
+    parts = re.findall(r"\d+(?:\.\d+)?(?:ns|us|ms|s|m|h)", text)
+    if parts and "".join(parts) == text:
+        for part in parts:
+            m = _DURATION.match(part)
+            assert m is not None
+            total += float(m.group(1)) * _UNITS[m.group(2)]
+        return dt.datetime.fromtimestamp(time.time() - total, dt.timezone.utc)
+    nanos = parse_docker_time(text, name="until")
+    return dt.datetime.fromtimestamp(nanos / 1e9, dt.timezone.utc)
+
+
+# writing: networks --------------------------------------------------------------------------
+
+
+def _ipam_config_json(config: IPAMConfig) -> dict[str, Any]:
+    out: dict[str, Any] = {"Subnet": config.subnet, "Gateway": config.gateway}
+    if config.ip_range:
+        out["IPRange"] = config.ip_range
+    if config.aux_addresses:
+        out["AuxiliaryAddresses"] = dict(config.aux_addresses)
+    return out
+
+
+def network_json(service: NetworkService, record: NetworkRecord, *,
+                 with_containers: bool = True) -> dict[str, Any]:
+    """Docker's `Network` object; `Containers` lists running containers' endpoints."""
+    containers: dict[str, Any] = {}
+    if with_containers:
+        for attachment, ep in service.endpoints_on(record.id):
+            containers[attachment.container_id] = {
+                "Name": attachment.name,
+                "EndpointID": ep.endpoint_id,
+                "MacAddress": ep.mac,
+                "IPv4Address": ep.address,
+                "IPv6Address": "",
+            }
+    return {
+        "Name": record.name,
+        "Id": record.id,
+        "Created": rfc3339(record.created),
+        "Scope": record.scope,
+        "Driver": record.driver,
+        "EnableIPv4": record.enable_ipv4,
+        "EnableIPv6": record.enable_ipv6,
+        "IPAM": {
+            "Driver": record.ipam_driver or "default",
+            "Options": dict(record.ipam_options) if not record.predefined else None,
+            "Config": [_ipam_config_json(c) for c in record.ipam],
+        },
+        "Internal": record.internal,
+        "Attachable": record.attachable,
+        "Ingress": record.ingress,
+        "ConfigFrom": {"Network": record.config_from},
+        "ConfigOnly": record.config_only,
+        "Containers": containers,
+        "Options": service.network_options(record),
+        "Labels": dict(record.labels),
+    }
+
+
+# writing: containers -------------------------------------------------------------------------
+
+
+def _endpoint_json(service: NetworkService, record: NetworkRecord, request: EndpointRequest,
+                   attachment: AttachmentRecord | None, ep: EndpointState | None) -> dict[str, Any]:
+    ipam_config = {"IPv4Address": request.ipv4_address} if request.ipv4_address else None
+    driver_opts: dict[str, str] | None = dict(request.driver_opts) or None
+    if attachment is not None and ep is not None:
+        shown = service.endpoint_driver_options(record, attachment, ep)
+        if shown:
+            driver_opts = {**(driver_opts or {}), **shown}
+    return {
+        "IPAMConfig": ipam_config,
+        "Links": list(request.links) or None,
+        "Aliases": list(request.aliases) or None,
+        "MacAddress": ep.mac if ep else request.mac_address,
+        "DriverOpts": driver_opts,
+        "GwPriority": 0,
+        "NetworkID": record.id,
+        "EndpointID": ep.endpoint_id if ep else "",
+        "Gateway": ep.gateway if ep else "",
+        "IPAddress": ep.ip if ep else "",
+        "IPPrefixLen": ep.prefixlen if ep else 0,
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "DNSNames": list(ep.dns_names) if ep and ep.dns_names else None,
+    }
+
+
+def ports_json(service: NetworkService, container_id: str,
+               exposed_ports: Iterable[str]) -> dict[str, Any]:
+    """`NetworkSettings.Ports`: each port with its host bindings, exposed-only ones null.
+    Empty for a container that isn't running (as Docker shows a stopped one)."""
+    attachment = service.attachment(container_id)
+    if attachment is None:
+        return {}
+    ports: dict[str, Any] = {}
+    for key in exposed_ports:
+        try:
+            start, end, proto = parse_port_key(key)
+        except ValueError:
+            continue
+        for port in range(start, end + 1):
+            ports.setdefault(f"{port}/{proto}", None)
+    for p in attachment.ports:
+        bucket = ports.get(f"{p.container_port}/{p.protocol}")
+        if bucket is None:
+            bucket = ports[f"{p.container_port}/{p.protocol}"] = []
+        bucket.append({"HostIp": p.host_ip, "HostPort": str(p.host_port)})
+    return ports
+
+
+def network_settings_json(service: NetworkService, container_id: str,
+                          networking: ContainerNetworking,
+                          exposed_ports: Iterable[str] = ()) -> dict[str, Any]:
+    """A container's `NetworkSettings` (inspect), with API 1.50's deprecated top-level
+    fields filled from the default `bridge` network's endpoint, as Docker does."""
+    attachment = service.attachment(container_id)
+    live = {ep.network_id: ep for ep in attachment.endpoints} if attachment else {}
+    networks: dict[str, Any] = {}
+    legacy: EndpointState | None = None
+    for record in service.container_networks(networking):
+        request = networking.networks.get(record.id, EndpointRequest())
+        ep = live.get(record.id)
+        networks[record.name] = _endpoint_json(service, record, request, attachment, ep)
+        if record.name == "bridge":
+            legacy = ep
+    sandbox_key = attachment.netns if attachment and attachment.netns not in ("", "host") else ""
+    return {
+        "Bridge": "",
+        "SandboxID": service.sandbox_id(container_id),
+        "SandboxKey": sandbox_key,
+        "HairpinMode": False,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "Ports": ports_json(service, container_id, exposed_ports),
+        "SecondaryIPAddresses": None,
+        "SecondaryIPv6Addresses": None,
+        "EndpointID": legacy.endpoint_id if legacy else "",
+        "Gateway": legacy.gateway if legacy else "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "IPAddress": legacy.ip if legacy else "",
+        "IPPrefixLen": legacy.prefixlen if legacy else 0,
+        "IPv6Gateway": "",
+        "MacAddress": legacy.mac if legacy else "",
+        "Networks": networks,
+    }
+
+
+def summary_ports_json(service: NetworkService, container_id: str,
+                       exposed_ports: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """`docker ps`'s `Ports`: bound ports with IP and PublicPort, exposed ones without."""
+    attachment = service.attachment(container_id)
+    out: list[dict[str, Any]] = []
+    bound: set[str] = set()
+    if attachment is not None:
+        for p in attachment.ports:
+            bound.add(f"{p.container_port}/{p.protocol}")
+            out.append({"IP": p.host_ip, "PrivatePort": p.container_port,
+                        "PublicPort": p.host_port, "Type": p.protocol})
+    for key in exposed_ports:
+        try:
+            start, end, proto = parse_port_key(key)
+        except ValueError:
+            continue
+        for port in range(start, end + 1):
+            if f"{port}/{proto}" not in bound:
+                out.append({"PrivatePort": port, "Type": proto})
+    return out
+
+
+def summary_networks_json(service: NetworkService, container_id: str,
+                          networking: ContainerNetworking) -> dict[str, Any]:
+    """`docker ps`'s `NetworkSettings`: {"Networks": {name: a short EndpointSettings}}."""
+    attachment = service.attachment(container_id)
+    live = {ep.network_id: ep for ep in attachment.endpoints} if attachment else {}
+    networks: dict[str, Any] = {}
+    for record in service.container_networks(networking):
+        ep = live.get(record.id)
+        networks[record.name] = {
+            "NetworkID": record.id,
+            "EndpointID": ep.endpoint_id if ep else "",
+            "Gateway": ep.gateway if ep else "",
+            "IPAddress": ep.ip if ep else "",
+            "IPPrefixLen": ep.prefixlen if ep else 0,
+            "MacAddress": ep.mac if ep else "",
+        }
+    return {"Networks": networks}
