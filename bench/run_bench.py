@@ -33,7 +33,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `bench` and `engine` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import hoststate, measures, procs, report
+from bench import hoststate, log_measures, measures, procs, report
 from bench.engines import (
     DOCKER_CLI,
     ENGINES,
@@ -58,6 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="detached containers per engine for the memory and stop measures (0: skip)")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON report (default bench/results/<timestamp>.json)")
+    log_measures.add_arguments(parser)
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.engines.split(",") if n.strip()]
     unknown = [n for n in names if n not in ENGINES]
@@ -280,8 +281,10 @@ def main(argv: list[str] | None = None) -> int:
             started.append(engine)
             if bring_up(engine, tarball, info):
                 active.append(engine)
-        if active:
+        if active and args.logs != "only":
             measure_all(active, args, result)
+        if active and args.logs != "no":
+            log_measures.run(active, args, result)
     except EngineError as e:
         result["notes"].append(f"measurements stopped early: {e}")
     except KeyboardInterrupt:
@@ -298,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(report.markdown(result))
+    print(log_measures.markdown(result))
     print(f"JSON: {out}; daemon logs: {logs_dir}/")
     return 0
 
