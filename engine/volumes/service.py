@@ -421,7 +421,11 @@ class VolumeService:
                             f"named {request.source} already exists with the {existing.driver} "
                             "driver")
                 else:
-                    driver = self.driver(request.driver)
+                    try:
+                        driver = self.driver(request.driver)
+                    except NotFound as exc:
+                        # a 404 from container create makes the docker CLI pull the image
+                        raise InvalidParameter(exc.message) from None
                     self._validate_options(driver, request.source or "(anonymous)",
                                            request.driver_options)
         missing = await trio.to_thread.run_sync(
