@@ -9,6 +9,7 @@ to a UDP listener on 127.0.0.1 that the test holds, while `docker logs` keeps wo
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 import re
@@ -28,6 +29,7 @@ from tests.support.daemon import DOCKER_CLI, REPO, Moord
 
 PACKAGE_SRC = REPO / "tests" / "plugins" / "moorage_syslog"
 DISTRIBUTION = "moorage-syslog"
+INSTALL_LOCK = Path(tempfile.gettempdir()) / "moorage-syslog-plugin.lock"
 LINES = 2000
 SO_RCVBUFFORCE = 33  # Linux; not in the socket module
 # <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID - MSG (as Docker's rfc5424 driver lays it out)
@@ -43,7 +45,20 @@ def _pip(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def syslog_plugin() -> Iterator[None]:
     """moorage-syslog installed into this venv (so a moord started now finds it), and
-    uninstalled afterwards. It is built from a copy: pip builds in the source tree."""
+    uninstalled afterwards. It is built from a copy: pip builds in the source tree.
+
+    The venv is shared by every test run on the machine: a lock keeps two runs from
+    installing and uninstalling the package under each other's feet.
+    """
+    with open(INSTALL_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield from _installed()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _installed() -> Iterator[None]:
     if importlib.util.find_spec("wheel") is None:
         setuptools_version = _pip("show", "setuptools").stdout
         pytest.fail("building the plugin package with --no-build-isolation needs `wheel` in the "
