@@ -28,6 +28,7 @@ from engine.api.handlers import events as events_api
 from engine.api.handlers import images as images_api
 from engine.api.handlers import logs as logs_api
 from engine.api.handlers import system as system_api
+from engine.api.handlers import volumes as volumes_api
 from engine.api.router import route_table
 from engine.api.server import APIServer
 from engine.config import DaemonConfig, load_config
@@ -38,8 +39,10 @@ from engine.events import EventBus
 from engine.images.store import ImageStore
 from engine.logs import drivers as builtin_log_drivers
 from engine.runtime.host import probe_host
+from engine.volumes.service import VolumeService, volume_drivers_from
 from plugins import load_plugin_manager
 from plugins.contracts import LogDriver
+from volume_drivers import local as builtin_volume_drivers
 
 log = logging.getLogger("moord")
 
@@ -68,15 +71,22 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
     await trio.to_thread.run_sync(_write_pidfile, pidfile)
     events = EventBus()
     images = await ImageStore.open(config.data_root / "images", durable=config.durable_store)
-    log_drivers = _log_drivers(load_plugin_manager([builtin_log_drivers]))
+    pm = load_plugin_manager([builtin_log_drivers, builtin_volume_drivers])
+    log_drivers = _log_drivers(pm)
+    volumes = await VolumeService.open(config.data_root, volume_drivers_from(pm, config.data_root),
+                                       events=events, durable=config.durable_store)
     containers = await trio.to_thread.run_sync(ContainerManager.open, config, host, images, events,
                                                log_drivers)
     if config.log_driver not in log_drivers:
         raise HostNotReady(f"log-driver {config.log_driver!r} is not a known log driver "
                            f"({', '.join(sorted(log_drivers))})")
-    engine = Engine(config=config, host=host, images=images, containers=containers, events=events)
+    containers.volumes = volumes
+    for c in containers.registry:
+        volumes.adopt(c.id, c.mounts, running=c.state.is_live)
+    engine = Engine(config=config, host=host, images=images, containers=containers, events=events,
+                    volumes=volumes)
     routes = route_table([system_api.router, containers_api.router, logs_api.router,
-                          images_api.router, events_api.router])
+                          images_api.router, events_api.router, volumes_api.router])
     server = APIServer(routes, engine)
     try:
         async with trio.open_nursery() as nursery:

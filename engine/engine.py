@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from engine.containers.manager import ContainerManager
     from engine.images.store import ImageStore
     from engine.runtime.host import HostProfile
+    from engine.volumes.service import VolumeService
 
 
 @attrs.define(eq=False)
@@ -23,4 +24,5 @@ class Engine:
     images: ImageStore
     containers: ContainerManager
     events: EventBus
+    volumes: VolumeService
     started_at: dt.datetime = attrs.field(factory=lambda: dt.datetime.now(dt.timezone.utc))

@@ -346,7 +346,7 @@ def prune(app: App, force: bool, filters: tuple[str, ...]) -> None:
         raise CommandError(describe(exc)) from None
     deleted = result.get("NetworksDeleted") or []
     if deleted:
-        out("Deleted Networks:\n" + "".join(f"{name}\n" for name in deleted))
+        out("Deleted Networks:\n" + "".join(f"{name}\n" for name in deleted) + "\n")
 
 
 def network_group() -> click.Group:

@@ -7,7 +7,6 @@ files) happens in one worker-thread hop, because each hop costs latency.
 from __future__ import annotations
 
 import socket
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
     from engine.config import DaemonConfig
     from engine.images.store import ImageStore
     from engine.runtime.host import HostProfile
+    from engine.volumes.service import VolumeService
 
 _LOCALHOST_HOSTS = (
     "127.0.0.1\tlocalhost\n"
@@ -50,22 +50,35 @@ class BundleMaker:
     host: HostProfile
     images: ImageStore
 
-    async def prepare(self, c: Container, paths: ContainerPaths, *, cgroups_path: str) -> None:
+    async def prepare(self, c: Container, paths: ContainerPaths, *, cgroups_path: str,
+                      volumes: VolumeService | None = None) -> None:
         image = self.images.get(c.image_id)
         if image is None:
             from engine.errors import NotFound
 
             raise NotFound(f"No such image: {c.image_id}")
         lowerdirs = self.images.layer_dirs(image)
-        await trio.to_thread.run_sync(self._prepare_sync, c, paths, lowerdirs, cgroups_path)
+        await trio.to_thread.run_sync(mounts.mount_overlay, lowerdirs, paths.upper, paths.work,
+                                      paths.rootfs)
+        try:
+            extra: list[Mount] = []
+            if volumes is not None and c.mounts:
+                specs = await volumes.mount_for_start(c.id, c.mounts, rootfs=paths.rootfs)
+                extra = [s.to_oci() for s in specs]
+            await trio.to_thread.run_sync(self._prepare_sync, c, paths, cgroups_path, extra)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                if volumes is not None:
+                    await volumes.unmount_after_stop(c.id, c.mounts)
+                await trio.to_thread.run_sync(mounts.unmount, paths.rootfs)
+            raise
 
-    def _prepare_sync(self, c: Container, paths: ContainerPaths, lowerdirs: list[Path],
-                      cgroups_path: str) -> None:
-        mounts.mount_overlay(lowerdirs, paths.upper, paths.work, paths.rootfs)
+    def _prepare_sync(self, c: Container, paths: ContainerPaths, cgroups_path: str,
+                      extra: list[Mount]) -> None:
         try:
             user = resolve_user(paths.rootfs, c.spec.user, c.host.group_add)
             self._write_etc_files(c, paths)
-            spec = build_spec(self._inputs(c, paths, user, cgroups_path))
+            spec = build_spec(self._inputs(c, paths, user, cgroups_path, extra))
             fsutil.atomic_write(paths.config_json, to_json_bytes(spec), mode=0o600, durable=False)
         except BaseException:
             mounts.unmount(paths.rootfs)
@@ -84,7 +97,7 @@ class BundleMaker:
         paths.resolv_conf.write_text(_resolv_conf(c, host_mode))
 
     def _inputs(self, c: Container, paths: ContainerPaths, user: ProcessUser,
-                cgroups_path: str) -> SpecInputs:
+                cgroups_path: str, extra: list[Mount] | None = None) -> SpecInputs:
         env = list(c.spec.env)
         if not any(e.startswith("HOME=") for e in env):
             env.append(f"HOME={user.home or '/'}")
@@ -117,7 +130,7 @@ class BundleMaker:
             network_ns="host" if host_network else "",
             network_ns_owned=not host_network,
             uts_ns="host" if host_network else "",
-            mounts=tuple(etc_mounts),
+            mounts=tuple(etc_mounts + list(extra or [])),
             shm_size=c.host.shm_size,
             init_binary=self.host.init_path if c.host.init else "",
             devices=host_devices() if c.host.privileged else (),

@@ -57,12 +57,15 @@ from engine.runtime.exits import (
 from engine.runtime.oci import ContainerGone, OCIRuntime
 from engine.runtime.rlimits import validate_ulimits
 from engine.runtime.spec import parse_security_opt
+from engine.volumes.model import MountRequest
+from engine.volumes.parse import parse_mount_requests, parse_volumes_from, volumes_from
 from plugins.contracts import InvalidLogOption, LogDriver, LoggedContainer
 
 if TYPE_CHECKING:
     from engine.config import DaemonConfig
     from engine.images.store import ImageStore
     from engine.runtime.host import HostProfile
+    from engine.volumes.service import VolumeService
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +93,7 @@ class ContainerManager:
     live: dict[str, Live] = attrs.field(factory=dict)
     _nursery: trio.Nursery | None = None
     shutting_down: bool = False
+    volumes: VolumeService | None = None
 
     @classmethod
     def open(cls, config: DaemonConfig, host: HostProfile, images: ImageStore,
@@ -196,18 +200,36 @@ class ContainerManager:
             args=args,
             runtime=runtime,
         )
+        requests = self._mount_requests(merged, host, image.config.volumes)
         self.registry.reserve_name(name, container_id)
         try:
+            assert self.volumes is not None
+            container.mounts = await self.volumes.claim(container_id, requests)
             paths = self.paths(container)
             await trio.to_thread.run_sync(self._make_dirs, paths)
             self.registry.add(container)
             await self.registry.save(container)
         except BaseException:
             self.registry.discard(container)
+            if self.volumes is not None and container.mounts:
+                with trio.CancelScope(shield=True):
+                    await self.volumes.release(container_id, container.mounts,
+                                               remove_anonymous=True)
             raise
         self.live_of(container)
         self.publish(container, "create")
         return container, warnings
+
+    def _mount_requests(self, spec: ContainerSpec, host: HostSpec,
+                        image_volumes: list[str]) -> list[MountRequest]:
+        inherited: list[MountRequest] = []
+        for source in host.volumes_from:
+            ref, mode = parse_volumes_from(source)
+            other = self.registry.lookup(ref)
+            inherited += volumes_from(other.mounts, mode)
+        return parse_mount_requests(binds=host.binds, mounts=host.mounts, anonymous=spec.volumes,
+                                    tmpfs=host.tmpfs, image_volumes=image_volumes,
+                                    inherited=inherited, volume_driver=host.volume_driver)
 
     def log_driver(self, c: Container) -> LogDriver:
         driver = self.log_drivers.get(c.host.log_config.type)
@@ -272,7 +294,8 @@ class ContainerManager:
             # forget the previous run's exit record before conmon could write a new one
             await trio.to_thread.run_sync(self._clear_run_files, paths)
             await runtime.delete(c.id, force=True)
-            await self.bundles.prepare(c, paths, cgroups_path=self.cgroup_path(c))
+            await self.bundles.prepare(c, paths, cgroups_path=self.cgroup_path(c),
+                                       volumes=self.volumes)
             launch = conmon.ConmonLaunch(
                 container_id=c.id,
                 name=c.name,
@@ -342,6 +365,8 @@ class ContainerManager:
         """Undo a start; an auto-remove container is removed (its `wait --removed` returns)."""
         await runtime.delete(c.id, force=True)
         await trio.to_thread.run_sync(mounts.unmount, paths.rootfs)
+        if self.volumes is not None:
+            await self.volumes.unmount_after_stop(c.id, c.mounts)
         self.attach.start_failed(c.id, message)
         c.state.error = message
         c.state.exit_code = _start_exit_code(message)
@@ -465,6 +490,8 @@ class ContainerManager:
         try:
             await runtime.delete(c.id, force=True)
             await trio.to_thread.run_sync(mounts.unmount, paths.rootfs)
+            if self.volumes is not None:
+                await self.volumes.unmount_after_stop(c.id, c.mounts)
         except SystemFailure as exc:
             # record the exit anyway; the next start or removal retries the cleanup
             log.warning("cleaning up after %s: %s", c.short_id, exc.message)
@@ -715,9 +742,9 @@ class ContainerManager:
                     await self._kill_and_wait(c, self.runtime_of(c), live.next_exit)
             if c.state.status is Status.REMOVING and not force:
                 raise Conflict(f"removal of container {c.name} is already in progress")
-            await self._remove_locked(c)
+            await self._remove_locked(c, volumes=volumes)
 
-    async def _remove_locked(self, c: Container) -> None:
+    async def _remove_locked(self, c: Container, *, volumes: bool = False) -> None:
         c.state.status = Status.REMOVING
         await self.registry.save(c)
         paths = self.paths(c)
@@ -726,6 +753,9 @@ class ContainerManager:
         await trio.to_thread.run_sync(self._remove_files, paths, self.host.cgroups,
                                       self.cgroup_path(c))
         await self.registry.forget(c)
+        if self.volumes is not None:
+            await self.volumes.release(c.id, c.mounts,
+                                       remove_anonymous=volumes or c.host.auto_remove)
         # an image force-removed while this container used it can go now
         await self.images.gc(lambda image_id: bool(self.image_users(image_id)))
         live = self.live.pop(c.id, None)

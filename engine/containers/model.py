@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from typing import Any
 
 import attrs
 
 from engine.images.model import Healthcheck
+from engine.volumes.model import MountPoint
 
 
 class Status(enum.Enum):
@@ -111,6 +113,9 @@ class HostSpec:
     cap_drop: list[str] = attrs.field(factory=list)
     readonly_rootfs: bool = False
     binds: list[str] = attrs.field(factory=list)
+    mounts: list[dict[str, Any]] = attrs.field(factory=list)  # HostConfig.Mounts as sent
+    volumes_from: list[str] = attrs.field(factory=list)
+    volume_driver: str = ""
     log_config: LogConfig = attrs.field(factory=LogConfig)
     port_bindings: dict[str, list[PortBinding]] = attrs.field(factory=dict)
     publish_all_ports: bool = False
@@ -203,6 +208,7 @@ class Container:
     args: list[str]
     runtime: str
     state: ContainerState = attrs.field(factory=ContainerState)
+    mounts: list[MountPoint] = attrs.field(factory=list)
 
     @property
     def short_id(self) -> str:

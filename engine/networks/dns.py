@@ -51,7 +51,6 @@ log = logging.getLogger(__name__)
 TTL = 600
 UPSTREAM_TIMEOUT = 2.0
 TCP_IDLE = 10.0
-IP_FREEBIND = 15
 MAX_IN_FLIGHT = 256
 
 Upstream = tuple[str, int]
@@ -299,13 +298,13 @@ class DNSServer:
     async def bind(self, address: str, port: int = 53) -> DNSSockets:
         """The UDP socket and TCP listener for (address, port); raises OSError.
 
-        IP_FREEBIND lets the bind succeed while the bridge's address is still being set up.
+        No IP_FREEBIND: a gateway that is not an address of the host (a third-party
+        driver's routed network) must fail here, so its containers get the host's
+        resolvers instead of a nameserver nobody answers on.
         """
         udp = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         tcp = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            for sock in (udp, tcp):
-                sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
             tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             await udp.bind((address, port))
             await tcp.bind((address, udp.getsockname()[1]))  # port 0 (tests): the same for both

@@ -103,8 +103,10 @@ class PortRequest:
 class ContainerNetworking:
     """How a container is networked; stored in the container's record.
 
-    `mode` is `bridge`, `host`, `none` or a user network's ID (the first network);
-    `networks` maps network IDs to requests, in interface order (eth0 first).
+    `mode` is `bridge`, `host`, `none` or a user network's ID (the first network, as
+    asked at create time; informative); `networks` maps network IDs to requests, in
+    interface order (eth0 first). It is empty only when every network was disconnected:
+    the container then gets a namespace with just `lo`.
     """
 
     mode: str = "bridge"

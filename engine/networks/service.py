@@ -521,15 +521,15 @@ class NetworkService:
             stale = self.attachments.get(cid)
             if stale is not None:
                 await self._teardown(stale)
-            networking = info.networking
-            order = list(networking.networks) or [self.default_bridge.id]
             records = []
-            for nid in order:
+            for nid in info.networking.networks:
                 record = self.networks.get(nid)
                 if record is None:
                     raise NotFound(f"network {nid} not found")
                 records.append(record)
-            namespace = self._driver(records[0]).namespace
+            # no network at all (disconnected from every one): a namespace of its own with
+            # only `lo`, which `network connect` can still join live
+            namespace = self._driver(records[0]).namespace if records else "private"
             if namespace == "host":
                 return self._host_attachment(info)
             if namespace == "isolated":
@@ -951,7 +951,7 @@ class NetworkService:
         info = directory.find(container_ref)
         driver = self._driver(record)
         networking = info.networking
-        current = list(networking.networks) or [self.default_bridge.id]
+        current = list(networking.networks)
         current_drivers = [self._driver(self.networks[n]) for n in current if n in self.networks]
         if driver.namespace == "host" or any(d.namespace == "host" for d in current_drivers):
             raise Forbidden("container cannot be disconnected from host network or connected to "
@@ -962,7 +962,7 @@ class NetworkService:
         if record.id in current:
             raise Forbidden(f"endpoint with name {info.name} already exists in network {record.name}")
         self._check_request(record, request)
-        new_networks = dict(networking.networks) or {self.default_bridge.id: EndpointRequest()}
+        new_networks = dict(networking.networks)
         new_networks[record.id] = request
         updated = attrs.evolve(networking, networks=new_networks)
         async with self._locks[info.id]:
@@ -1003,24 +1003,14 @@ class NetworkService:
         directory = self._directory()
         info = directory.find(container_ref)
         networking = info.networking
-        current = list(networking.networks) or [self.default_bridge.id]
-        if record.id not in current:
+        if record.id not in networking.networks:
             raise Forbidden(f"container {info.id} is not connected to network {record.name}")
         if self._driver(record).namespace == "host":
             raise Forbidden("container cannot be disconnected from host network or connected to "
                             "host network")
-        new_networks = {k: v for k, v in (networking.networks or
-                                          {self.default_bridge.id: EndpointRequest()}).items()
-                        if k != record.id}
-        mode = networking.mode
-        if not new_networks:
-            mode = "none"
-            new_networks = {next(r.id for r in self.networks.values() if r.name == "none"):
-                            EndpointRequest()}
-        elif networking.mode in (record.id, record.name):
-            first = self.networks.get(next(iter(new_networks)))
-            mode = first.name if first is not None and first.predefined else next(iter(new_networks))
-        updated = attrs.evolve(networking, networks=new_networks, mode=mode)
+        # the last network may go too: the container then has none (only `lo`), as in Docker
+        new_networks = {k: v for k, v in networking.networks.items() if k != record.id}
+        updated = attrs.evolve(networking, networks=new_networks)
         async with self._locks[info.id]:
             live = self.attachments.get(info.id)
             if live is not None:
@@ -1062,8 +1052,7 @@ class NetworkService:
 
     def container_networks(self, networking: ContainerNetworking) -> list[NetworkRecord]:
         """The networks a container is configured on, in order (deleted ones left out)."""
-        order = list(networking.networks) or [self.default_bridge.id]
-        return [self.networks[n] for n in order if n in self.networks]
+        return [self.networks[n] for n in networking.networks if n in self.networks]
 
     def endpoint_driver_options(self, record: NetworkRecord, attachment: AttachmentRecord,
                                 ep: EndpointState) -> dict[str, str]:

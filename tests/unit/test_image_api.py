@@ -72,7 +72,7 @@ async def engine(tmp_path: Path) -> Engine:
     store = await ImageStore.open(tmp_path / "images")
     return Engine(config=DaemonConfig(data_root=tmp_path), host=None,  # type: ignore[arg-type]
                   images=store, containers=FakeContainers(),  # type: ignore[arg-type]
-                  events=EventBus())
+                  events=EventBus(), volumes=None)  # type: ignore[arg-type]
 
 
 async def call(engine: Engine, method: str, target: str, body: bytes = b"",

@@ -99,7 +99,7 @@ async def info(req: Request, engine: Engine) -> JSONResponse:
         "Driver": "overlay",
         "DriverStatus": [["Backing Filesystem", _fs_type(str(engine.config.data_root))],
                          ["Supports d_type", "true"]],
-        "Plugins": {"Volume": ["local"], "Network": ["host", "none"],
+        "Plugins": {"Volume": sorted(engine.volumes.drivers), "Network": ["host", "none"],
                     "Authorization": None, "Log": sorted(engine.containers.log_drivers)},
         "MemoryLimit": True,
         "SwapLimit": layout.version == 2 or host.swap_accounting,

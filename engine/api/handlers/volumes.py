@@ -24,9 +24,8 @@ router = Router()
 
 
 def service(engine: Engine) -> VolumeService:
-    """The daemon's volume service (`Engine.volumes`)."""
-    volumes: VolumeService = getattr(engine, "volumes")  # noqa: B009 - set up by the daemon
-    return volumes
+    """The daemon's volume service."""
+    return engine.volumes
 
 
 def _string(body: dict[str, Any], key: str) -> str:

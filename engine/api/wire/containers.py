@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from engine.api.wire.volumes import mounts_json
 from engine.containers.model import (
     Container,
     ContainerSpec,
@@ -25,6 +26,7 @@ from engine.containers.model import (
 from engine.containers.status import status_text
 from engine.errors import InvalidParameter
 from engine.images.model import Healthcheck
+from engine.volumes.parse import parse_mount_requests, parse_volumes_from
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -192,12 +194,16 @@ def parse_create(body: dict[str, Any]) -> tuple[ContainerSpec, HostSpec]:
         raise InvalidParameter("config cannot be empty in order to create a container")
     hc = _object(body, "HostConfig")
     w = "HostConfig."
-    _not_yet(bool(_set_keys(body, "Volumes")), "anonymous volumes (-v /path)")
-    _not_yet(bool(_str_list(hc, "Binds", w)), "bind mounts and volumes (-v)")
-    _not_yet(bool(hc.get("Mounts")), "mounts (--mount)")
-    _not_yet(bool(_str_list(hc, "VolumesFrom", w)), "--volumes-from mounts")
+    raw_mounts = hc.get("Mounts") or []
+    if not isinstance(raw_mounts, list):
+        raise InvalidParameter("invalid type for HostConfig.Mounts: expected a list")
+    # refuse bad mounts before anything is created (image volumes are checked at create)
+    parse_mount_requests(binds=_str_list(hc, "Binds", w), mounts=raw_mounts,
+                         anonymous=_set_keys(body, "Volumes"), tmpfs=_str_map(hc, "Tmpfs", w),
+                         volume_driver=_str(hc, "VolumeDriver", w))
+    for source in _str_list(hc, "VolumesFrom", w):
+        parse_volumes_from(source)
     _not_yet(bool(hc.get("Devices")), "devices (--device)")
-    _not_yet(bool(_str_map(hc, "Tmpfs", w)), "tmpfs mounts (--tmpfs)")
     bindings = _port_bindings(hc)
     _not_yet(any(bindings.values()), "published ports (-p)")
     _not_yet(_bool(hc, "PublishAllPorts", w), "published ports (-P)")
@@ -220,7 +226,7 @@ def parse_create(body: dict[str, Any]) -> tuple[ContainerSpec, HostSpec]:
         stop_signal=_str(body, "StopSignal"),
         stop_timeout=_opt_int(body, "StopTimeout"),
         exposed_ports=sorted(_set_keys(body, "ExposedPorts")),
-        volumes=[],
+        volumes=sorted(_set_keys(body, "Volumes")),
         healthcheck=_healthcheck(body),
         health_on_failure=_health_on_failure(body),
         network_disabled=_bool(body, "NetworkDisabled"),
@@ -251,7 +257,10 @@ def parse_create(body: dict[str, Any]) -> tuple[ContainerSpec, HostSpec]:
         cap_add=_str_list(hc, "CapAdd", w),
         cap_drop=_str_list(hc, "CapDrop", w),
         readonly_rootfs=_bool(hc, "ReadonlyRootfs", w),
-        binds=[],
+        binds=_str_list(hc, "Binds", w),
+        mounts=list(raw_mounts),
+        volumes_from=_str_list(hc, "VolumesFrom", w),
+        volume_driver=_str(hc, "VolumeDriver", w),
         log_config=LogConfig(log_type, _str_map(log_config, "Config")),
         port_bindings={k: [] for k in bindings},
         publish_all_ports=False,
@@ -275,7 +284,7 @@ def parse_create(body: dict[str, Any]) -> tuple[ContainerSpec, HostSpec]:
         oom_score_adj=_int(hc, "OomScoreAdj", w),
         security_opt=_str_list(hc, "SecurityOpt", w),
         sysctls=_str_map(hc, "Sysctls", w),
-        tmpfs={},
+        tmpfs=_str_map(hc, "Tmpfs", w),
         group_add=_str_list(hc, "GroupAdd", w),
         console_size=(console[0], console[1]),
         ipc_mode=_str(hc, "IpcMode", w) or "private",
@@ -359,8 +368,10 @@ def host_config_json(c: Container) -> dict[str, Any]:
         "RestartPolicy": {"Name": h.restart_policy.name,
                           "MaximumRetryCount": h.restart_policy.maximum_retry_count},
         "AutoRemove": h.auto_remove,
-        "VolumeDriver": "",
-        "VolumesFrom": None,
+        "VolumeDriver": h.volume_driver,
+        "VolumesFrom": list(h.volumes_from) or None,
+        "Mounts": list(h.mounts) or None,
+        "Tmpfs": dict(h.tmpfs) or None,
         "ConsoleSize": list(h.console_size),
         "Annotations": dict(h.annotations) or None,
         "CapAdd": list(h.cap_add) or None,
@@ -520,7 +531,7 @@ def inspect_json(c: Container, *, log_path: str, graph_data: dict[str, str]) -> 
             "Data": {k: v for k, v in graph_data.items() if k in ("LowerDir", "UpperDir",
                                                                   "WorkDir", "MergedDir")},
         },
-        "Mounts": [],
+        "Mounts": mounts_json(c.mounts),
         "Config": config_json(c),
         "NetworkSettings": network_settings_json(c),
     }
@@ -552,5 +563,5 @@ def summary_json(c: Container, image_name: str) -> dict[str, Any]:
         "NetworkSettings": {"Networks": {name: {"NetworkID": name, "EndpointID": "",
                                                 "Gateway": "", "IPAddress": "",
                                                 "IPPrefixLen": 0, "MacAddress": ""}}},
-        "Mounts": [],
+        "Mounts": mounts_json(c.mounts),
     }

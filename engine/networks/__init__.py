@@ -1,0 +1,2 @@
+"""Container networking: network records, IPAM, host ports, DNS, /etc files, and
+`NetworkService`, which runs the network drivers for the daemon (docs/networks.md)."""
