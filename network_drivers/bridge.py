@@ -216,10 +216,8 @@ class BridgeDriver:
             net = self._networks[network.id]
         plan = self._plan(net, endpoint)
         try:
-            if not await netlink.netlink(netlink.endpoint_present, plan):
-                # a half-made pair (moord died mid-join) goes first
-                await netlink.netlink(netlink.remove_veth, plan.host_name, plan.netns, plan.ifname)
-                await netlink.netlink(netlink.add_veth, plan)
+            # one worker-thread job: check, clear a half-made pair, make it
+            await netlink.netlink(netlink.ensure_veth, plan)
         except OSError as exc:
             raise NetworkDriverError(
                 f"connecting the container to {network.name} ({net.bridge}): {exc}") from None
@@ -258,8 +256,10 @@ class BridgeDriver:
 
     # nftables ---------------------------------------------------------------------
     def ruleset(self) -> str:
-        bridges = [nft.BridgeRules(n.bridge, n.config.subnet, n.config.internal, n.masquerade)
-                   for n in self._networks.values() if n.config.subnet is not None]
+        # sorted: the same state renders the same text whatever order it was rebuilt in
+        bridges = sorted((nft.BridgeRules(n.bridge, n.config.subnet, n.config.internal, n.masquerade)
+                          for n in self._networks.values() if n.config.subnet is not None),
+                         key=lambda b: b.bridge)
         ports = [p for j in self._joined.values() if j.network_id in self._networks
                  for p in j.ports]
         return nft.render_table(self.table, bridges, ports, prefix=self._prefix)

@@ -92,11 +92,14 @@ def ensure_bridge(name: str, address: ipaddress.IPv4Interface | None, mtu: int, 
             found = ipr.link_lookup(ifname=name)
         index = found[0]
         if address is not None:
-            have = {(a.get("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=index, family=2)}
-            if (str(address.ip), address.network.prefixlen) not in have:
+            wanted = (str(address.ip), address.network.prefixlen)
+            have = [(a.get("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=index, family=2)]
+            for other in have:
+                if other != wanted:  # the network's subnet changed (a new default-bridge-subnet)
+                    ipr.addr("del", index=index, address=other[0], prefixlen=other[1])
+            if wanted not in have:
                 try:
-                    ipr.addr("add", index=index, address=str(address.ip),
-                             prefixlen=address.network.prefixlen)
+                    ipr.addr("add", index=index, address=wanted[0], prefixlen=wanted[1])
                 except Exception as exc:
                     if not _is_errno(exc, errno.EEXIST):
                         raise
@@ -179,31 +182,41 @@ class VethPlan:
     gateway: ipaddress.IPv4Address | None
 
 
-def endpoint_present(plan: VethPlan) -> bool:
-    """Is the endpoint already there (host end on the bridge, `ifname` in the namespace)?"""
-    with _iproute() as ipr:
-        if not ipr.link_lookup(ifname=plan.host_name):
-            return False
+def _peer_present(plan: VethPlan) -> bool:
     if not os.path.exists(plan.netns):
         return False
     with in_netns(plan.netns), _iproute() as ns:
         return bool(ns.link_lookup(ifname=plan.ifname))
 
 
-def add_veth(plan: VethPlan) -> None:
-    """Create the pair and configure both ends (the netns half under setns)."""
+def ensure_veth(plan: VethPlan) -> bool:
+    """The whole join in one worker-thread job: nothing if the pair is already there (a
+    moord restart), else a half-made pair removed and the pair made. True if made."""
     with _iproute() as ipr:
-        bridge = ipr.link_lookup(ifname=plan.bridge)
-        if not bridge:
-            raise FileNotFoundError(errno.ENODEV, f"bridge {plan.bridge} does not exist")
-        nsfd = os.open(plan.netns, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            ipr.link("add", ifname=plan.host_name, kind="veth", mtu=plan.mtu,
-                     peer={"ifname": plan.peer_name, "net_ns_fd": nsfd, "mtu": plan.mtu})
-        finally:
-            os.close(nsfd)
-        host = ipr.link_lookup(ifname=plan.host_name)[0]
-        ipr.link("set", index=host, master=bridge[0], state="up")
+        if ipr.link_lookup(ifname=plan.host_name):
+            if _peer_present(plan):
+                return False
+            ipr.link("del", ifname=plan.host_name)
+        _add_host_side(ipr, plan)
+    _configure_peer(plan)
+    return True
+
+
+def _add_host_side(ipr: Any, plan: VethPlan) -> None:
+    bridge = ipr.link_lookup(ifname=plan.bridge)
+    if not bridge:
+        raise FileNotFoundError(errno.ENODEV, f"bridge {plan.bridge} does not exist")
+    nsfd = os.open(plan.netns, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        ipr.link("add", ifname=plan.host_name, kind="veth", mtu=plan.mtu,
+                 peer={"ifname": plan.peer_name, "net_ns_fd": nsfd, "mtu": plan.mtu})
+    finally:
+        os.close(nsfd)
+    host = ipr.link_lookup(ifname=plan.host_name)[0]
+    ipr.link("set", index=host, master=bridge[0], state="up")
+
+
+def _configure_peer(plan: VethPlan) -> None:
     with in_netns(plan.netns), _iproute() as ns:
         peer = ns.link_lookup(ifname=plan.peer_name)[0]
         settings: dict[str, Any] = {"ifname": plan.ifname, "mtu": plan.mtu}
@@ -219,8 +232,15 @@ def add_veth(plan: VethPlan) -> None:
 
 
 def remove_veth(host_name: str, netns: str, ifname: str) -> None:
-    """Delete the pair: by its host end, or from inside the namespace if that is gone."""
-    delete_link(host_name)
+    """Delete the pair: by its host end (which takes the peer with it), or from inside
+    the namespace if the host end is already gone."""
+    with _iproute() as ipr:
+        try:
+            ipr.link("del", ifname=host_name)
+            return
+        except Exception as exc:
+            if not _is_errno(exc, errno.ENODEV, errno.ENOENT):
+                raise
     if netns and os.path.exists(netns):
         try:
             with in_netns(netns), _iproute() as ns:

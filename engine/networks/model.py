@@ -9,9 +9,10 @@ Three kinds of record, each with one owner:
   time and stored **in the container's record** by the container manager; `network
   connect/disconnect` change it through `ContainerDirectory.save_networking`.
 - `AttachmentRecord`: what a running container actually got (its namespace, endpoint
-  addresses, host ports), kept by `NetworkService` in `<data-root>/state/endpoints/`
-  from just before the kernel objects are made until they are gone, so a moord that
-  died at any point can rebuild or clean up from it.
+  addresses, host ports), kept by `NetworkService` in `<exec-root>/endpoints/` (a
+  tmpfs, like the kernel state it describes: a reboot clears both) from just before the
+  kernel objects are made until they are gone, so a moord that died at any point can
+  rebuild or clean up from it.
 
 All are attrs classes that the engine's cattrs converter (`engine.store.converter`)
 turns into JSON and back.

@@ -70,6 +70,7 @@ from plugins.network_contract import (
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "moorage"
+RESTORE_WAIT = 120.0  # how long a start waits for the start-up restore to finish
 _PREFIX = re.compile(r"^[a-z][a-z0-9]{0,6}$")
 _NETWORK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
@@ -164,8 +165,11 @@ class NetworkService:
                 raise SystemFailure(f"the {needed!r} network driver is not registered")
         network_store: RecordStore[NetworkRecord] = RecordStore(
             data_root / "state" / "networks", NetworkRecord, durable=durable)
+        # what the kernel holds for this boot is kept where the kernel state is: under the
+        # exec root (a tmpfs). It must survive moord dying (the page cache does), not the
+        # host (a reboot takes the namespaces and links with it), so no fsync is needed.
         attachment_store: RecordStore[AttachmentRecord] = RecordStore(
-            data_root / "state" / "endpoints", AttachmentRecord, durable=durable)
+            exec_root / "endpoints", AttachmentRecord, durable=False)
         networks = await trio.to_thread.run_sync(network_store.load_all)
         attachments = await trio.to_thread.run_sync(attachment_store.load_all)
         service = cls(options, data_root, exec_root, dict(drivers), network_store, attachment_store,
@@ -285,12 +289,27 @@ class NetworkService:
                     log.exception("re-adopting the network of %s failed", cid[:12])
             else:
                 await self._teardown(attached)
+        await netlink.netlink(self._sweep_namespaces)
         for name, driver in self.drivers.items():
             try:
                 await driver.ready()
             except Exception:
                 log.exception("network driver %s failed to apply its state", name)
         self._restored.set()
+
+    def _sweep_namespaces(self) -> None:
+        """Namespace files no attachment accounts for (moord died between removing a
+        record and the file) go; their veths go with them."""
+        directory = self.exec_root / "netns"
+        if not directory.is_dir():
+            return
+        for entry in directory.iterdir():
+            if entry.name not in self.attachments:
+                try:
+                    netns.delete_netns(entry)
+                    log.info("removed the stray network namespace %s", entry)
+                except OSError as exc:
+                    log.warning("removing the stray network namespace %s: %s", entry, exc)
 
     async def _readopt(self, record: AttachmentRecord) -> None:
         cid = record.container_id
@@ -515,7 +534,10 @@ class NetworkService:
         """Network a container that is about to start; see `Attachment` for what to do
         with the result. On failure nothing is left behind (a port conflict is Docker's
         "Bind for 0.0.0.0:8080 failed: port is already allocated")."""
-        await self._restored.wait()
+        with trio.move_on_after(RESTORE_WAIT):
+            await self._restored.wait()
+        if not self._restored.is_set():
+            raise SystemFailure("networking is not ready: NetworkService.restore was not called")
         cid = info.id
         async with self._locks[cid]:
             stale = self.attachments.get(cid)
