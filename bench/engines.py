@@ -97,12 +97,8 @@ class Engine:
 
     def start(self) -> None:
         """Start the daemon and wait until its API answers."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "docker-config").mkdir(exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            # own session: a ^C at the terminal reaches the benchmark, which stops engines in order
-            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         cwd=self.root, env=self.daemon_env(), start_new_session=True)
+        self.launch()
+        assert self.proc is not None
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -111,6 +107,15 @@ class Engine:
                 return
             time.sleep(0.05)
         raise EngineError(f"no answer on {self.socket_path} within {self.start_timeout:.0f} s")
+
+    def launch(self) -> None:
+        """Start the daemon process (again, after a kill); don't wait for it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "docker-config").mkdir(exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            # own session: a ^C at the terminal reaches the benchmark, which stops engines in order
+            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         cwd=self.root, env=self.daemon_env(), start_new_session=True)
 
     def log_tail(self, lines: int = 8) -> str:
         try:

@@ -45,6 +45,14 @@ def markdown(result: dict[str, Any]) -> str:
     lines += _timing_table(result)
     if result.get("detached"):
         lines += _detached_table(result)
+    if result.get("restart_delay"):
+        from bench import restarts
+
+        lines += restarts.markdown(result["restart_delay"])
+    if result.get("adoption"):
+        from bench import adoption
+
+        lines += adoption.markdown(result["adoption"])
     lines += _notes(result)
     return "\n".join(lines) + "\n"
 

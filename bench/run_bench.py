@@ -33,7 +33,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `bench` and `engine` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import hoststate, log_measures, measures, procs, report
+from bench import adoption, hoststate, log_measures, measures, procs, report, restarts
 from bench.engines import (
     DOCKER_CLI,
     ENGINES,
@@ -58,6 +58,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="detached containers per engine for the memory and stop measures (0: skip)")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON report (default bench/results/<timestamp>.json)")
+    parser.add_argument("--restarts", type=int, default=20,
+                        help="restarts per engine for the restart-delay measure (0: skip)")
+    parser.add_argument("--adopt", type=int, default=100,
+                        help="running containers for the adoption-after-SIGKILL measure (0: skip)")
     log_measures.add_arguments(parser)
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.engines.split(",") if n.strip()]
@@ -65,8 +69,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown engines {unknown}; choose from {list(ENGINES)}")
     args.engine_names = ["moord", *[n for n in dict.fromkeys(names) if n != "moord"]]
-    if args.runs < 1 or args.warmup < 0 or args.detached < 0:
-        parser.error("--runs must be at least 1, --warmup and --detached not negative")
+    if args.runs < 1 or min(args.warmup, args.detached, args.restarts, args.adopt) < 0:
+        parser.error("--runs must be at least 1, --warmup, --detached, --restarts and --adopt not negative")
     return args
 
 
@@ -129,6 +133,45 @@ def measure_all(engines: list[Engine], args: argparse.Namespace, result: dict[st
         result["detached"] = {name: detached_json(b) for name, b in batches.items()}
     timings = measures.round_robin(engines, run_measures, runs=args.runs, warmup=0)
     result["measures"] = [measure_json(m, timings[m.key]) for m in run_measures]
+
+
+class Extras:
+    """Engines started for one measure only (a moord with other flags, a dockerd with
+    --live-restore): own directories, listed in the report, torn down with the others."""
+
+    def __init__(self, run_root: Path, tarball: Path, started: list[Engine], result: dict[str, Any]) -> None:
+        self.run_root, self.tarball, self.started, self.result = run_root, tarball, started, result
+
+    def bring_up(self, cls: type[Engine]) -> Engine | None:
+        engine = cls(self.run_root / cls.name)
+        info = self.result["engines"][cls.name] = engine_info(engine)
+        self.started.append(engine)
+        return engine if bring_up(engine, self.tarball, info) else None
+
+    def done(self, engine: Engine) -> None:
+        self.result["notes"] += [n for n in _stop_engine(engine) if "removing" in n]
+
+
+def measure_supervision(engines: list[Engine], args: argparse.Namespace, result: dict[str, Any],
+                        extras: Extras) -> None:
+    """Restart delay under --restart always, then adoption of running containers after SIGKILL."""
+    if args.restarts:
+        fast = extras.bring_up(restarts.FastMoord)
+        measured = [*engines, *([fast] if fast else [])]
+        gaps = restarts.measure(measured, args.restarts)
+        result["restart_delay"] = restarts.to_json(measured, gaps)
+        if fast:
+            extras.done(fast)
+    if args.adopt:
+        names = {e.name for e in engines}
+        results = {}
+        for cls in (c for name, classes in adoption.PEERS.items() if name in names for c in classes):
+            engine = extras.bring_up(cls) if cls.installed() else None
+            if engine is not None:
+                results.update(adoption.measure([engine], args.adopt))
+                extras.done(engine)
+        podman = adoption.podman_note() if "podman" in names else None
+        result["adoption"] = adoption.to_json(results, podman)
 
 
 def measure_json(measure: measures.Measure, samples: dict[str, measures.Samples]) -> dict[str, Any]:
@@ -232,6 +275,10 @@ def base_result(args: argparse.Namespace, argv: list[str] | None) -> dict[str, A
         "engines": {},
         "measures": [],
         "detached": None,
+        "restarts_per_engine": args.restarts,
+        "adopt_count": args.adopt,
+        "restart_delay": None,
+        "adoption": None,
         "notes": [],
     }
 
@@ -283,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
                 active.append(engine)
         if active and args.logs != "only":
             measure_all(active, args, result)
+            measure_supervision(active, args, result, Extras(run_root, tarball, started, result))
         if active and args.logs != "no":
             log_measures.run(active, args, result)
     except EngineError as e:
