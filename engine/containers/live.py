@@ -52,6 +52,7 @@ class Live:
     restart_scope: trio.CancelScope | None = None
     # the tasks that live as long as one run: health checks, log rotation and shipping
     run_scope: trio.CancelScope | None = None
+    run_done: trio.Event | None = None  # set when those tasks have all ended
 
     def take_next_exit(self) -> ExitNotice:
         notice, self.next_exit = self.next_exit, ExitNotice()
@@ -68,7 +69,12 @@ class Live:
         self.restart_scope = None
         return True
 
-    def end_run_tasks(self) -> None:
+    def end_run_tasks(self) -> trio.Event | None:
+        """Cancel the run's tasks; the returned event fires once they have finished (a log
+        shipper first drains what the container wrote)."""
+        done = self.run_done
         if self.run_scope is not None:
             self.run_scope.cancel()
             self.run_scope = None
+        self.run_done = None
+        return done

@@ -44,8 +44,9 @@ from engine.containers.registry import Registry
 from engine.containers.signals import parse_signal
 from engine.errors import Conflict, EngineError, InvalidParameter, NotModified, SystemFailure
 from engine.events import EventBus
+from engine.logs.drivers import FileDriver
 from engine.logs.rotation import RotationPolicy, keep_rotated
-from engine.logs.sinks import ship_lines
+from engine.logs.sinks import DRAIN_TIMEOUT, ship_lines
 from engine.runtime import cgroups, conmon, mounts
 from engine.runtime.exits import (
     close_fd,
@@ -246,6 +247,10 @@ class ContainerManager:
         if driver is None:
             raise InvalidParameter(f"logger: no log driver named '{name}' is registered")
         options = dict(requested.config)
+        # the daemon's defaults become the container's own, as dockerd merges its log-opts
+        if (not requested.type or name == self.config.log_driver) and isinstance(driver, FileDriver):
+            options.setdefault("max-size", self.config.log_max_size)
+            options.setdefault("max-file", str(self.config.log_max_file))
         try:
             options = dict(driver.validate(options))
         except InvalidLogOption as exc:
@@ -278,6 +283,10 @@ class ContainerManager:
             raise NotModified()
         if st.status in (Status.REMOVING, Status.DEAD):
             raise Conflict("container is marked for removal and cannot be started")
+        if c.host.log_config.type not in self.log_drivers:
+            raise InvalidParameter(
+                f"logger: no log driver named '{c.host.log_config.type}' is registered "
+                "(was its plugin uninstalled?)")
         live = self.live_of(c)
         paths = self.paths(c)
         runtime = self.runtime_of(c)
@@ -309,7 +318,6 @@ class ContainerManager:
                 stdin=c.spec.open_stdin,
                 tty=c.spec.tty,
                 keep_log=self._keeps_log_file(c),
-                log_size_max=self.rotation_policy(c).hard_cap or -1,
             )
             launched = await conmon.launch(launch, place=self._placer())
             pidfd = open_conmon_pidfd(launched.conmon_pid, c.id)
@@ -406,9 +414,16 @@ class ContainerManager:
         live.end_run_tasks()
         scope = trio.CancelScope()
         live.run_scope = scope
-        self.spawn(self._run_tasks, c, scope)
+        live.run_done = done = trio.Event()
+        self.spawn(self._run_tasks, c, scope, done)
 
-    async def _run_tasks(self, c: Container, scope: trio.CancelScope) -> None:
+    async def _run_tasks(self, c: Container, scope: trio.CancelScope, done: trio.Event) -> None:
+        try:
+            await self._run_tasks_in(c, scope)
+        finally:
+            done.set()
+
+    async def _run_tasks_in(self, c: Container, scope: trio.CancelScope) -> None:
         paths = self.paths(c)
         driver = self.log_drivers.get(c.host.log_config.type)
         with scope:
@@ -421,11 +436,12 @@ class ContainerManager:
                     nursery.start_soon(self._guarded, "log rotation", c, partial(
                         keep_rotated, paths.log, paths.bundle / "ctl", policy))
                 if driver is not None and driver.ships:
-                    since = int(c.state.started_at.timestamp() * 1e9) if c.state.started_at else 0
+                    # everything not shipped yet, across runs and moord restarts
                     logged = LoggedContainer(c.id, c.name, c.spec.image, dict(c.spec.labels),
                                              dict(c.host.log_config.config))
                     nursery.start_soon(self._guarded, "log shipping", c, partial(
-                        ship_lines, driver, logged, paths.log, since))
+                        ship_lines, driver, logged, paths.log, 0,
+                        paths.userdata / f"shipped.{driver.name}"))
 
     async def _guarded(self, what: str, c: Container, fn: Callable[..., Awaitable[object]]) -> None:
         """Run one of a container's companion tasks; its failure stays its own."""
@@ -471,7 +487,7 @@ class ContainerManager:
         if c.id not in self.registry.by_id:
             return
         live = self.live_of(c)
-        live.end_run_tasks()
+        run_done = live.end_run_tasks()
         paths = self.paths(c)
         runtime = self.runtime_of(c)
         code = await trio.to_thread.run_sync(read_exit_file, paths.userdata)
@@ -523,6 +539,10 @@ class ContainerManager:
             self.spawn(self._restart_after, c, delay)
             return
         live.take_stopped().fire(code)
+        if run_done is not None:
+            # a log shipper drains the file before an auto-remove deletes it
+            with trio.move_on_after(DRAIN_TIMEOUT + 1):
+                await run_done.wait()
         if c.host.auto_remove and not live.manual_restart and not self.shutting_down:
             try:
                 await self.remove(c, force=True)

@@ -26,7 +26,7 @@ from engine.units import ram_in_bytes
 
 log = logging.getLogger(__name__)
 
-MIN_CHECK_INTERVAL = 0.05  # at most 20 size checks a second, however fast the writes
+MIN_CHECK_INTERVAL = 0.02  # at most 50 size checks a second, however fast the writes
 POLL_INTERVAL = 1.0  # a look without being told, in case inotify is missing or misses
 REOPEN_WAIT = 5.0
 

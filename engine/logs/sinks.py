@@ -4,6 +4,12 @@ moord follows the container's log file from where its run began and hands each b
 to the driver. The driver can be slow or fail: the container never waits for it (it
 writes to the file through conmon), and a failed batch is logged and skipped.
 
+Where a shipper got to is kept in `<userdata>/shipped.<driver>` (the timestamp of the
+last shipped line and how many lines with that timestamp went out — conmon stamps a
+whole read chunk with one time), so a restarted moord carries on instead of shipping
+everything again. It is written at most once a second, without fsync: after a crash a
+few lines may go out twice, never be skipped.
+
 The shipper runs among the container's run tasks, which end (are cancelled) as soon as
 the container exits. By then conmon has written everything to the file, but the
 shipper may still be behind: a container that prints a burst and exits would lose its
@@ -14,6 +20,7 @@ file to its end and ships the rest, for at most `DRAIN_TIMEOUT` seconds, then st
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import trio
@@ -27,20 +34,60 @@ log = logging.getLogger(__name__)
 #: How long a shipper may go on after its run ended, shipping what is left in the file.
 #: Bounded so that a stuck driver cannot hold up a stop or moord's shutdown for long.
 DRAIN_TIMEOUT = 5.0
+CHECKPOINT_INTERVAL = 1.0
+
+
+def read_checkpoint(path: Path) -> tuple[int, int]:
+    """(timestamp of the last shipped line, lines shipped with that timestamp); blocking."""
+    try:
+        stamp, count = path.read_text().split()
+        return int(stamp), int(count)
+    except (OSError, ValueError):
+        return 0, 0
+
+
+def write_checkpoint(path: Path, stamp: int, count: int) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(f"{stamp} {count}\n")
+    os.replace(tmp, path)
 
 
 async def ship_lines(driver: LogDriver, container: LoggedContainer, log_path: Path,
-                     since_ns: int) -> None:
-    """Follow `log_path` from `since_ns` and ship every line, until cancelled; then ship
-    what is still unread (within `DRAIN_TIMEOUT`) and let the cancellation through."""
+                     since_ns: int, checkpoint: Path | None = None) -> None:
+    """Follow `log_path` from `since_ns` (or the checkpoint, if later) and ship every line,
+    until cancelled; then ship what is still unread (within `DRAIN_TIMEOUT`) and let the
+    cancellation through."""
+    stamp, count = since_ns, 0
+    already = 0  # lines at the checkpoint's timestamp that a previous moord already shipped
+    last_saved = trio.current_time()
 
     async def emit(lines: list[LogLine]) -> None:
-        records = [LogRecord(line.stream, line.timestamp_ns, line.data) for line in lines]
+        nonlocal stamp, count, already, last_saved
+        fresh: list[LogLine] = []
+        for line in lines:
+            if line.timestamp_ns < stamp:
+                continue
+            if line.timestamp_ns == stamp and already > 0:
+                already -= 1
+                continue
+            fresh.append(line)
+        if not fresh:
+            return
+        records = [LogRecord(line.stream, line.timestamp_ns, line.data) for line in fresh]
         try:
             await driver.ship(container, records)
         except Exception:
             log.exception("log driver %s failed to ship %d line(s) of %s", driver.name,
                           len(records), container.id[:12])
+        for line in fresh:
+            if line.timestamp_ns == stamp:
+                count += 1
+            else:
+                stamp, count = line.timestamp_ns, 1
+        already = 0
+        if checkpoint is not None and trio.current_time() - last_saved >= CHECKPOINT_INTERVAL:
+            last_saved = trio.current_time()
+            await trio.to_thread.run_sync(write_checkpoint, checkpoint, stamp, count)
 
     run_ended = trio.Event()
     finished = trio.Event()
@@ -48,21 +95,34 @@ async def ship_lines(driver: LogDriver, container: LoggedContainer, log_path: Pa
     drain_scope = trio.CancelScope(shield=True)
 
     async def follow() -> None:
+        nonlocal stamp, count, already
+        # No checkpoint may come before the shield: a container that exits at once has
+        # its run tasks cancelled before they ever ran, and its lines must still go out.
         with drain_scope:
+            if checkpoint is not None:
+                saved_stamp, saved_count = await trio.to_thread.run_sync(read_checkpoint,
+                                                                         checkpoint)
+                if saved_stamp >= since_ns:
+                    stamp, count, already = saved_stamp, saved_count, saved_count
             # `stopped` returning makes the reader read to the end of the file, ship the
             # rest and return: the same path `logs -f` takes when a container stops.
-            await read_logs(log_path, LogQuery(since_ns=since_ns), emit, follow=True,
+            await read_logs(log_path, LogQuery(since_ns=stamp), emit, follow=True,
                             is_running=lambda: True, stopped=run_ended.wait)
         if drain_scope.cancelled_caught:
             log.warning("shipping the last lines of %s to %s took over %.0f s; stopped",
                         container.id[:12], driver.name, DRAIN_TIMEOUT)
         finished.set()
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(follow)
-        try:
-            await finished.wait()
-        except trio.Cancelled:
-            run_ended.set()
-            drain_scope.deadline = trio.current_time() + DRAIN_TIMEOUT
-            raise
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(follow)
+            try:
+                await finished.wait()
+            except trio.Cancelled:
+                run_ended.set()
+                drain_scope.deadline = trio.current_time() + DRAIN_TIMEOUT
+                raise
+    finally:
+        if checkpoint is not None and stamp:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(write_checkpoint, checkpoint, stamp, count)

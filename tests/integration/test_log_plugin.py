@@ -212,10 +212,6 @@ def test_autoload_switch_leaves_installed_plugins_out(
     assert "logger: no log driver named 'syslog' is registered" in refused.stderr
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "engine bug: ContainerManager._run_tasks ships from since=State.StartedAt, which is "
-    "taken after `crun start` returns; lines the process writes before that instant "
-    "(a fast `echo`) carry earlier conmon timestamps and are never shipped"))
 def test_a_runs_very_first_lines_are_shipped(
         syslog_plugin: None, fresh_moord: Callable[[], Moord], listener: UdpListener) -> None:
     d = _started(fresh_moord)

@@ -413,11 +413,6 @@ def test_daemon_log_defaults_bound_a_containers_log(fresh_moord: Callable[[], Mo
     assert tail == expected_lines(50_000, start=49_999)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: ContainerManager._log_config does not merge the daemon's log options "
-    "(log-max-size, log-max-file) into HostConfig.LogConfig.Config at create, as dockerd "
-    "merges its log-opts; they are applied at each start instead (rotation_policy), so "
-    "inspect shows {} and a changed daemon default silently changes old containers"))
 def test_daemon_log_defaults_show_in_inspect(fresh_moord: Callable[[], Moord]) -> None:
     d = _with_log_defaults(fresh_moord)
     d.docker("create", "--name", "defaults", "busybox", "true")
