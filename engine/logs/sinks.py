@@ -7,8 +7,9 @@ writes to the file through conmon), and a failed batch is logged and skipped.
 Where a shipper got to is kept in `<userdata>/shipped.<driver>` (the timestamp of the
 last shipped line and how many lines with that timestamp went out — conmon stamps a
 whole read chunk with one time), so a restarted moord carries on instead of shipping
-everything again. It is written at most once a second, without fsync: after a crash a
-few lines may go out twice, never be skipped.
+everything again. It is replaced after every shipped batch, without fsync: only a crash
+in the instant between a batch going out and its checkpoint (or a power cut) can send
+that batch twice; nothing is ever skipped.
 
 The shipper runs among the container's run tasks, which end (are cancelled) as soon as
 the container exits. By then conmon has written everything to the file, but the
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 #: How long a shipper may go on after its run ended, shipping what is left in the file.
 #: Bounded so that a stuck driver cannot hold up a stop or moord's shutdown for long.
 DRAIN_TIMEOUT = 5.0
-CHECKPOINT_INTERVAL = 1.0
 
 
 def read_checkpoint(path: Path) -> tuple[int, int]:
@@ -59,10 +59,9 @@ async def ship_lines(driver: LogDriver, container: LoggedContainer, log_path: Pa
     cancellation through."""
     stamp, count = since_ns, 0
     already = 0  # lines at the checkpoint's timestamp that a previous moord already shipped
-    last_saved = trio.current_time()
 
     async def emit(lines: list[LogLine]) -> None:
-        nonlocal stamp, count, already, last_saved
+        nonlocal stamp, count, already
         fresh: list[LogLine] = []
         for line in lines:
             if line.timestamp_ns < stamp:
@@ -85,8 +84,7 @@ async def ship_lines(driver: LogDriver, container: LoggedContainer, log_path: Pa
             else:
                 stamp, count = line.timestamp_ns, 1
         already = 0
-        if checkpoint is not None and trio.current_time() - last_saved >= CHECKPOINT_INTERVAL:
-            last_saved = trio.current_time()
+        if checkpoint is not None:
             await trio.to_thread.run_sync(write_checkpoint, checkpoint, stamp, count)
 
     run_ended = trio.Event()

@@ -222,3 +222,21 @@ def test_a_runs_very_first_lines_are_shipped(
                  "busybox", "echo", f"first {i}")
     got = listener.wait_for(runs, timeout=10)
     assert sorted(g.rsplit(b" - ", 1)[-1] for g in got) == [b"first %d" % i for i in range(runs)]
+
+
+def test_a_moord_restart_ships_nothing_twice(
+        syslog_plugin: None, fresh_moord: Callable[[], Moord], listener: UdpListener) -> None:
+    """Shipping resumes from its checkpoint after moord comes back, neither repeating nor
+    skipping: lines written while moord was down go out once it is back."""
+    d = _started(fresh_moord)
+    script = "i=0; while [ $i -lt 60 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done"
+    d.docker("run", "-d", "--name", "shipper", "--log-driver", "syslog",
+             "--log-opt", f"syslog-address=udp://127.0.0.1:{listener.port}",
+             "busybox", "sh", "-c", script)
+    listener.wait_for(15)
+    d.kill9()
+    time.sleep(1.0)
+    d.start()
+    got = listener.wait_for(60, timeout=30)
+    ticks = [g.rsplit(b" - ", 1)[-1] for g in got]
+    assert ticks == [b"tick %d" % i for i in range(60)]
