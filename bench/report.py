@@ -8,6 +8,7 @@ under whatever load it had; the load averages are printed beside them for that r
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Any
 
 PEERS = ("dockerd", "podman")
@@ -183,16 +184,37 @@ def _notes(result: dict[str, Any]) -> list[str]:
 
 
 def condense(cleanup: list[str]) -> list[str]:
-    """The cleanup notes with the iptables ones counted instead of listed (JSON has them all)."""
+    """The cleanup notes with the iptables ones counted instead of listed, and long lists of
+    killed processes and unmounted points summed up (JSON has them all)."""
     rules = chains = 0
+    unmounts = [n for n in cleanup if re.match(r"(lazily )?unmounted ", n)]
+    summed = len(unmounts) > LIST_LIMIT
     kept: list[str] = []
     for note in cleanup:
         if "FAILED" not in note and re.match(r"ip6?tables -t \w+: deleted ", note):
             rules += 1
         elif "FAILED" not in note and re.match(r"ip6?tables -t \w+: removed chain ", note):
             chains += 1
+        elif summed and note in unmounts:
+            if note == unmounts[0]:
+                lazily = sum(1 for n in unmounts if n.startswith("lazily"))
+                kept.append(f"unmounted {len(unmounts)} mount points under the run directory "
+                            f"({lazily} lazily)")
         else:
-            kept.append(note)
+            kept.append(_count_processes(note))
     if rules or chains:
         kept.insert(0, f"iptables: deleted the {rules} rules and {chains} chains the engines added")
     return kept
+
+
+LIST_LIMIT = 10
+
+
+def _count_processes(note: str) -> str:
+    """"killed leftover processes: a[1], b[2], ..." as counts by name when the list is long."""
+    head, sep, listing = note.partition(": ")
+    names = re.findall(r"([^,\[]+)\[\d+\]", listing) if sep and "processes" in head else []
+    if len(names) <= LIST_LIMIT:
+        return note
+    counts = Counter(name.strip() for name in names)
+    return f"{head}: {len(names)} ({', '.join(f'{n} {TIMES}{c}' for n, c in counts.most_common())})"
