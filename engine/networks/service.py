@@ -755,11 +755,14 @@ class NetworkService:
     async def detach(self, container_id: str) -> None:
         """The container stopped (or is being removed): free its namespace, addresses,
         host ports, rules and names. Idempotent; never raises."""
-        async with self._locks[container_id]:
+        lock = self._locks[container_id]
+        async with lock:
             record = self.attachments.get(container_id)
             if record is not None:
                 await self._teardown(record)
-        self._locks.pop(container_id, None)
+        # forget the lock only if nobody waits on it (a waiter holds this very object)
+        if not lock.locked() and lock.statistics().tasks_waiting == 0:
+            self._locks.pop(container_id, None)
 
     async def rename(self, container_id: str, new_name: str) -> None:
         """A running container was renamed: its DNS names follow."""

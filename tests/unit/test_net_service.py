@@ -1,0 +1,217 @@
+"""NetworkService's rules without the kernel: drivers that only record calls, subnets
+given so no host routes are read. Docker's words for what it refuses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+import attrs
+import pytest
+
+from engine.errors import Conflict, Forbidden, InvalidParameter, NotFound
+from engine.networks.model import EndpointRequest, IPAMConfig, PortRequest
+from engine.networks.service import NetworkOptions, NetworkService, drivers_from_plugins
+from plugins.network_contract import (
+    DriverContext,
+    Endpoint,
+    InvalidNetworkOption,
+    NetworkConfig,
+    NetworkDriver,
+    PublishedPort,
+)
+
+
+@attrs.define(eq=False)
+class Recorder:
+    name: str
+    namespace: Literal["private", "host", "isolated"] = "private"
+    uses_ipam: bool = True
+    singleton: bool = False
+    calls: list[str] = attrs.field(factory=list)
+
+    async def setup(self, context: DriverContext) -> None:
+        self.calls.append("setup")
+
+    def validate_options(self, options: Mapping[str, str]) -> dict[str, str]:
+        if "bad" in options:
+            raise InvalidNetworkOption("bad option")
+        return dict(options)
+
+    async def create_network(self, network: NetworkConfig) -> None:
+        self.calls.append(f"create {network.name}")
+
+    async def delete_network(self, network: NetworkConfig) -> None:
+        self.calls.append(f"delete {network.name}")
+
+    async def join(self, network: NetworkConfig, endpoint: Endpoint) -> None:
+        self.calls.append("join")
+
+    async def leave(self, network: NetworkConfig, endpoint: Endpoint) -> None:
+        self.calls.append("leave")
+
+    async def publish(self, network: NetworkConfig, endpoint: Endpoint,
+                      ports: Sequence[PublishedPort]) -> None:
+        self.calls.append("publish")
+
+    async def unpublish(self, network: NetworkConfig, endpoint: Endpoint) -> None:
+        self.calls.append("unpublish")
+
+    async def ready(self) -> None:
+        self.calls.append("ready")
+
+    def network_options(self, network: NetworkConfig) -> dict[str, str]:
+        return dict(network.options)
+
+    def endpoint_options(self, network: NetworkConfig, endpoint: Endpoint) -> dict[str, str]:
+        return {}
+
+
+OPTIONS = NetworkOptions(prefix="mu", default_bridge_subnet="10.213.0.0/24")
+
+
+def drivers() -> dict[str, NetworkDriver]:
+    return {
+        "bridge": Recorder("bridge"),
+        "host": Recorder("host", namespace="host", uses_ipam=False, singleton=True),
+        "null": Recorder("null", namespace="isolated", uses_ipam=False, singleton=True),
+        "macvlan": Recorder("macvlan"),
+    }
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> NetworkService:
+    svc = await NetworkService.open(data_root=tmp_path / "data", exec_root=tmp_path / "run",
+                                    drivers=drivers(), durable=False,
+                                    options=OPTIONS)
+    svc._restored.set()
+    return svc
+
+
+async def test_predefined_networks_exist_and_persist(service: NetworkService, tmp_path: Path) -> None:
+    names = sorted(r.name for r in service.list_networks())
+    assert names == ["bridge", "host", "none"]
+    bridge = service.get("bridge")
+    assert bridge.pool is not None
+    assert bridge.pool.subnet == "10.213.0.0/24"
+    assert bridge.pool.gateway == "10.213.0.1"
+    assert bridge.options["com.docker.network.bridge.name"] == "mu0"
+    assert service.get("none").driver == "null"
+    again = await NetworkService.open(data_root=tmp_path / "data", exec_root=tmp_path / "run",
+                                      drivers=drivers(), durable=False,
+                                      options=OPTIONS)
+    assert again.get("bridge").id == bridge.id
+
+
+async def test_create_rules(service: NetworkService) -> None:
+    record = await service.create_network(name="apps", ipam_configs=[IPAMConfig(subnet="10.213.5.0/24")],
+                                          labels={"a": "b"})
+    assert record.subnet_given
+    assert service.get(record.id[:6]) is record
+    with pytest.raises(Conflict, match="network with name apps already exists"):
+        await service.create_network(name="apps", ipam_configs=[IPAMConfig(subnet="10.213.6.0/24")])
+    with pytest.raises(Forbidden, match="Pool overlaps"):
+        await service.create_network(name="x", ipam_configs=[IPAMConfig(subnet="10.213.5.128/25")])
+    with pytest.raises(Forbidden, match='only one instance of "host" network is allowed'):
+        await service.create_network(name="h2", driver="host")
+    with pytest.raises(NotFound, match='plugin "nope" not found'):
+        await service.create_network(name="n2", driver="nope")
+    with pytest.raises(InvalidParameter, match="bad option"):
+        await service.create_network(name="n3", options={"bad": "1"},
+                                     ipam_configs=[IPAMConfig(subnet="10.213.7.0/24")])
+    with pytest.raises(InvalidParameter, match="IPv6"):
+        await service.create_network(name="n4", enable_ipv6=True)
+    with pytest.raises(InvalidParameter, match="invalid network name"):
+        await service.create_network(name="-bad")
+    with pytest.raises(Forbidden, match="bridge is a pre-defined network and cannot be removed"):
+        await service.delete_network("bridge")
+    with pytest.raises(NotFound, match="network nothere not found"):
+        service.get("nothere")
+
+
+async def test_list_filters(service: NetworkService) -> None:
+    await service.create_network(name="front", labels={"tier": "web"},
+                                 ipam_configs=[IPAMConfig(subnet="10.213.8.0/24")])
+    await service.create_network(name="back", driver="macvlan",
+                                 ipam_configs=[IPAMConfig(subnet="10.213.9.0/24")])
+
+    def names(**filters: list[str]) -> list[str]:
+        return sorted(r.name for r in service.list_networks(filters))
+
+    assert names(driver=["macvlan"]) == ["back"]
+    assert names(label=["tier=web"]) == ["front"]
+    assert names(label=["tier"]) == ["front"]
+    assert names(name=["ron"]) == ["front"]
+    assert names(type=["builtin"]) == ["bridge", "host", "none"]
+    assert names(type=["custom"]) == ["back", "front"]
+    assert names(dangling=["true"]) == ["back", "front"]
+    with pytest.raises(InvalidParameter, match="invalid filter 'colour'"):
+        service.list_networks({"colour": ["red"]})
+    assert await service.prune(labels=["tier=web"]) == ["front"]
+
+
+async def test_container_networking_validation(service: NetworkService) -> None:
+    apps = await service.create_network(name="apps", ipam_configs=[IPAMConfig(subnet="10.213.5.0/24")])
+    auto = await service.create_network(name="auto", ipam_configs=[IPAMConfig(subnet="")],
+                                        driver="bridge") if False else None
+    assert auto is None
+    networking, warnings = service.validate_container_networking(
+        network_mode="default", endpoints={"default": EndpointRequest(aliases=("x",))},
+        port_bindings={"80/tcp": [("127.0.0.1", "8080")]}, publish_all=True, exposed_ports=["53/udp"])
+    assert warnings == []
+    assert list(networking.networks) == [service.get("bridge").id]
+    assert networking.networks[service.get("bridge").id].aliases == ("x",)
+    assert networking.ports == [PortRequest(80, "tcp", "127.0.0.1", 8080), PortRequest(53, "udp")]
+
+    multi, _ = service.validate_container_networking(
+        network_mode="apps", endpoints={"apps": EndpointRequest(ipv4_address="10.213.5.9"),
+                                        "bridge": EndpointRequest()})
+    assert list(multi.networks) == [apps.id, service.get("bridge").id]
+    assert multi.mode == apps.id
+
+    _, warnings = service.validate_container_networking(
+        network_mode="host", port_bindings={"80/tcp": [("", "8080")]})
+    assert warnings == ["Published ports are discarded when using host network mode"]
+
+    refusals = [
+        ({"network_mode": "nowhere"}, NotFound, "network nowhere not found"),
+        ({"network_mode": "container:abc"}, InvalidParameter, "not supported"),
+        ({"network_mode": "host", "endpoints": {"apps": EndpointRequest()}}, InvalidParameter,
+         "multiple networks with one of the networks in host mode"),
+        ({"network_mode": "bridge", "endpoints": {"bridge": EndpointRequest(ipv4_address="10.213.0.9")}},
+         InvalidParameter, "user specified IP address is supported on user defined networks only"),
+        ({"network_mode": "apps", "endpoints": {"apps": EndpointRequest(ipv4_address="10.9.9.9")}},
+         InvalidParameter, "does not belong to any of this network's subnets"),
+        ({"network_mode": "none", "endpoints": {"none": EndpointRequest(aliases=("a",))}},
+         InvalidParameter, "network-scoped aliases are only supported for user-defined networks"),
+        ({"network_mode": "bridge", "dns": ["not-an-ip"]}, InvalidParameter, "is not an ip address"),
+        ({"network_mode": "bridge", "extra_hosts": ["nocolon"]}, InvalidParameter, "bad format"),
+        ({"network_mode": "bridge", "mac_address": "zz"}, InvalidParameter, "invalid MAC address"),
+    ]
+    for kwargs, kind, message in refusals:
+        with pytest.raises(kind, match=message):
+            service.validate_container_networking(**kwargs)  # type: ignore[arg-type]
+
+
+async def test_auto_subnets_need_user_subnets_for_static_ips(service: NetworkService,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import ipaddress
+
+    from network_drivers import netlink
+
+    host = netlink.HostNetworks((ipaddress.IPv4Network("172.18.3.0/24"),), (), ("eth9",))
+    monkeypatch.setattr(netlink, "host_networks", lambda: host)
+    record = await service.create_network(name="auto")
+    assert record.pool is not None
+    assert record.pool.subnet == "172.19.0.0/16"  # 172.18/16 overlaps a host route
+    assert not record.subnet_given
+    with pytest.raises(InvalidParameter, match="networks with user configured subnets"):
+        service.validate_container_networking(
+            network_mode="auto", endpoints={"auto": EndpointRequest(ipv4_address="172.18.0.9")})
+
+
+def test_drivers_from_plugins_later_ones_win() -> None:
+    first, second = Recorder("bridge"), Recorder("bridge")
+    # pluggy returns the newest registration first
+    assert drivers_from_plugins([[second], [first, Recorder("host")]])["bridge"] is second
