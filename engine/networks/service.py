@@ -71,6 +71,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "moorage"
 RESTORE_WAIT = 120.0  # how long a start waits for the start-up restore to finish
+LAST_ADDRESSES = 4096  # containers whose previous address is offered to them again
 _PREFIX = re.compile(r"^[a-z][a-z0-9]{0,6}$")
 _NETWORK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
@@ -717,8 +718,11 @@ class NetworkService:
             pool = self.pools.get(ep.network_id)
             if pool is not None:
                 if ep.ip:
-                    self._last_address[(ep.network_id, record.container_id)] = \
-                        ipaddress.IPv4Address(ep.ip)
+                    key = (ep.network_id, record.container_id)
+                    self._last_address.pop(key, None)
+                    self._last_address[key] = ipaddress.IPv4Address(ep.ip)
+                    if len(self._last_address) > LAST_ADDRESSES:  # the oldest go first
+                        del self._last_address[next(iter(self._last_address))]
                 pool.release(ep.endpoint_id)
         self.ports.release(record.container_id)
 
