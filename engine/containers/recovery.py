@@ -122,7 +122,12 @@ async def _with_live_conmon(m: ContainerManager, c: Container, conmon_pid: int,
     """conmon is alive: re-adopt its container, or roll back a start moord never finished."""
     paths = m.paths(c)
     runtime = m.runtime_of(c)
-    state = await runtime.state(c.id)
+    if c.state.is_live:
+        # the usual case after a moord restart: the record and a verified conmon agree, so
+        # no `crun state` per container (a process each: adopting 100 would cost 100)
+        state: dict[str, object] | None = {"status": c.state.status.value, "pid": c.state.pid}
+    else:
+        state = await runtime.state(c.id)
     status = (state or {}).get("status")
     if status in ("running", "paused"):
         if not c.state.is_live:
@@ -134,10 +139,12 @@ async def _with_live_conmon(m: ContainerManager, c: Container, conmon_pid: int,
             c.state.error = ""
             c.state.stop_reason = StopReason.NONE
             m.publish(c, "start")
+        before = (c.state.status, c.state.conmon_pid, c.state.pid)
         c.state.status = Status.PAUSED if status == "paused" else Status.RUNNING
         c.state.conmon_pid = conmon_pid
-        c.state.pid = int((state or {}).get("pid") or c.state.pid)
-        await m.registry.save(c)
+        c.state.pid = int(str((state or {}).get("pid") or c.state.pid))
+        if (c.state.status, c.state.conmon_pid, c.state.pid) != before or c.state.started_at is None:
+            await m.registry.save(c)
         log.info("re-adopted %s (%s, conmon %d)", c.short_id, status, conmon_pid)
         m._watch(c, pidfd)
         m.start_run_tasks(c)
