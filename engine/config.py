@@ -71,6 +71,12 @@ class DaemonConfig:
         default="20m", metadata={"help": "default size at which a container's log rotates (-1: never)"})
     log_max_file: int = attrs.field(
         default=5, converter=int, metadata={"help": "default number of log files kept per container"})
+    network_prefix: str = attrs.field(
+        default="moorage",
+        metadata={"help": "names this daemon's bridges, veths and nftables table (1-7 chars)"})
+    default_bridge_subnet: str = attrs.field(
+        default="", metadata={"help": "subnet of the default bridge network (default: 172.17.0.0/16 "
+                                      "or the first free pool)"})
     durable_store: bool = attrs.field(
         default=True, metadata={"help": "fsync every state change (turn off only for throw-away hosts)"})
 

@@ -27,19 +27,22 @@ from engine.api.handlers import containers as containers_api
 from engine.api.handlers import events as events_api
 from engine.api.handlers import images as images_api
 from engine.api.handlers import logs as logs_api
+from engine.api.handlers import networks as networks_api
 from engine.api.handlers import system as system_api
 from engine.api.handlers import volumes as volumes_api
 from engine.api.router import route_table
 from engine.api.server import APIServer
 from engine.config import DaemonConfig, load_config
-from engine.containers.manager import ContainerManager
+from engine.containers.manager import ContainerDirectory, ContainerManager
 from engine.engine import Engine
 from engine.errors import HostNotReady
 from engine.events import EventBus
 from engine.images.store import ImageStore
 from engine.logs import drivers as builtin_log_drivers
+from engine.networks.service import NetworkOptions, NetworkService, drivers_from_plugins
 from engine.runtime.host import probe_host
 from engine.volumes.service import VolumeService, volume_drivers_from
+from network_drivers import builtins as builtin_network_drivers
 from plugins import load_plugin_manager
 from plugins.contracts import LogDriver
 from volume_drivers import local as builtin_volume_drivers
@@ -71,12 +74,24 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
     await trio.to_thread.run_sync(_write_pidfile, pidfile)
     events = EventBus()
     images = await ImageStore.open(config.data_root / "images", durable=config.durable_store)
-    pm = load_plugin_manager([builtin_log_drivers, builtin_volume_drivers])
+    try:
+        network_options = NetworkOptions(prefix=config.network_prefix,
+                                         default_bridge_subnet=config.default_bridge_subnet)
+    except ValueError as exc:
+        raise HostNotReady(f"network settings: {exc}") from None
+    pm = load_plugin_manager([builtin_log_drivers, builtin_volume_drivers,
+                             builtin_network_drivers])
     log_drivers = _log_drivers(pm)
     volumes = await VolumeService.open(config.data_root, volume_drivers_from(pm, config.data_root),
                                        events=events, durable=config.durable_store)
     containers = await trio.to_thread.run_sync(ContainerManager.open, config, host, images, events,
                                                log_drivers)
+    networks = await NetworkService.open(
+        data_root=config.data_root, exec_root=config.exec_root,
+        drivers=drivers_from_plugins(pm.hook.moorage_network_drivers()),
+        options=network_options, durable=config.durable_store)
+    networks.bind_containers(ContainerDirectory(containers))
+    containers.networks = networks
     if config.log_driver not in log_drivers:
         raise HostNotReady(f"log-driver {config.log_driver!r} is not a known log driver "
                            f"({', '.join(sorted(log_drivers))})")
@@ -84,13 +99,15 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
     for c in containers.registry:
         volumes.adopt(c.id, c.mounts, running=c.state.is_live)
     engine = Engine(config=config, host=host, images=images, containers=containers, events=events,
-                    volumes=volumes)
+                    volumes=volumes, networks=networks)
     routes = route_table([system_api.router, containers_api.router, logs_api.router,
-                          images_api.router, events_api.router, volumes_api.router])
+                          images_api.router, events_api.router, volumes_api.router,
+                          networks_api.router])
     server = APIServer(routes, engine)
     try:
         async with trio.open_nursery() as nursery:
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+                await nursery.start(networks.run)
                 await nursery.start(containers.run)
                 await nursery.start(partial(
                     server.serve_unix, config.socket_path, mode=int(config.socket_mode, 8),

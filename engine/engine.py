@@ -13,6 +13,7 @@ from engine.events import EventBus
 if TYPE_CHECKING:
     from engine.containers.manager import ContainerManager
     from engine.images.store import ImageStore
+    from engine.networks.service import NetworkService
     from engine.runtime.host import HostProfile
     from engine.volumes.service import VolumeService
 
@@ -25,4 +26,5 @@ class Engine:
     containers: ContainerManager
     events: EventBus
     volumes: VolumeService
+    networks: NetworkService | None = None
     started_at: dt.datetime = attrs.field(factory=lambda: dt.datetime.now(dt.timezone.utc))

@@ -31,6 +31,7 @@ from engine.store import to_json_bytes
 if TYPE_CHECKING:
     from engine.config import DaemonConfig
     from engine.images.store import ImageStore
+    from engine.networks.model import Attachment
     from engine.runtime.host import HostProfile
     from engine.volumes.service import VolumeService
 
@@ -51,7 +52,8 @@ class BundleMaker:
     images: ImageStore
 
     async def prepare(self, c: Container, paths: ContainerPaths, *, cgroups_path: str,
-                      volumes: VolumeService | None = None) -> None:
+                      volumes: VolumeService | None = None,
+                      attachment: Attachment | None = None) -> None:
         image = self.images.get(c.image_id)
         if image is None:
             from engine.errors import NotFound
@@ -65,7 +67,8 @@ class BundleMaker:
             if volumes is not None and c.mounts:
                 specs = await volumes.mount_for_start(c.id, c.mounts, rootfs=paths.rootfs)
                 extra = [s.to_oci() for s in specs]
-            await trio.to_thread.run_sync(self._prepare_sync, c, paths, cgroups_path, extra)
+            await trio.to_thread.run_sync(self._prepare_sync, c, paths, cgroups_path, extra,
+                                          attachment)
         except BaseException:
             with trio.CancelScope(shield=True):
                 if volumes is not None:
@@ -74,17 +77,25 @@ class BundleMaker:
             raise
 
     def _prepare_sync(self, c: Container, paths: ContainerPaths, cgroups_path: str,
-                      extra: list[Mount]) -> None:
+                      extra: list[Mount], attachment: Attachment | None = None) -> None:
         try:
             user = resolve_user(paths.rootfs, c.spec.user, c.host.group_add)
-            self._write_etc_files(c, paths)
-            spec = build_spec(self._inputs(c, paths, user, cgroups_path, extra))
+            self._write_etc_files(c, paths, attachment)
+            spec = build_spec(self._inputs(c, paths, user, cgroups_path, extra, attachment))
             fsutil.atomic_write(paths.config_json, to_json_bytes(spec), mode=0o600, durable=False)
         except BaseException:
             mounts.unmount(paths.rootfs)
             raise
 
-    def _write_etc_files(self, c: Container, paths: ContainerPaths) -> None:
+    def _write_etc_files(self, c: Container, paths: ContainerPaths,
+                         attachment: Attachment | None = None) -> None:
+        if attachment is not None:
+            host_mode = attachment.network_ns == "host"
+            hostname = socket.gethostname() if host_mode else c.spec.hostname
+            paths.hostname_file.write_text(hostname + "\n")
+            paths.hosts_file.write_text(attachment.hosts)
+            paths.resolv_conf.write_text(attachment.resolv_conf)
+            return
         host_mode = c.host.network_mode == "host"
         hostname = socket.gethostname() if host_mode else c.spec.hostname
         paths.hostname_file.write_text(hostname + "\n")
@@ -97,7 +108,8 @@ class BundleMaker:
         paths.resolv_conf.write_text(_resolv_conf(c, host_mode))
 
     def _inputs(self, c: Container, paths: ContainerPaths, user: ProcessUser,
-                cgroups_path: str, extra: list[Mount] | None = None) -> SpecInputs:
+                cgroups_path: str, extra: list[Mount] | None = None,
+                attachment: Attachment | None = None) -> SpecInputs:
         env = list(c.spec.env)
         if not any(e.startswith("HOME=") for e in env):
             env.append(f"HOME={user.home or '/'}")
@@ -108,6 +120,12 @@ class BundleMaker:
         ]
         security = parse_security_opt(c.host.security_opt)
         host_network = c.host.network_mode == "host"
+        network_ns = "host" if host_network else ""
+        network_ns_owned = not host_network
+        if attachment is not None:
+            host_network = attachment.network_ns == "host"
+            network_ns = attachment.network_ns
+            network_ns_owned = attachment.network_ns_owned
         return SpecInputs(
             args=(c.path, *c.args),
             rootfs=str(paths.rootfs),
@@ -127,8 +145,8 @@ class BundleMaker:
             seccomp_profile=select_seccomp(security.seccomp, self.host.seccomp_profile or "unconfined"),
             rlimits=rlimits_for_spec(c.host.ulimits),
             oom_score_adj=c.host.oom_score_adj,
-            network_ns="host" if host_network else "",
-            network_ns_owned=not host_network,
+            network_ns=network_ns,
+            network_ns_owned=network_ns_owned,
             uts_ns="host" if host_network else "",
             mounts=tuple(etc_mounts + list(extra or [])),
             shm_size=c.host.shm_size,

@@ -106,12 +106,6 @@ def validate(spec: ContainerSpec, host: HostSpec) -> None:
         )
     if host.auto_remove and policy.name not in ("", "no"):
         raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
-    if host.network_mode not in NETWORK_MODES and not host.network_mode.startswith("container:"):
-        from engine.errors import NotFound
-
-        raise NotFound(f"network {host.network_mode} not found")
-    if host.network_mode.startswith("container:"):
-        raise InvalidParameter("network mode container:<name> is not supported yet")
     if host.shm_size < 0:
         raise InvalidParameter("SHM size can not be less than 0")
     if host.memory and host.memory < 6 * 1024 * 1024:

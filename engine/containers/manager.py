@@ -18,7 +18,7 @@ import signal as signals
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -65,6 +65,8 @@ from plugins.contracts import InvalidLogOption, LogDriver, LoggedContainer
 if TYPE_CHECKING:
     from engine.config import DaemonConfig
     from engine.images.store import ImageStore
+    from engine.networks.model import Attachment, ContainerInfo, ContainerNetworking
+    from engine.networks.service import NetworkService
     from engine.runtime.host import HostProfile
     from engine.volumes.service import VolumeService
 
@@ -95,6 +97,7 @@ class ContainerManager:
     _nursery: trio.Nursery | None = None
     shutting_down: bool = False
     volumes: VolumeService | None = None
+    networks: NetworkService | None = None
 
     @classmethod
     def open(cls, config: DaemonConfig, host: HostProfile, images: ImageStore,
@@ -174,11 +177,21 @@ class ContainerManager:
 
     # create -------------------------------------------------------------------
     async def create(self, name: str | None, spec: ContainerSpec,
-                     host: HostSpec) -> tuple[Container, list[str]]:
+                     host: HostSpec, endpoints: Any = None) -> tuple[Container, list[str]]:
         warnings: list[str] = []
         image = self.images.resolve(spec.image)
         merged = creation.merge_image_config(spec, image.config)
         creation.validate(merged, host)
+        networking = None
+        if self.networks is not None:
+            networking, net_warnings = self.networks.validate_container_networking(
+                network_mode=host.network_mode, endpoints=endpoints,
+                port_bindings={k: [(b.host_ip, b.host_port) for b in v]
+                               for k, v in host.port_bindings.items()},
+                publish_all=host.publish_all_ports, exposed_ports=merged.exposed_ports,
+                dns=host.dns, dns_search=host.dns_search, dns_options=host.dns_options,
+                extra_hosts=host.extra_hosts)
+            warnings += net_warnings
         host.log_config = self._log_config(host.log_config)
         parse_security_opt(host.security_opt)
         validate_ulimits(host.ulimits)
@@ -200,6 +213,7 @@ class ContainerManager:
             path=path,
             args=args,
             runtime=runtime,
+            networking=networking,
         )
         requests = self._mount_requests(merged, host, image.config.volumes)
         self.registry.reserve_name(name, container_id)
@@ -303,8 +317,9 @@ class ContainerManager:
             # forget the previous run's exit record before conmon could write a new one
             await trio.to_thread.run_sync(self._clear_run_files, paths)
             await runtime.delete(c.id, force=True)
+            attachment = await self.attach_network(c)
             await self.bundles.prepare(c, paths, cgroups_path=self.cgroup_path(c),
-                                       volumes=self.volumes)
+                                       volumes=self.volumes, attachment=attachment)
             launch = conmon.ConmonLaunch(
                 container_id=c.id,
                 name=c.name,
@@ -372,6 +387,8 @@ class ContainerManager:
                             message: str, *, remove: bool) -> None:
         """Undo a start; an auto-remove container is removed (its `wait --removed` returns)."""
         await runtime.delete(c.id, force=True)
+        if self.networks is not None:
+            await self.networks.detach(c.id)
         await trio.to_thread.run_sync(mounts.unmount, paths.rootfs)
         if self.volumes is not None:
             await self.volumes.unmount_after_stop(c.id, c.mounts)
@@ -511,6 +528,8 @@ class ContainerManager:
         except SystemFailure as exc:
             # record the exit anyway; the next start or removal retries the cleanup
             log.warning("cleaning up after %s: %s", c.short_id, exc.message)
+        if self.networks is not None:
+            await self.networks.detach(c.id)
         st = c.state
         st.exit_code = code
         st.oom_killed = oom
@@ -770,6 +789,8 @@ class ContainerManager:
         paths = self.paths(c)
         runtime = self.runtime_of(c)
         await runtime.delete(c.id, force=True)
+        if self.networks is not None:
+            await self.networks.detach(c.id)
         await trio.to_thread.run_sync(self._remove_files, paths, self.host.cgroups,
                                       self.cgroup_path(c))
         await self.registry.forget(c)
@@ -826,7 +847,30 @@ class ContainerManager:
             self.registry.release_name(new, c.id)
             raise
         self.registry.release_name(old, c.id)
+        if self.networks is not None:
+            await self.networks.rename(c.id, new)
         self.publish(c, "rename", oldName="/" + old)
+
+    # networking -----------------------------------------------------------------
+    def networking_of(self, c: Container) -> ContainerNetworking:
+        if c.networking is None:
+            assert self.networks is not None
+            c.networking, _ = self.networks.validate_container_networking(
+                network_mode=c.host.network_mode, dns=c.host.dns, dns_search=c.host.dns_search,
+                dns_options=c.host.dns_options, extra_hosts=c.host.extra_hosts)
+        return c.networking
+
+    def info_of(self, c: Container) -> ContainerInfo:
+        from engine.networks.model import ContainerInfo
+
+        return ContainerInfo(id=c.id, name=c.name, hostname=c.spec.hostname,
+                             domainname=c.spec.domainname, networking=self.networking_of(c),
+                             running=c.state.is_live)
+
+    async def attach_network(self, c: Container) -> Attachment | None:
+        if self.networks is None:
+            return None
+        return await self.networks.attach(self.info_of(c))
 
     # wait ---------------------------------------------------------------------
     async def wait(self, c: Container, condition: str) -> WaitResult:
@@ -929,3 +973,21 @@ def _start_error(message: str, path: str) -> Exception:
         return InvalidParameter(f'{text}: exec: "{path}": permission denied')
     return SystemFailure(text)
 
+
+
+@attrs.define(eq=False)
+class ContainerDirectory:
+    """The container manager as the network service sees it (connect, disconnect)."""
+
+    manager: ContainerManager
+
+    def find(self, ref: str) -> ContainerInfo:
+        return self.manager.info_of(self.manager.get(ref))
+
+    def all(self) -> list[ContainerInfo]:
+        return [self.manager.info_of(c) for c in self.manager.registry]
+
+    async def save_networking(self, container_id: str, networking: ContainerNetworking) -> None:
+        c = self.manager.get(container_id)
+        c.networking = networking
+        await self.manager.registry.save(c)

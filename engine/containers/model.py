@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from engine.images.model import Healthcheck
+from engine.networks.model import ContainerNetworking
 from engine.volumes.model import MountPoint
 
 
@@ -209,6 +210,7 @@ class Container:
     runtime: str
     state: ContainerState = attrs.field(factory=ContainerState)
     mounts: list[MountPoint] = attrs.field(factory=list)
+    networking: ContainerNetworking | None = None
 
     @property
     def short_id(self) -> str:

@@ -59,6 +59,8 @@ async def recover(manager: ContainerManager) -> None:
         await sweep_orphans(manager)
     except Exception:
         log.exception("could not sweep leftover container directories")
+    if manager.networks is not None:
+        await manager.networks.restore([c.id for c in manager.registry if c.state.is_live])
     for c in resting:
         if c.id not in manager.registry.by_id or c.state.status not in (Status.EXITED,
                                                                          Status.RESTARTING):

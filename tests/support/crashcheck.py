@@ -52,6 +52,7 @@ class KernelView:
     conmons: dict[str, tuple[int, ...]]  # container ID -> conmon pids (argv `-c <id>`)
     cgroup_pids: dict[str, tuple[int, ...]]  # container ID -> pids in <cgroup-parent>/<id>
     rootfs_mounts: frozenset[str]  # container IDs whose bundle/rootfs is a mount point
+    netns_mounts: frozenset[str]  # container IDs whose network namespace is bind-mounted
     other_mounts: tuple[str, ...]  # mount points under the daemon's root that are no rootfs
     crun_dirs: frozenset[str]  # entries of <exec-root>/crun
     container_dirs: frozenset[str]  # entries of <data-root>/containers
@@ -143,18 +144,24 @@ def mount_points_under(root: Path) -> list[str]:
     return [p for p in points if p == prefix or p.startswith(prefix + "/")]
 
 
-def _mounts(d: Moord) -> tuple[frozenset[str], tuple[str, ...]]:
+def _mounts(d: Moord) -> tuple[frozenset[str], frozenset[str], tuple[str, ...]]:
+    """(IDs with a mounted rootfs, IDs with a network namespace mounted, other mounts)."""
     rootfs = re.compile(re.escape(str((d.data_root / "containers").resolve()))
                         + r"/([0-9a-f]{64})/bundle/rootfs$")
+    netns = re.compile(re.escape(str((d.exec_root / "netns").resolve())) + r"/([0-9a-f]{64})$")
     ids: set[str] = set()
+    namespaces: set[str] = set()
     others: list[str] = []
     for point in mount_points_under(d.root):
         found = rootfs.match(point)
+        ns = netns.match(point)
         if found:
             ids.add(found.group(1))
+        elif ns:
+            namespaces.add(ns.group(1))
         else:
             others.append(point)
-    return frozenset(ids), tuple(sorted(others))
+    return frozenset(ids), frozenset(namespaces), tuple(sorted(others))
 
 
 def _entries(directory: Path, suffix: str = "") -> frozenset[str]:
@@ -176,13 +183,14 @@ def cgroup_dirs(parent: str, base: Path = CGROUP_ROOT) -> frozenset[str]:
 def scan(d: Moord) -> KernelView:
     """One look at everything this daemon may have left in the kernel or on disk."""
     conmons, members = _processes(d)
-    rootfs, others = _mounts(d)
+    rootfs, namespaces, others = _mounts(d)
     state = d.data_root / "state"
     corrupt = sorted(str(p) for p in state.rglob("*.corrupt")) if state.is_dir() else []
     return KernelView(
         conmons={k: tuple(v) for k, v in conmons.items()},
         cgroup_pids={k: tuple(v) for k, v in members.items()},
         rootfs_mounts=rootfs,
+        netns_mounts=namespaces,
         other_mounts=others,
         crun_dirs=_entries(crun_root(d)),
         container_dirs=_entries(d.data_root / "containers"),
@@ -246,6 +254,8 @@ def _check_at_rest(r: Record, k: KernelView) -> dict[str, str]:
                                   f"{list(k.cgroup_pids[r.id])}")
     if r.id in k.rootfs_mounts:
         found[f"mounted:{r.id}"] = f"record says {r.status}; its rootfs is still a mount point"
+    if r.id in k.netns_mounts:
+        found[f"netns:{r.id}"] = f"record says {r.status}; its network namespace is still mounted"
     if r.id in k.crun_dirs:
         found[f"crun-dir:{r.id}"] = f"record says {r.status}; crun still has state for it"
     if r.id in k.cgroup_dirs:
@@ -265,6 +275,8 @@ def _check_leaks(records: dict[str, Record], k: KernelView) -> dict[str, str]:
                                             "which has no record")
     for cid in k.rootfs_mounts - records.keys():
         found[f"leaked-mount:{cid}"] = f"rootfs of {cid} is mounted; it has no record"
+    for cid in k.netns_mounts - records.keys():
+        found[f"leaked-netns:{cid}"] = f"a network namespace of {cid} is mounted; it has no record"
     for cid in k.crun_dirs - records.keys():
         found[f"leaked-crun:{cid}"] = f"crun has state for {cid}; it has no record"
     for cid in k.cgroup_dirs - records.keys():

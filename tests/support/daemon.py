@@ -7,6 +7,7 @@ here fakes the engine. A host that can't run it makes the tests fail with the re
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -18,6 +19,8 @@ import time
 from pathlib import Path
 
 import attrs
+
+from engine.networks.cleanup import purge_host_state
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER_CLI = "/usr/local/bin/docker"
@@ -76,6 +79,11 @@ class Moord:
         return f"moorage-test-{self.root.name}"
 
     @property
+    def network_prefix(self) -> str:
+        """7 characters, so no daemon's prefix is the start of another's."""
+        return "mt" + hashlib.sha256(self.root.name.encode()).hexdigest()[:5]
+
+    @property
     def host(self) -> str:
         return f"unix://{self.socket_path}"
 
@@ -95,6 +103,7 @@ class Moord:
             "--exec-root", str(self.exec_root),
             "--host", self.host,
             "--cgroup-parent", self.cgroup_parent,
+            "--network-prefix", self.network_prefix,
             "--log-level", "debug",
             *extra,
         ]
@@ -160,6 +169,7 @@ class Moord:
                 self.docker("rm", "-f", *ids, check=False, timeout=120)
             self.stop()
         _kill_leftovers(self)
+        purge_host_state(self.network_prefix, self.exec_root)
         _unmount_under(self.root)
         _remove_cgroups(self.cgroup_parent)
         shutil.rmtree(self.root, ignore_errors=True)

@@ -6,7 +6,7 @@ import pytest
 
 from engine.containers.create import merge_env, merge_image_config, process_of, validate
 from engine.containers.model import ContainerSpec, HostSpec, RestartPolicy
-from engine.errors import InvalidParameter, NotFound
+from engine.errors import InvalidParameter
 from engine.images.model import ImageConfig
 
 
@@ -69,8 +69,3 @@ def test_labels_and_ports_merge() -> None:
 def test_invalid_create_requests(spec: ContainerSpec, host: HostSpec, message: str) -> None:
     with pytest.raises(InvalidParameter, match=message):
         validate(spec, host)
-
-
-def test_unknown_network_is_404() -> None:
-    with pytest.raises(NotFound, match="network mynet not found"):
-        validate(ContainerSpec("x"), HostSpec(network_mode="mynet"))

@@ -56,7 +56,11 @@ async def create(req: Request, engine: Engine) -> JSONResponse:
     if not isinstance(body, dict):
         raise InvalidParameter("invalid JSON: expected an object")
     spec, host = wire.parse_create(body)
-    container, warnings = await engine.containers.create(req.arg("name") or None, spec, host)
+    from engine.api.wire.networks import parse_endpoints_config
+
+    endpoints = parse_endpoints_config(body.get("NetworkingConfig"))
+    container, warnings = await engine.containers.create(req.arg("name") or None, spec, host,
+                                                         endpoints)
     return JSONResponse({"Id": container.id, "Warnings": warnings}, status=201)
 
 
@@ -82,7 +86,7 @@ async def list_containers(req: Request, engine: Engine) -> JSONResponse:
             continue
         if not keep(c):
             continue
-        result.append(wire.summary_json(c, _image_name(engine, c)))
+        result.append(wire.summary_json(c, _image_name(engine, c), engine.networks))
     if req.flag("latest"):
         result = result[:1]
     elif limit > 0:
@@ -105,7 +109,8 @@ async def inspect(req: Request, engine: Engine) -> JSONResponse:
         "HostnamePath": str(paths.hostname_file),
         "HostsPath": str(paths.hosts_file),
     }
-    return JSONResponse(wire.inspect_json(c, log_path=str(paths.log), graph_data=data))
+    return JSONResponse(wire.inspect_json(c, log_path=str(paths.log), graph_data=data,
+                                          networks=engine.networks))
 
 
 @router.route("POST", "/containers/{id}/start")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from engine.api.wire import networks as _net
 from engine.api.wire.volumes import mounts_json
 from engine.containers.model import (
     Container,
@@ -205,8 +206,6 @@ def parse_create(body: dict[str, Any]) -> tuple[ContainerSpec, HostSpec]:
         parse_volumes_from(source)
     _not_yet(bool(hc.get("Devices")), "devices (--device)")
     bindings = _port_bindings(hc)
-    _not_yet(any(bindings.values()), "published ports (-p)")
-    _not_yet(_bool(hc, "PublishAllPorts", w), "published ports (-P)")
     spec = ContainerSpec(
         image=image,
         cmd=_str_slice(body, "Cmd"),
@@ -262,8 +261,8 @@ def parse_create(body: dict[str, Any]) -> tuple[ContainerSpec, HostSpec]:
         volumes_from=_str_list(hc, "VolumesFrom", w),
         volume_driver=_str(hc, "VolumeDriver", w),
         log_config=LogConfig(log_type, _str_map(log_config, "Config")),
-        port_bindings={k: [] for k in bindings},
-        publish_all_ports=False,
+        port_bindings=bindings,
+        publish_all_ports=_bool(hc, "PublishAllPorts", w),
         dns=_str_list(hc, "Dns", w),
         dns_search=_str_list(hc, "DnsSearch", w),
         dns_options=_str_list(hc, "DnsOptions", w),
@@ -505,7 +504,8 @@ def network_settings_json(c: Container) -> dict[str, Any]:
     }
 
 
-def inspect_json(c: Container, *, log_path: str, graph_data: dict[str, str]) -> dict[str, Any]:
+def inspect_json(c: Container, *, log_path: str, graph_data: dict[str, str],
+                 networks: Any = None) -> dict[str, Any]:
     return {
         "Id": c.id,
         "Created": rfc3339(c.created),
@@ -533,7 +533,8 @@ def inspect_json(c: Container, *, log_path: str, graph_data: dict[str, str]) -> 
         },
         "Mounts": mounts_json(c.mounts),
         "Config": config_json(c),
-        "NetworkSettings": network_settings_json(c),
+        "NetworkSettings": network_settings_json(c) if networks is None or c.networking is None
+        else _net.network_settings_json(networks, c.id, c.networking, c.spec.exposed_ports),
     }
 
 
@@ -545,9 +546,14 @@ def command_text(c: Container) -> str:
     return f"{c.path} {' '.join(args)}"
 
 
-def summary_json(c: Container, image_name: str) -> dict[str, Any]:
+def summary_json(c: Container, image_name: str, networks: Any = None) -> dict[str, Any]:
     mode = c.host.network_mode
     name = "none" if mode in ("default", "bridge") else mode
+    if networks is not None and c.networking is not None:
+        out = summary_json(c, image_name)
+        out["Ports"] = _net.summary_ports_json(networks, c.id, c.spec.exposed_ports)
+        out["NetworkSettings"] = _net.summary_networks_json(networks, c.id, c.networking)
+        return out
     return {
         "Id": c.id,
         "Names": ["/" + c.name],
