@@ -35,16 +35,6 @@ if TYPE_CHECKING:
     from engine.runtime.host import HostProfile
     from engine.volumes.service import VolumeService
 
-_LOCALHOST_HOSTS = (
-    "127.0.0.1\tlocalhost\n"
-    "::1\tlocalhost ip6-localhost ip6-loopback\n"
-    "fe00::\tip6-localnet\n"
-    "ff00::\tip6-mcastprefix\n"
-    "ff02::1\tip6-allnodes\n"
-    "ff02::2\tip6-allrouters\n"
-)
-
-
 @attrs.define(eq=False)
 class BundleMaker:
     config: DaemonConfig
@@ -52,8 +42,8 @@ class BundleMaker:
     images: ImageStore
 
     async def prepare(self, c: Container, paths: ContainerPaths, *, cgroups_path: str,
-                      volumes: VolumeService | None = None,
-                      attachment: Attachment | None = None) -> None:
+                      attachment: Attachment,
+                      volumes: VolumeService | None = None) -> None:
         image = self.images.get(c.image_id)
         if image is None:
             from engine.errors import NotFound
@@ -77,7 +67,7 @@ class BundleMaker:
             raise
 
     def _prepare_sync(self, c: Container, paths: ContainerPaths, cgroups_path: str,
-                      extra: list[Mount], attachment: Attachment | None = None) -> None:
+                      extra: list[Mount], attachment: Attachment) -> None:
         try:
             user = resolve_user(paths.rootfs, c.spec.user, c.host.group_add)
             self._write_etc_files(c, paths, attachment)
@@ -88,28 +78,16 @@ class BundleMaker:
             raise
 
     def _write_etc_files(self, c: Container, paths: ContainerPaths,
-                         attachment: Attachment | None = None) -> None:
-        if attachment is not None:
-            host_mode = attachment.network_ns == "host"
-            hostname = socket.gethostname() if host_mode else c.spec.hostname
-            paths.hostname_file.write_text(hostname + "\n")
-            paths.hosts_file.write_text(attachment.hosts)
-            paths.resolv_conf.write_text(attachment.resolv_conf)
-            return
-        host_mode = c.host.network_mode == "host"
+                         attachment: Attachment) -> None:
+        """/etc/hostname is ours; /etc/hosts and resolv.conf come from the network service."""
+        host_mode = attachment.network_ns == "host"
         hostname = socket.gethostname() if host_mode else c.spec.hostname
         paths.hostname_file.write_text(hostname + "\n")
-        hosts = (_read("/etc/hosts") or _LOCALHOST_HOSTS) if host_mode else _LOCALHOST_HOSTS
-        for entry in c.host.extra_hosts:
-            name, _, address = entry.partition(":")
-            if name and address:
-                hosts += f"{address}\t{name}\n"
-        paths.hosts_file.write_text(hosts)
-        paths.resolv_conf.write_text(_resolv_conf(c, host_mode))
+        paths.hosts_file.write_text(attachment.hosts)
+        paths.resolv_conf.write_text(attachment.resolv_conf)
 
     def _inputs(self, c: Container, paths: ContainerPaths, user: ProcessUser,
-                cgroups_path: str, extra: list[Mount] | None = None,
-                attachment: Attachment | None = None) -> SpecInputs:
+                cgroups_path: str, extra: list[Mount], attachment: Attachment) -> SpecInputs:
         env = list(c.spec.env)
         if not any(e.startswith("HOME=") for e in env):
             env.append(f"HOME={user.home or '/'}")
@@ -119,13 +97,7 @@ class BundleMaker:
             Mount.bind(str(paths.resolv_conf), "/etc/resolv.conf"),
         ]
         security = parse_security_opt(c.host.security_opt)
-        host_network = c.host.network_mode == "host"
-        network_ns = "host" if host_network else ""
-        network_ns_owned = not host_network
-        if attachment is not None:
-            host_network = attachment.network_ns == "host"
-            network_ns = attachment.network_ns
-            network_ns_owned = attachment.network_ns_owned
+        host_network = attachment.network_ns == "host"
         return SpecInputs(
             args=(c.path, *c.args),
             rootfs=str(paths.rootfs),
@@ -145,8 +117,8 @@ class BundleMaker:
             seccomp_profile=select_seccomp(security.seccomp, self.host.seccomp_profile or "unconfined"),
             rlimits=rlimits_for_spec(c.host.ulimits),
             oom_score_adj=c.host.oom_score_adj,
-            network_ns=network_ns,
-            network_ns_owned=network_ns_owned,
+            network_ns=attachment.network_ns,
+            network_ns_owned=attachment.network_ns_owned,
             uts_ns="host" if host_network else "",
             mounts=tuple(etc_mounts + list(extra or [])),
             shm_size=c.host.shm_size,
@@ -168,36 +140,3 @@ class BundleMaker:
             sysctls=dict(c.host.sysctls),
             annotations=dict(c.host.annotations),
         )
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
-def _resolv_conf(c: Container, host_mode: bool) -> str:
-    """The host's resolv.conf; without the host's network, loopback resolvers are useless."""
-    lines = []
-    for line in _read("/etc/resolv.conf").splitlines():
-        words = line.split()
-        if not host_mode and len(words) >= 2 and words[0] == "nameserver" and (
-            words[1].startswith("127.") or words[1] == "::1"
-        ):
-            continue
-        if c.host.dns and words[:1] == ["nameserver"]:
-            continue
-        if c.host.dns_search and words[:1] in (["search"], ["domain"]):
-            continue
-        if c.host.dns_options and words[:1] == ["options"]:
-            continue
-        lines.append(line)
-    lines += [f"nameserver {ns}" for ns in c.host.dns]
-    if c.host.dns_search:
-        lines.append("search " + " ".join(c.host.dns_search))
-    if c.host.dns_options:
-        lines.append("options " + " ".join(c.host.dns_options))
-    return "\n".join(lines) + "\n"
-

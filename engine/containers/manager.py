@@ -319,7 +319,7 @@ class ContainerManager:
             await runtime.delete(c.id, force=True)
             attachment = await self.attach_network(c)
             await self.bundles.prepare(c, paths, cgroups_path=self.cgroup_path(c),
-                                       volumes=self.volumes, attachment=attachment)
+                                       attachment=attachment, volumes=self.volumes)
             launch = conmon.ConmonLaunch(
                 container_id=c.id,
                 name=c.name,
@@ -867,9 +867,9 @@ class ContainerManager:
                              domainname=c.spec.domainname, networking=self.networking_of(c),
                              running=c.state.is_live)
 
-    async def attach_network(self, c: Container) -> Attachment | None:
+    async def attach_network(self, c: Container) -> Attachment:
         if self.networks is None:
-            return None
+            raise SystemFailure("the network service is not running")
         return await self.networks.attach(self.info_of(c))
 
     # wait ---------------------------------------------------------------------
