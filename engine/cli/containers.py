@@ -33,6 +33,7 @@ from engine.cli.formatting import (
     truncate_id,
 )
 from engine.cli.images import pull_image
+from engine.cli.inspecting import print_inspected
 from engine.cli.mountflags import mount_config
 from engine.cli.options import (
     HEALTH_ACTIONS,
@@ -716,7 +717,6 @@ def inspect_command(kind: str | None) -> click.Command:
 def inspect_objects(client: Client, names: tuple[str, ...], kind: str | None,
                     fmt: str | None, size: bool) -> None:
     """Print the objects found as a JSON array (or through `--format`), then the misses."""
-    from engine.cli.formatting import expand_escapes, go_json, render_template
 
     found: list[Any] = []
     errors: list[str] = []
@@ -729,18 +729,7 @@ def inspect_objects(client: Client, names: tuple[str, ...], kind: str | None,
             errors.append(describe(exc))
         except ClientError as exc:
             raise CommandError(describe(exc)) from None
-    if fmt and fmt != "json":
-        try:
-            template = expand_escapes(fmt)
-            out("".join(render_template(template, obj) + "\n" for obj in found))
-        except TemplateError as exc:
-            raise CommandError(f"template parsing error: {exc}") from None
-    else:
-        out(go_json(found, indent=4, escape_html=False) + "\n")
-    if errors:
-        for message in errors:
-            error_line(message)
-        raise CommandError("", 1)
+    print_inspected(found, errors, fmt)
 
 
 inspect = inspect_command(None)

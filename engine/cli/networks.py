@@ -16,13 +16,11 @@ from engine.cli.client import APIError, ClientError, quote_path
 from engine.cli.errors import CommandError
 from engine.cli.formatting import (
     TemplateError,
-    expand_escapes,
-    go_json,
     go_time,
     render_listing,
-    render_template,
     truncate_id,
 )
+from engine.cli.inspecting import print_inspected
 from engine.cli.netflags import port_lines
 from engine.cli.options import OptionError, build_filters
 
@@ -254,17 +252,7 @@ def inspect(app: App, fmt: str | None, verbose: bool, names: tuple[str, ...]) ->
             errors.append(f"Error: No such network: {name}" if exc.status == 404 else describe(exc))
         except ClientError as exc:
             raise CommandError(describe(exc)) from None
-    if fmt and fmt != "json":
-        try:
-            out("".join(render_template(expand_escapes(fmt), obj) + "\n" for obj in found))
-        except TemplateError as exc:
-            raise CommandError(f"template parsing error: {exc}") from None
-    else:
-        out(go_json(found, indent=4, escape_html=False) + "\n")
-    if errors:
-        for message in errors:
-            error_line(message)
-        raise CommandError("", 1)
+    print_inspected(found, errors, fmt)
 
 
 @click.command(name="rm", context_settings=CONTEXT)

@@ -13,12 +13,10 @@ from engine.cli.client import APIError, ClientError, quote_path
 from engine.cli.errors import CommandError
 from engine.cli.formatting import (
     TemplateError,
-    expand_escapes,
-    go_json,
     human_size,
     render_listing,
-    render_template,
 )
+from engine.cli.inspecting import print_inspected
 from engine.cli.options import OptionError, build_filters, build_labels
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -155,17 +153,7 @@ def inspect(app: App, fmt: str | None, names: tuple[str, ...]) -> None:
             errors.append(describe(exc))
         except ClientError as exc:
             raise CommandError(describe(exc)) from None
-    if fmt and fmt != "json":
-        try:
-            out("".join(render_template(expand_escapes(fmt), v) + "\n" for v in found))
-        except TemplateError as exc:
-            raise CommandError(f"template parsing error: {exc}") from None
-    else:
-        out(go_json(found, indent=4, escape_html=False) + "\n")
-    if errors:
-        for message in errors:
-            error_line(message)
-        raise CommandError("", 1)
+    print_inspected(found, errors, fmt)
 
 
 @click.command(name="rm", context_settings=CONTEXT)
