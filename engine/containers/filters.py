@@ -7,19 +7,13 @@ from collections.abc import Callable
 
 from engine.containers.model import Container, HealthStatus, Status
 from engine.errors import InvalidParameter
+from engine.filtering import label_matches
 
 LIST_FILTERS = frozenset({"name", "status", "label", "id", "exited", "ancestor", "before",
                           "since", "health", "network", "volume", "publish", "expose",
                           "is-task"})
 STATUSES = frozenset(s.value for s in Status)
 HEALTH_VALUES = frozenset(h.value for h in HealthStatus)  # none, starting, healthy, unhealthy
-
-
-def _label_match(labels: dict[str, str], wanted: str) -> bool:
-    key, sep, value = wanted.partition("=")
-    if key not in labels:
-        return False
-    return not sep or labels[key] == value
 
 
 def _check_keys(filters: dict[str, list[str]], allowed: frozenset[str]) -> None:
@@ -68,7 +62,7 @@ def list_predicate(
             return False
         if filters.get("health") and _health(c) not in filters["health"]:
             return False
-        if filters.get("label") and not all(_label_match(c.spec.labels, w) for w in filters["label"]):
+        if filters.get("label") and not all(label_matches(c.spec.labels, w) for w in filters["label"]):
             return False
         if exited and (c.state.status is not Status.EXITED or c.state.exit_code not in exited):
             return False
@@ -95,9 +89,9 @@ def prune_keep(filters: dict[str, list[str]],
         created = c.created.timestamp()
         if untils and not all(created < u for u in untils):
             return True
-        if filters.get("label") and not all(_label_match(c.spec.labels, w) for w in filters["label"]):
+        if filters.get("label") and not all(label_matches(c.spec.labels, w) for w in filters["label"]):
             return True
         return bool(filters.get("label!")) and any(
-            _label_match(c.spec.labels, w) for w in filters["label!"])
+            label_matches(c.spec.labels, w) for w in filters["label!"])
 
     return keep

@@ -39,6 +39,7 @@ from engine.errors import (
     NotFound,
     SystemFailure,
 )
+from engine.filtering import label_matches
 from engine.networks import etcfiles, ipam
 from engine.networks.dns import DNSServer, DNSSockets, HostResolvers, NameBook, parse_upstream
 from engine.networks.model import (
@@ -907,9 +908,9 @@ class NetworkService:
                     continue
                 if until is not None and record.created >= until:
                     continue
-                if labels and not all(_label_matches(record.labels, f) for f in labels):
+                if labels and not all(label_matches(record.labels, f) for f in labels):
                     continue
-                if not_labels and any(_label_matches(record.labels, f) for f in not_labels):
+                if not_labels and any(label_matches(record.labels, f) for f in not_labels):
                     continue
                 try:
                     await self._delete(record)
@@ -956,7 +957,7 @@ class NetworkService:
         if not any_of("type", lambda v: (v == "builtin") == record.predefined):
             return False
         labels = filters.get("label")
-        if labels and not all(_label_matches(record.labels, f) for f in labels):
+        if labels and not all(label_matches(record.labels, f) for f in labels):
             return False
         for value in filters.get("dangling", []):
             dangling = value.lower() in ("true", "1")
@@ -1119,13 +1120,6 @@ def _dns_names(info: ContainerInfo, aliases: Iterable[str]) -> list[str]:
         if name and name not in names:
             names.append(name)
     return names
-
-
-def _label_matches(labels: Mapping[str, str], spec: str) -> bool:
-    key, sep, value = spec.partition("=")
-    if key not in labels:
-        return False
-    return not sep or labels[key] == value
 
 
 def drivers_from_plugins(results: Iterable[Sequence[NetworkDriver]]) -> dict[str, NetworkDriver]:

@@ -36,6 +36,7 @@ import trio
 
 from engine import ids
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound, SystemFailure
+from engine.filtering import bool_filter, label_matches
 from engine.securejoin import ScopeError, resolve_in_root
 from engine.store import RecordStore
 from engine.volumes import copy as content
@@ -79,24 +80,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def bool_filter(filters: Mapping[str, Sequence[str]], key: str) -> bool | None:
-    """A `true`/`false` filter (None when absent); conflicting or odd values are a 400."""
-    values = {v.strip().lower() for v in filters.get(key, [])}
-    if not values:
-        return None
-    if len(values) > 1:
-        raise InvalidParameter(f"invalid filter '{key}': conflicting values")
-    value = values.pop()
-    if value in ("true", "1"):
-        return True
-    if value in ("false", "0"):
-        return False
-    raise InvalidParameter(f"invalid filter '{key}={value}'")
-
-
-def _labels_match(labels: Mapping[str, str], wanted: str) -> bool:
-    key, eq, value = wanted.partition("=")
-    return key in labels and (not eq or labels[key] == value)
 
 
 def _name_matches(name: str, pattern: str) -> bool:
@@ -308,7 +291,7 @@ class VolumeService:
                 continue
             if drivers and volume.driver not in drivers:
                 continue
-            if not all(_labels_match(volume.labels, w) for w in labels):
+            if not all(label_matches(volume.labels, w) for w in labels):
                 continue
             found.append(volume)
         return found
@@ -367,9 +350,9 @@ class VolumeService:
         for volume in list(self.records.values()):
             if self.in_use(volume.name) or not (everything or volume.anonymous):
                 continue
-            if not all(_labels_match(volume.labels, w) for w in labels):
+            if not all(label_matches(volume.labels, w) for w in labels):
                 continue
-            if any(_labels_match(volume.labels, w) for w in unwanted):
+            if any(label_matches(volume.labels, w) for w in unwanted):
                 continue
             size = await self._size(volume)
             try:

@@ -16,6 +16,7 @@ from engine.api.http import EmptyResponse, JSONResponse, RawResponse, Request
 from engine.api.router import Router
 from engine.api.wire import images as wire
 from engine.errors import InvalidParameter, Unsupported
+from engine.filtering import bool_filter, label_matches
 from engine.images import ociconfig
 from engine.images.changes import parse_duration
 from engine.images.model import Image
@@ -41,27 +42,13 @@ def _check_filters(filters: dict[str, list[str]], accepted: set[str]) -> None:
 
 
 def _bool_filter(filters: dict[str, list[str]], key: str, default: bool) -> bool:
-    values = {v.strip().lower() for v in filters.get(key, [])}
-    if not values:
-        return default
-    if len(values) > 1:
-        raise InvalidParameter(f"invalid filter '{key}': conflicting values")
-    value = values.pop()
-    if value in ("true", "1"):
-        return True
-    if value in ("false", "0"):
-        return False
-    raise InvalidParameter(f"invalid filter '{key}={value}'")
+    value = bool_filter(filters, key)
+    return default if value is None else value
 
 
 def _labels_match(image: Image, wanted: list[str]) -> bool:
     """Every `key` or `key=value` in `wanted` holds for the image's labels."""
-    labels = image.config.labels
-    for item in wanted:
-        key, eq, value = item.partition("=")
-        if key not in labels or (eq and labels[key] != value):
-            return False
-    return True
+    return all(label_matches(image.config.labels, item) for item in wanted)
 
 
 def _labels_absent(image: Image, unwanted: list[str]) -> bool:

@@ -6,6 +6,7 @@ from typing import Any
 
 from engine.errors import InvalidParameter
 from engine.events import Event, EventFilter
+from engine.filtering import label_matches
 
 FILTER_KEYS = frozenset({"type", "container", "event", "image", "label", "daemon", "network",
                          "volume", "scope", "plugin", "node", "service", "secret", "config"})
@@ -29,13 +30,6 @@ def event_json(e: Event) -> dict[str, Any]:
         if e.type == "container" and "image" in e.attributes:
             body["from"] = e.attributes["image"]
     return body
-
-
-def _label_match(attributes: dict[str, str] | Any, wanted: str) -> bool:
-    key, sep, value = wanted.partition("=")
-    if key not in attributes:
-        return False
-    return not sep or attributes[key] == value
 
 
 def event_filter(filters: dict[str, list[str]]) -> EventFilter:
@@ -66,7 +60,7 @@ def event_filter(filters: dict[str, list[str]]) -> EventFilter:
             if not any(i in names or image.startswith(i) or _base(image) == i
                        for i in filters["image"]):
                 return False
-        if filters.get("label") and not all(_label_match(e.attributes, w) for w in filters["label"]):
+        if filters.get("label") and not all(label_matches(e.attributes, w) for w in filters["label"]):
             return False
         return not filters.get("scope") or "local" in filters["scope"]
 
