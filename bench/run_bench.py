@@ -33,7 +33,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `bench` and `engine` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import adoption, hoststate, log_measures, measures, procs, report, restarts
+from bench import adoption, hoststate, log_measures, measures, net_measures, procs, report, restarts
 from bench.engines import (
     DOCKER_CLI,
     ENGINES,
@@ -63,6 +63,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--adopt", type=int, default=100,
                         help="running containers for the adoption-after-SIGKILL measure (0: skip)")
     log_measures.add_arguments(parser)
+    net_measures.add_arguments(parser)
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.engines.split(",") if n.strip()]
     unknown = [n for n in names if n not in ENGINES]
@@ -71,6 +72,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.engine_names = ["moord", *[n for n in dict.fromkeys(names) if n != "moord"]]
     if args.runs < 1 or min(args.warmup, args.detached, args.restarts, args.adopt) < 0:
         parser.error("--runs must be at least 1, --warmup, --detached, --restarts and --adopt not negative")
+    if args.logs == "only" and args.net == "only":
+        parser.error("--logs only and --net only exclude each other")
+    if args.net_fetches < 3 or args.net_requests < 1:
+        parser.error("--net-fetches must be at least 3, --net-requests at least 1")
     return args
 
 
@@ -291,9 +296,9 @@ def standing_notes(result: dict[str, Any]) -> list[str]:
         notes.append("podman only: every `run` passes `--ulimit nofile=20000:20000 --ulimit "
                      "nproc=32768:32768` (this host lacks CAP_SYS_RESOURCE; Podman's default "
                      "rlimits make crun fail without them).")
-    notes.append("default network: moord gives containers loopback only (no bridge driver yet); "
-                 "dockerd and Podman set up a veth on a bridge, which costs them time moord does "
-                 "not spend.")
+    notes.append("default network: every engine gives the container a veth pair on a bridge "
+                 "(moord: its `bridge` network, nftables; dockerd: docker0, iptables; Podman: podman0, "
+                 "netavark).")
     return notes
 
 
@@ -328,10 +333,15 @@ def main(argv: list[str] | None = None) -> int:
             started.append(engine)
             if bring_up(engine, tarball, info):
                 active.append(engine)
-        if active and args.logs != "only":
+        others = bool(active) and "only" not in (args.logs, args.net)
+        if others:
             measure_all(active, args, result)
+        # before the supervision measures: adoption's `dockerd --bridge none` deletes docker0
+        if active and args.net != "no" and args.logs != "only":
+            net_measures.run(active, args, result)
+        if others:
             measure_supervision(active, args, result, Extras(run_root, tarball, started, result))
-        if active and args.logs != "no":
+        if active and args.logs != "no" and args.net != "only":
             log_measures.run(active, args, result)
     except EngineError as e:
         result["notes"].append(f"measurements stopped early: {e}")
@@ -349,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(report.markdown(result))
+    print(net_measures.markdown(result))
     print(log_measures.markdown(result))
     print(f"JSON: {out}; daemon logs: {logs_dir}/")
     return 0
