@@ -7,7 +7,6 @@ TOML and flags alike (`data-root`, `--data-root`).
 from __future__ import annotations
 
 import argparse
-import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -149,7 +148,3 @@ def read_config_file(path: Path) -> dict[str, Any]:
             raise SystemExit(f"moord: {path}: unknown key {key!r}")
         values[name] = value
     return values
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in {"1", "true", "yes"}

@@ -68,9 +68,6 @@ class AttachHub:
                 waiter.error = exc.message
             waiter.ready.set()
 
-    def started(self, container_id: str) -> None:
-        """Sessions that registered during the start itself are served next time."""
-
     def start_failed(self, container_id: str, message: str) -> None:
         for waiter in self.pending.pop(container_id, []):
             waiter.error = message

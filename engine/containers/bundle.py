@@ -68,14 +68,11 @@ class BundleMaker:
 
     def _prepare_sync(self, c: Container, paths: ContainerPaths, cgroups_path: str,
                       extra: list[Mount], attachment: Attachment) -> None:
-        try:
-            user = resolve_user(paths.rootfs, c.spec.user, c.host.group_add)
-            self._write_etc_files(c, paths, attachment)
-            spec = build_spec(self._inputs(c, paths, user, cgroups_path, extra, attachment))
-            fsutil.atomic_write(paths.config_json, to_json_bytes(spec), mode=0o600, durable=False)
-        except BaseException:
-            mounts.unmount(paths.rootfs)
-            raise
+        """The blocking part; `prepare` undoes the mounts if it fails."""
+        user = resolve_user(paths.rootfs, c.spec.user, c.host.group_add)
+        self._write_etc_files(c, paths, attachment)
+        spec = build_spec(self._inputs(c, paths, user, cgroups_path, extra, attachment))
+        fsutil.atomic_write(paths.config_json, to_json_bytes(spec), mode=0o600, durable=False)
 
     def _write_etc_files(self, c: Container, paths: ContainerPaths,
                          attachment: Attachment) -> None:

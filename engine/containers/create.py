@@ -14,7 +14,6 @@ from engine.errors import InvalidParameter
 from engine.images.model import Healthcheck, ImageConfig
 
 RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
-NETWORK_MODES = ("none", "host", "default", "bridge")
 
 
 def merge_env(base: list[str], override: list[str]) -> list[str]:

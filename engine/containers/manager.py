@@ -950,13 +950,22 @@ def _write_ctl(ctl: Path, message: str) -> None:
         os.close(fd)
 
 
-def _start_exit_code(message: str) -> int:
+def _command_problem(message: str) -> str:
+    """What a failed start says about the command: "missing", "denied" or "" (neither).
+
+    Checked in the docker CLI's order (a missing file before a permission problem), so the
+    recorded exit code and the one the CLI exits with agree.
+    """
     lowered = message.lower()
-    if "permission denied" in lowered:
-        return 126
     if "not found" in lowered or "no such file" in lowered:
-        return 127
-    return 128
+        return "missing"
+    if "permission denied" in lowered:
+        return "denied"
+    return ""
+
+
+def _start_exit_code(message: str) -> int:
+    return {"missing": 127, "denied": 126}.get(_command_problem(message), 128)
 
 
 def _start_error(message: str, path: str) -> Exception:
@@ -965,11 +974,11 @@ def _start_error(message: str, path: str) -> Exception:
     The docker CLI picks its exit code (127, 126) from Docker's own wording of these
     errors, so crun's words are followed by Docker's.
     """
-    lowered = message.lower()
     text = f"failed to create task for container: OCI runtime create failed: {message}"
-    if "not found" in lowered or "no such file" in lowered:
+    problem = _command_problem(message)
+    if problem == "missing":
         return InvalidParameter(f'{text}: exec: "{path}": executable file not found in $PATH')
-    if "permission denied" in lowered:
+    if problem == "denied":
         return InvalidParameter(f'{text}: exec: "{path}": permission denied')
     return SystemFailure(text)
 

@@ -7,7 +7,7 @@ conmon, through the container's `ctl` FIFO, to reopen: conmon closes its descrip
 open) and creates a fresh `ctr.log`. Readers follow by inode, so a follower drains
 `.1` and carries on in the new file. conmon's own `--log-size-max` is not used: it
 replaces the file without keeping it and, as it counts bytes across the reopens moord
-asks for, it would fire in normal operation too (see `RotationPolicy.hard_cap`).
+asks for, it would fire in normal operation too (see docs/logs.md).
 """
 
 from __future__ import annotations
@@ -43,20 +43,6 @@ class RotationPolicy:
         size = 0 if size_text in ("", "-1") else ram_in_bytes(size_text)
         files = int(options.get("max-file", default_files))
         return cls(size, max(files, 1))
-
-    @property
-    def hard_cap(self) -> int:
-        """conmon's own `--log-size-max`: 0, none, whatever the policy.
-
-        conmon counts the bytes it wrote since its last *own* size-triggered reopen; the
-        reopens moord asks for through the ctl FIFO do not reset that count. So any cap
-        fires again every `cap` bytes of total output, even while moord rotates on time,
-        and then conmon renames a fresh file over `ctr.log`: the lines in the current
-        file (up to `max_size` of them not yet rotated) are gone. With a 16 MiB cap and
-        `max-size=2m`, a million-line burst lost 61,000 lines this way. Without a cap
-        the log is unbounded only while moord is down; moord rotates it on its return.
-        """
-        return 0
 
 
 def rotated_files(log_path: Path) -> list[Path]:

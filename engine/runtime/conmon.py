@@ -48,7 +48,6 @@ class ConmonLaunch:
     stdin: bool = False
     tty: bool = False
     keep_log: bool = True  # False: conmon discards the output (log driver `none`)
-    log_size_max: int = -1
 
     def argv(self) -> list[str]:
         args = [
@@ -68,8 +67,6 @@ class ConmonLaunch:
             "--full-attach",
             "--log-level", "error",
         ]
-        if self.log_size_max > 0:
-            args += ["--log-size-max", str(self.log_size_max)]
         if self.stdin:
             args.append("-i")
         if self.tty:

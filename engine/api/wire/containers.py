@@ -35,13 +35,8 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 # reading ------------------------------------------------------------------------
 
 
-def _field(d: dict[str, Any], key: str) -> Any:
-    value = d.get(key)
-    return value
-
-
 def _str(d: dict[str, Any], key: str, where: str = "") -> str:
-    value = _field(d, key)
+    value = d.get(key)
     if value is None:
         return ""
     if not isinstance(value, str):
@@ -50,7 +45,7 @@ def _str(d: dict[str, Any], key: str, where: str = "") -> str:
 
 
 def _bool(d: dict[str, Any], key: str, where: str = "") -> bool:
-    value = _field(d, key)
+    value = d.get(key)
     if value is None:
         return False
     if not isinstance(value, bool):
@@ -59,7 +54,7 @@ def _bool(d: dict[str, Any], key: str, where: str = "") -> bool:
 
 
 def _int(d: dict[str, Any], key: str, where: str = "", default: int = 0) -> int:
-    value = _field(d, key)
+    value = d.get(key)
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int):
@@ -74,7 +69,7 @@ def _opt_int(d: dict[str, Any], key: str, where: str = "") -> int | None:
 
 
 def _str_list(d: dict[str, Any], key: str, where: str = "") -> list[str]:
-    value = _field(d, key)
+    value = d.get(key)
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -84,7 +79,7 @@ def _str_list(d: dict[str, Any], key: str, where: str = "") -> list[str]:
 
 def _str_slice(d: dict[str, Any], key: str, where: str = "") -> list[str] | None:
     """Docker's StrSlice: null, a string, or a list of strings."""
-    value = _field(d, key)
+    value = d.get(key)
     if value is None:
         return None
     if isinstance(value, str):
@@ -95,7 +90,7 @@ def _str_slice(d: dict[str, Any], key: str, where: str = "") -> list[str] | None
 
 
 def _str_map(d: dict[str, Any], key: str, where: str = "") -> dict[str, str]:
-    value = _field(d, key)
+    value = d.get(key)
     if value is None:
         return {}
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
@@ -104,7 +99,7 @@ def _str_map(d: dict[str, Any], key: str, where: str = "") -> dict[str, str]:
 
 
 def _set_keys(d: dict[str, Any], key: str, where: str = "") -> list[str]:
-    value = _field(d, key)
+    value = d.get(key)
     if value is None:
         return []
     if not isinstance(value, dict):
@@ -113,7 +108,7 @@ def _set_keys(d: dict[str, Any], key: str, where: str = "") -> list[str]:
 
 
 def _object(d: dict[str, Any], key: str, where: str = "") -> dict[str, Any]:
-    value = _field(d, key)
+    value = d.get(key)
     if value is None:
         return {}
     if not isinstance(value, dict):
