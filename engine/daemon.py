@@ -50,7 +50,8 @@ from volume_drivers import local as builtin_volume_drivers
 log = logging.getLogger("moord")
 
 
-def _prepare_dirs(config: DaemonConfig) -> None:
+def _prepare_dirs(config: DaemonConfig) -> str:
+    """Make the directories moord needs; returns the engine's ID (made on first start)."""
     for d in (config.data_root, config.data_root / "containers", config.data_root / "state",
               config.exec_root, config.exec_root / "crun", config.exec_root / "runc",
               config.exec_root / "socks"):
@@ -59,6 +60,7 @@ def _prepare_dirs(config: DaemonConfig) -> None:
     engine_id = config.data_root / "engine-id"
     if not engine_id.exists():
         fsutil.atomic_write(engine_id, (str(uuid.uuid4()) + "\n").encode(), mode=0o644)
+    return engine_id.read_text().strip()
 
 
 def _write_pidfile(path: Path) -> None:
@@ -69,7 +71,7 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
     host = await trio.to_thread.run_sync(probe_host, config)
     for warning in host.warnings:
         log.warning("%s", warning)
-    await trio.to_thread.run_sync(_prepare_dirs, config)
+    engine_id = await trio.to_thread.run_sync(_prepare_dirs, config)
     pidfile = config.pidfile_path
     await trio.to_thread.run_sync(_write_pidfile, pidfile)
     events = EventBus()
@@ -99,7 +101,7 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
     for c in containers.registry:
         volumes.adopt(c.id, c.mounts, running=c.state.is_live)
     engine = Engine(config=config, host=host, images=images, containers=containers, events=events,
-                    volumes=volumes, networks=networks)
+                    volumes=volumes, networks=networks, id=engine_id)
     routes = route_table([system_api.router, containers_api.router, logs_api.router,
                           images_api.router, events_api.router, volumes_api.router,
                           networks_api.router])
@@ -115,7 +117,7 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
                 log.info("moord %s ready on %s (runtime %s, cgroup v%d, data root %s)",
                          _version(), config.socket_path, host.default_runtime,
                          host.cgroups.version, config.data_root)
-                events.publish("daemon", "start", _daemon_id(config), {"name": socket.gethostname()})
+                events.publish("daemon", "start", engine.id, {"name": socket.gethostname()})
                 async for signum in signals:
                     if signum == signal.SIGHUP:
                         config = await trio.to_thread.run_sync(_reload, engine, config_argv)
@@ -174,15 +176,8 @@ def _reload(engine: Engine, argv: list[str] | None) -> DaemonConfig:
     log.info("SIGHUP: configuration reloaded (changed: %s)", ", ".join(applied) or "nothing")
     if ignored:
         log.warning("SIGHUP: %s only change when moord restarts", ", ".join(ignored))
-    engine.events.publish("daemon", "reload", _daemon_id(kept), {"changed": ",".join(applied)})
+    engine.events.publish("daemon", "reload", engine.id, {"changed": ",".join(applied)})
     return kept
-
-
-def _daemon_id(config: DaemonConfig) -> str:
-    try:
-        return (config.data_root / "engine-id").read_text().strip()
-    except OSError:
-        return ""
 
 
 def _version() -> str:

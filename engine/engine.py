@@ -27,4 +27,5 @@ class Engine:
     events: EventBus
     volumes: VolumeService
     networks: NetworkService | None = None
+    id: str = ""  # <data-root>/engine-id, read once at start-up
     started_at: dt.datetime = attrs.field(factory=lambda: dt.datetime.now(dt.timezone.utc))

@@ -46,6 +46,7 @@ class HostProfile:
     seccomp_profile: str  # "" when unconfined
     kernel_version: str
     operating_system: str
+    os_version: str
     architecture: str
     boot_id: str
     swap_accounting: bool = False
@@ -80,14 +81,14 @@ def _version_number(line: str) -> str:
     return line
 
 
-def _os_name() -> str:
+def _os_release(key: str, default: str) -> str:
     try:
         for line in Path("/etc/os-release").read_text().splitlines():
-            if line.startswith("PRETTY_NAME="):
+            if line.startswith(key + "="):
                 return line.split("=", 1)[1].strip('"')
     except OSError:
         pass
-    return "Linux"
+    return default
 
 
 def _overlay_supported() -> bool:
@@ -155,7 +156,8 @@ def probe_host(config: DaemonConfig) -> HostProfile:
         init_path=init_path,
         seccomp_profile="" if seccomp == "unconfined" else seccomp,
         kernel_version=platform.release(),
-        operating_system=_os_name(),
+        operating_system=_os_release("PRETTY_NAME", "Linux"),
+        os_version=_os_release("VERSION_ID", ""),
         architecture=platform.machine(),
         boot_id=boot_id(),
         swap_accounting=os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"),

@@ -8,6 +8,9 @@ import platform
 import socket
 from typing import TYPE_CHECKING, Any
 
+import attrs
+import trio
+
 import engine as engine_pkg
 from engine.api import API_VERSION, MIN_API_VERSION
 from engine.api.http import JSONResponse, RawResponse, Request
@@ -82,6 +85,7 @@ def _mem_total() -> int:
 @router.route("GET", "/info")
 async def info(req: Request, engine: Engine) -> JSONResponse:
     host = engine.host
+    now = await trio.to_thread.run_sync(_read_now, str(engine.config.data_root))
     containers = engine.containers.all()
     running = sum(1 for c in containers if c.state.status is Status.RUNNING)
     paused = sum(1 for c in containers if c.state.status is Status.PAUSED)
@@ -90,14 +94,14 @@ async def info(req: Request, engine: Engine) -> JSONResponse:
         name: {"path": r.path} for name, r in host.runtimes.items() if r.usable
     }
     body: dict[str, Any] = {
-        "ID": _daemon_id(engine),
+        "ID": engine.id,
         "Containers": len(containers),
         "ContainersRunning": running,
         "ContainersPaused": paused,
         "ContainersStopped": len(containers) - running - paused,
         "Images": len(engine.images.list()),
         "Driver": "overlay",
-        "DriverStatus": [["Backing Filesystem", _fs_type(str(engine.config.data_root))],
+        "DriverStatus": [["Backing Filesystem", now.fs_type],
                          ["Supports d_type", "true"]],
         "Plugins": {"Volume": sorted(engine.volumes.drivers), "Network": ["host", "none"],
                     "Authorization": None, "Log": sorted(engine.containers.log_drivers)},
@@ -111,11 +115,11 @@ async def info(req: Request, engine: Engine) -> JSONResponse:
         "CPUSet": True,
         "PidsLimit": True,
         "OomKillDisable": layout.version == 1,
-        "IPv4Forwarding": _ip_forward(),
+        "IPv4Forwarding": now.ip_forward,
         "BridgeNfIptables": False,
         "BridgeNfIp6tables": False,
         "Debug": engine.config.log_level == "debug",
-        "NFd": _count_fds(),
+        "NFd": now.open_fds,
         "NGoroutines": 0,
         "SystemTime": rfc3339(dt.datetime.now(dt.timezone.utc)),
         "LoggingDriver": engine.config.log_driver,
@@ -124,8 +128,7 @@ async def info(req: Request, engine: Engine) -> JSONResponse:
         "NEventsListener": 0,
         "KernelVersion": host.kernel_version,
         "OperatingSystem": host.operating_system,
-        "OSVersion": platform.freedesktop_os_release().get("VERSION_ID", "")
-        if hasattr(platform, "freedesktop_os_release") else "",
+        "OSVersion": host.os_version,
         "OSType": "linux",
         "Architecture": host.architecture,
         "IndexServerAddress": "https://index.docker.io/v1/",
@@ -134,7 +137,7 @@ async def info(req: Request, engine: Engine) -> JSONResponse:
                            "InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {},
                            "Mirrors": None},
         "NCPU": os.cpu_count() or 1,
-        "MemTotal": _mem_total(),
+        "MemTotal": now.mem_total,
         "GenericResources": None,
         "DockerRootDir": str(engine.config.data_root),
         "HttpProxy": "",
@@ -163,12 +166,18 @@ async def info(req: Request, engine: Engine) -> JSONResponse:
     return JSONResponse(body)
 
 
-def _daemon_id(engine: Engine) -> str:
-    path = engine.config.data_root / "engine-id"
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return ""
+@attrs.frozen
+class _Readings:
+    """What `info` reads from /proc each time: small reads, but blocking, so in a thread."""
+
+    fs_type: str
+    ip_forward: bool
+    open_fds: int
+    mem_total: int
+
+
+def _read_now(data_root: str) -> _Readings:
+    return _Readings(_fs_type(data_root), _ip_forward(), _count_fds(), _mem_total())
 
 
 def _fs_type(path: str) -> str:
