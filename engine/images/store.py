@@ -28,7 +28,9 @@ import os
 import re
 import secrets
 import tempfile
-from collections.abc import AsyncIterable, Callable, Sequence
+from collections import Counter
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import attrs
@@ -66,6 +68,10 @@ ImageFilter = Callable[[Image], bool]
 
 _HEX64 = re.compile(r"^[a-f0-9]{64}\Z")
 _WRITE_BATCH = 4 * 1024 * 1024
+
+
+class CorruptBlob(InvalidParameter):
+    """A stored blob no longer matches its digest: it has been set aside, never used."""
 
 
 @attrs.frozen
@@ -164,6 +170,7 @@ class ImageStore:
         self._records: dict[str, IndexRecord] = {}
         self._refs: dict[str, str] = {}  # full reference -> image ID
         self._layers: dict[str, LayerInfo] = {}  # diff ID -> info
+        self._pinned: Counter[str] = Counter()  # diff IDs an unfinished pull or load needs
         self._lock = trio.Lock()
 
     # start-up ----------------------------------------------------------------
@@ -352,6 +359,68 @@ class ImageStore:
         """`docker images` Size: the bytes of the image's layers."""
         return sum(self.layer_size(d) for d in image.diff_ids)
 
+    def has_layer(self, diff_id: str) -> bool:
+        return diff_id in self._layers
+
+    def layer_blob(self, diff_id: str) -> str | None:
+        """Digest of the tarball a layer was unpacked from, if the store still has it."""
+        info = self._layers.get(diff_id)
+        return info.blob if info else None
+
+    @contextmanager
+    def pin_layers(self, diff_ids: Iterable[str]) -> Iterator[None]:
+        """Keep these layers while an image that needs them is being put together.
+
+        A pull or load ingests layers before it records the image; without the pin a
+        concurrent `rmi` of another image sharing a layer would delete it in between.
+        """
+        pinned = list(diff_ids)
+        self._pinned.update(pinned)
+        try:
+            yield
+        finally:
+            self._pinned.subtract(pinned)
+            self._pinned += Counter()  # drop zero counts
+
+    async def verified_blob(self, digest: str) -> Path:
+        """The path of a stored blob, after checking its bytes against its digest.
+
+        A blob that no longer matches (disk corruption, tampering) is deleted and the
+        layer forgets it, so it is never sent anywhere and the next pull refetches it;
+        the caller gets `CorruptBlob`.
+        """
+        path = self.blob_path(digest)
+
+        def check() -> bool:
+            hasher = hashlib.sha256()
+            with open(path, "rb") as f:
+                while chunk := f.read(_WRITE_BATCH):
+                    hasher.update(chunk)
+            return "sha256:" + hasher.hexdigest() == digest
+
+        try:
+            intact = await trio.to_thread.run_sync(check)
+        except FileNotFoundError:
+            raise NotFound(f"blob {digest} is not in the store") from None
+        if intact:
+            return path
+        log.error("blob %s does not match its digest; removing it", digest)
+        async with self._lock:
+            orphaned = [d for d, info in self._layers.items() if info.blob == digest]
+            for diff_id in orphaned:
+                self._layers[diff_id].blob = None
+
+            def forget() -> None:
+                for diff_id in orphaned:
+                    (self.layers_dir / _hex(diff_id) / "blob").unlink(missing_ok=True)
+                path.unlink(missing_ok=True)
+
+            await trio.to_thread.run_sync(forget)
+        raise CorruptBlob(
+            f"blob {digest} is corrupt on disk (its content no longer matches its digest); "
+            "it has been removed: pull the image again to restore it"
+        )
+
     def blob_path(self, digest: str) -> Path:
         if not digest.startswith("sha256:") or not _HEX64.match(_hex(digest)):
             raise InvalidParameter(f"invalid digest {digest!r}")
@@ -494,6 +563,64 @@ class ImageStore:
         if self.durable:
             fsutil.fsync_dir(self.layers_dir)
         fsutil.remove_tree(doomed)
+
+    async def ingest_layer(self, tarball: Path, *, blob_digest: str | None,
+                           expected_diff_id: str | None) -> LayerStats:
+        """Unpack a received layer tarball and make it a layer; the tarball is consumed.
+
+        `blob_digest` keeps the tarball as that blob (for push and save); the caller has
+        verified it. `expected_diff_id` is what the image config says: a layer whose
+        uncompressed content hashes otherwise is refused, so a registry or archive
+        cannot smuggle different files under an image ID.
+        """
+        staging: Path | None = None
+        try:
+            staged, stats = await trio.to_thread.run_sync(self._unpack_sync, tarball, blob_digest)
+            staging = staged
+            if expected_diff_id is not None and stats.diff_id != expected_diff_id:
+                raise InvalidParameter(
+                    f"layer content does not match the image: expected diff ID "
+                    f"{expected_diff_id}, got {stats.diff_id}"
+                )
+            async with self._lock:
+                info = await trio.to_thread.run_sync(
+                    self._commit_layer_sync, staged, stats, tarball, blob_digest
+                )
+                staging = None
+                self._layers[stats.diff_id] = info
+            return stats
+        finally:
+            with trio.CancelScope(shield=True):
+                leftover = staging
+                await trio.to_thread.run_sync(self._cleanup_sync, tarball, leftover)
+
+    async def keep_blob(self, diff_id: str, tarball: Path, blob_digest: str) -> None:
+        """Give a layer that lost its tarball (a corrupt blob set aside) a verified one."""
+        async with self._lock:
+            info = self._layers.get(diff_id)
+            if info is None or info.blob is not None:
+                await trio.to_thread.run_sync(lambda: tarball.unlink(missing_ok=True))
+                return
+            final = self.layers_dir / _hex(diff_id)
+
+            def commit() -> None:
+                self._commit_blob_sync(tarball, blob_digest)
+                fsutil.atomic_write(final / "blob", f"{blob_digest}\n".encode(),
+                                    mode=0o644, durable=self.durable)
+
+            await trio.to_thread.run_sync(commit)
+            info.blob = blob_digest
+
+    async def add_reference(self, image_id: str, reference: Reference) -> None:
+        """Point a tag or digest reference at an image (pulls record `repo@digest` too)."""
+        async with self._lock:
+            if image_id not in self._images:
+                raise NotFound(f"No such image: {image_id}")
+            await self._tag_locked(image_id, reference)
+
+    def tmp_path(self, prefix: str) -> Path:
+        """A fresh name under the store's tmp/ (same filesystem as blobs and layers)."""
+        return self.tmp_dir / f"{prefix}{secrets.token_hex(8)}"
 
     # creating images ---------------------------------------------------------
     async def import_rootfs(
@@ -738,6 +865,7 @@ class ImageStore:
         del self._images[image_id]
         del self._records[image_id]
         still_needed = {d for img in self._images.values() for d in img.diff_ids}
+        still_needed |= set(self._pinned)
         doomed = [d for d in dict.fromkeys(image.diff_ids) if d not in still_needed]
         reclaimed = 0
         removed_blobs: list[str] = []
@@ -817,6 +945,7 @@ class ImageStore:
 
 
 __all__ = [
+    "CorruptBlob",
     "DeleteItem",
     "ImageFilter",
     "ImageStore",
