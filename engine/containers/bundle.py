@@ -6,6 +6,7 @@ files) happens in one worker-thread hop, because each hop costs latency.
 
 from __future__ import annotations
 
+import functools
 import socket
 from typing import TYPE_CHECKING
 
@@ -49,9 +50,12 @@ class BundleMaker:
             from engine.errors import NotFound
 
             raise NotFound(f"No such image: {c.image_id}")
-        lowerdirs = self.images.layer_dirs(image)
-        await trio.to_thread.run_sync(mounts.mount_overlay, lowerdirs, paths.upper, paths.work,
-                                      paths.rootfs)
+        # short l/<link> names from layers/: images of up to 128 layers fit one mount
+        lowerdirs = self.images.layer_links(image)
+        await trio.to_thread.run_sync(
+            functools.partial(mounts.mount_overlay, lowerdirs, paths.upper, paths.work,
+                              paths.rootfs, base=self.images.layers_dir)
+        )
         try:
             extra: list[Mount] = []
             if volumes is not None and c.mounts:

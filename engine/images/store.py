@@ -6,6 +6,7 @@ Layout under the store's root (`<data-root>/images`)::
     layers/<diffid-hex>/diff/ the unpacked layer (an overlayfs lower directory)
     layers/<diffid-hex>/size  bytes of file content in diff/
     layers/<diffid-hex>/blob  sha256 digest of the tarball that made it, if kept
+    layers/<diffid-hex>/link  its short name: layers/l/<link> -> ../<diffid-hex>/diff
     index/<image-hex>.json    one per image: it exists => the image is complete
     repositories.json         reference (docker.io/library/busybox:latest) -> image ID
     tmp/                      uploads and unpacks in progress
@@ -30,7 +31,7 @@ import secrets
 import tempfile
 from collections import Counter
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import attrs
@@ -67,6 +68,9 @@ InUse = Callable[[str], bool]
 ImageFilter = Callable[[Image], bool]
 
 _HEX64 = re.compile(r"^[a-f0-9]{64}\Z")
+_LINK_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"  # base32: safe in overlay options
+_LINK_LENGTH = 12  # 60 random bits; 128 layers then take 1920 bytes of the mount options
+_LINK_NAME = re.compile(r"^[A-Z2-7]{8,26}\Z")
 _WRITE_BATCH = 4 * 1024 * 1024
 
 
@@ -96,6 +100,7 @@ class IndexRecord:
 class LayerInfo:
     size: int
     blob: str | None = None
+    link: str = ""  # short name of layers/l/<link> -> ../<diffid-hex>/diff
 
 
 def _hex(digest: str) -> str:
@@ -150,6 +155,7 @@ _ImageList = list[Image]
 _DeleteList = list[DeleteItem]
 _RefList = list[Reference]
 _PathList = list[Path]
+_StrList = list[str]
 
 
 class ImageStore:
@@ -198,7 +204,13 @@ class ImageStore:
         self._collect_unreferenced()
 
     def _scan_layers(self) -> dict[str, LayerInfo]:
+        """Read the layers; give a layer without a working short link one, drop stray links.
+
+        A crash between creating a link and renaming its staged layer visible leaves
+        a dangling link in `l/`; layers made before links existed have none.
+        """
         layers: dict[str, LayerInfo] = {}
+        self.links_dir.mkdir(exist_ok=True)
         for entry in self.layers_dir.iterdir():
             if not _HEX64.match(entry.name):
                 continue
@@ -214,7 +226,18 @@ class ImageStore:
                 log.error("layer %s has no diff directory; removing it", entry)
                 fsutil.remove_tree(entry)
                 continue
-            layers["sha256:" + entry.name] = LayerInfo(size, blob or None)
+            layers["sha256:" + entry.name] = LayerInfo(size, blob or None,
+                                                       self._repair_link_sync(entry.name))
+        wanted = {info.link for info in layers.values()}
+        stray = [e for e in self.links_dir.iterdir() if e.name not in wanted]
+        for link in stray:
+            log.info("removing stray layer link %s", link)
+            if link.is_dir() and not link.is_symlink():
+                fsutil.remove_tree(link)
+            else:
+                link.unlink(missing_ok=True)
+        if stray and self.durable:
+            fsutil.fsync_dir(self.links_dir)
         return layers
 
     def _load_images(self) -> None:
@@ -514,6 +537,73 @@ class ImageStore:
             fsutil.fsync_dir(self.blobs_dir)
 
     # layers ------------------------------------------------------------------
+    @property
+    def links_dir(self) -> Path:
+        """`layers/l/`: short names for the layers' diff/ directories (see `layer_links`)."""
+        return self.layers_dir / "l"
+
+    def layer_links(self, image: Image) -> _StrList:
+        """`layer_dirs` as `l/<link>` paths relative to `layers_dir`: the mount's form.
+
+        Overlayfs takes its options in one page (4096 bytes): absolute lowerdirs (~90
+        bytes each here) overflow it near 40 layers, these 15-byte ones fit 128 with
+        room to spare, as in Docker's overlay2. `mounts.mount_overlay` resolves them
+        from `layers_dir`. A layer without a link (never after `open`) falls back to its
+        absolute path, which resolves the same from any directory.
+        """
+        lowers: _StrList = []
+        for diff_id in reversed(image.diff_ids):
+            info = self._layers.get(diff_id)
+            if info is not None and info.link:
+                lowers.append(f"{self.links_dir.name}/{info.link}")
+            else:
+                lowers.append(str(self.layers_dir / _hex(diff_id) / "diff"))
+        return lowers
+
+    def _make_link_sync(self, hexid: str) -> str:
+        """Create `l/<new random name>` -> `../<hexid>/diff`; the caller makes it durable."""
+        self.links_dir.mkdir(exist_ok=True)
+        while True:
+            name = "".join(secrets.choice(_LINK_CHARS) for _ in range(_LINK_LENGTH))
+            try:
+                os.symlink(f"../{hexid}/diff", self.links_dir / name)
+            except FileExistsError:
+                continue
+            return name
+
+    def _repair_link_sync(self, hexid: str) -> str:
+        """The layer's link name, after making sure `l/<name>` exists and points at it."""
+        layer = self.layers_dir / hexid
+        target = f"../{hexid}/diff"
+        try:
+            name = (layer / "link").read_text().strip()
+        except OSError:
+            name = ""
+        if _LINK_NAME.match(name):
+            link = self.links_dir / name
+            try:
+                if os.readlink(link) == target:
+                    return name
+            except FileNotFoundError:
+                try:
+                    os.symlink(target, link)
+                except FileExistsError:
+                    pass
+                else:
+                    log.info("recreated the missing link %s of layer %s", link, hexid)
+                    if self.durable:
+                        fsutil.fsync_dir(self.links_dir)
+                    return name
+            except OSError:
+                pass  # something else is there: the stray sweep removes it
+        name = self._make_link_sync(hexid)
+        log.info("layer %s gets the short link %s", hexid, name)
+        if self.durable:
+            fsutil.fsync_dir(self.links_dir)
+        fsutil.atomic_write(layer / "link", f"{name}\n".encode(), mode=0o644,
+                            durable=self.durable)
+        return name
+
     def _unpack_sync(self, tarball: Path, blob_digest: str | None) -> tuple[Path, LayerStats]:
         """Unpack into layers/.tmp-<random>/ with its size and blob files: not yet visible."""
         staging = self.layers_dir / f".tmp-{secrets.token_hex(8)}"
@@ -544,24 +634,35 @@ class ImageStore:
             return existing
         if tarball is not None and blob_digest is not None:
             self._commit_blob_sync(tarball, blob_digest)
-        if self.durable:
-            _syncfs(staging)
         if final.exists():  # a leftover no record knew of: replace it
             self._remove_layer_dir_sync(stats.diff_id)
+        # the link dangles until the rename; a crash before it leaves a stray `open` drops
+        link = self._make_link_sync(_hex(stats.diff_id))
+        (staging / "link").write_text(f"{link}\n")
+        if self.durable:
+            _syncfs(staging)
         os.rename(staging, final)
         if self.durable:
             fsutil.fsync_dir(self.layers_dir)
-        return LayerInfo(stats.content_size, blob_digest)
+        return LayerInfo(stats.content_size, blob_digest, link)
 
     def _remove_layer_dir_sync(self, diff_id: str) -> None:
         """Rename first, then delete: a half-deleted layer is never mistaken for a layer."""
         final = self.layers_dir / _hex(diff_id)
         if not final.exists():
             return
+        try:
+            link = (final / "link").read_text().strip()
+        except OSError:
+            link = ""
         doomed = self.layers_dir / f".del-{_hex(diff_id)[:12]}-{secrets.token_hex(4)}"
         os.rename(final, doomed)
         if self.durable:
             fsutil.fsync_dir(self.layers_dir)
+        if _LINK_NAME.match(link):  # dangling now; a crash before this, `open` drops it
+            with suppress(OSError):
+                if os.readlink(self.links_dir / link) == f"../{_hex(diff_id)}/diff":
+                    os.unlink(self.links_dir / link)
         fsutil.remove_tree(doomed)
 
     async def ingest_layer(self, tarball: Path, *, blob_digest: str | None,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from engine.errors import SystemFailure
@@ -13,31 +15,81 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
                         ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.unshare.argtypes = [ctypes.c_int]
 
 MNT_DETACH = 2
+CLONE_FS = 0x200
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
-def mount_overlay(lowerdirs: list[Path], upper: Path, work: Path, target: Path) -> None:
-    """Mount `lowerdirs` (top first) read-only under a writable `upper` at `target`."""
+def mount_overlay(lowerdirs: Sequence[str | Path], upper: Path, work: Path, target: Path,
+                  *, base: Path | None = None) -> None:
+    """Mount `lowerdirs` (top first) read-only under a writable `upper` at `target`.
+
+    Relative `lowerdirs` (the image store's short `l/<link>` names, which keep 128
+    layers inside the kernel's one-page option limit) are resolved from `base`; see
+    `_mount_from` for how. `upper`, `work` and `target` must be absolute.
+    """
     if not lowerdirs:
         raise SystemFailure("an overlay needs at least one lower layer")
     options = (f"lowerdir={':'.join(str(p) for p in lowerdirs)},"
                f"upperdir={upper},workdir={work}")
     if len(options) >= _PAGE_SIZE:
         raise SystemFailure(
-            f"overlay mount options are {len(options)} bytes, over the kernel's limit of "
-            f"{_PAGE_SIZE - 1}: the image has too many layers for this data root path"
+            f"the image has {len(lowerdirs)} layers: its overlay mount options are "
+            f"{len(options)} bytes, over the kernel's limit of {_PAGE_SIZE - 1} "
+            "(a shorter --data-root or an image with fewer layers fits)"
         )
     for path in (upper, work, target):
         path.mkdir(parents=True, exist_ok=True)
     if is_mountpoint(target):
         return
-    rc = _libc.mount(b"overlay", os.fsencode(target), b"overlay", 0, options.encode())
-    if rc != 0:
-        err = ctypes.get_errno()
+    if base is None:
+        rc = _libc.mount(b"overlay", os.fsencode(target), b"overlay", 0, options.encode())
+        err = ctypes.get_errno() if rc != 0 else 0
+    else:
+        err = _mount_from(base, os.fsencode(target), options.encode())
+    if err:
         raise SystemFailure(f"mounting the container's root filesystem at {target}: "
                             f"{os.strerror(err)}")
+
+
+def _mount_from(base: Path, target: bytes, options: bytes) -> int:
+    """mount(2) the overlay with the working directory at `base`; the errno (0: mounted).
+
+    The kernel resolves relative lowerdirs against the caller's working directory,
+    which moord's threads share: `os.chdir` would move every thread. So the mount runs
+    in a fresh thread that first unshares its filesystem context (`unshare(CLONE_FS)`:
+    cwd, root and umask become private to that thread, nothing else changes), changes
+    directory, mounts and exits, taking the private context with it. Measured with
+    128 layers on Linux 6.18: the thread adds 0.15-0.3 ms to a mount(2) of 1.2-2.1 ms;
+    running `mount -t overlay` with `cwd=` instead (a fork+exec per start, what
+    Docker's re-exec amounts to) adds 1.9-3 ms. The new mount API's one-by-one
+    `lowerdir+` needs Linux 6.8, newer than Debian 12's 6.1; relative lowerdirs from a
+    thread's own cwd work on any kernel (unshare(CLONE_FS) dates from 2.6.16). A thread
+    of the trio pool is not used: it would keep the private context (and the umask of
+    that moment) after the mount.
+    """
+    outcome: list[int | BaseException] = []
+
+    def run() -> None:
+        try:
+            if _libc.unshare(CLONE_FS) != 0:  # never chdir unless the context is private
+                err = ctypes.get_errno()
+                raise SystemFailure(f"unshare(CLONE_FS) for the overlay mount: {os.strerror(err)}")
+            os.chdir(base)
+            rc = _libc.mount(b"overlay", target, b"overlay", 0, options)
+            outcome.append(ctypes.get_errno() if rc != 0 else 0)
+        except BaseException as exc:  # re-raised in the caller's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, name="overlay-mount", daemon=True)
+    thread.start()
+    thread.join()
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def unmount(target: Path) -> None:

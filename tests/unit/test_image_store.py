@@ -61,7 +61,8 @@ async def store(tmp_path: Path) -> ImageStore:
 
 
 def layer_count(store: ImageStore) -> int:
-    return sum(1 for p in store.layers_dir.iterdir() if not p.name.startswith("."))
+    return sum(1 for p in store.layers_dir.iterdir() if not p.name.startswith(".")
+               and p != store.links_dir)
 
 
 # import and lookup --------------------------------------------------------------
@@ -167,7 +168,8 @@ async def test_bad_tarball_leaves_nothing(store: ImageStore) -> None:
                                   message="")
     assert store.list() == []
     assert list(store.tmp_dir.iterdir()) == []
-    assert list(store.layers_dir.iterdir()) == []
+    assert list(store.layers_dir.iterdir()) == [store.links_dir]
+    assert list(store.links_dir.iterdir()) == []
     assert list(store.blobs_dir.iterdir()) == []
 
 
@@ -451,7 +453,7 @@ async def test_open_cleans_crash_leftovers(tmp_path: Path) -> None:
         reopened.resolve("ghost")
     assert list(reopened.tmp_dir.iterdir()) == []
     assert sorted(p.name for p in reopened.layers_dir.iterdir()) == [
-        image.diff_ids[0].removeprefix("sha256:")
+        image.diff_ids[0].removeprefix("sha256:"), "l"
     ]
     assert sorted(p.name for p in reopened.blobs_dir.iterdir()) == sorted(
         [image.id.removeprefix("sha256:"), image.diff_ids[0].removeprefix("sha256:")]
