@@ -20,6 +20,12 @@ def _path(value: str | Path) -> Path:
     return Path(value)
 
 
+def _string_list(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """A TOML list, or a flag given several times / with commas."""
+    items = [value] if isinstance(value, str) else list(value)
+    return tuple(part.strip() for item in items for part in str(item).split(",") if part.strip())
+
+
 @attrs.define
 class DaemonConfig:
     """What moord is told at start-up. Field docs double as `--help` text."""
@@ -76,6 +82,19 @@ class DaemonConfig:
     default_bridge_subnet: str = attrs.field(
         default="", metadata={"help": "subnet of the default bridge network (default: 172.17.0.0/16 "
                                       "or the first free pool)"})
+    registry_mirrors: tuple[str, ...] = attrs.field(
+        default=(), converter=_string_list,
+        metadata={"help": "mirrors tried before Docker Hub for docker.io images (repeatable)",
+                  "repeatable": True})
+    insecure_registries: tuple[str, ...] = attrs.field(
+        default=(), converter=_string_list,
+        metadata={"help": "registries (host[:port] or CIDR) reached over plain HTTP or unchecked "
+                          "TLS; loopback registries always are (repeatable)",
+                  "repeatable": True})
+    max_concurrent_downloads: int = attrs.field(
+        default=3, converter=int, metadata={"help": "layers downloaded at once, over all pulls"})
+    max_concurrent_uploads: int = attrs.field(
+        default=5, converter=int, metadata={"help": "layers uploaded at once by a push"})
     durable_store: bool = attrs.field(
         default=True, metadata={"help": "fsync every state change (turn off only for throw-away hosts)"})
 
@@ -109,7 +128,11 @@ def build_arg_parser() -> argparse.ArgumentParser:
         if field.name == "host":
             parser.add_argument("--host", dest="host", default=None, help=field.metadata.get("help"))
             continue
-        if field.type in (bool, "bool"):
+        if field.metadata.get("repeatable"):
+            parser.add_argument(_flag(field.name), _flag(field.name).removesuffix("s")
+                                .replace("registrie", "registry"), dest=field.name,
+                                default=None, action="append", help=field.metadata.get("help"))
+        elif field.type in (bool, "bool"):
             parser.add_argument(_flag(field.name), dest=field.name, default=None,
                                 action=argparse.BooleanOptionalAction, help=field.metadata.get("help"))
         else:

@@ -28,6 +28,7 @@ from engine.api.handlers import events as events_api
 from engine.api.handlers import images as images_api
 from engine.api.handlers import logs as logs_api
 from engine.api.handlers import networks as networks_api
+from engine.api.handlers import registry as registry_api
 from engine.api.handlers import system as system_api
 from engine.api.handlers import volumes as volumes_api
 from engine.api.router import route_table
@@ -40,6 +41,7 @@ from engine.events import EventBus
 from engine.images.store import ImageStore
 from engine.logs import drivers as builtin_log_drivers
 from engine.networks.service import NetworkOptions, NetworkService, drivers_from_plugins
+from engine.registry.service import RegistryService
 from engine.runtime.host import probe_host
 from engine.volumes.service import VolumeService, volume_drivers_from
 from network_drivers import builtins as builtin_network_drivers
@@ -101,10 +103,11 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
     for c in containers.registry:
         volumes.adopt(c.id, c.mounts, running=c.state.is_live)
     engine = Engine(config=config, host=host, images=images, containers=containers, events=events,
-                    volumes=volumes, networks=networks, id=engine_id)
+                    volumes=volumes, networks=networks, id=engine_id,
+                    registry=RegistryService(config, images))
     routes = route_table([system_api.router, containers_api.router, logs_api.router,
                           images_api.router, events_api.router, volumes_api.router,
-                          networks_api.router])
+                          networks_api.router, registry_api.router])
     server = APIServer(routes, engine)
     try:
         async with trio.open_nursery() as nursery:

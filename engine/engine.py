@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from engine.containers.manager import ContainerManager
     from engine.images.store import ImageStore
     from engine.networks.service import NetworkService
+    from engine.registry.service import RegistryService
     from engine.runtime.host import HostProfile
     from engine.volumes.service import VolumeService
 
@@ -27,5 +28,6 @@ class Engine:
     events: EventBus
     volumes: VolumeService
     networks: NetworkService | None = None
+    registry: RegistryService | None = None
     id: str = ""  # <data-root>/engine-id, read once at start-up
     started_at: dt.datetime = attrs.field(factory=lambda: dt.datetime.now(dt.timezone.utc))

@@ -24,6 +24,10 @@ class NotFound(EngineError):
     """The named container, image, exec or network does not exist (404)."""
 
 
+class Unauthorized(EngineError):
+    """A registry refused the credentials, or wants some (401)."""
+
+
 class Conflict(EngineError):
     """The request clashes with the current state: a name in use, a running container (409)."""
 

@@ -9,11 +9,13 @@ from engine.errors import (
     InvalidParameter,
     NotFound,
     NotModified,
+    Unauthorized,
     Unsupported,
 )
 
 _STATUS: list[tuple[type[EngineError], int]] = [
     (InvalidParameter, 400),
+    (Unauthorized, 401),
     (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),

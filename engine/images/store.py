@@ -38,7 +38,7 @@ import attrs
 import trio
 
 from engine import fsutil
-from engine.errors import Conflict, InvalidParameter, NotFound
+from engine.errors import Conflict, InvalidParameter, NotFound, SystemFailure
 from engine.images import ociconfig
 from engine.images.changes import apply_changes
 from engine.images.importer import import_config_blob, parse_platform
@@ -74,7 +74,7 @@ _LINK_NAME = re.compile(r"^[A-Z2-7]{8,26}\Z")
 _WRITE_BATCH = 4 * 1024 * 1024
 
 
-class CorruptBlob(InvalidParameter):
+class CorruptBlob(SystemFailure):
     """A stored blob no longer matches its digest: it has been set aside, never used."""
 
 

@@ -1,7 +1,5 @@
-"""`/images/…`: list, inspect, history, import (`POST /images/create`), tag, remove, prune.
-
-Pulling and searching answer 501 with a plain message until the registry client
-exists; a 404 there would send `docker run` into a pull loop of its own.
+"""`/images/…`: list, inspect, history, import and pull (`POST /images/create`), tag,
+remove, prune. Pulls are `engine.api.handlers.registry`'s; searching answers 501.
 """
 
 from __future__ import annotations
@@ -12,7 +10,8 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from engine.api.http import EmptyResponse, JSONResponse, RawResponse, Request
+from engine.api.handlers import registry as registry_api
+from engine.api.http import EmptyResponse, JSONResponse, RawResponse, Request, StreamResponse
 from engine.api.router import Router
 from engine.api.wire import images as wire
 from engine.errors import InvalidParameter, Unsupported
@@ -210,7 +209,7 @@ async def history(req: Request, engine: Engine) -> JSONResponse:
 
 
 @router.route("POST", "/images/create")
-async def create(req: Request, engine: Engine) -> RawResponse:
+async def create(req: Request, engine: Engine) -> RawResponse | StreamResponse:
     """Docker answers an import from the request body only at the end, so errors keep
     their status codes; the body is one JSON progress line with the new image's ID."""
     from_image = req.arg("fromImage") or ""
@@ -221,11 +220,9 @@ async def create(req: Request, engine: Engine) -> RawResponse:
         if tag and ref.digest is None:
             ref = ref.with_tag(tag) if not tag.startswith("sha256:") else Reference(
                 ref.domain, ref.path, None, tag)
-        shown = (ref if ref.tag or ref.digest else ref.with_tag("latest")).familiar()
-        raise Unsupported(
-            f"cannot pull {shown}: pulling from registries is not supported by moorage "
-            "yet; import a root filesystem tarball with `docker import` instead"
-        )
+        if ref.tag is None and ref.digest is None:
+            ref = ref.with_tag("latest")
+        return await registry_api.pull(req, engine, ref)
     if not from_src:
         raise InvalidParameter("fromImage or fromSrc is required")
     if from_src != "-":

@@ -1,0 +1,128 @@
+"""Registry endpoints: pull (`POST /images/create?fromImage=`), push, and `POST /auth`.
+
+As dockerd does, a pull answers with an error status while nothing has been sent
+(no such image, bad credentials, unreachable registry: the client sees 404, 401 or
+500), and with a `200` progress stream once the image's config is known; a failure
+after that is an `errorDetail` line in the stream.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import trio
+
+from engine.api.http import JSONResponse, Request, StreamResponse, StreamWriter
+from engine.api.router import Router
+from engine.api.wire import progress as wire
+from engine.errors import EngineError, SystemFailure
+from engine.images.importer import parse_platform
+from engine.images.reference import Reference
+from engine.registry.auth import Credentials, credentials_from_config, decode_registry_auth
+from engine.registry.progress import Progress, ProgressSink
+
+if TYPE_CHECKING:
+    from engine.engine import Engine
+    from engine.registry.service import RegistryService
+
+log = logging.getLogger(__name__)
+router = Router()
+
+_BUFFER = 1024
+
+
+def _registry(engine: Engine) -> RegistryService:
+    if engine.registry is None:
+        raise SystemFailure("the registry client is not available")
+    return engine.registry
+
+
+async def credentials_for(req: Request, domain: str) -> Credentials | None:
+    """The request's `X-Registry-Auth`, else what the daemon's own config.json holds."""
+    given = decode_registry_auth(req.headers.get("x-registry-auth"))
+    if given is not None:
+        return given
+    return await trio.to_thread.run_sync(credentials_from_config, domain)
+
+
+def progress_stream(work: Callable[[ProgressSink], Awaitable[None]]) -> StreamResponse:
+    """Run `work` while its progress goes out as Docker's JSON lines; errors go in-band."""
+
+    async def produce(out: StreamWriter) -> None:
+        send, receive = trio.open_memory_channel[Progress](_BUFFER)
+
+        def sink(p: Progress) -> None:
+            try:
+                send.send_nowait(p)
+            except trio.WouldBlock:  # a slow client: byte counts may be dropped, statuses not
+                if p.current is None:
+                    raise
+
+        async def run() -> None:
+            async with send:
+                try:
+                    await work(sink)
+                except EngineError as exc:
+                    await send.send(Progress(status="", id="", aux={"__error__": exc.message}))
+                except Exception as exc:
+                    log.exception("registry operation failed")
+                    await send.send(Progress(status="", id="", aux={"__error__": str(exc)}))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run)
+            async with receive:
+                async for p in receive:
+                    if p.aux is not None and "__error__" in p.aux:
+                        await out.send(wire.encode_error(str(p.aux["__error__"])))
+                    else:
+                        await out.send(wire.encode(p))
+
+    return StreamResponse(produce, content_type="application/json")
+
+
+async def pull(req: Request, engine: Engine, ref: Reference) -> StreamResponse:
+    """The pull half of `POST /images/create`."""
+    registry = _registry(engine)
+    platform = parse_platform(req.arg("platform") or "")
+    credentials = await credentials_for(req, ref.domain)
+    plan = await registry.puller.resolve(ref, platform, credentials)
+
+    async def work(sink: ProgressSink) -> None:
+        image, _ = await registry.puller.fetch(plan, sink)
+        engine.events.publish("image", "pull", ref.familiar(), {"name": ref.familiar()})
+        del image
+
+    return progress_stream(work)
+
+
+@router.route("POST", "/images/{name:path}/push")
+async def push(req: Request, engine: Engine) -> StreamResponse:
+    registry = _registry(engine)
+    refs = registry.pusher.targets(req.params["name"], req.arg("tag") or "")
+    credentials = await credentials_for(req, refs[0].domain)
+
+    async def work(sink: ProgressSink) -> None:
+        await registry.pusher.push(refs, credentials, sink)
+        for ref in refs:
+            engine.events.publish("image", "push", ref.familiar(), {"name": ref.familiar()})
+
+    return progress_stream(work)
+
+
+@router.route("POST", "/auth")
+async def auth(req: Request, engine: Engine) -> JSONResponse:
+    body = await req.json_object()
+    credentials = Credentials(
+        username=str(body.get("username") or ""),
+        password=str(body.get("password") or ""),
+        identity_token=str(body.get("identitytoken") or ""),
+        registry_token=str(body.get("registrytoken") or ""),
+    )
+    server = str(body.get("serveraddress") or "")
+    token = await _registry(engine).login(server, credentials)
+    return JSONResponse({"Status": "Login Succeeded", "IdentityToken": token})
+
+
+__all__ = ["credentials_for", "progress_stream", "pull", "router"]

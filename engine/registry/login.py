@@ -1,0 +1,65 @@
+"""`docker login`: check credentials against a registry before the client stores them.
+
+As dockerd does: ask `/v2/` on the registry's first working endpoint; a `Basic`
+challenge is answered with the password, a `Bearer` one by fetching a token (no
+scope) from its realm. Success is a `200` from `/v2/` with that authorisation.
+"""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from engine.errors import InvalidParameter, Unauthorized
+from engine.images.reference import DEFAULT_DOMAIN
+from engine.registry.auth import Credentials, basic_header, parse_challenges
+from engine.registry.client import RegistryClient, RegistryUnreachable
+
+
+def server_domain(server: str) -> str:
+    """`https://index.docker.io/v1/`, `myreg:5000`, `http://myreg:5000/v2/` → the host."""
+    bare = re.sub(r"^https?://", "", server.strip()).split("/", 1)[0]
+    if bare in ("", "index.docker.io", "registry-1.docker.io", "docker.io"):
+        return DEFAULT_DOMAIN
+    return bare
+
+
+async def login(client: RegistryClient, server: str, credentials: Credentials) -> str:
+    if not credentials.username and not credentials.identity_token:
+        raise InvalidParameter("Username and password are required")
+    domain = server_domain(server)
+    failures: list[str] = []
+    for endpoint in await client.endpoints(domain):
+        if endpoint.mirror:
+            continue
+        http = client.http_for(endpoint)
+        url = f"{endpoint.url}/v2/"
+        try:
+            response = await http.get(url)
+            if response.status_code == 401:
+                challenges = parse_challenges(response.headers.get("www-authenticate", ""))
+                headers = {}
+                for challenge in challenges:
+                    if challenge.scheme == "bearer":
+                        token = await client.token(endpoint, challenge, [], credentials)
+                        headers["Authorization"] = f"Bearer {token}"
+                        break
+                    if challenge.scheme == "basic":
+                        headers["Authorization"] = basic_header(credentials)
+                        break
+                response = await http.get(url, headers=headers)
+        except httpx.TransportError as exc:
+            failures.append(f"Get \"{url}\": {exc}")
+            continue
+        if response.status_code == 200:
+            client.remember(domain, endpoint)
+            return ""
+        raise Unauthorized(
+            f"login attempt to {url} failed with status: {response.status_code} "
+            f"{response.reason_phrase}"
+        )
+    raise RegistryUnreachable("; ".join(failures) or f"no endpoint for {domain}")
+
+
+__all__ = ["login", "server_domain"]
