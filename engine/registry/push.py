@@ -188,8 +188,9 @@ class Pusher:
             finally:
                 await trio.to_thread.run_sync(f.close)
 
+        separator = "&" if "?" in location else "?"
         response = await repo.request(
-            "PUT", location, params={"digest": digest}, content=chunks(),
+            "PUT", f"{location}{separator}digest={digest}", content=chunks(),
             headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)})
         if response.status_code not in (201, 204):
             raise await repo.failure(response, f"uploading {digest}")

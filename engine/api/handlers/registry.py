@@ -47,6 +47,22 @@ async def credentials_for(req: Request, domain: str) -> Credentials | None:
     return await trio.to_thread.run_sync(credentials_from_config, domain)
 
 
+def first_failure(exc: BaseException) -> BaseException:
+    """The error to report from what may be a nursery's group of them: an engine error first."""
+    leaves: list[BaseException] = []
+    pending = [exc]
+    while pending:
+        item = pending.pop(0)
+        if isinstance(item, BaseExceptionGroup):
+            pending.extend(item.exceptions)
+        else:
+            leaves.append(item)
+    for leaf in leaves:
+        if isinstance(leaf, EngineError):
+            return leaf
+    return leaves[0] if leaves else exc
+
+
 def progress_stream(work: Callable[[ProgressSink], Awaitable[None]]) -> StreamResponse:
     """Run `work` while its progress goes out as Docker's JSON lines; errors go in-band."""
 
@@ -64,11 +80,12 @@ def progress_stream(work: Callable[[ProgressSink], Awaitable[None]]) -> StreamRe
             async with send:
                 try:
                     await work(sink)
-                except EngineError as exc:
-                    await send.send(Progress(status="", id="", aux={"__error__": exc.message}))
                 except Exception as exc:
-                    log.exception("registry operation failed")
-                    await send.send(Progress(status="", id="", aux={"__error__": str(exc)}))
+                    failure = first_failure(exc)
+                    if not isinstance(failure, EngineError):
+                        log.error("registry operation failed", exc_info=failure)
+                    text = failure.message if isinstance(failure, EngineError) else str(failure)
+                    await send.send(Progress(status="", id="", aux={"__error__": text}))
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(run)
