@@ -12,6 +12,7 @@ import click
 
 from engine.cli.app import App, confirm, describe, for_each, out, pass_app
 from engine.cli.client import Client, ClientError, Response, quote_path
+from engine.cli.credentials import registry_auth_header
 from engine.cli.errors import CommandError
 from engine.cli.formatting import (
     TemplateError,
@@ -21,8 +22,11 @@ from engine.cli.formatting import (
     since,
     truncate_id,
 )
-from engine.cli.options import OptionError, build_filters, normalized_repo, split_reference
+from engine.cli.options import OptionError, build_filters, split_reference
+from engine.cli.progress import TerminalProgress
 from engine.cli.streams import json_lines
+from engine.errors import InvalidParameter
+from engine.images.reference import parse as parse_reference
 
 
 def show_messages(response: Response, stream: IO[str] | None = None) -> list[Any]:
@@ -32,6 +36,7 @@ def show_messages(response: Response, stream: IO[str] | None = None) -> list[Any
     the command. Returns the `aux` payloads (image IDs) for callers that want them.
     """
     target = stream or sys.stdout
+    terminal = TerminalProgress(target) if target.isatty() else None
     aux: list[Any] = []
     for message in json_lines(response.iter_body()):
         if not isinstance(message, dict):
@@ -42,7 +47,9 @@ def show_messages(response: Response, stream: IO[str] | None = None) -> list[Any
         if "aux" in message:
             aux.append(message["aux"])
             continue
-        if "stream" in message:
+        if terminal is not None and message.get("status"):
+            terminal.show(message)
+        elif "stream" in message:
             target.write(str(message["stream"]))
         elif message.get("status"):
             progress = message.get("progressDetail") or {}
@@ -54,16 +61,22 @@ def show_messages(response: Response, stream: IO[str] | None = None) -> list[Any
     return aux
 
 
-def pull_image(client: Client, image: str) -> None:
-    """POST /images/create?fromImage=…; pulling is the daemon's job, we show its progress."""
-    repo, tag = split_reference(image)
-    if "@" in repo:
-        repo, tag = repo.split("@", 1)
-    response = client.call("POST", "/images/create",
-                           {"fromImage": normalized_repo(repo), "tag": tag or "latest"},
-                           headers={"X-Registry-Auth": "e30="})
+def pull_image(client: Client, image: str, stream: IO[str] | None = None) -> None:
+    """POST /images/create?fromImage=…; pulling is the daemon's job, we show its progress.
+
+    The stored login for the image's registry goes along as `X-Registry-Auth`.
+    """
+    try:
+        ref = parse_reference(image, default_tag=False)
+    except InvalidParameter as exc:
+        raise CommandError(f"invalid reference format: {exc.message}") from None
+    tag = ref.digest or ref.tag or "latest"
+    if ref.digest is None and ref.tag is None:
+        (stream or sys.stderr).write("Using default tag: latest\n")
+    response = client.call("POST", "/images/create", {"fromImage": ref.name, "tag": tag},
+                           headers={"X-Registry-Auth": registry_auth_header(ref.domain)})
     with response:
-        show_messages(response, sys.stderr)
+        show_messages(response, stream or sys.stderr)
 
 
 # --- images ----------------------------------------------------------------------------
@@ -306,14 +319,7 @@ def rmi(app: App, force: bool, no_prune: bool, names: tuple[str, ...]) -> None:
 def pull(app: App, name: str) -> None:
     """Download an image from a registry."""
     try:
-        repo, tag_ = split_reference(name)
-        response = app.client.call(
-            "POST", "/images/create",
-            {"fromImage": normalized_repo(repo.split("@", 1)[0]),
-             "tag": repo.split("@", 1)[1] if "@" in repo else tag_},
-            headers={"X-Registry-Auth": "e30="})
-        with response:
-            show_messages(response)
+        pull_image(app.client, name, sys.stdout)
     except ClientError as exc:
         raise CommandError(describe(exc)) from None
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import click
 
 import engine
-from engine.cli import containers, events, images, networks, system, volumes
+from engine.cli import containers, events, images, networks, registry, system, volumes
 from engine.cli.app import App, describe
 from engine.cli.client import ClientError
 from engine.cli.errors import CommandError
@@ -84,6 +84,7 @@ for _name, _command in (
     ("wait", containers.wait), ("rename", containers.rename),
     ("import", images.import_), ("tag", images.tag), ("rmi", images.rmi),
     ("attach", containers.attach), ("events", events.events), ("update", events.update),
+    ("push", registry.push), ("login", registry.login), ("logout", registry.logout),
 ):
     cli.add_command(_command, name=_name)
 
@@ -100,7 +101,7 @@ _group("container", "Manage containers", [
 _group("image", "Manage images", [
     ("import", images.import_), ("inspect", containers.inspect_command("image")),
     ("ls", images.images), ("list", images.images), ("prune", images.image_prune),
-    ("pull", images.pull), ("rm", images.rmi), ("tag", images.tag),
+    ("pull", images.pull), ("push", registry.push), ("rm", images.rmi), ("tag", images.tag),
 ])
 _group("system", "Manage moorage", [("events", events.events), ("info", system.info),
                                     ("version", system.version)])
