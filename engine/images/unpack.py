@@ -466,4 +466,14 @@ def unpack_layer(fileobj: IO[bytes], dest: Path) -> LayerStats:
     )
 
 
-__all__ = ["LayerStats", "decompressed", "unpack_layer"]
+def diff_id_of(path: Path) -> str:
+    """The diff ID of a (possibly compressed) layer tarball, without unpacking it (blocking)."""
+    hasher = hashlib.sha256()
+    with open(path, "rb") as f:
+        stream = decompressed(f)
+        while chunk := stream.read(_COPY_CHUNK):
+            hasher.update(chunk)
+    return "sha256:" + hasher.hexdigest()
+
+
+__all__ = ["LayerStats", "decompressed", "diff_id_of", "unpack_layer"]

@@ -32,6 +32,7 @@ from engine.images.importer import Platform
 from engine.images.model import Image
 from engine.images.reference import Reference
 from engine.images.store import ImageStore
+from engine.images.unpack import diff_id_of
 from engine.registry import media
 from engine.registry.auth import Credentials
 from engine.registry.client import RegistryClient, RegistryUnreachable, Repository
@@ -173,15 +174,20 @@ class Puller:
         diff_ids = plan.image.diff_ids
         with self.store.pin_layers(diff_ids):
             todo: dict[str, media.Descriptor] = {}
+            tarballs: dict[str, media.Descriptor] = {}
             for desc, diff_id in zip(plan.manifest.layers, diff_ids, strict=True):
                 if self.store.has_layer(diff_id):
                     progress(Progress("Already exists", desc.short_id, layer=True))
+                    if self.store.layer_blob(diff_id) is None:
+                        tarballs[diff_id] = desc  # set aside as corrupt: fetch it again
                 elif diff_id not in todo:
                     todo[diff_id] = desc
                     progress(Progress("Pulling fs layer", desc.short_id, layer=True))
             async with trio.open_nursery() as nursery:
                 for diff_id, desc in todo.items():
                     nursery.start_soon(self._layer, plan.repository, desc, diff_id, progress)
+                for diff_id, desc in tarballs.items():
+                    nursery.start_soon(self._tarball, plan.repository, desc, diff_id)
             known = self.store.get(plan.image.id)
             before = self.store.references(plan.image.id) if known is not None else []
             image = await self.store.add_image(plan.config)
@@ -223,6 +229,23 @@ class Puller:
         finally:
             if not lock.statistics().tasks_waiting:
                 self._layer_locks.pop(diff_id, None)
+
+    async def _tarball(self, repo: Repository, desc: media.Descriptor, diff_id: str) -> None:
+        """Restore the kept tarball of a layer whose blob was found corrupt and removed.
+
+        The layer's files are not touched; the download must still hash to the
+        layer's diff ID once uncompressed, or it is not kept.
+        """
+        async with self._slots:
+            path = await self.download(repo, desc, lambda _p: None)
+        try:
+            actual = await trio.to_thread.run_sync(diff_id_of, path)
+            if actual != diff_id:
+                raise LayerVerificationFailed(
+                    f"layer {desc.digest} does not unpack to the diff ID {diff_id} it had")
+            await self.store.keep_blob(diff_id, path, desc.digest)
+        finally:
+            await trio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
 
     # downloading ------------------------------------------------------------------
     async def download(self, repo: Repository, desc: media.Descriptor,
