@@ -16,6 +16,7 @@ from engine.cli.credentials import registry_auth_header
 from engine.cli.errors import CommandError
 from engine.cli.formatting import (
     TemplateError,
+    ellipsis,
     go_time,
     human_size,
     render_listing,
@@ -353,3 +354,93 @@ def image_prune(app: App, all_: bool, force: bool, filters: tuple[str, ...]) -> 
                 lines.append(f"deleted: {item['Deleted']}")
         out("\n".join(lines) + "\n\n")
     out(f"Total reclaimed space: {human_size(result.get('SpaceReclaimed') or 0)}\n")
+
+
+# --- history -----------------------------------------------------------------------------
+
+HISTORY_TABLE = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+HISTORY_HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+                   "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"}
+_HISTORY_EPOCH = 946684800  # 2000-01-01: docker shows older (unset) dates as N/A
+
+
+def rfc3339_local(timestamp: float) -> str:
+    """Go's `time.Unix(t, 0).Format(time.RFC3339)`: local time, `Z` for a zero offset."""
+    moment = time.localtime(timestamp)
+    offset = moment.tm_gmtoff or 0
+    if offset == 0:
+        zone = "Z"
+    else:
+        sign = "+" if offset > 0 else "-"
+        hours, minutes = divmod(abs(offset) // 60, 60)
+        zone = f"{sign}{hours:02d}:{minutes:02d}"
+    return time.strftime("%Y-%m-%dT%H:%M:%S", moment) + zone
+
+
+@attrs.define
+class HistoryRow:
+    """One `history` line: a layer or an empty step of the image's build."""
+
+    data: dict[str, Any]
+    trunc: bool = True
+    human: bool = True
+    now: float = attrs.field(factory=time.time)
+
+    def field(self, name: str) -> Any:
+        getter = getattr(self, f"_f_{name}", None)
+        if getter is None:
+            raise TemplateError(f"can't evaluate field {name} in type history")
+        return getter()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: self.field(name) for name in sorted(HISTORY_HEADERS)}
+
+    def _f_ID(self) -> str:
+        return truncate_id(str(self.data.get("Id") or ""), full=not self.trunc)
+
+    def _f_CreatedAt(self) -> str:
+        return rfc3339_local(int(self.data.get("Created") or 0))
+
+    def _f_CreatedSince(self) -> str:
+        if not self.human:
+            return self._f_CreatedAt()
+        created = int(self.data.get("Created") or 0)
+        return "N/A" if created <= _HISTORY_EPOCH else since(created, self.now)
+
+    def _f_CreatedBy(self) -> str:
+        created_by = str(self.data.get("CreatedBy") or "").replace("\t", " ")
+        return ellipsis(created_by, 45) if self.trunc else created_by
+
+    def _f_Size(self) -> str:
+        size = int(self.data.get("Size") or 0)
+        return human_size(size, 3) if self.human else str(size)
+
+    def _f_Comment(self) -> str:
+        return str(self.data.get("Comment") or "")
+
+
+@click.command()
+@click.option("-H", "--human/--no-human", default=True, show_default=True,
+              help="Print sizes and dates in human readable format (--human=false: raw)")
+@click.option("--no-trunc", is_flag=True, help="Don't truncate output")
+@click.option("-q", "--quiet", is_flag=True, help="Only show image IDs")
+@click.option("--format", "fmt", metavar="STRING",
+              help="Format output: 'table', 'table TEMPLATE', 'json', or a Go template")
+@click.argument("image", metavar="IMAGE")
+@pass_app
+def history(app: App, human: bool, no_trunc: bool, quiet: bool, fmt: str | None,
+            image: str) -> None:
+    """Show the history of an image."""
+    try:
+        items = app.client.get_json(f"/images/{quote_path(image)}/history") or []
+    except ClientError as exc:
+        raise CommandError(describe(exc)) from None
+    now = time.time()
+    rows = [HistoryRow(item, trunc=not no_trunc, human=human, now=now) for item in items]
+    table = HISTORY_TABLE if human else HISTORY_TABLE.replace("CreatedSince", "CreatedAt")
+    if fmt in (None, "", "table") and quiet:
+        fmt = "{{.ID}}"
+    try:
+        out(render_listing(fmt, rows, table, HISTORY_HEADERS))
+    except TemplateError as exc:
+        raise CommandError(f"failed to execute template: {exc}") from None

@@ -84,6 +84,7 @@ for _name, _command in (
     ("wait", containers.wait), ("rename", containers.rename),
     ("import", images.import_), ("tag", images.tag), ("rmi", images.rmi),
     ("attach", containers.attach), ("events", events.events), ("update", events.update),
+    ("history", images.history),
     ("push", registry.push), ("login", registry.login), ("logout", registry.logout),
 ):
     cli.add_command(_command, name=_name)
@@ -102,16 +103,19 @@ _group("image", "Manage images", [
     ("import", images.import_), ("inspect", containers.inspect_command("image")),
     ("ls", images.images), ("list", images.images), ("prune", images.image_prune),
     ("pull", images.pull), ("push", registry.push), ("rm", images.rmi), ("tag", images.tag),
+    ("history", images.history),
 ])
-_group("system", "Manage moorage", [("events", events.events), ("info", system.info),
-                                    ("version", system.version)])
+_group("system", "Manage moorage", [("df", system.df), ("events", events.events),
+                                    ("info", system.info), ("version", system.version)])
 cli.add_command(volumes.volume_group())
 cli.add_command(networks.network_group())
 cli.add_command(networks.port, name="port")
 
 
 # docker spells some boolean flags `--flag=false`; click wants `--no-flag`.
-_BOOL_REWRITES = {"--sig-proxy=false": "--no-sig-proxy", "--sig-proxy=true": "--sig-proxy"}
+_BOOL_REWRITES = {"--sig-proxy=false": "--no-sig-proxy", "--sig-proxy=true": "--sig-proxy",
+                  "--human=false": "--no-human", "-H=false": "--no-human",
+                  "--human=true": "--human", "-H=true": "--human"}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
