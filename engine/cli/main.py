@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import click
 
 import engine
-from engine.cli import containers, events, images, networks, registry, system, volumes
+from engine.cli import archives, containers, events, images, networks, registry, system, volumes
 from engine.cli.app import App, describe
 from engine.cli.client import ClientError
 from engine.cli.errors import CommandError
@@ -86,6 +86,7 @@ for _name, _command in (
     ("attach", containers.attach), ("events", events.events), ("update", events.update),
     ("history", images.history),
     ("push", registry.push), ("login", registry.login), ("logout", registry.logout),
+    ("save", archives.save), ("load", archives.load),
 ):
     cli.add_command(_command, name=_name)
 
@@ -104,6 +105,7 @@ _group("image", "Manage images", [
     ("ls", images.images), ("list", images.images), ("prune", images.image_prune),
     ("pull", images.pull), ("push", registry.push), ("rm", images.rmi), ("tag", images.tag),
     ("history", images.history),
+    ("save", archives.save), ("load", archives.load),
 ])
 _group("system", "Manage moorage", [("df", system.df), ("events", events.events),
                                     ("info", system.info), ("version", system.version)])

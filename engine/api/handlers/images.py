@@ -1,5 +1,6 @@
 """`/images/…`: list, inspect, history, import and pull (`POST /images/create`), tag,
-remove, prune. Pulls are `engine.api.handlers.registry`'s; searching answers 501.
+remove, prune, save (`GET /images/get`), load (`POST /images/load`). Pulls are
+`engine.api.handlers.registry`'s; searching answers 501.
 """
 
 from __future__ import annotations
@@ -8,15 +9,23 @@ import datetime as dt
 import json
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
 
 from engine.api.handlers import registry as registry_api
-from engine.api.http import EmptyResponse, JSONResponse, RawResponse, Request, StreamResponse
+from engine.api.http import (
+    EmptyResponse,
+    JSONResponse,
+    RawResponse,
+    Request,
+    StreamResponse,
+    StreamWriter,
+)
 from engine.api.router import Router
 from engine.api.wire import images as wire
 from engine.errors import InvalidParameter, Unsupported
 from engine.filtering import bool_filter, label_matches
-from engine.images import ociconfig
+from engine.images import archive, ociconfig
 from engine.images.changes import parse_duration
 from engine.images.model import Image
 from engine.images.reference import Reference, parse, parse_repository_and_tag
@@ -246,6 +255,78 @@ async def create(req: Request, engine: Engine) -> RawResponse | StreamResponse:
     return RawResponse(body, content_type="application/json")
 
 
+# save / load ------------------------------------------------------------------------
+
+
+def _image_event(engine: Engine, action: str, image_id: str) -> None:
+    """Docker's image events carry the image's labels and `name` (here the image ID)."""
+    image = engine.images.get(image_id)
+    attributes = dict(image.config.labels) if image is not None else {}
+    attributes["name"] = image_id
+    engine.events.publish("image", action, image_id, attributes)
+
+
+async def _save(engine: Engine, names: list[str]) -> StreamResponse:
+    """Unknown names, corrupt blobs and the like fail before the 200 (the CLI prints
+    them); the tar is then streamed, so a multi-GB save never sits in memory."""
+    plan = await archive.prepare_save(engine.images, names)
+    for saved in plan.images:
+        _image_event(engine, "save", saved.image.id)
+
+    async def produce(writer: StreamWriter) -> None:
+        async with aclosing(plan.chunks()) as chunks:
+            async for chunk in chunks:
+                await writer.send(chunk)
+
+    return StreamResponse(produce, content_type="application/x-tar")
+
+
+@router.route("GET", "/images/get")
+async def save_images(req: Request, engine: Engine) -> StreamResponse:
+    """`docker save a b`: `names` repeated; `platform` is accepted (one platform here)."""
+    return await _save(engine, req.args("names"))
+
+
+@router.route("GET", "/images/{name:path}/get")
+async def save_image(req: Request, engine: Engine) -> StreamResponse:
+    return await _save(engine, [req.params["name"]])
+
+
+def load_messages(loaded: list[archive.LoadedImage], *, quiet: bool) -> list[dict[str, Any]]:
+    """The JSON messages `docker load` prints, in Docker's words."""
+    out: list[dict[str, Any]] = []
+    for image in loaded:
+        if not quiet:
+            for diff_id, size in image.new_layers:
+                out.append({"status": "Loading layer",
+                            "progressDetail": {"current": size, "total": size},
+                            "id": diff_id.removeprefix("sha256:")[:12]})
+        for tag in image.tags:
+            if tag.previous is not None:
+                out.append({"stream": f"The image {tag.name} already exists, renaming the old "
+                                      f"one with ID {tag.previous} to empty string\n"})
+            out.append({"stream": f"Loaded image: {tag.name}\n"})
+        if not image.tags:
+            out.append({"stream": f"Loaded image ID: {image.image_id}\n"})
+    return out
+
+
+@router.route("POST", "/images/load")
+async def load(req: Request, engine: Engine) -> StreamResponse:
+    """The load is done before the answer, so its errors keep their status codes; the
+    messages then go out chunked, one JSON object a line, as docker-py reads them."""
+    loaded = await archive.load_archive(engine.images, req.body_chunks())
+    for image in loaded:
+        _image_event(engine, "load", image.image_id)
+    messages = load_messages(loaded, quiet=req.flag("quiet", True))
+
+    async def produce(writer: StreamWriter) -> None:
+        for message in messages:
+            await writer.send(json.dumps(message).encode() + b"\n")
+
+    return StreamResponse(produce, content_type="application/json")
+
+
 # tag / delete / prune -------------------------------------------------------------
 
 
@@ -308,4 +389,4 @@ def _publish_deletions(engine: Engine, items: list[DeleteItem]) -> None:
             engine.events.publish("image", "delete", item.deleted, {"name": item.deleted})
 
 
-__all__ = ["go_path_match", "parse_timestamp", "router"]
+__all__ = ["go_path_match", "load_messages", "parse_timestamp", "router"]
