@@ -10,6 +10,7 @@ service, scopes and user until shortly before they expire.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -27,6 +28,9 @@ from engine.registry.auth import Challenge, Credentials, basic_header, parse_cha
 from engine.registry.endpoints import Endpoint, RegistryHosts
 
 _TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+# An insecure registry is tried over TLS first; a plain-HTTP server that never answers
+# the handshake must not hold the pull for the full connect timeout.
+_INSECURE_TIMEOUT = httpx.Timeout(60.0, connect=2.0)
 _TOKEN_MARGIN = 10.0  # renew a token this many seconds before it expires
 
 
@@ -77,7 +81,7 @@ class RegistryClient:
         headers = {"User-Agent": f"moorage/{engine.__version__}"}
         self._secure = httpx.AsyncClient(timeout=_TIMEOUT, follow_redirects=True,
                                          headers=headers)
-        self._unverified = httpx.AsyncClient(timeout=_TIMEOUT, follow_redirects=True,
+        self._unverified = httpx.AsyncClient(timeout=_INSECURE_TIMEOUT, follow_redirects=True,
                                              headers=headers, verify=False)
         self._tokens: dict[tuple[str, ...], _Token] = {}
         self._endpoints: dict[str, list[Endpoint]] = {}
@@ -117,8 +121,11 @@ class RegistryClient:
         if not realm:
             raise Unauthorized("registry asked for a token without saying where to get it")
         service = challenge.params.get("service", "")
-        user = credentials.username if credentials else ""
-        key = (realm, service, user, *sorted(scopes))
+        # keyed by the whole credentials, not the user name: a wrong password must not
+        # reuse a token a right one earned
+        secret = hashlib.sha256(repr(attrs.astuple(credentials)).encode()).hexdigest() \
+            if credentials is not None else ""
+        key = (realm, service, secret, *sorted(scopes))
         cached = self._tokens.get(key)
         if cached is not None and cached.expires > time.monotonic():
             return cached.value

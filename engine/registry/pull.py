@@ -26,7 +26,7 @@ import attrs
 import httpx
 import trio
 
-from engine.errors import InvalidParameter, NotFound
+from engine.errors import InvalidParameter, NotFound, Unauthorized
 from engine.images import ociconfig
 from engine.images.importer import Platform
 from engine.images.model import Image
@@ -102,7 +102,13 @@ class Puller:
         """Fetch the manifest (choosing `platform` from an index) and the config."""
         repo = self.client.repository(ref, credentials)
         wanted = ref.digest or ref.tag or "latest"
-        data, media_type = await self._manifest(repo, wanted, ref)
+        try:
+            data, media_type = await self._manifest(repo, wanted, ref)
+        except Unauthorized as exc:  # dockerd's words, and a 404: clients then don't prompt
+            raise NotFound(
+                f"pull access denied for {ref.repository}, repository does not exist or "
+                f"may require 'docker login': {exc.message}"
+            ) from None
         digest = _sha256(data)
         if ref.digest is not None and digest != ref.digest:
             raise InvalidParameter(f"manifest verification failed for digest {ref.digest}")
@@ -286,6 +292,8 @@ class Puller:
                 if desc.size == 0:
                     break
             except (httpx.TransportError, RegistryUnreachable) as exc:
+                # what arrived before the break was written: go on from there
+                offset = await trio.to_thread.run_sync(_existing_size, partial, desc.size)
                 failures += 1
                 if failures > _RETRIES:
                     raise RegistryUnreachable(

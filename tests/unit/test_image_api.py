@@ -27,9 +27,10 @@ from engine.api.router import Router, route_table
 from engine.api.server import APIServer
 from engine.config import DaemonConfig
 from engine.engine import Engine
-from engine.errors import InvalidParameter, NotFound, Unsupported
+from engine.errors import InvalidParameter, NotFound, SystemFailure, Unsupported
 from engine.events import EventBus
 from engine.images.store import ImageStore
+from engine.registry.service import RegistryService
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="layer unpacking needs root")
 
@@ -70,9 +71,11 @@ class Body:
 @pytest.fixture
 async def engine(tmp_path: Path) -> Engine:
     store = await ImageStore.open(tmp_path / "images")
-    return Engine(config=DaemonConfig(data_root=tmp_path), host=None,  # type: ignore[arg-type]
+    config = DaemonConfig(data_root=tmp_path)
+    return Engine(config=config, host=None,  # type: ignore[arg-type]
                   images=store, containers=FakeContainers(),  # type: ignore[arg-type]
-                  events=EventBus(), volumes=None)  # type: ignore[arg-type]
+                  events=EventBus(), volumes=None,  # type: ignore[arg-type]
+                  registry=RegistryService(config, store))
 
 
 async def call(engine: Engine, method: str, target: str, body: bytes = b"",
@@ -235,11 +238,11 @@ async def test_import_errors_keep_their_status(engine: Engine) -> None:
         await call(engine, "POST", "/images/create")
 
 
-async def test_pull_is_a_clear_501(engine: Engine) -> None:
-    with pytest.raises(Unsupported) as info:
-        await call(engine, "POST", "/images/create?fromImage=busybox&tag=latest")
-    assert "cannot pull busybox:latest" in info.value.message
-    assert "not supported" in info.value.message
+async def test_pull_from_nowhere_is_a_clear_error(engine: Engine) -> None:
+    """Nothing listens on 127.0.0.1:1: the error names the endpoints tried, before any 200."""
+    with pytest.raises(SystemFailure) as info:
+        await call(engine, "POST", "/images/create?fromImage=127.0.0.1:1/busybox&tag=latest")
+    assert "http://127.0.0.1:1/v2/busybox/manifests/latest" in info.value.message
     with pytest.raises(InvalidParameter):
         await call(engine, "POST", "/images/create?fromImage=Busybox")
 
@@ -361,9 +364,9 @@ async def test_docker_cli(engine: Engine, short_dir: Path, tmp_path: Path) -> No
         out = await ok("rmi", "localhost:5000/mine:1")
         assert out.strip() == "Untagged: localhost:5000/mine:1"
 
-        result = await docker(sock, cfg, "pull", "alpine")
+        result = await docker(sock, cfg, "pull", "127.0.0.1:1/alpine")
         assert result.returncode != 0
-        assert b"cannot pull alpine:latest" in result.stderr, result.stderr
+        assert b"127.0.0.1:1" in result.stderr, result.stderr
 
         result = await docker(sock, cfg, "image", "inspect", "nope")
         assert result.returncode != 0
