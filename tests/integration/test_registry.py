@@ -4,6 +4,7 @@ multi-arch indexes, corrupt blobs, interrupted downloads and hostile layers."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -24,6 +25,8 @@ from tests.support.registry import (
     fresh_registry,
     make_image,
     make_layer_tar,
+    push_blob,
+    push_manifest,
     push_multiarch_index,
     random_layers,
     registry,
@@ -357,3 +360,58 @@ def test_moor_login_push_pull(moord: Moord, basic_registry: Registry, tmp_path: 
         (Path(env["DOCKER_CONFIG"]) / "config.json").read_text())["auths"]
     _moor(moord, "rmi", name)
     assert os.environ.get("DOCKER_CONFIG") != env["DOCKER_CONFIG"]
+
+
+# formats and mirrors --------------------------------------------------------------------
+
+
+def test_zstd_and_uncompressed_layers(moord: Moord, registry: Registry) -> None:
+    import zstandard
+
+    repo = _repo("zstd")
+    plain = make_layer_tar({"plain.txt": b"uncompressed\n"}, gzip=False)
+    packed = make_layer_tar({"zstd.txt": b"zstd compressed\n"}, gzip=False)
+    compressed = zstandard.ZstdCompressor().compress(packed)
+    layers = [(plain, "application/vnd.oci.image.layer.v1.tar"),
+              (compressed, "application/vnd.oci.image.layer.v1.tar+zstd")]
+    descs = [{"mediaType": kind, "digest": push_blob(registry, repo, data), "size": len(data)}
+             for data, kind in layers]
+    config = json.dumps({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [
+            "sha256:" + hashlib.sha256(plain).hexdigest(),
+            "sha256:" + hashlib.sha256(packed).hexdigest()]},
+    }).encode()
+    config_digest = push_blob(registry, repo, config)
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": len(config)},
+        "layers": descs}).encode()
+    push_manifest(registry, repo, "v1", manifest, "application/vnd.oci.image.manifest.v1+json")
+    name = f"{registry.host}/{repo}:v1"
+    moord.docker("pull", name)
+    assert inspect(moord, name)["Id"] == config_digest
+    # pushed back as they came: the same blobs, an OCI manifest naming their compression
+    other = f"{registry.host}/{_repo('zstd-copy')}:v1"
+    moord.docker("tag", name, other)
+    moord.docker("push", other)
+    with registry.client() as client:
+        got = client.get(f"/v2/{other.split('/', 1)[1].split(':')[0]}/manifests/v1",
+                         headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    assert [layer["digest"] for layer in got.json()["layers"]] == [d["digest"] for d in descs]
+    assert [layer["mediaType"] for layer in got.json()["layers"]] == [d["mediaType"] for d in descs]
+    moord.docker("rmi", name, other)
+
+
+def test_docker_io_names_go_to_the_mirror(fresh_moord: Callable[[], Moord],
+                                          registry: Registry) -> None:
+    """With --registry-mirror, `docker pull name` is served by the mirror (never Docker Hub)."""
+    repo = _repo("mirrored")
+    image = make_image(registry, f"library/{repo}", "v1", [make_layer_tar({"m": b"mirror"})])
+    d = fresh_moord()
+    d.start("--registry-mirror", f"http://{registry.host}")
+    d.docker("pull", f"{repo}:v1")
+    info = inspect(d, f"{repo}:v1")
+    assert info["Id"] == image.config_digest
+    assert f"{repo}@{image.digest}" in info["RepoDigests"]  # type: ignore[operator]
