@@ -39,7 +39,8 @@ ACCEPT = ", ".join((*MANIFEST_TYPES, *INDEX_TYPES))
 MANIFEST_LIMIT = 4 * 1024 * 1024
 
 _LAYER_TYPES = {
-    DOCKER_LAYER_GZIP, "application/vnd.docker.image.rootfs.diff.tar", DOCKER_FOREIGN_LAYER, OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD,
+    DOCKER_LAYER_GZIP, "application/vnd.docker.image.rootfs.diff.tar", DOCKER_FOREIGN_LAYER,
+    OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD,
     "application/vnd.oci.image.layer.nondistributable.v1.tar",
     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
     "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 _CONFIG_LIMIT = 8 * 1024 * 1024
 _WRITE_BATCH = 1024 * 1024
 _RETRIES = 5
+_PARTIAL_MAX_AGE = 24 * 3600.0
 
 
 class LayerVerificationFailed(InvalidParameter):
@@ -85,14 +86,12 @@ class Puller:
     """Pulls for the whole daemon: one download per blob even when pulls overlap."""
 
     def __init__(self, client: RegistryClient, store: ImageStore, *,
-                 sources: BlobSources | None = None, max_concurrent: int = 3,
-                 durable: bool = True) -> None:
+                 sources: BlobSources | None = None, max_concurrent: int = 3) -> None:
         self.client = client
         self.sources = sources
         self.store = store
         self.downloads = store.root / "downloads"
-        self.downloads.mkdir(exist_ok=True)
-        self.durable = durable
+        self._swept = False
         self._slots = trio.Semaphore(max(1, max_concurrent))
         self._layer_locks: dict[str, trio.Lock] = {}
 
@@ -258,9 +257,11 @@ class Puller:
                        progress: ProgressSink) -> Path:
         """Download one blob to a verified file, resuming what an earlier try left."""
         partial = self.downloads / f"{desc.digest.partition(':')[2]}.partial"
+        if not self._swept:
+            self._swept = True
+            await trio.to_thread.run_sync(_prepare_downloads, self.downloads)
         for attempt in range(2):
-            resumed = await self._download_into(partial, repo, desc, progress)
-            actual = await trio.to_thread.run_sync(_file_digest, partial)
+            resumed, actual = await self._download_into(partial, repo, desc, progress)
             if actual == desc.digest:
                 return partial
             await trio.to_thread.run_sync(lambda: partial.unlink(missing_ok=True))
@@ -270,9 +271,12 @@ class Puller:
         raise LayerVerificationFailed(f"filesystem layer verification failed for digest {desc.digest}")
 
     async def _download_into(self, partial: Path, repo: Repository, desc: media.Descriptor,
-                             progress: ProgressSink) -> bool:
-        """Fill `partial` with the blob's bytes; whether it started from an earlier try."""
-        offset = await trio.to_thread.run_sync(_existing_size, partial, desc.size)
+                             progress: ProgressSink) -> tuple[bool, str]:
+        """Fill `partial` with the blob's bytes: (resumed an earlier try, digest of the file).
+
+        The digest is computed as the bytes arrive; after a break, from the file again.
+        """
+        offset, hasher = await trio.to_thread.run_sync(_resume_state, partial, desc.size)
         resumed = offset > 0
         counter = ByteCounter(progress, "Downloading", desc.short_id, desc.size, offset)
         failures = 0
@@ -280,20 +284,20 @@ class Puller:
             headers = {"Range": f"bytes={offset}-"} if offset else {}
             try:
                 async with repo.stream(f"blobs/{desc.digest}", headers) as response:
-                    if response.status_code == 416:
-                        offset = await trio.to_thread.run_sync(_existing_size, partial, -1)
-                        continue
-                    if response.status_code not in (200, 206):
+                    if response.status_code not in (200, 206, 416):
                         raise await repo.failure(response, f"fetching blob {desc.digest}")
-                    if response.status_code == 200 and offset:
-                        offset = await trio.to_thread.run_sync(_existing_size, partial, -1)
+                    if response.status_code == 416 or (response.status_code == 200 and offset):
+                        # the server can't or won't resume: start the file again
+                        offset, hasher = await trio.to_thread.run_sync(_resume_state, partial, -1)
                         counter.current = 0
-                    offset = await self._write_stream(partial, response, offset, counter)
+                        if response.status_code == 416:
+                            continue
+                    offset = await self._write_stream(partial, response, offset, counter, hasher)
                 if desc.size == 0:
                     break
             except (httpx.TransportError, RegistryUnreachable) as exc:
                 # what arrived before the break was written: go on from there
-                offset = await trio.to_thread.run_sync(_existing_size, partial, desc.size)
+                offset, hasher = await trio.to_thread.run_sync(_resume_state, partial, desc.size)
                 failures += 1
                 if failures > _RETRIES:
                     raise RegistryUnreachable(
@@ -307,11 +311,20 @@ class Puller:
                 break
         progress(Progress("Verifying Checksum", desc.short_id, layer=True))
         progress(Progress("Download complete", desc.short_id, layer=True))
-        return resumed
+        return resumed, "sha256:" + hasher.hexdigest()
 
     async def _write_stream(self, partial: Path, response: httpx.Response, offset: int,
-                            counter: ByteCounter) -> int:
+                            counter: ByteCounter, hasher: Any) -> int:
+        """Append the response body to `partial` (hashing it) in batches, off the trio thread.
+
+        No fsync here: the store syncs the filesystem before the layer becomes visible.
+        """
         f = await trio.to_thread.run_sync(lambda: open(partial, "ab"))  # noqa: SIM115
+
+        def write(data: bytes) -> None:
+            hasher.update(data)
+            f.write(data)
+
         try:
             batch: list[bytes] = []
             batched = 0
@@ -323,23 +336,40 @@ class Puller:
                     if batched >= _WRITE_BATCH:
                         data = b"".join(batch)
                         batch, batched = [], 0
-                        await trio.to_thread.run_sync(f.write, data)
+                        await trio.to_thread.run_sync(write, data)
                         offset += len(data)
             finally:
                 if batch:  # keep what arrived, even when the connection broke
                     data = b"".join(batch)
-                    await trio.to_thread.run_sync(f.write, data)
+                    await trio.to_thread.run_sync(write, data)
                     offset += len(data)
-            if self.durable:
-                await trio.to_thread.run_sync(_flush_durably, f)
         finally:
             await trio.to_thread.run_sync(f.close)
         return offset
 
 
-def _flush_durably(f: Any) -> None:
-    f.flush()
-    os.fsync(f.fileno())
+def _prepare_downloads(directory: Path) -> None:
+    """Make the directory; forget partial downloads nobody came back for within a day."""
+    directory.mkdir(exist_ok=True)
+    cutoff = time.time() - _PARTIAL_MAX_AGE
+    for entry in directory.iterdir():
+        try:
+            if entry.stat().st_mtime < cutoff:
+                entry.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _resume_state(path: Path, limit: int) -> tuple[int, Any]:
+    """(bytes already downloaded, a sha256 over them); past `limit` (or `limit` < 0) the
+    file is emptied and both start from zero."""
+    hasher = hashlib.sha256()
+    size = _existing_size(path, limit)
+    if size:
+        with open(path, "rb") as f:
+            while chunk := f.read(_WRITE_BATCH):
+                hasher.update(chunk)
+    return size, hasher
 
 
 def _existing_size(path: Path, limit: int) -> int:
@@ -352,14 +382,6 @@ def _existing_size(path: Path, limit: int) -> int:
         path.unlink()
         return 0
     return size
-
-
-def _file_digest(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_WRITE_BATCH):
-            hasher.update(chunk)
-    return "sha256:" + hasher.hexdigest()
 
 
 __all__ = ["LayerVerificationFailed", "PullPlan", "Puller"]

@@ -53,8 +53,7 @@ class RegistryService:
             from engine.registry.pull import Puller
 
             self._puller = Puller(self.client, self.store, sources=self.sources,
-                                  max_concurrent=self.config.max_concurrent_downloads,
-                                  durable=self.config.durable_store)
+                                  max_concurrent=self.config.max_concurrent_downloads)
         return self._puller
 
     @property
