@@ -9,6 +9,7 @@ after that is an `errorDetail` line in the stream.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 router = Router()
 
-_BUFFER = 1024
+_BACKLOG = 256  # queued messages past which byte counts are dropped
 
 
 def _registry(engine: Engine) -> RegistryService:
@@ -67,14 +68,13 @@ def progress_stream(work: Callable[[ProgressSink], Awaitable[None]]) -> StreamRe
     """Run `work` while its progress goes out as Docker's JSON lines; errors go in-band."""
 
     async def produce(out: StreamWriter) -> None:
-        send, receive = trio.open_memory_channel[Progress](_BUFFER)
+        send, receive = trio.open_memory_channel[Progress](math.inf)
 
         def sink(p: Progress) -> None:
-            try:
-                send.send_nowait(p)
-            except trio.WouldBlock:  # a slow client: byte counts may be dropped, statuses not
-                if p.current is None:
-                    raise
+            # a slow client may miss byte counts (the next one supersedes them), never a status
+            if p.current is not None and send.statistics().current_buffer_used > _BACKLOG:
+                return
+            send.send_nowait(p)
 
         async def run() -> None:
             async with send:
