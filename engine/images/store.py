@@ -983,6 +983,27 @@ class ImageStore:
         records.extend(DeleteItem(deleted=d) for d in doomed)
         return records, reclaimed
 
+    async def discard_layers(self, diff_ids: Iterable[str]) -> _StrList:
+        """Remove layers a failed pull or load ingested, unless something needs them now.
+
+        Without this they would stay unreferenced until the next start. Layers an image
+        uses or a pin holds (another pull or load still assembling its image) stay, so
+        call it after releasing your own pin. Returns the diff IDs removed.
+        """
+        async with self._lock:
+            still_needed = {d for img in self._images.values() for d in img.diff_ids}
+            still_needed |= set(self._pinned)
+            doomed = [d for d in dict.fromkeys(diff_ids)
+                      if d in self._layers and d not in still_needed]
+            removed_blobs: list[str] = []
+            for diff_id in doomed:
+                info = self._layers.pop(diff_id)
+                if info.blob and not any(li.blob == info.blob for li in self._layers.values()):
+                    removed_blobs.append(info.blob)
+            if doomed:
+                await trio.to_thread.run_sync(self._remove_files_sync, doomed, removed_blobs)
+            return doomed
+
     def _remove_files_sync(self, layers: Sequence[str], blobs: Sequence[str]) -> None:
         for diff_id in layers:
             self._remove_layer_dir_sync(diff_id)

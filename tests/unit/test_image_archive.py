@@ -419,6 +419,44 @@ async def test_load_refuses_windows_images(store: ImageStore) -> None:
         await load(store, data)
 
 
+async def test_a_load_failing_on_its_second_layer_leaves_no_layer_behind(
+        store: ImageStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    ingested: list[str] = []
+    real_ingest = store.ingest_layer
+
+    async def counting_ingest(tarball: Path, **kwargs: Any) -> Any:
+        stats = await real_ingest(tarball, **kwargs)
+        ingested.append(stats.diff_id)
+        return stats
+
+    monkeypatch.setattr(store, "ingest_layer", counting_ingest)
+    escaping = rootfs(("../escape", b"x"))  # passes the archive's checks, not unpacking
+    with pytest.raises(InvalidParameter, match="outside the layer"):
+        await load(store, docker_archive([OTHER, escaping]).bytes())
+    assert ingested == [sha(OTHER)]  # the first layer did make it into the store
+    nothing_left(store)
+    assert not store.has_layer(sha(OTHER))
+    assert list(store.links_dir.iterdir()) == []
+    assert list(store.blobs_dir.iterdir()) == []
+
+
+async def test_discard_layers_keeps_what_an_image_or_a_pin_needs(store: ImageStore,
+                                                                 tmp_path: Path) -> None:
+    image = await do_import(store)
+    used = image.diff_ids[0]
+    tarball = tmp_path / "other.tar"
+    tarball.write_bytes(OTHER)
+    await store.ingest_layer(tarball, blob_digest=sha(OTHER), expected_diff_id=sha(OTHER))
+    with store.pin_layers([sha(OTHER)]):
+        assert await store.discard_layers([used, sha(OTHER)]) == []
+    assert await store.discard_layers([used, sha(OTHER)]) == [sha(OTHER)]
+    assert store.has_layer(used)
+    assert not store.has_layer(sha(OTHER))
+    assert not (store.layers_dir / sha(OTHER)[7:]).exists()
+    assert not store.blob_path(sha(OTHER)).exists()
+    assert store.resolve("busybox").id == image.id
+
+
 # hostile archives -------------------------------------------------------------------
 
 
