@@ -59,13 +59,14 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def _preamble(result: dict[str, Any]) -> list[str]:
+    runs = (f" {result['runs']} timed runs per engine and measure after {result['warmup']} untimed "
+            "warm-up runs, engines interleaved round-robin; each time is the wall time of the whole "
+            "`docker` CLI invocation." if result["measures"] else "")
     return [
         f"Command: `{result['command']}`",
         "",
         f"Host: {result['host']['cpus']} CPUs, kernel {result['host']['kernel']}; "
-        f"client {result['docker_cli']}. {result['runs']} timed runs per engine and measure after "
-        f"{result['warmup']} untimed warm-up runs, engines interleaved round-robin; each time is the "
-        "wall time of the whole `docker` CLI invocation.",
+        f"client {result['docker_cli']}.{runs}",
         "",
         f"Load average (1 / 5 / 15 min): before {fmt_load(result['load_before'])}, "
         f"after {fmt_load(result['load_after'])}.",
@@ -84,6 +85,8 @@ def _engine_table(result: dict[str, Any]) -> list[str]:
 
 
 def _timing_table(result: dict[str, Any]) -> list[str]:
+    if not result["measures"]:  # a `--net/--logs/--images only` run: their sections follow
+        return []
     lines = ["| measure | engine | n | median ms | min ms | p90 ms | moord/engine |",
              "|---|---|---|---|---|---|---|"]
     for measure in result["measures"]:

@@ -3,6 +3,7 @@
 Run as root from the repository:
 
     .venv/bin/python bench/run_bench.py [--runs N] [--engines moord,dockerd,podman] [--out FILE]
+        [--net|--logs|--images no|yes|only]
 
 Each engine is started here with a private data root and socket under one temporary
 directory, gets the same busybox root filesystem through `docker import`, and is measured
@@ -33,7 +34,17 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `bench` and `engine` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import adoption, hoststate, log_measures, measures, net_measures, procs, report, restarts
+from bench import (
+    adoption,
+    hoststate,
+    image_measures,
+    log_measures,
+    measures,
+    net_measures,
+    procs,
+    report,
+    restarts,
+)
 from bench.engines import (
     DOCKER_CLI,
     ENGINES,
@@ -46,6 +57,7 @@ from bench.engines import (
 
 RESULTS = REPO / "bench" / "results"
 BUSYBOX = "/usr/bin/busybox"
+SECTIONS = ("logs", "net", "images")  # the measures with a `--KIND no|yes|only` option
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -64,6 +76,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="running containers for the adoption-after-SIGKILL measure (0: skip)")
     log_measures.add_arguments(parser)
     net_measures.add_arguments(parser)
+    image_measures.add_arguments(parser)
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.engines.split(",") if n.strip()]
     unknown = [n for n in names if n not in ENGINES]
@@ -72,11 +85,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.engine_names = ["moord", *[n for n in dict.fromkeys(names) if n != "moord"]]
     if args.runs < 1 or min(args.warmup, args.detached, args.restarts, args.adopt) < 0:
         parser.error("--runs must be at least 1, --warmup, --detached, --restarts and --adopt not negative")
-    if args.logs == "only" and args.net == "only":
-        parser.error("--logs only and --net only exclude each other")
+    onlies = [f"--{kind} only" for kind in SECTIONS if getattr(args, kind) == "only"]
+    if len(onlies) > 1:
+        parser.error(f"{' and '.join(onlies)} exclude each other")
+    image_measures.check_arguments(parser, args)
     if args.net_fetches < 3 or args.net_requests < 1:
         parser.error("--net-fetches must be at least 3, --net-requests at least 1")
     return args
+
+
+def wanted(args: argparse.Namespace, kind: str | None) -> bool:
+    """Whether a section runs: its own `only`, or `yes` when no section is `only`
+    (kind None: the run, detached and supervision measures, which have no option)."""
+    only = [k for k in SECTIONS if getattr(args, k) == "only"]
+    if kind is None:
+        return not only
+    return only == [kind] or (not only and getattr(args, kind) == "yes")
 
 
 def preflight() -> list[str]:
@@ -284,6 +308,7 @@ def base_result(args: argparse.Namespace, argv: list[str] | None) -> dict[str, A
         "adopt_count": args.adopt,
         "restart_delay": None,
         "adoption": None,
+        "images": None,
         "notes": [],
     }
 
@@ -333,16 +358,19 @@ def main(argv: list[str] | None = None) -> int:
             started.append(engine)
             if bring_up(engine, tarball, info):
                 active.append(engine)
-        others = bool(active) and "only" not in (args.logs, args.net)
+        others = bool(active) and wanted(args, None)
         if others:
             measure_all(active, args, result)
         # before the supervision measures: adoption's `dockerd --bridge none` deletes docker0
-        if active and args.net != "no" and args.logs != "only":
+        if active and wanted(args, "net"):
             net_measures.run(active, args, result)
         if others:
             measure_supervision(active, args, result, Extras(run_root, tarball, started, result))
-        if active and args.logs != "no" and args.net != "only":
+        if active and wanted(args, "logs"):
             log_measures.run(active, args, result)
+        # last: nothing depends on it, and its 50 MB pulls stay out of the other measures
+        if active and wanted(args, "images"):
+            image_measures.run(active, args, result, run_root)
     except EngineError as e:
         result["notes"].append(f"measurements stopped early: {e}")
     except KeyboardInterrupt:
@@ -361,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report.markdown(result))
     print(net_measures.markdown(result))
     print(log_measures.markdown(result))
+    print(image_measures.markdown(result))
     print(f"JSON: {out}; daemon logs: {logs_dir}/")
     return 0
 
