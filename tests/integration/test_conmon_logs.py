@@ -307,6 +307,18 @@ printf 'no newline at exit'
 """
 
 
+async def _written_to(log: Path) -> None:
+    """Until the (fresh) log has some bytes: each rotated file must hold something."""
+    with trio.fail_after(30):
+        while True:
+            try:
+                if (await trio.Path(log).stat()).st_size > 0:
+                    return
+            except FileNotFoundError:
+                pass
+            await trio.sleep(0.001)
+
+
 async def test_follow_across_conmon_log_reopen(container: Callable[[str], Container]) -> None:
     """The engine's rotation: rename `<log>` away, then ask conmon to reopen it."""
     c = container(ROTATING_SCRIPT)
@@ -351,7 +363,7 @@ async def test_follow_across_conmon_log_reopen(container: Callable[[str], Contai
             await followed.wait_stdout(50_000)
             await rotate()  # while the container waits
             await (trio.Path(c.rootfs) / "go1").touch()
-            await trio.sleep(0.005)
+            await _written_to(c.log)  # not a fixed sleep: a busy machine may be slower
             await rotate()  # while it writes (likely inside the megabyte lines)
             await followed.wait_stdout(75_003)
             await rotate()
