@@ -74,6 +74,14 @@ _LINK_NAME = re.compile(r"^[A-Z2-7]{8,26}\Z")
 _WRITE_BATCH = 4 * 1024 * 1024
 
 
+def _delete_paths(paths: Sequence[Path]) -> None:
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            fsutil.remove_tree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
 class CorruptBlob(SystemFailure):
     """A stored blob no longer matches its digest: it has been set aside, never used."""
 
@@ -178,6 +186,8 @@ class ImageStore:
         self._layers: dict[str, LayerInfo] = {}  # diff ID -> info
         self._pinned: Counter[str] = Counter()  # diff IDs an unfinished pull or load needs
         self._lock = trio.Lock()
+        self._reaping = 0  # background deletions of removed layers and blobs in flight
+        self._reaped = trio.Event()
 
     # start-up ----------------------------------------------------------------
     @classmethod
@@ -891,17 +901,15 @@ class ImageStore:
                         f"referenced image {image.short_id}"
                     )
             ref = parse(name_or_id)
-            await self._untag_locked([ref])
-            records.append(DeleteItem(untagged=ref.familiar()))
-            refs = self.references(image.id)
+            remaining = [r for r in refs if r.full_name() != ref.full_name()]
+            doomed_refs = [ref]
             if ref.digest is None and not any(
-                r.digest is None and r.name == ref.name for r in refs
-            ):
-                digested = [r for r in refs if r.digest is not None and r.name == ref.name]
-                if digested:
-                    await self._untag_locked(digested)
-                    records.extend(DeleteItem(untagged=r.familiar()) for r in digested)
-                    refs = self.references(image.id)
+                r.digest is None and r.name == ref.name for r in remaining
+            ):  # the repository's last tag: its digests go with it
+                doomed_refs += [r for r in remaining if r.digest is not None and r.name == ref.name]
+            await self._untag_locked(doomed_refs)  # one write of repositories.json
+            records.extend(DeleteItem(untagged=r.familiar()) for r in doomed_refs)
+            refs = self.references(image.id)
             if refs:
                 return records
             quiet = True
@@ -978,7 +986,7 @@ class ImageStore:
             if info.blob and not any(li.blob == info.blob for li in self._layers.values()):
                 removed_blobs.append(info.blob)
         removed_blobs.append(image_id)
-        await trio.to_thread.run_sync(self._remove_files_sync, doomed, removed_blobs)
+        await self._remove_files(doomed, removed_blobs)
         records.append(DeleteItem(deleted=image_id))
         records.extend(DeleteItem(deleted=d) for d in doomed)
         return records, reclaimed
@@ -1001,16 +1009,63 @@ class ImageStore:
                 if info.blob and not any(li.blob == info.blob for li in self._layers.values()):
                     removed_blobs.append(info.blob)
             if doomed:
-                await trio.to_thread.run_sync(self._remove_files_sync, doomed, removed_blobs)
+                await self._remove_files(doomed, removed_blobs)
             return doomed
 
-    def _remove_files_sync(self, layers: Sequence[str], blobs: Sequence[str]) -> None:
+    async def _remove_files(self, layers: Sequence[str], blobs: Sequence[str]) -> None:
+        """Take layers and blobs out of sight now; delete their files in the background.
+
+        Called after the index record is gone, which is the point of no return: a crash
+        from here on leaves unreferenced layers and blobs, which `open` removes. So the
+        renames need no fsync, and nobody waits for megabytes to be unlinked (`rmi`
+        answers once the names are gone; `drain` waits for the deleting, for tests).
+        """
+        trash = await trio.to_thread.run_sync(self._hide_files_sync, layers, blobs)
+        if not trash:
+            return
+        self._reaping += 1
+
+        async def reap() -> None:
+            try:
+                await trio.to_thread.run_sync(_delete_paths, trash)
+            except Exception:
+                log.exception("deleting removed layers failed; the next start retries")
+            finally:
+                self._reaping -= 1
+                if self._reaping == 0:
+                    self._reaped.set()
+                    self._reaped = trio.Event()
+
+        trio.lowlevel.spawn_system_task(reap, name="image-store-reaper")
+
+    def _hide_files_sync(self, layers: Sequence[str], blobs: Sequence[str]) -> _PathList:
+        trash: _PathList = []
         for diff_id in layers:
-            self._remove_layer_dir_sync(diff_id)
+            final = self.layers_dir / _hex(diff_id)
+            if not final.exists():
+                continue
+            try:
+                link = (final / "link").read_text().strip()
+            except OSError:
+                link = ""
+            doomed = self.layers_dir / f".del-{_hex(diff_id)[:12]}-{secrets.token_hex(4)}"
+            os.rename(final, doomed)
+            trash.append(doomed)
+            if _LINK_NAME.match(link):
+                with suppress(OSError):
+                    if os.readlink(self.links_dir / link) == f"../{_hex(diff_id)}/diff":
+                        os.unlink(self.links_dir / link)
         for digest in blobs:
-            (self.blobs_dir / _hex(digest)).unlink(missing_ok=True)
-        if blobs and self.durable:
-            fsutil.fsync_dir(self.blobs_dir)
+            doomed = self.tmp_dir / f"del-{_hex(digest)[:12]}-{secrets.token_hex(4)}"
+            with suppress(FileNotFoundError):
+                os.rename(self.blobs_dir / _hex(digest), doomed)
+                trash.append(doomed)
+        return trash
+
+    async def drain(self) -> None:
+        """Wait until files of removed images are deleted (tests; disk accounting)."""
+        while self._reaping:
+            await self._reaped.wait()
 
     async def prune(
         self,

@@ -252,6 +252,10 @@ async def test_delete_by_tag_untags_until_the_last(store: ImageStore) -> None:
     assert layer_count(store) == 0
     assert list(store.blobs_dir.iterdir()) == []
     assert list((store.root / "index").glob("*.json")) == []
+    # the files themselves go in the background, out of sight already
+    await store.drain()
+    assert [p.name for p in store.layers_dir.iterdir()] == ["l"]
+    assert list(store.tmp_dir.iterdir()) == []
 
 
 async def test_delete_by_id_with_tags_in_several_repositories(store: ImageStore) -> None:
