@@ -190,3 +190,23 @@ def test_blob_sources(tmp_path: Path) -> None:
     sources.add(D1, "other:1/c")
     assert sources.candidates(D1, "127.0.0.1:5000", exclude="127.0.0.1:5000/b") == ["a"]
     assert sources.candidates(D3, "127.0.0.1:5000", exclude="") == []
+
+
+def test_terminal_progress_redraws_a_layer_in_place() -> None:
+    import io
+
+    from engine.cli.progress import TerminalProgress, render_line
+
+    screen = io.StringIO()
+    tty = TerminalProgress(screen)
+    tty.show({"status": "Pulling from library/busybox", "id": "latest"})
+    tty.show({"status": "Pulling fs layer", "id": "aaa"})
+    tty.show({"status": "Pulling fs layer", "id": "bbb"})
+    tty.show({"status": "Downloading", "id": "aaa",
+              "progressDetail": {"current": 500, "total": 1000}})
+    text = screen.getvalue()
+    # aaa's line is two up from the cursor: up, rewrite, back down
+    assert text.endswith("\x1b[2A\r\x1b[2Kaaa: Downloading [=========================>"
+                         "                        ]     500B/1kB\x1b[2B\r")
+    assert tty.lines == ["latest", "aaa", "bbb"]
+    assert render_line({"status": "Digest: sha256:x"}) == "Digest: sha256:x"
