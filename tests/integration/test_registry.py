@@ -415,3 +415,5 @@ def test_docker_io_names_go_to_the_mirror(fresh_moord: Callable[[], Moord],
     info = inspect(d, f"{repo}:v1")
     assert info["Id"] == image.config_digest
     assert f"{repo}@{image.digest}" in info["RepoDigests"]  # type: ignore[operator]
+    mirrors = d.docker("info", "--format", "{{json .RegistryConfig.Mirrors}}").stdout
+    assert json.loads(mirrors) == [f"http://{registry.host}"]

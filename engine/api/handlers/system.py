@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 import platform
 import socket
@@ -16,6 +17,7 @@ from engine.api import API_VERSION, MIN_API_VERSION
 from engine.api.http import JSONResponse, RawResponse, Request
 from engine.api.router import Router
 from engine.api.wire.containers import rfc3339
+from engine.config import DaemonConfig
 from engine.containers.model import Status
 
 if TYPE_CHECKING:
@@ -82,6 +84,24 @@ def _mem_total() -> int:
     return 0
 
 
+def registry_config(config: DaemonConfig) -> dict[str, Any]:
+    """`docker info`'s registry part: insecure networks and names, mirrors of docker.io."""
+    cidrs, names = ["127.0.0.0/8", "::1/128"], []
+    for item in config.insecure_registries:
+        try:
+            cidrs.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            names.append(item)
+    mirrors = [m if "://" in m else f"https://{m}" for m in config.registry_mirrors]
+    index = {"docker.io": {"Name": "docker.io", "Mirrors": mirrors, "Secure": True,
+                           "Official": True}}
+    for name in names:
+        index[name] = {"Name": name, "Mirrors": [], "Secure": False, "Official": False}
+    return {"AllowNondistributableArtifactsCIDRs": None,
+            "AllowNondistributableArtifactsHostnames": None,
+            "InsecureRegistryCIDRs": cidrs, "IndexConfigs": index, "Mirrors": mirrors or None}
+
+
 @router.route("GET", "/info")
 async def info(req: Request, engine: Engine) -> JSONResponse:
     host = engine.host
@@ -132,10 +152,7 @@ async def info(req: Request, engine: Engine) -> JSONResponse:
         "OSType": "linux",
         "Architecture": host.architecture,
         "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": {"AllowNondistributableArtifactsCIDRs": None,
-                           "AllowNondistributableArtifactsHostnames": None,
-                           "InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {},
-                           "Mirrors": None},
+        "RegistryConfig": registry_config(engine.config),
         "NCPU": os.cpu_count() or 1,
         "MemTotal": now.mem_total,
         "GenericResources": None,
