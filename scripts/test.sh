@@ -6,6 +6,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install.sh
+
+# What only the tests use: a registry server (registry 2.8) for pull/push tests,
+# htpasswd for its basic auth, skopeo to read the archives moord saves.
+test_packages=(docker-registry apache2-utils skopeo)
+missing=()
+for p in "${test_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+    # Debian starts a registry on :5000 under systemd; the tests start their own
+    if [ -d /run/systemd/system ]; then
+        systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+    fi
+fi
 .venv/bin/ruff check .
 .venv/bin/mypy
 .venv/bin/pytest "$@"
