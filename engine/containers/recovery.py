@@ -20,7 +20,7 @@ import trio
 from engine import fsutil
 from engine.containers import policy
 from engine.containers.model import Container, Status, StopReason
-from engine.runtime import mounts
+from engine.runtime import cgroups, mounts
 from engine.runtime.exits import (
     close_fd,
     open_conmon_pidfd,
@@ -126,8 +126,12 @@ async def _with_live_conmon(m: ContainerManager, c: Container, conmon_pid: int,
     runtime = m.runtime_of(c)
     if c.state.is_live:
         # the usual case after a moord restart: the record and a verified conmon agree, so
-        # no `crun state` per container (a process each: adopting 100 would cost 100)
-        state: dict[str, object] | None = {"status": c.state.status.value, "pid": c.state.pid}
+        # no `crun state` per container (a process each: adopting 100 would cost 100); the
+        # freezer file says whether a pause or unpause landed after the record was written
+        frozen = await trio.to_thread.run_sync(cgroups.is_frozen, m.host.cgroups,
+                                               m.cgroup_path(c))
+        live = c.state.status.value if frozen is None else ("paused" if frozen else "running")
+        state: dict[str, object] | None = {"status": live, "pid": c.state.pid}
     else:
         state = await runtime.state(c.id)
     status = (state or {}).get("status")

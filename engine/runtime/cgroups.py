@@ -83,6 +83,28 @@ def _hierarchy_dirs(layout: CgroupLayout, relpath: str) -> list[tuple[str, Path]
     return dirs
 
 
+def is_frozen(layout: CgroupLayout, relpath: str) -> bool | None:
+    """Whether the runtime's freezer holds cgroup `relpath` (None: cannot tell).
+
+    One file read, where `crun state` would be a process: re-adopting containers after
+    a restart uses it to catch a pause that moord did not live to record.
+    """
+    rel = relpath.strip("/")
+    candidates: list[tuple[Path, str]] = []
+    if layout.version == 2 and layout.unified_mount is not None:
+        candidates.append((layout.unified_mount / rel / "cgroup.freeze", "1"))
+    for name, mount in layout.v1_mounts:
+        if "freezer" in name.split(","):
+            candidates.append((mount / rel / "freezer.state", "FROZEN"))
+    for path, frozen in candidates:
+        try:
+            value = path.read_text().strip()
+        except OSError:
+            continue
+        return value == frozen or value == "FREEZING"
+    return None
+
+
 def place_process(layout: CgroupLayout, pid: int, relpath: str) -> list[str]:
     """Move `pid` into cgroup `relpath` in every hierarchy; returns what failed (in words).
 

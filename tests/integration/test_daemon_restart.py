@@ -93,3 +93,27 @@ def test_kill9_at_many_instants(fresh_moord: Callable[[], Moord]) -> None:
     if ids:
         d.docker("rm", "-f", *ids)
     assert d.docker("ps", "-aq").stdout.strip() == ""
+
+
+def test_a_pause_moord_did_not_record_is_seen_on_restart(fresh_moord: Callable[[], Moord]) -> None:
+    """moord killed between the runtime's pause (or resume) and writing the record: the
+    freezer, not the record, says what the container is when moord comes back."""
+    d = fresh_moord()
+    d.start()
+    d.import_busybox()
+    cid = d.docker("run", "-d", "busybox", "sleep", "300").stdout.strip()
+    d.kill9()
+    crun = ["crun", f"--root={d.exec_root / 'crun'}"]
+    subprocess.run([*crun, "pause", cid], check=True)
+    d.start()
+    assert _state(d, cid)["Status"] == "paused"
+    d.docker("unpause", cid)
+    d.kill9()
+    subprocess.run([*crun, "pause", cid], check=True)  # recorded running, frozen again
+    d.start()
+    assert _state(d, cid)["Paused"] is True
+    d.kill9()
+    subprocess.run([*crun, "resume", cid], check=True)  # recorded paused, running
+    d.start()
+    assert _state(d, cid)["Status"] == "running"
+    d.docker("rm", "-f", cid)
