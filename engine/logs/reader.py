@@ -155,6 +155,46 @@ def _open_all(path: Path, rotated: Sequence[Path]) -> list[_OpenFile]:
     return files
 
 
+def _rotated_names(path: Path) -> list[Path]:
+    """`<log>.1` … `<log>.N` as the directory lists them now, newest first."""
+    prefix = path.name + "."
+    indexes = []
+    try:
+        for name in os.listdir(path.parent):
+            if name.startswith(prefix) and name[len(prefix):].isdigit():
+                indexes.append(int(name[len(prefix):]))
+    except FileNotFoundError:
+        return []
+    return [path.with_name(f"{prefix}{i}") for i in sorted(indexes)]
+
+
+def _newer_chain(path: Path, current: tuple[int, int]) -> list[_OpenFile]:
+    """Every file newer than the one being read (`current`), oldest first.
+
+    Walks `<log>`, `<log>.1`, … newest first and stops at `current`: a follower that fell
+    behind by two rotations (a file came and was rotated away between two looks at
+    `<log>`) still finds the file in between. Rotation only moves files to higher
+    numbers, so a file renamed while we walk is met again further on; one inode once,
+    as in `_open_all`. If `current` is not met (it was the oldest and went), every file
+    is newer.
+    """
+    chain: list[_OpenFile] = []
+    seen: set[tuple[int, int]] = set()
+    for p in (path, *_rotated_names(path)):
+        f = _open_log(p)
+        if f is None:
+            continue
+        if f.key == current or f.key in seen:
+            f.close()
+            if f.key == current:
+                break
+            continue
+        seen.add(f.key)
+        chain.append(f)
+    chain.reverse()
+    return chain
+
+
 @attrs.frozen
 class _Chunk:
     lines: list[LogLine]
@@ -386,6 +426,7 @@ class _Reader:
     files: deque[_OpenFile] = attrs.field(factory=deque)
     wake: Wakeup = attrs.field(factory=Wakeup)
     stop: trio.Event = attrs.field(factory=trio.Event)
+    probing: trio.Lock = attrs.field(factory=trio.Lock)
 
     def close(self) -> None:
         while self.files:
@@ -459,16 +500,45 @@ class _Reader:
             await self.emit(lines)
 
     async def _probe(self) -> None:
-        """Open the file now at `path` if it is one we do not hold yet (a reopen/rotation)."""
-        f = await trio.to_thread.run_sync(_open_log, self.path)
-        if f is None:
-            return
-        if any(f.key == held.key for held in self.files):
-            f.close()
-            return
-        self.stats.files_opened += 1
-        self.files.append(f)
-        self.wake.set()
+        """Hold every file newer than the one being read (after a reopen or rotation)."""
+        async with self.probing:  # the follow loop and the inotify task both probe
+            if not self.files:
+                f = await trio.to_thread.run_sync(_open_log, self.path)
+                if f is not None and not self.files:
+                    self.stats.files_opened += 1
+                    self.files.append(f)
+                    self.wake.set()
+                elif f is not None:
+                    f.close()
+                return
+            while True:
+                current = self.files[0]
+                chain = await trio.to_thread.run_sync(_newer_chain, self.path, current.key)
+                if self.files and self.files[0] is current:
+                    break
+                # the loop finished `current` meanwhile: the walk stopped at the wrong file
+                for f in chain:
+                    f.close()
+                if not self.files:
+                    return
+            self._merge(current, chain)
+
+    def _merge(self, current: _OpenFile, chain: list[_OpenFile]) -> None:
+        """Hold `current`, then `chain` (newer files, oldest first), reusing open ones."""
+        held = {f.key: f for f in list(self.files)[1:]}
+        ordered: list[_OpenFile] = []
+        for f in chain:
+            known = held.pop(f.key, None)
+            if known is not None:
+                f.close()
+                ordered.append(known)
+            else:
+                self.stats.files_opened += 1
+                ordered.append(f)
+        ordered.extend(held.values())  # held but under no name now: keep their order
+        if [f.key for f in ordered] != [f.key for f in list(self.files)[1:]]:
+            self.files = deque([current, *ordered])
+            self.wake.set()
 
     async def _follow(self, stopped: Callable[[], Awaitable[None]] | None) -> None:
         inotify = Inotify.open()
@@ -513,6 +583,7 @@ class _Reader:
                     # before closing may have landed after our last read: read it again.
                     if await self._drain(current):
                         return
+                    await self._probe()  # a file rotated in and out since the last look?
                     self.parser.drop_incomplete()
                     self.files.popleft().close()
                     self.stats.reopens_followed += 1

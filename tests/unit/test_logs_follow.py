@@ -200,6 +200,31 @@ async def test_follow_across_engine_rotation(tmp_path: Path) -> None:
     assert sink.data() == expected(0, 500)
 
 
+async def test_a_file_rotated_in_and_out_between_two_looks_is_not_skipped(tmp_path: Path) -> None:
+    """Two rotations while the follower is not looking (a busy machine, a fast writer):
+    the file that came and went in between must still be read, in its place."""
+    log = tmp_path / "ctr.log"
+    w = Conmon(log)
+    sink, stopped = Sink(), trio.Event()
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(follow, log, sink, stopped)
+            w.lines(0, 100)
+            await sink.wait_for(100)
+            # no checkpoint from here on: the follower sees only the end result
+            os.rename(log, tmp_path / "ctr.log.1")
+            w.lines(100, 50)  # into the renamed file, still conmon's
+            w.reopen()
+            w.lines(150, 100)  # the file in between, rotated away before anyone looked
+            os.rename(tmp_path / "ctr.log.1", tmp_path / "ctr.log.2")
+            os.rename(log, tmp_path / "ctr.log.1")
+            w.reopen()
+            w.lines(250, 100)
+            await sink.wait_for(350)
+            stopped.set()
+    assert sink.data() == expected(0, 350)
+
+
 async def test_follow_with_tail_finishes_a_line_begun_before(tmp_path: Path) -> None:
     log = tmp_path / "ctr.log"
     w = Conmon(log)
