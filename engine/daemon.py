@@ -23,6 +23,7 @@ import pluggy
 import trio
 
 from engine import fsutil
+from engine.api.handlers import commit as commit_api
 from engine.api.handlers import containers as containers_api
 from engine.api.handlers import df as df_api
 from engine.api.handlers import events as events_api
@@ -108,7 +109,8 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
                     registry=RegistryService(config, images))
     routes = route_table([system_api.router, containers_api.router, logs_api.router,
                           images_api.router, events_api.router, volumes_api.router,
-                          networks_api.router, registry_api.router, df_api.router])
+                          networks_api.router, registry_api.router,
+                          commit_api.router, df_api.router])
     server = APIServer(routes, engine)
     try:
         async with trio.open_nursery() as nursery:

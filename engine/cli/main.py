@@ -9,7 +9,17 @@ from collections.abc import Sequence
 import click
 
 import engine
-from engine.cli import archives, containers, events, images, networks, registry, system, volumes
+from engine.cli import (
+    archives,
+    commit,
+    containers,
+    events,
+    images,
+    networks,
+    registry,
+    system,
+    volumes,
+)
 from engine.cli.app import App, describe
 from engine.cli.client import ClientError
 from engine.cli.errors import CommandError
@@ -86,12 +96,12 @@ for _name, _command in (
     ("attach", containers.attach), ("events", events.events), ("update", events.update),
     ("history", images.history),
     ("push", registry.push), ("login", registry.login), ("logout", registry.logout),
-    ("save", archives.save), ("load", archives.load),
+    ("save", archives.save), ("load", archives.load), ("commit", commit.commit),
 ):
     cli.add_command(_command, name=_name)
 
 _group("container", "Manage containers", [
-    ("attach", containers.attach), ("create", containers.create),
+    ("attach", containers.attach), ("commit", commit.commit), ("create", containers.create),
     ("inspect", containers.inspect_command("container")),
     ("kill", containers.kill), ("logs", containers.logs), ("ls", containers.ps),
     ("list", containers.ps), ("ps", containers.ps), ("pause", containers.pause),

@@ -1,0 +1,116 @@
+"""`docker commit`: a container's writable layer on top of its image, as a new image.
+
+The new image's config is the container's (its image's defaults with what `create`
+changed merged in: command, environment, labels, …), then the `--change` instructions.
+Its layers are the image's plus one made from the writable layer
+(`engine.images.upperdir`), kept as an uncompressed blob so push and save send the
+exact bytes. `parent` names the image the container ran, as Docker's commit does.
+A running container is paused while its files are read, unless asked not to be.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+import attrs
+import trio
+
+from engine.containers.model import Container, ContainerSpec, Status
+from engine.errors import Conflict, NotFound
+from engine.images import ociconfig
+from engine.images.changes import apply_changes
+from engine.images.model import HistoryEntry, Image, ImageConfig
+from engine.images.reference import Reference
+from engine.images.upperdir import LayerTar, write_upper_tar
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from engine.containers.manager import ContainerManager
+
+
+@attrs.frozen
+class CommitRequest:
+    reference: Reference | None = None
+    comment: str = ""
+    author: str = ""
+    pause: bool = True
+    changes: tuple[str, ...] = ()
+
+
+def config_of(spec: ContainerSpec) -> ImageConfig:
+    """What a container runs with, as image defaults."""
+    return ImageConfig(
+        user=spec.user,
+        env=list(spec.env),
+        cmd=None if spec.cmd is None else list(spec.cmd),
+        entrypoint=None if spec.entrypoint is None else list(spec.entrypoint),
+        working_dir=spec.working_dir,
+        labels=dict(spec.labels),
+        exposed_ports=list(spec.exposed_ports),
+        volumes=list(spec.volumes),
+        stop_signal=spec.stop_signal,
+        healthcheck=spec.healthcheck,
+        shell=None if spec.shell is None else list(spec.shell),
+        on_build=list(spec.on_build),
+        args_escaped=spec.args_escaped,
+    )
+
+
+def _tar_upper(upper: Path, target: Path) -> LayerTar:
+    with open(target, "wb") as out:
+        return write_upper_tar(upper, out)
+
+
+async def commit_container(m: ContainerManager, c: Container, request: CommitRequest) -> Image:
+    """Make the image; tag it if a reference is given."""
+    parent = m.images.get(c.image_id)
+    if parent is None:
+        raise NotFound(f"No such image: {c.image_id}")
+    if c.state.status in (Status.REMOVING, Status.DEAD):
+        raise Conflict(f"You cannot commit container {c.id} which is being removed")
+    config = apply_changes(config_of(c.spec), request.changes)  # bad changes fail first
+    tarball = m.images.tmp_path("commit-")
+    paused_here = False
+    try:
+        if request.pause and c.state.status is Status.RUNNING:
+            await m.pause(c)
+            paused_here = True
+        try:
+            layer = await trio.to_thread.run_sync(_tar_upper, m.paths(c).upper, tarball)
+        finally:
+            if paused_here and c.state.status is Status.PAUSED:
+                await m.unpause(c)
+        with m.images.pin_layers([*parent.diff_ids, layer.digest]):
+            await m.images.ingest_layer(tarball, blob_digest=layer.digest,
+                                        expected_diff_id=layer.digest)
+            now = dt.datetime.now(dt.UTC)
+            cmd = [*(c.spec.entrypoint or []), *(c.spec.cmd or [])]
+            draft = Image(
+                id="",
+                config=config,
+                diff_ids=[*parent.diff_ids, layer.digest],
+                created=now,
+                architecture=parent.architecture,
+                os=parent.os,
+                variant=parent.variant,
+                author=request.author,
+                comment=request.comment,
+                parent=parent.id,
+                history=[*parent.history, HistoryEntry(created=now, created_by=" ".join(cmd),
+                                                       comment=request.comment,
+                                                       author=request.author)],
+            )
+            image = await m.images.add_image(ociconfig.image_to_config(draft))
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(lambda: tarball.unlink(missing_ok=True))
+    if request.reference is not None:
+        await m.images.add_reference(image.id, request.reference)
+    m.publish(c, "commit", comment=request.comment, imageID=image.id,
+              imageRef=request.reference.familiar() if request.reference else "")
+    return image
+
+
+__all__ = ["CommitRequest", "commit_container", "config_of"]
