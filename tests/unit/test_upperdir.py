@@ -40,7 +40,8 @@ def upper(tmp_path: Path) -> Path:
 def test_members(upper: Path) -> None:
     buf = io.BytesIO()
     layer = write_upper_tar(upper, buf)
-    names = {m.name: m for m in tarfile.open(fileobj=io.BytesIO(buf.getvalue()))}
+    with tarfile.open(fileobj=io.BytesIO(buf.getvalue())) as tf:
+        names = {m.name: m for m in tf}
     assert "etc/.wh.gone" in names
     assert "etc/gone" not in names
     assert "etc/hosts" not in names
