@@ -417,3 +417,16 @@ def test_docker_io_names_go_to_the_mirror(fresh_moord: Callable[[], Moord],
     assert f"{repo}@{image.digest}" in info["RepoDigests"]  # type: ignore[operator]
     mirrors = d.docker("info", "--format", "{{json .RegistryConfig.Mirrors}}").stdout
     assert json.loads(mirrors) == [f"http://{registry.host}"]
+
+
+def test_push_all_tags(moord: Moord, registry: Registry) -> None:
+    repo = f"{registry.host}/{_repo('alltags')}"
+    for tag in ("a", "b"):
+        moord.docker("tag", "busybox:latest", f"{repo}:{tag}")
+    out = moord.docker("push", "--all-tags", repo).stdout
+    assert "a: digest: sha256:" in out
+    assert "b: digest: sha256:" in out
+    with registry.client() as client:
+        tags = client.get(f"/v2/{repo.split('/', 1)[1]}/tags/list").json()["tags"]
+    assert sorted(tags) == ["a", "b"]
+    moord.docker("rmi", f"{repo}:a", f"{repo}:b")
