@@ -71,41 +71,21 @@ async def commit_container(m: ContainerManager, c: Container, request: CommitReq
     if c.state.status in (Status.REMOVING, Status.DEAD):
         raise Conflict(f"You cannot commit container {c.id} which is being removed")
     config = apply_changes(config_of(c.spec), request.changes)  # bad changes fail first
-    tarball = m.images.tmp_path("commit-")
+    cmd = [*(c.spec.entrypoint or []), *(c.spec.cmd or [])]
     paused_here = False
     try:
         if request.pause and c.state.status is Status.RUNNING:
             await m.pause(c)
             paused_here = True
-        try:
-            layer = await trio.to_thread.run_sync(_tar_upper, m.paths(c).upper, tarball)
-        finally:
-            if paused_here and c.state.status is Status.PAUSED:
-                await m.unpause(c)
-        with m.images.pin_layers([*parent.diff_ids, layer.digest]):
-            await m.images.ingest_layer(tarball, blob_digest=layer.digest,
-                                        expected_diff_id=layer.digest)
-            now = dt.datetime.now(dt.UTC)
-            cmd = [*(c.spec.entrypoint or []), *(c.spec.cmd or [])]
-            draft = Image(
-                id="",
-                config=config,
-                diff_ids=[*parent.diff_ids, layer.digest],
-                created=now,
-                architecture=parent.architecture,
-                os=parent.os,
-                variant=parent.variant,
-                author=request.author,
-                comment=request.comment,
-                parent=parent.id,
-                history=[*parent.history, HistoryEntry(created=now, created_by=" ".join(cmd),
-                                                       comment=request.comment,
-                                                       author=request.author)],
-            )
-            image = await m.images.add_image(ociconfig.image_to_config(draft))
+        image = await commit_upper(
+            m, c, parent, config,
+            HistoryEntry(created=dt.datetime.now(dt.UTC), created_by=" ".join(cmd),
+                         comment=request.comment, author=request.author),
+            author=request.author, comment=request.comment,
+            unpause=paused_here)
     finally:
-        with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(lambda: tarball.unlink(missing_ok=True))
+        if paused_here and c.state.status is Status.PAUSED:
+            await m.unpause(c)
     if request.reference is not None:
         await m.images.add_reference(image.id, request.reference)
     m.publish(c, "commit", comment=request.comment, imageID=image.id,
@@ -113,4 +93,40 @@ async def commit_container(m: ContainerManager, c: Container, request: CommitReq
     return image
 
 
-__all__ = ["CommitRequest", "commit_container", "config_of"]
+async def commit_upper(m: ContainerManager, c: Container, parent: Image, config: ImageConfig,
+                       history: HistoryEntry, *, author: str = "", comment: str = "",
+                       unpause: bool = False) -> Image:
+    """`parent` plus a layer made of `c`'s writable layer, with `config` (commits, builds).
+
+    With `unpause`, the (paused) container is let go as soon as its files are read.
+    """
+    tarball = m.images.tmp_path("commit-")
+    try:
+        try:
+            layer = await trio.to_thread.run_sync(_tar_upper, m.paths(c).upper, tarball)
+        finally:
+            if unpause and c.state.status is Status.PAUSED:
+                await m.unpause(c)
+        with m.images.pin_layers([*parent.diff_ids, layer.digest]):
+            await m.images.ingest_layer(tarball, blob_digest=layer.digest,
+                                        expected_diff_id=layer.digest)
+            draft = Image(
+                id="",
+                config=config,
+                diff_ids=[*parent.diff_ids, layer.digest],
+                created=history.created or dt.datetime.now(dt.UTC),
+                architecture=parent.architecture,
+                os=parent.os,
+                variant=parent.variant,
+                author=author,
+                comment=comment,
+                parent=parent.id,
+                history=[*parent.history, history],
+            )
+            return await m.images.add_image(ociconfig.image_to_config(draft))
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(lambda: tarball.unlink(missing_ok=True))
+
+
+__all__ = ["CommitRequest", "commit_container", "commit_upper", "config_of"]
