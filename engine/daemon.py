@@ -23,6 +23,7 @@ import pluggy
 import trio
 
 from engine import fsutil
+from engine.api.handlers import build as build_api
 from engine.api.handlers import commit as commit_api
 from engine.api.handlers import containers as containers_api
 from engine.api.handlers import df as df_api
@@ -35,6 +36,7 @@ from engine.api.handlers import system as system_api
 from engine.api.handlers import volumes as volumes_api
 from engine.api.router import route_table
 from engine.api.server import APIServer
+from engine.build.service import BuildService
 from engine.config import DaemonConfig, load_config
 from engine.containers.manager import ContainerDirectory, ContainerManager
 from engine.engine import Engine
@@ -107,10 +109,12 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
     engine = Engine(config=config, host=host, images=images, containers=containers, events=events,
                     volumes=volumes, networks=networks, id=engine_id,
                     registry=RegistryService(config, images))
+    engine.build = await BuildService.open(config.data_root, containers, images, engine.registry,
+                                           durable=config.durable_store)
     routes = route_table([system_api.router, containers_api.router, logs_api.router,
                           images_api.router, events_api.router, volumes_api.router,
                           networks_api.router, registry_api.router,
-                          commit_api.router, df_api.router])
+                          commit_api.router, build_api.router, df_api.router])
     server = APIServer(routes, engine)
     try:
         async with trio.open_nursery() as nursery:

@@ -11,6 +11,7 @@ from engine.config import DaemonConfig
 from engine.events import EventBus
 
 if TYPE_CHECKING:
+    from engine.build.service import BuildService
     from engine.containers.manager import ContainerManager
     from engine.images.store import ImageStore
     from engine.networks.service import NetworkService
@@ -29,5 +30,6 @@ class Engine:
     volumes: VolumeService
     networks: NetworkService | None = None
     registry: RegistryService | None = None
+    build: BuildService | None = None
     id: str = ""  # <data-root>/engine-id, read once at start-up
     started_at: dt.datetime = attrs.field(factory=lambda: dt.datetime.now(dt.timezone.utc))

@@ -292,6 +292,8 @@ class _Plan:
     owner: tuple[int, int]
     created_mtime: int
     entries: dict[str, _Entry] = attrs.field(factory=dict)
+    # how the image has a directory (mode, owner, mtime): an entry that keeps it so
+    image_dir: Callable[[str], os.stat_result | None] | None = None
 
     def is_dir(self, path: str) -> bool:
         entry = self.entries.get(path.lstrip("/"))
@@ -312,6 +314,13 @@ class _Plan:
                 continue
             kind = self.existing(current)
             if kind == "dir":
+                # The layer is unpacked into its own directory, where a parent without an
+                # entry would be made 0755 root-owned and then shadow the image's (/tmp's
+                # 1777): copy the image's metadata into an entry.
+                st = self.image_dir(current) if self.image_dir is not None else None
+                if st is not None:
+                    self.entries[current[1:]] = _Entry(tarfile.DIRTYPE, stat.S_IMODE(st.st_mode),
+                                                       st.st_uid, st.st_gid, int(st.st_mtime))
                 continue
             if kind is not None:
                 raise InvalidParameter(f"failed to copy files: mkdir {current}: not a directory")
@@ -395,12 +404,14 @@ def write_copy_layer(
     existing: Callable[[str], str | None],
     instruction: str = "COPY",
     created_mtime: int = 0,
+    image_dir: Callable[[str], os.stat_result | None] | None = None,
 ) -> LayerTar:
     """Write the layer COPY/ADD of `sources` (from `resolve_sources`) to `dest` adds.
 
     `existing(abs_path)` says what the image has there: "dir", "file" or None (the
     caller resolves the image's symlinks). Directories the image already has get no
-    entry. `created_mtime` is the mtime of directories this copy creates.
+    entry, unless `image_dir(abs_path)` gives their metadata (then the entry keeps it).
+    `created_mtime` is the mtime of directories this copy creates.
     """
     copies = _sources(root, sources, instruction)
     if len(copies) > 1 and not dest.endswith("/"):
@@ -411,7 +422,7 @@ def write_copy_layer(
     as_dir = target.endswith("/")
     target = target.rstrip("/") or "/"
     who = owner if owner is not None else (0, 0)
-    plan = _Plan(existing, who, created_mtime)
+    plan = _Plan(existing, who, created_mtime, image_dir=image_dir)
     with tempfile.TemporaryDirectory(prefix="moorage-add-") as scratch:
         for index, source in enumerate(copies):
             st = os.stat(source.host)  # a top-level symlink is followed (in scope)

@@ -60,4 +60,13 @@ def path_kind(root: Path, path: str) -> str | None:
     return "dir" if stat.S_ISDIR(mode) else "file"
 
 
-__all__ = ["mounted_image", "path_kind"]
+def dir_stat(root: Path, path: str) -> os.stat_result | None:
+    """The image's directory at `path` (mode, owner, mtime), or None (blocking)."""
+    try:
+        st = os.stat(resolve_in_root(root, path))
+    except (OSError, ScopeError):
+        return None
+    return st if stat.S_ISDIR(st.st_mode) else None
+
+
+__all__ = ["dir_stat", "mounted_image", "path_kind"]

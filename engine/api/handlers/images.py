@@ -161,7 +161,13 @@ async def list_images(req: Request, engine: Engine) -> JSONResponse:
     since = [engine.images.resolve(r).created for r in filters.get("since", [])]
     until = _created_before(filters["until"]) if "until" in filters else None
     out = []
-    for image in engine.images.list():
+    images = engine.images.list()
+    # an untagged image another one was built on is an intermediate step: hidden, as in
+    # Docker, unless all=1
+    parents = set() if req.flag("all") else {img.parent for img in images if img.parent}
+    for image in images:
+        if image.id in parents and not image.repo_tags and not image.repo_digests:
+            continue
         if labels and not _labels_match(image, labels):
             continue
         if any(image.created >= b for b in before) or any(image.created <= s for s in since):

@@ -1,0 +1,145 @@
+"""`POST /build` (the classic builder, `DOCKER_BUILDKIT=0 docker build`) and `/build/prune`.
+
+The context (a tar, perhaps compressed) is received and unpacked, `.dockerignore`
+applied and the Dockerfile parsed before anything is sent, so those failures keep
+their status codes; the build then streams as the classic builder does, and a failed
+step is an `errorDetail` line.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from engine.api.http import JSONResponse, Request, StreamResponse, StreamWriter
+from engine.api.router import Router
+from engine.build.builder import BuildOptions
+from engine.errors import EngineError, InvalidParameter, SystemFailure, Unsupported
+from engine.images.reference import parse_repository_and_tag
+from engine.registry.auth import Credentials
+
+if TYPE_CHECKING:
+    from engine.build.service import BuildService
+    from engine.engine import Engine
+
+log = logging.getLogger(__name__)
+router = Router()
+
+
+def _service(engine: Engine) -> BuildService:
+    if engine.build is None:
+        raise SystemFailure("the builder is not available")
+    return engine.build
+
+
+def _json_map(req: Request, name: str) -> dict[str, Any]:
+    raw = req.arg(name)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise InvalidParameter(f"invalid {name}: not JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidParameter(f"invalid {name}: not a JSON object")
+    return value
+
+
+def _registry_config(req: Request) -> dict[str, Credentials]:
+    """`X-Registry-Config`: base64url JSON of {registry: auth config} for base-image pulls."""
+    header = req.headers.get("x-registry-config")
+    if not header:
+        return {}
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    except (binascii.Error, ValueError):
+        return {}
+    from engine.registry.login import server_domain
+
+    out: dict[str, Credentials] = {}
+    if isinstance(doc, dict):
+        for server, entry in doc.items():
+            if isinstance(entry, dict) and entry.get("username"):
+                out[server_domain(str(server))] = Credentials(
+                    str(entry.get("username", "")), str(entry.get("password", "")),
+                    str(entry.get("identitytoken", "")))
+    return out
+
+
+def _options(req: Request) -> BuildOptions:
+    if req.arg("remote"):
+        raise Unsupported("building from a remote context (URL or git) is not supported; "
+                          "send the context as a tar")
+    tags = tuple(parse_repository_and_tag(t) for t in req.args("t") if t)
+    build_args = {str(k): str(v) for k, v in _json_map(req, "buildargs").items() if v is not None}
+    return BuildOptions(
+        tags=tags,
+        build_args=build_args,
+        labels={str(k): str(v) for k, v in _json_map(req, "labels").items()},
+        no_cache=req.flag("nocache"),
+        pull=req.flag("pull"),
+        target=req.arg("target") or "",
+        network_mode=req.arg("networkmode") or "default",
+        quiet=req.flag("q"),
+        credentials=_registry_config(req),
+    )
+
+
+@router.route("POST", "/build")
+async def build(req: Request, engine: Engine) -> StreamResponse:
+    from engine.build import context as build_context
+    from engine.build.dockerfile import parse
+
+    service = _service(engine)
+    options = _options(req)
+    dockerfile_name = req.arg("dockerfile") or "Dockerfile"
+    workspace = await service.workspace()
+    try:
+        tarball = workspace / "context.tar"
+        await service.receive(req.body_chunks(), tarball)
+        context = workspace / "context"
+        await trio.to_thread.run_sync(build_context.extract_context, tarball, context)
+        await trio.to_thread.run_sync(lambda: tarball.unlink(missing_ok=True))
+        await trio.to_thread.run_sync(build_context.drop_ignored, context, dockerfile_name)
+        source = await trio.to_thread.run_sync(build_context.read_dockerfile, context,
+                                               dockerfile_name)
+        dockerfile = parse(source)
+    except BaseException:
+        await service.release(workspace)
+        raise
+
+    async def produce(out: StreamWriter) -> None:
+        async def emit(message: dict[str, Any]) -> None:
+            await out.send(json.dumps(message).encode() + b"\r\n")
+
+        try:
+            image = await service.build(dockerfile, context, workspace, options, emit)
+            engine.events.publish("image", "build", image.id, {"name": image.id})
+        except EngineError as exc:
+            await emit({"errorDetail": {"message": exc.message}, "error": exc.message})
+        except Exception as exc:
+            log.exception("build failed")
+            await emit({"errorDetail": {"message": str(exc)}, "error": str(exc)})
+        finally:
+            await service.release(workspace)
+
+    return StreamResponse(produce, content_type="application/json")
+
+
+@router.route("POST", "/build/prune")
+async def prune(req: Request, engine: Engine) -> JSONResponse:
+    removed, reclaimed = await _service(engine).prune()
+    return JSONResponse({"CachesDeleted": removed or None, "SpaceReclaimed": reclaimed})
+
+
+@router.route("POST", "/session")
+async def session(req: Request, engine: Engine) -> JSONResponse:
+    raise Unsupported("BuildKit sessions are not supported: build with DOCKER_BUILDKIT=0")
+
+
+__all__ = ["router"]

@@ -1,0 +1,609 @@
+"""The classic builder: a parsed Dockerfile, step by step, into images.
+
+Every step makes an image, as Docker's classic builder does: metadata instructions
+(ENV, LABEL, CMD, …) a new config over the same layers (an `empty_layer` history
+entry); RUN a container from the previous image, through the same runtime path as
+`docker run`, whose writable layer is committed; COPY and ADD a layer written
+straight from the build context (or another stage's files). Each step's image is
+recorded in the build cache under its parent, its text (variables substituted, build
+args in scope) and, for COPY/ADD, the content hash of its files; a later build finds
+it there (` ---> Using cache`), also after a moord restart.
+
+Output is the classic builder's: `Step N/M : …`, ` ---> <id>`, RUN's output as it
+comes, `Removing intermediate container …`, `Successfully built …`, `Successfully
+tagged …`. Intermediate containers are removed whether the step worked or not, so a
+failed build leaves no container or mount behind (Docker keeps a failed step's
+container unless `--force-rm`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import logging
+import os
+import posixpath
+import tarfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from engine.build import copying
+from engine.build.cache import BuildCache, step_key
+from engine.build.dockerfile import (
+    Add,
+    Arg,
+    Cmd,
+    Copy,
+    Dockerfile,
+    Entrypoint,
+    Env,
+    Expose,
+    Healthcheck,
+    Instruction,
+    Label,
+    Maintainer,
+    Onbuild,
+    Run,
+    Shell,
+    Stage,
+    StopSignal,
+    User,
+    Volume,
+    Workdir,
+    parse_instruction,
+)
+from engine.build.rootfs import dir_stat, mounted_image, path_kind
+from engine.build.substitution import ArgScope, expand, expand_words
+from engine.containers.commit import commit_upper
+from engine.containers.model import ContainerSpec, HostSpec
+from engine.errors import EngineError, InvalidParameter, NotFound
+from engine.images import ociconfig
+from engine.images.model import Healthcheck as ImageHealthcheck
+from engine.images.model import HistoryEntry, Image, ImageConfig
+from engine.images.reference import Reference, parse
+from engine.images.upperdir import LayerTar
+from engine.logs.k8sfile import LogLine
+from engine.logs.reader import LogQuery, read_logs
+from engine.runtime.users import resolve_user
+
+if TYPE_CHECKING:
+    from engine.containers.manager import ContainerManager
+    from engine.images.store import ImageStore
+    from engine.registry.auth import Credentials
+    from engine.registry.service import RegistryService
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[dict[str, Any]], Awaitable[None]]
+DEFAULT_SHELL = ("/bin/sh", "-c")
+_NOP = "/bin/sh -c #(nop) "
+
+
+class StepFailed(EngineError):
+    """A step did not work (a RUN's non-zero exit, a missing file): the build stops."""
+
+
+@attrs.frozen
+class BuildOptions:
+    tags: tuple[Reference, ...] = ()
+    build_args: dict[str, str] = attrs.field(factory=dict)
+    labels: dict[str, str] = attrs.field(factory=dict)
+    no_cache: bool = False
+    pull: bool = False
+    target: str = ""
+    network_mode: str = "default"
+    quiet: bool = False
+    credentials: dict[str, Credentials] = attrs.field(factory=dict)
+
+
+@attrs.define
+class _Stage:
+    image: Image
+    config: ImageConfig
+    scope: ArgScope
+
+
+def _copy_config(config: ImageConfig) -> ImageConfig:
+    return attrs.evolve(config, env=list(config.env), labels=dict(config.labels),
+                        exposed_ports=list(config.exposed_ports), volumes=list(config.volumes),
+                        on_build=list(config.on_build))
+
+
+def _scratch() -> Image:
+    return Image(id="", config=ImageConfig(), diff_ids=[],
+                 created=dt.datetime.now(dt.UTC))
+
+
+def _set_env(env: list[str], name: str, value: str) -> list[str]:
+    kept = [e for e in env if e.partition("=")[0] != name]
+    return [*kept, f"{name}={value}"]
+
+
+class Builder:
+    def __init__(self, containers: ContainerManager, images: ImageStore,
+                 registry: RegistryService | None, cache: BuildCache, scratch: Path) -> None:
+        self.containers = containers
+        self.images = images
+        self.registry = registry
+        self.cache = cache
+        self.scratch = scratch
+
+    async def build(self, dockerfile: Dockerfile, context: Path, options: BuildOptions,
+                    emit: Emit) -> Image:
+        run = _Run(self, dockerfile, context, options, emit)
+        return await run.all()
+
+
+@attrs.define
+class _Run:
+    """One build: its counters, stages and output."""
+
+    b: Builder
+    dockerfile: Dockerfile
+    context: Path
+    options: BuildOptions
+    emit: Emit
+    step: int = 0
+    stages: dict[str, Image] = attrs.field(factory=dict)
+
+    async def say(self, text: str) -> None:
+        if not self.options.quiet:
+            await self.emit({"stream": text})
+
+    async def all(self) -> Image:
+        df = self.dockerfile
+        stages = list(df.stages)
+        if self.options.target:
+            chosen = df.stage(self.options.target)
+            if chosen is None:
+                raise InvalidParameter(
+                    f"failed to reach build target {self.options.target} in Dockerfile")
+            stages = stages[: chosen.index + 1]
+        total = len(df.args_before_from) + sum(1 + len(s.instructions) for s in stages)
+        scope = ArgScope(build_args=self.options.build_args)
+        for arg in df.args_before_from:
+            self.step += 1
+            await self.say(f"Step {self.step}/{total} : {arg.original}\n")
+            values = scope.meta_values()
+            for name, default in arg.pairs:
+                scope = scope.declare_meta(
+                    name, None if default is None else expand(default, values, escape=df.escape))
+        image: Image | None = None
+        for stage in stages:
+            image = await self._stage(stage, scope, total)
+            self.stages[str(stage.index)] = image
+            if stage.name:
+                self.stages[stage.name] = image
+        assert image is not None
+        if self.options.labels:
+            config = _copy_config(image.config)
+            config.labels.update(self.options.labels)
+            image = await self._config_image(image, config, "LABEL " + " ".join(
+                f"{k}={json.dumps(v)}" for k, v in sorted(self.options.labels.items())))
+        await self.emit({"aux": {"ID": image.id}})
+        if self.options.quiet:
+            await self.emit({"stream": f"{image.id}\n"})
+        await self.say(f"Successfully built {image.short_id}\n")
+        for ref in self.options.tags:
+            await self.b.images.add_reference(image.id, ref)
+            await self.say(f"Successfully tagged {ref.familiar()}\n")
+        return image
+
+    # stages --------------------------------------------------------------------------
+    async def _stage(self, stage: Stage, meta: ArgScope, total: int) -> Image:
+        self.step += 1
+        await self.say(f"Step {self.step}/{total} : {stage.from_.original}\n")
+        base = expand(stage.base, meta.meta_values(), escape=self.dockerfile.escape)
+        image = await self._base(base)
+        if image.id:
+            await self.say(f" ---> {image.short_id}\n")
+        state = _Stage(image, _copy_config(image.config), meta.enter_stage(image.config.env))
+        if image.config.on_build:
+            await self.say(f"# Executing {len(image.config.on_build)} build trigger"
+                           f"{'s' if len(image.config.on_build) > 1 else ''}\n")
+            for trigger in image.config.on_build:
+                ins = parse_instruction(trigger, escape=self.dockerfile.escape)
+                state.image = await self._instruction(state, ins)
+            state.config = _copy_config(state.image.config)
+            state.config.on_build = []
+            state.image = await self._config_image(state.image, state.config, "ONBUILD (triggers run)")
+        for ins in stage.instructions:
+            self.step += 1
+            await self.say(f"Step {self.step}/{total} : {ins.original}\n")
+            state.image = await self._instruction(state, ins)
+            await self.say(f" ---> {state.image.short_id}\n")
+        if not state.image.id:
+            raise StepFailed("no image was made: a stage FROM scratch needs at least one step")
+        return state.image
+
+    async def _base(self, name: str) -> Image:
+        if name.lower() == "scratch":
+            return _scratch()
+        if name.lower() in self.stages:
+            return self.stages[name.lower()]
+        ref = parse(name)
+        if not self.options.pull:
+            try:
+                return self.b.images.resolve(name)
+            except NotFound:
+                pass
+        return await self._pull(ref)
+
+    async def _pull(self, ref: Reference) -> Image:
+        if self.b.registry is None:
+            raise NotFound(f"No such image: {ref.familiar()}")
+        from engine.images.importer import parse_platform
+
+        puller = self.b.registry.puller
+        plan = await puller.resolve(ref, parse_platform(""),
+                                    self.options.credentials.get(ref.domain))
+        await self.say(f"{plan.tag_or_digest}: Pulling from {ref.path}\n")
+
+        def quiet(_p: object) -> None:
+            pass
+
+        image, _ = await puller.fetch(plan, quiet)
+        await self.say(f"Digest: {plan.manifest_digest}\nStatus: Downloaded newer image for "
+                       f"{ref.familiar()}\n")
+        return image
+
+    # one instruction -----------------------------------------------------------------
+    def _expand(self, state: _Stage, text: str) -> str:
+        return expand(text, state.scope.values(), escape=self.dockerfile.escape)
+
+    async def _instruction(self, state: _Stage, ins: Instruction) -> Image:
+        if isinstance(ins, Arg):
+            state.scope = state.scope.apply_arg(list(ins.pairs), escape=self.dockerfile.escape)
+            return await self._cached_config(state, ins.original)
+        if isinstance(ins, Env):
+            state.scope = state.scope.apply_env(list(ins.pairs), escape=self.dockerfile.escape)
+            for name, value in state.scope.env.items():
+                state.config.env = _set_env(state.config.env, name, value)
+            return await self._cached_config(state, "ENV " + " ".join(
+                f"{k}={v}" for k, v in state.scope.env.items()))
+        if isinstance(ins, Run):
+            return await self._run(state, ins)
+        if isinstance(ins, (Copy, Add)):
+            return await self._copy(state, ins)
+        if isinstance(ins, Workdir):
+            return await self._workdir(state, ins)
+        self._apply_metadata(state, ins)
+        return await self._cached_config(state, ins.original)
+
+    def _apply_metadata(self, state: _Stage, ins: Instruction) -> None:
+        c = state.config
+        if isinstance(ins, Label):
+            for k, v in ins.pairs:
+                c.labels[self._expand(state, k)] = self._expand(state, v)
+        elif isinstance(ins, Cmd):
+            c.cmd = self._command(state, ins.command)
+        elif isinstance(ins, Entrypoint):
+            c.entrypoint = self._command(state, ins.command)
+            if not isinstance(ins.command, tuple):
+                c.cmd = None  # a shell-form ENTRYPOINT drops CMD, as Docker does
+        elif isinstance(ins, Expose):
+            ports = [p for word in ins.ports for p in expand_words(
+                word, state.scope.values(), escape=self.dockerfile.escape)]
+            for port in ports:
+                full = port if "/" in port else f"{port}/tcp"
+                if full not in c.exposed_ports:
+                    c.exposed_ports.append(full)
+        elif isinstance(ins, User):
+            c.user = self._expand(state, ins.user)
+        elif isinstance(ins, Volume):
+            for path in ins.paths:
+                expanded = self._expand(state, path)
+                if expanded not in c.volumes:
+                    c.volumes.append(expanded)
+        elif isinstance(ins, StopSignal):
+            c.stop_signal = self._expand(state, ins.signal)
+        elif isinstance(ins, Healthcheck):
+            c.healthcheck = ImageHealthcheck(tuple(ins.test), ins.interval, ins.timeout,
+                                             ins.start_period, ins.start_interval, ins.retries)
+        elif isinstance(ins, Shell):
+            c.shell = list(ins.shell)
+        elif isinstance(ins, Onbuild):
+            c.on_build.append(ins.expression)
+        elif isinstance(ins, Maintainer):
+            pass  # recorded as the image's author below
+        else:
+            raise InvalidParameter(f"{ins.keyword} is not supported by the builder")
+
+    def _command(self, state: _Stage, command: str | tuple[str, ...]) -> list[str]:
+        if isinstance(command, tuple):
+            return list(command)
+        return [*(state.config.shell or DEFAULT_SHELL), command]
+
+    async def _cached_config(self, state: _Stage, text: str) -> Image:
+        key = step_key(state.image.id, text, json.dumps(state.scope.history_args()))
+        cached = self._lookup(key)
+        if cached is not None:
+            await self.say(" ---> Using cache\n")
+            state.config = _copy_config(cached.config)
+            return cached
+        image = await self._config_image(state.image, state.config, text)
+        await self.b.cache.record(key, image.id)
+        return image
+
+    def _lookup(self, key: str) -> Image | None:
+        if self.options.no_cache:
+            return None
+        image_id = self.b.cache.lookup(key)
+        return self.b.images.get(image_id) if image_id else None
+
+    async def _config_image(self, parent: Image, config: ImageConfig, text: str) -> Image:
+        now = dt.datetime.now(dt.UTC)
+        draft = Image(
+            id="", config=config, diff_ids=list(parent.diff_ids), created=now,
+            architecture=parent.architecture, os=parent.os, variant=parent.variant,
+            author=parent.author, parent=parent.id,
+            history=[*parent.history, HistoryEntry(created=now, created_by=_NOP + " " + text,
+                                                   empty_layer=True)],
+        )
+        with self.b.images.pin_layers(parent.diff_ids):
+            return await self.b.images.add_image(ociconfig.image_to_config(draft))
+
+    async def _layer_image(self, parent: Image, config: ImageConfig, layer: LayerTar,
+                           tarball: Path, text: str) -> Image:
+        with self.b.images.pin_layers([*parent.diff_ids, layer.digest]):
+            await self.b.images.ingest_layer(tarball, blob_digest=layer.digest,
+                                             expected_diff_id=layer.digest)
+            now = dt.datetime.now(dt.UTC)
+            draft = Image(
+                id="", config=config, diff_ids=[*parent.diff_ids, layer.digest], created=now,
+                architecture=parent.architecture or "amd64", os=parent.os or "linux",
+                variant=parent.variant, author=parent.author, parent=parent.id,
+                history=[*parent.history, HistoryEntry(created=now, created_by=text)],
+            )
+            return await self.b.images.add_image(ociconfig.image_to_config(draft))
+
+    # RUN ------------------------------------------------------------------------------
+    def _script(self, state: _Stage, ins: Run) -> list[str]:
+        if isinstance(ins.command, tuple):
+            return list(ins.command)
+        text = ins.command
+        if ins.heredocs:
+            markers = text.strip()
+            if all(markers.replace(f"<<-{h.name}", "").replace(f"<<{h.name}", "").strip() == ""
+                   for h in ins.heredocs[:1]) and len(ins.heredocs) == 1:
+                text = ins.heredocs[0].text  # `RUN <<EOF`: the document is the script
+            else:
+                text += "\n" + "".join(f"{h.content}{h.name}\n" for h in ins.heredocs)
+        return [*(state.config.shell or DEFAULT_SHELL), text]
+
+    async def _run(self, state: _Stage, ins: Run) -> Image:
+        if not state.image.diff_ids:
+            raise StepFailed("RUN needs a base image with a shell: the stage is FROM scratch")
+        argv = self._script(state, ins)
+        shown = " ".join(argv)
+        args = state.scope.history_args()
+        key = step_key(state.image.id, "RUN " + json.dumps(argv), json.dumps(args))
+        cached = self._lookup(key)
+        if cached is not None:
+            await self.say(" ---> Using cache\n")
+            return cached
+        env = [f"{k}={v}" for k, v in state.scope.arg_values().items()
+               if k not in state.scope.env]
+        spec = ContainerSpec(image=state.image.id, cmd=argv, entrypoint=[], env=env,
+                             labels={}, attach_stdout=True, attach_stderr=True)
+        network = ins.network or self.options.network_mode
+        host = HostSpec(network_mode="none" if network == "none" else
+                        ("host" if network == "host" else "default"))
+        m = self.b.containers
+        c, _ = await m.create(None, spec, host)
+        await self.say(f" ---> Running in {c.id[:12]}\n")
+        try:
+            code = await self._start_and_follow(c)
+            if code != 0:
+                raise StepFailed(f"The command '{shown}' returned a non-zero code: {code}")
+            created_by = (f"|{len(args)} {' '.join(args)} " if args else "") + shown
+            image = await commit_upper(
+                m, c, state.image, _copy_config(state.config),
+                HistoryEntry(created=dt.datetime.now(dt.UTC), created_by=created_by))
+        finally:
+            with trio.CancelScope(shield=True):
+                try:
+                    await m.remove(c, force=True, volumes=True)
+                    await self.say(f"Removing intermediate container {c.id[:12]}\n")
+                except EngineError as exc:
+                    log.warning("removing build container %s: %s", c.id[:12], exc.message)
+        await self.b.cache.record(key, image.id)
+        return image
+
+    async def _start_and_follow(self, c: Any) -> int:
+        m = self.b.containers
+        path = m.paths(c).log
+
+        async def emit(lines: list[LogLine]) -> None:
+            text = "".join(ln.data.decode("utf-8", "replace") for ln in lines)
+            if text:
+                await self.say(text)
+
+        async def stopped() -> None:
+            await m.wait(c, "not-running")
+
+        await m.start(c)
+        await read_logs(path, LogQuery(), emit, follow=True, stopped=stopped,
+                        is_running=lambda: True)
+        result = await m.wait(c, "not-running")
+        return result.status_code
+
+    # WORKDIR ------------------------------------------------------------------------------
+    async def _workdir(self, state: _Stage, ins: Workdir) -> Image:
+        path = self._expand(state, ins.path)
+        if not path.startswith("/"):
+            path = posixpath.join(state.config.working_dir or "/", path)
+        state.config.working_dir = posixpath.normpath(path)
+        text = f"WORKDIR {state.config.working_dir}"
+        key = step_key(state.image.id, text)
+        cached = self._lookup(key)
+        if cached is not None:
+            await self.say(" ---> Using cache\n")
+            return cached
+        missing = await self._missing_dirs(state.image, state.config.working_dir)
+        if not missing:
+            image = await self._config_image(state.image, state.config, text)
+        else:
+            tarball = self.b.images.tmp_path("workdir-")
+            try:
+                layer = await trio.to_thread.run_sync(_write_dirs, missing, tarball)
+                image = await self._layer_image(state.image, _copy_config(state.config), layer,
+                                                tarball, _NOP + " " + text)
+            finally:
+                await trio.to_thread.run_sync(lambda: tarball.unlink(missing_ok=True))
+        await self.b.cache.record(key, image.id)
+        return image
+
+    async def _missing_dirs(self, image: Image, path: str) -> list[str]:
+        parts = [p for p in path.split("/") if p]
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        if not image.diff_ids:
+            return prefixes
+        async with mounted_image(self.b.images, image, self._scratch_dir()) as root:
+            kinds = await trio.to_thread.run_sync(
+                lambda: [path_kind(root, "/" + p) for p in prefixes])
+        return [p for p, kind in zip(prefixes, kinds, strict=True) if kind is None]
+
+    def _scratch_dir(self) -> Path:
+        import secrets
+
+        return self.b.scratch / secrets.token_hex(6)
+
+    # COPY / ADD ---------------------------------------------------------------------------
+    async def _copy(self, state: _Stage, ins: Copy | Add) -> Image:
+        values = state.scope.values()
+        escape = self.dockerfile.escape
+        sources = [expand(s, values, escape=escape) for s in ins.sources]
+        dest = expand(ins.dest, values, escape=escape)
+        workdir = state.config.working_dir or "/"
+        chmod = int(ins.chmod, 8) if ins.chmod else None
+        from_ref = ins.from_ if isinstance(ins, Copy) else None
+        source_image: Image | None = None
+        if from_ref is not None:
+            ref = expand(from_ref, values, escape=escape)
+            source_image = self.stages.get(ref.lower()) or await self._base(ref)
+        async with _maybe_mounted(self, source_image) as src_root:
+            root = src_root if src_root is not None else self.context
+            inline_dir: Path | None = None
+            if ins.inline:
+                inline_dir = self._scratch_dir()
+                await trio.to_thread.run_sync(_write_inline, inline_dir, ins.inline)
+                root = inline_dir
+                sources = [h.name for h in ins.inline]
+            try:
+                digest = await trio.to_thread.run_sync(copying.content_hash, root, sources)
+                text = (f"{ins.keyword} {'--from=' + from_ref + ' ' if from_ref else ''}"
+                        f"{'--chown=' + ins.chown + ' ' if ins.chown else ''}"
+                        f"{'--chmod=' + ins.chmod + ' ' if ins.chmod else ''}"
+                        f"{digest} in {dest}")
+                key = step_key(state.image.id, text)
+                cached = self._lookup(key)
+                if cached is not None:
+                    await self.say(" ---> Using cache\n")
+                    return cached
+                image = await self._write_copy(state, ins, root, sources, dest, workdir, chmod,
+                                               text)
+            finally:
+                if inline_dir is not None:
+                    await trio.to_thread.run_sync(_remove_tree, inline_dir)
+        await self.b.cache.record(key, image.id)
+        return image
+
+    async def _write_copy(self, state: _Stage, ins: Copy | Add, root: Path, sources: list[str],
+                          dest: str, workdir: str, chmod: int | None, text: str) -> Image:
+        tarball = self.b.images.tmp_path("copy-")
+        try:
+            async with _maybe_mounted(self, state.image if state.image.diff_ids else None
+                                      ) as image_root:
+                owner = None
+                if ins.chown:
+                    chown = self._expand(state, ins.chown)
+                    if image_root is None:
+                        owner = _numeric_owner(chown)
+                    else:
+                        user = await trio.to_thread.run_sync(resolve_user, image_root, chown)
+                        owner = (user.uid, user.gid)
+
+                def existing(path: str) -> str | None:
+                    return path_kind(image_root, path) if image_root is not None else None
+
+                def image_dir(path: str) -> os.stat_result | None:
+                    return dir_stat(image_root, path) if image_root is not None else None
+
+                def write() -> LayerTar:
+                    with open(tarball, "wb") as out:
+                        return copying.write_copy_layer(
+                            root, sources, dest, workdir, out, owner=owner, chmod=chmod,
+                            extract_archives=isinstance(ins, Add), existing=existing,
+                            instruction=ins.keyword, image_dir=image_dir)
+
+                layer = await trio.to_thread.run_sync(write)
+            return await self._layer_image(state.image, _copy_config(state.config), layer,
+                                           tarball, _NOP + text)
+        finally:
+            await trio.to_thread.run_sync(lambda: tarball.unlink(missing_ok=True))
+
+
+class _maybe_mounted:
+    """`mounted_image` for an image, or nothing (None) for no image."""
+
+    def __init__(self, run: _Run, image: Image | None) -> None:
+        self.run, self.image = run, image
+        self._cm: Any = None
+
+    async def __aenter__(self) -> Path | None:
+        if self.image is None:
+            return None
+        self._cm = mounted_image(self.run.b.images, self.image, self.run._scratch_dir())
+        return await self._cm.__aenter__()  # type: ignore[no-any-return]
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._cm is not None:
+            await self._cm.__aexit__(*exc)
+
+
+def _numeric_owner(spec: str) -> tuple[int, int]:
+    user, _, group = spec.partition(":")
+    try:
+        uid = int(user)
+        return uid, int(group) if group else uid
+    except ValueError:
+        raise InvalidParameter(
+            f"unable to convert uid/gid chown string to host mapping: {spec}: "
+            "names need an /etc/passwd, and this stage has no files") from None
+
+
+def _write_inline(directory: Path, docs: Any) -> None:
+    directory.mkdir(parents=True)
+    for doc in docs:
+        (directory / doc.name).write_text(doc.text)
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _write_dirs(dirs: list[str], target: Path) -> LayerTar:
+    """A layer holding just these directories (root-owned, 0755): what WORKDIR creates."""
+    import hashlib
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for d in dirs:
+            info = tarfile.TarInfo(d)
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o755
+            tf.addfile(info)
+    data = raw.getvalue()
+    target.write_bytes(data)
+    return LayerTar("sha256:" + hashlib.sha256(data).hexdigest(), len(data))
+
+
+__all__ = ["BuildOptions", "Builder", "StepFailed"]

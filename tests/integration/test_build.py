@@ -1,0 +1,189 @@
+"""`docker build` with the classic builder (DOCKER_BUILDKIT=0) against moord: the steps,
+the cache, multi-stage builds, .dockerignore, ARG/ENV, ENTRYPOINT + CMD, bad input."""
+
+from __future__ import annotations
+
+import io
+import secrets
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.support.daemon import DOCKER_CLI, Moord, inspect
+
+pytestmark = pytest.mark.integration
+
+
+def _build(d: Moord, context: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**d.env, "DOCKER_BUILDKIT": "0"}
+    result = subprocess.run([DOCKER_CLI, "build", *args, str(context)], env=env,
+                            capture_output=True, text=True, timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(f"docker build failed ({result.returncode}):\n{result.stdout}\n"
+                             f"{result.stderr}\n{d.log_tail(30)}")
+    return result
+
+
+def _write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def _tag() -> str:
+    return f"built-{secrets.token_hex(3)}"
+
+
+NODE_STYLE = """\
+FROM busybox
+WORKDIR /app
+COPY package.json ./
+RUN echo "installed $(cat package.json)" > deps.txt
+COPY . .
+EXPOSE 3000
+CMD ["sh", "-c", "cat deps.txt index.js"]
+"""
+
+
+def test_node_style_build_runs_and_caches(moord: Moord, tmp_path: Path) -> None:
+    ctx = _write(tmp_path / "app", {"Dockerfile": NODE_STYLE, "package.json": "deps-v1\n",
+                                    "index.js": "console.log(1)\n"})
+    tag = _tag()
+    first = _build(moord, ctx, "-t", tag)
+    assert "Step 1/7 : FROM busybox" in first.stdout
+    assert "Step 4/7 : RUN echo" in first.stdout
+    assert " ---> Running in " in first.stdout
+    assert "Removing intermediate container" in first.stdout
+    assert f"Successfully tagged {tag}:latest" in first.stdout
+    assert moord.docker("run", "--rm", tag).stdout == "installed deps-v1\nconsole.log(1)\n"
+    info = inspect(moord, tag)
+    assert info["Config"]["WorkingDir"] == "/app"  # type: ignore[index]
+    assert "3000/tcp" in info["Config"]["ExposedPorts"]  # type: ignore[index,operator]
+
+    # only the source changed: every step before `COPY . .` comes from the cache
+    (ctx / "index.js").write_text("console.log(2)\n")
+    second = _build(moord, ctx, "-t", tag)
+    assert second.stdout.count("Using cache") == 3  # WORKDIR, COPY package.json, RUN
+    assert " ---> Running in " not in second.stdout
+    assert moord.docker("run", "--rm", tag).stdout == "installed deps-v1\nconsole.log(2)\n"
+
+    # nothing changed: all cached, same image
+    third = _build(moord, ctx, "-t", tag)
+    assert third.stdout.count("Using cache") == 6
+    assert inspect(moord, tag)["Id"] == inspect(moord, tag)["Id"]
+    # intermediate images are hidden from `docker images`, shown with -a
+    listed = moord.docker("images", "-q").stdout.split()
+    everything = moord.docker("images", "-aq").stdout.split()
+    assert len(everything) > len(listed)
+    moord.docker("rmi", tag)
+
+
+def test_cache_survives_a_moord_restart(fresh_moord, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    d = fresh_moord()
+    d.start()
+    d.import_busybox()
+    ctx = _write(tmp_path / "c", {"Dockerfile": "FROM busybox\nRUN echo slow > /f\n"})
+    _build(d, ctx, "-t", "cached")
+    d.stop()
+    d.start()
+    again = _build(d, ctx, "-t", "cached")
+    assert "Using cache" in again.stdout
+    assert " ---> Running in " not in again.stdout
+
+
+def test_multi_stage_with_copy_from_and_target(moord: Moord, tmp_path: Path) -> None:
+    ctx = _write(tmp_path / "ms", {"Dockerfile": """\
+FROM busybox AS build
+RUN mkdir /out && echo built-artifact > /out/artifact && echo junk > /junk
+FROM busybox
+COPY --from=build /out/artifact /artifact
+CMD ["cat", "/artifact"]
+"""})
+    tag = _tag()
+    _build(moord, ctx, "-t", tag)
+    assert moord.docker("run", "--rm", tag).stdout == "built-artifact\n"
+    assert moord.docker("run", "--rm", tag, "ls", "/junk", check=False).returncode != 0
+    target = _build(moord, ctx, "--target", "build", "-t", f"{tag}-build")
+    assert "Step 3/5" not in target.stdout
+    assert moord.docker("run", "--rm", f"{tag}-build", "cat", "/junk").stdout == "junk\n"
+    moord.docker("rmi", tag, f"{tag}-build")
+
+
+def test_dockerignore_and_args(moord: Moord, tmp_path: Path) -> None:
+    ctx = _write(tmp_path / "ig", {
+        "Dockerfile": """\
+ARG BASE=busybox
+FROM $BASE
+ARG VERSION=1.0
+ENV APP_VERSION=${VERSION:-none} MODE=${UNSET:-fallback}
+COPY . /src/
+RUN echo "$APP_VERSION $MODE" > /version
+ENTRYPOINT ["cat"]
+CMD ["/version"]
+""",
+        ".dockerignore": "secret*\n*.log\n!keep.log\n",
+        "secret.txt": "nope", "a.log": "nope", "keep.log": "kept", "code.txt": "code"})
+    tag = _tag()
+    _build(moord, ctx, "-t", tag, "--build-arg", "VERSION=2.5")
+    assert moord.docker("run", "--rm", tag).stdout == "2.5 fallback\n"
+    listing = moord.docker("run", "--rm", tag, "/src/keep.log").stdout
+    assert listing == "kept"
+    files = moord.docker("run", "--rm", "--entrypoint", "ls", tag, "/src").stdout.split()
+    assert "secret.txt" not in files
+    assert "a.log" not in files
+    assert "code.txt" in files
+    # ENTRYPOINT + CMD: arguments replace CMD, not ENTRYPOINT
+    assert moord.docker("run", "--rm", tag, "/src/code.txt").stdout == "code"
+    moord.docker("rmi", tag)
+
+
+def test_bad_input_is_a_clear_error_and_leaves_nothing(moord: Moord, tmp_path: Path) -> None:
+    before = set(moord.docker("ps", "-aq").stdout.split())
+    bad = _write(tmp_path / "bad", {"Dockerfile": "FROM busybox\nFORM x\n"})
+    out = _build(moord, bad, check=False)
+    assert out.returncode != 0
+    assert "line 2" in out.stderr
+    assert "unknown instruction" in out.stderr.lower()
+
+    escape = _write(tmp_path / "esc", {"Dockerfile": "FROM busybox\nCOPY ../outside /x\n"})
+    out = _build(moord, escape, check=False)
+    assert out.returncode != 0
+    assert "outside the build context" in (out.stdout + out.stderr)
+
+    missing = _write(tmp_path / "miss", {"Dockerfile": "FROM 127.0.0.1:1/nothing:here\n"})
+    out = _build(moord, missing, check=False)
+    assert out.returncode != 0
+
+    tag = _tag()
+    failing = _write(tmp_path / "fail", {"Dockerfile": "FROM busybox\nRUN echo start && exit 3\n"})
+    out = _build(moord, failing, "-t", tag, check=False)
+    assert out.returncode != 0
+    assert "returned a non-zero code: 3" in (out.stdout + out.stderr)
+    assert moord.docker("image", "inspect", tag, check=False).returncode != 0
+    assert set(moord.docker("ps", "-aq").stdout.split()) == before
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert str(moord.data_root / "build") not in mounts
+
+
+def test_docker_py_build(moord: Moord) -> None:
+    import docker
+
+    client = docker.DockerClient(base_url=f"unix://{moord.socket_path}", version="1.43")
+    dockerfile = b"FROM busybox\nLABEL made=py\nRUN echo from-py > /py\nCMD [\"cat\", \"/py\"]\n"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(dockerfile)
+        tf.addfile(info, io.BytesIO(dockerfile))
+    buf.seek(0)
+    tag = _tag()
+    image, logs = client.images.build(fileobj=buf, custom_context=True, tag=tag, rm=True)
+    assert image.labels["made"] == "py"
+    assert any("Successfully built" in str(x.get("stream", "")) for x in logs)
+    assert client.containers.run(tag, remove=True) == b"from-py\n"
+    client.images.remove(tag)
+    client.close()
