@@ -530,6 +530,10 @@ class ContainerManager:
             log.warning("cleaning up after %s: %s", c.short_id, exc.message)
         if self.networks is not None:
             await self.networks.detach(c.id)
+        if live.stop_requested and reason is StopReason.EXITED:
+            # `docker stop` came while this exit was being recorded: the stop wins, or
+            # the policy would restart a container the user just stopped
+            reason = live.stop_reason
         st = c.state
         st.exit_code = code
         st.oom_killed = oom
