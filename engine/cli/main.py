@@ -11,6 +11,7 @@ import click
 import engine
 from engine.cli import (
     archives,
+    build,
     commit,
     containers,
     events,
@@ -97,6 +98,7 @@ for _name, _command in (
     ("history", images.history),
     ("push", registry.push), ("login", registry.login), ("logout", registry.logout),
     ("save", archives.save), ("load", archives.load), ("commit", commit.commit),
+    ("build", build.build),
 ):
     cli.add_command(_command, name=_name)
 
@@ -114,9 +116,11 @@ _group("image", "Manage images", [
     ("import", images.import_), ("inspect", containers.inspect_command("image")),
     ("ls", images.images), ("list", images.images), ("prune", images.image_prune),
     ("pull", images.pull), ("push", registry.push), ("rm", images.rmi), ("tag", images.tag),
+    ("build", build.build),
     ("history", images.history),
     ("save", archives.save), ("load", archives.load),
 ])
+_group("builder", "Manage builds", [("build", build.build), ("prune", build.builder_prune)])
 _group("system", "Manage moorage", [("df", system.df), ("events", events.events),
                                     ("info", system.info), ("version", system.version)])
 cli.add_command(volumes.volume_group())

@@ -187,3 +187,31 @@ def test_docker_py_build(moord: Moord) -> None:
     assert client.containers.run(tag, remove=True) == b"from-py\n"
     client.images.remove(tag)
     client.close()
+
+
+def test_moor_build_and_builder_prune(moord: Moord, tmp_path: Path) -> None:
+    import sys
+
+    ctx = _write(tmp_path / "moor", {"Dockerfile": "FROM busybox\nCOPY . /ctx/\nRUN ls /ctx > /listing\n",
+                                     ".dockerignore": "skip.me\n", "skip.me": "x", "keep.me": "y"})
+    tag = _tag()
+    env = {**moord.env, "MOORAGE_HOST": moord.host}
+    moor = [sys.executable, "-m", "engine.cli"]
+    out = subprocess.run([*moor, "build", "-t", tag, str(ctx)], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "Successfully tagged" in out.stdout
+    listing = moord.docker("run", "--rm", tag, "cat", "/listing").stdout.split()
+    assert "keep.me" in listing
+    assert "skip.me" not in listing
+    quiet = subprocess.run([*moor, "build", "-q", str(ctx)], env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert quiet.stdout.strip() == inspect(moord, tag)["Id"]
+    moord.docker("rmi", tag)
+    pruned = subprocess.run([*moor, "builder", "prune", "-f"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert pruned.returncode == 0, pruned.stderr
+    assert "Total reclaimed space" in pruned.stdout
+    rebuilt = _build(moord, ctx, "-t", tag)
+    assert "Using cache" not in rebuilt.stdout
+    moord.docker("rmi", tag)
