@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for chatty in ("httpx", "httpcore", "hpack"):  # one line per registry request is noise
+    for chatty in ("httpx", "httpcore", "hpack", "pyroute2"):  # one line per registry request is noise
         logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         config.socket_path  # noqa: B018 - validates --host early

@@ -496,6 +496,8 @@ class _Run:
                 root = inline_dir
                 sources = [h.name for h in ins.inline]
             try:
+                sources = await trio.to_thread.run_sync(
+                    lambda: copying.resolve_sources(root, sources, instruction=ins.keyword))
                 digest = await trio.to_thread.run_sync(copying.content_hash, root, sources)
                 text = (f"{ins.keyword} {'--from=' + from_ref + ' ' if from_ref else ''}"
                         f"{'--chown=' + ins.chown + ' ' if ins.chown else ''}"

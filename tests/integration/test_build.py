@@ -215,3 +215,52 @@ def test_moor_build_and_builder_prune(moord: Moord, tmp_path: Path) -> None:
     rebuilt = _build(moord, ctx, "-t", tag)
     assert "Using cache" not in rebuilt.stdout
     moord.docker("rmi", tag)
+
+
+def test_the_rest_of_the_instructions(moord: Moord, tmp_path: Path) -> None:
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tf:
+        data = b"from the tarball\n"
+        info = tarfile.TarInfo("inner/file.txt")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    ctx = _write(tmp_path / "rest", {
+        "build/Dockerfile.dev": """\
+FROM busybox
+SHELL ["/bin/sh", "-e", "-c"]
+RUN <<EOF
+echo line one > /heredoc
+echo line two >> /heredoc
+EOF
+ADD bundle.tar.gz /unpacked/
+COPY --chown=1234:5678 --chmod=640 owned.txt /owned.txt
+COPY *.cfg /configs/
+HEALTHCHECK --interval=5s --retries=2 CMD true
+STOPSIGNAL SIGUSR1
+ONBUILD RUN echo triggered > /tmp/onbuild
+USER 1234
+""",
+        "owned.txt": "mine\n", "a.cfg": "a", "b.cfg": "b"})
+    (ctx / "bundle.tar.gz").write_bytes(archive.getvalue())
+    tag = _tag()
+    _build(moord, ctx, "-f", str(ctx / "build/Dockerfile.dev"), "-t", f"{tag}:one",
+           "-t", f"{tag}:two")
+    assert inspect(moord, f"{tag}:one")["Id"] == inspect(moord, f"{tag}:two")["Id"]
+    run = ["run", "--rm", "--user", "0", f"{tag}:one", "sh", "-c"]
+    assert moord.docker(*run, "cat /heredoc").stdout == "line one\nline two\n"
+    assert moord.docker(*run, "cat /unpacked/inner/file.txt").stdout == "from the tarball\n"
+    assert moord.docker(*run, "stat -c '%u:%g %a' /owned.txt").stdout == "1234:5678 640\n"
+    assert sorted(moord.docker(*run, "ls /configs").stdout.split()) == ["a.cfg", "b.cfg"]
+    config = inspect(moord, f"{tag}:one")["Config"]
+    assert config["Healthcheck"]["Test"] == ["CMD-SHELL", "true"]  # type: ignore[index]
+    assert config["StopSignal"] == "SIGUSR1"  # type: ignore[index]
+    assert config["User"] == "1234"  # type: ignore[index]
+    assert config["Shell"] == ["/bin/sh", "-e", "-c"]  # type: ignore[index]
+    assert config["OnBuild"] == ["RUN echo triggered > /tmp/onbuild"]  # type: ignore[index]
+    # the trigger runs in a build FROM this image
+    child = _write(tmp_path / "child", {"Dockerfile": f"FROM {tag}:one\nUSER 0\n"})
+    out = _build(moord, child, "-t", f"{tag}:child")
+    assert "Executing 1 build trigger" in out.stdout
+    assert moord.docker("run", "--rm", f"{tag}:child", "cat", "/tmp/onbuild").stdout == "triggered\n"
+    assert not inspect(moord, f"{tag}:child")["Config"]["OnBuild"]  # type: ignore[index]
+    moord.docker("rmi", f"{tag}:one", f"{tag}:two", f"{tag}:child")
