@@ -3,7 +3,7 @@
 Run as root from the repository:
 
     .venv/bin/python bench/run_bench.py [--runs N] [--engines moord,dockerd,podman] [--out FILE]
-        [--net|--logs|--images no|yes|only]
+        [--net|--logs|--images|--builds no|yes|only]
 
 Each engine is started here with a private data root and socket under one temporary
 directory, gets the same busybox root filesystem through `docker import`, and is measured
@@ -36,6 +36,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `engine` impo
 
 from bench import (
     adoption,
+    build_measures,
     hoststate,
     image_measures,
     log_measures,
@@ -57,7 +58,7 @@ from bench.engines import (
 
 RESULTS = REPO / "bench" / "results"
 BUSYBOX = "/usr/bin/busybox"
-SECTIONS = ("logs", "net", "images")  # the measures with a `--KIND no|yes|only` option
+SECTIONS = ("logs", "net", "images", "builds")  # the measures with a `--KIND no|yes|only` option
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -77,6 +78,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     log_measures.add_arguments(parser)
     net_measures.add_arguments(parser)
     image_measures.add_arguments(parser)
+    build_measures.add_arguments(parser)
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.engines.split(",") if n.strip()]
     unknown = [n for n in names if n not in ENGINES]
@@ -89,6 +91,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if len(onlies) > 1:
         parser.error(f"{' and '.join(onlies)} exclude each other")
     image_measures.check_arguments(parser, args)
+    build_measures.check_arguments(parser, args)
     if args.net_fetches < 3 or args.net_requests < 1:
         parser.error("--net-fetches must be at least 3, --net-requests at least 1")
     return args
@@ -309,6 +312,7 @@ def base_result(args: argparse.Namespace, argv: list[str] | None) -> dict[str, A
         "restart_delay": None,
         "adoption": None,
         "images": None,
+        "builds": None,
         "notes": [],
     }
 
@@ -368,9 +372,12 @@ def main(argv: list[str] | None = None) -> int:
             measure_supervision(active, args, result, Extras(run_root, tarball, started, result))
         if active and wanted(args, "logs"):
             log_measures.run(active, args, result)
-        # last: nothing depends on it, and its 50 MB pulls stay out of the other measures
+        # near the end: nothing depends on it, and its 50 MB pulls stay out of the other measures
         if active and wanted(args, "images"):
             image_measures.run(active, args, result, run_root)
+        # after the pulls: builds touch only busybox and leave nothing behind
+        if active and wanted(args, "builds"):
+            build_measures.run(active, args, result, run_root)
     except EngineError as e:
         result["notes"].append(f"measurements stopped early: {e}")
     except KeyboardInterrupt:
@@ -390,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     print(net_measures.markdown(result))
     print(log_measures.markdown(result))
     print(image_measures.markdown(result))
+    print(build_measures.markdown(result))
     print(f"JSON: {out}; daemon logs: {logs_dir}/")
     return 0
 
