@@ -727,6 +727,8 @@ class ImageStore:
         async with self._lock:
             if image_id not in self._images:
                 raise NotFound(f"No such image: {image_id}")
+            if self._refs.get(reference.full_name()) == image_id:
+                return  # already so: no rewrite (a cached rebuild tags the same image again)
             await self._tag_locked(image_id, reference)
 
     def tmp_path(self, prefix: str) -> Path:

@@ -90,6 +90,39 @@ def _options(req: Request) -> BuildOptions:
     )
 
 
+class _Coalescer:
+    """Output lines sent as they come, but those that pile up while the client is being
+    written to go out together: a cached build's 30 lines in a few writes, not 30."""
+
+    def __init__(self, out: StreamWriter) -> None:
+        self.out = out
+        self.pending: list[bytes] = []
+        self.ready = trio.Event()
+        self.closed = False
+        self.room = trio.Semaphore(256)  # a slow client slows the build, not memory
+
+    async def put(self, data: bytes) -> None:
+        await self.room.acquire()
+        self.pending.append(data)
+        self.ready.set()
+
+    async def close(self) -> None:
+        self.closed = True
+        self.ready.set()
+
+    async def pump(self) -> None:
+        while True:
+            await self.ready.wait()
+            self.ready = trio.Event()
+            batch, self.pending = self.pending, []
+            if batch:
+                await self.out.send(b"".join(batch))
+                for _ in batch:
+                    self.room.release()
+            if self.closed and not self.pending:
+                return
+
+
 @router.route("POST", "/build")
 async def build(req: Request, engine: Engine) -> StreamResponse:
     from engine.build import context as build_context
@@ -114,19 +147,24 @@ async def build(req: Request, engine: Engine) -> StreamResponse:
         raise
 
     async def produce(out: StreamWriter) -> None:
-        async def emit(message: dict[str, Any]) -> None:
-            await out.send(json.dumps(message).encode() + b"\r\n")
+        lines = _Coalescer(out)
 
-        try:
-            image = await service.build(dockerfile, context, workspace, options, emit)
-            engine.events.publish("image", "build", image.id, {"name": image.id})
-        except EngineError as exc:
-            await emit({"errorDetail": {"message": exc.message}, "error": exc.message})
-        except Exception as exc:
-            log.exception("build failed")
-            await emit({"errorDetail": {"message": str(exc)}, "error": str(exc)})
-        finally:
-            await service.release(workspace)
+        async def emit(message: dict[str, Any]) -> None:
+            await lines.put(json.dumps(message).encode() + b"\r\n")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lines.pump)
+            try:
+                image = await service.build(dockerfile, context, workspace, options, emit)
+                engine.events.publish("image", "build", image.id, {"name": image.id})
+            except EngineError as exc:
+                await emit({"errorDetail": {"message": exc.message}, "error": exc.message})
+            except Exception as exc:
+                log.exception("build failed")
+                await emit({"errorDetail": {"message": str(exc)}, "error": str(exc)})
+            finally:
+                await service.release(workspace)
+                await lines.close()
 
     return StreamResponse(produce, content_type="application/json")
 
