@@ -496,9 +496,11 @@ class _Run:
                 root = inline_dir
                 sources = [h.name for h in ins.inline]
             try:
-                sources = await trio.to_thread.run_sync(
-                    lambda: copying.resolve_sources(root, sources, instruction=ins.keyword))
-                digest = await trio.to_thread.run_sync(copying.content_hash, root, sources)
+                def select() -> tuple[list[str], str]:
+                    chosen = copying.resolve_sources(root, sources, instruction=ins.keyword)
+                    return chosen, copying.content_hash(root, chosen)
+
+                sources, digest = await trio.to_thread.run_sync(select)
                 text = (f"{ins.keyword} {'--from=' + from_ref + ' ' if from_ref else ''}"
                         f"{'--chown=' + ins.chown + ' ' if ins.chown else ''}"
                         f"{'--chmod=' + ins.chmod + ' ' if ins.chmod else ''}"

@@ -7,6 +7,7 @@ left there is unmounted and removed.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import shutil
 from collections.abc import AsyncIterable
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from engine.registry.service import RegistryService
 
 _WRITE_BATCH = 4 * 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 def _mounts_under(root: Path) -> list[Path]:
@@ -71,6 +73,13 @@ class BuildService:
     async def release(self, workspace: Path) -> None:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(_clean_one, workspace)
+
+    async def release_later(self, workspace: Path) -> None:
+        """`release` for a background task: a failure is logged (start-up retries it)."""
+        try:
+            await self.release(workspace)
+        except Exception:
+            log.exception("removing build workspace %s failed", workspace)
 
     async def receive(self, chunks: AsyncIterable[bytes], target: Path) -> None:
         """Stream a request body to `target`, off the trio thread."""

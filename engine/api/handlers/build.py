@@ -136,12 +136,16 @@ async def build(req: Request, engine: Engine) -> StreamResponse:
         tarball = workspace / "context.tar"
         await service.receive(req.body_chunks(), tarball)
         context = workspace / "context"
-        await trio.to_thread.run_sync(build_context.extract_context, tarball, context)
-        await trio.to_thread.run_sync(lambda: tarball.unlink(missing_ok=True))
-        await trio.to_thread.run_sync(build_context.drop_ignored, context, dockerfile_name)
-        source = await trio.to_thread.run_sync(build_context.read_dockerfile, context,
-                                               dockerfile_name)
-        dockerfile = parse(source)
+
+        def prepare() -> Any:
+            """One worker-thread hop for all of it: a cached build is over in tens of ms."""
+            build_context.extract_context(tarball, context)
+            tarball.unlink(missing_ok=True)
+            source = build_context.read_dockerfile(context, dockerfile_name)
+            build_context.drop_ignored(context, dockerfile_name)
+            return parse(source)
+
+        dockerfile = await trio.to_thread.run_sync(prepare)
     except BaseException:
         await service.release(workspace)
         raise
@@ -163,8 +167,9 @@ async def build(req: Request, engine: Engine) -> StreamResponse:
                 log.exception("build failed")
                 await emit({"errorDetail": {"message": str(exc)}, "error": str(exc)})
             finally:
-                await service.release(workspace)
                 await lines.close()
+        # the client has its last line; the workspace goes after the answer has ended
+        trio.lowlevel.spawn_system_task(service.release_later, workspace)
 
     return StreamResponse(produce, content_type="application/json")
 
