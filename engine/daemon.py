@@ -28,6 +28,7 @@ from engine.api.handlers import commit as commit_api
 from engine.api.handlers import containers as containers_api
 from engine.api.handlers import df as df_api
 from engine.api.handlers import events as events_api
+from engine.api.handlers import execs as execs_api
 from engine.api.handlers import images as images_api
 from engine.api.handlers import logs as logs_api
 from engine.api.handlers import networks as networks_api
@@ -38,6 +39,7 @@ from engine.api.router import route_table
 from engine.api.server import APIServer
 from engine.build.service import BuildService
 from engine.config import DaemonConfig, load_config
+from engine.containers.execs import ExecManager
 from engine.containers.manager import ContainerDirectory, ContainerManager
 from engine.engine import Engine
 from engine.errors import HostNotReady
@@ -109,12 +111,13 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
     engine = Engine(config=config, host=host, images=images, containers=containers, events=events,
                     volumes=volumes, networks=networks, id=engine_id,
                     registry=RegistryService(config, images))
+    engine.execs = ExecManager(containers)
     engine.build = await BuildService.open(config.data_root, containers, images, engine.registry,
                                            durable=config.durable_store)
     routes = route_table([system_api.router, containers_api.router, logs_api.router,
                           images_api.router, events_api.router, volumes_api.router,
                           networks_api.router, registry_api.router,
-                          commit_api.router, build_api.router, df_api.router])
+                          commit_api.router, build_api.router, execs_api.router, df_api.router])
     server = APIServer(routes, engine)
     try:
         async with trio.open_nursery() as nursery:

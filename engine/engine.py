@@ -12,6 +12,7 @@ from engine.events import EventBus
 
 if TYPE_CHECKING:
     from engine.build.service import BuildService
+    from engine.containers.execs import ExecManager
     from engine.containers.manager import ContainerManager
     from engine.images.store import ImageStore
     from engine.networks.service import NetworkService
@@ -31,5 +32,6 @@ class Engine:
     networks: NetworkService | None = None
     registry: RegistryService | None = None
     build: BuildService | None = None
+    execs: ExecManager | None = None
     id: str = ""  # <data-root>/engine-id, read once at start-up
     started_at: dt.datetime = attrs.field(factory=lambda: dt.datetime.now(dt.timezone.utc))

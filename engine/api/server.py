@@ -435,6 +435,12 @@ class APIServer:
             await response.run(hijacked)
         except ClientGone:
             pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the client went away mid-stream
+        except Exception:
+            # the 101 is out: nothing to answer with; one connection's failure must never
+            # take the daemon down
+            log.exception("hijacked connection failed")
 
 
 async def bind_unix_socket(path: Path, mode: int, group: str = "") -> trio.socket.SocketType:

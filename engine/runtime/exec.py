@@ -152,7 +152,7 @@ class _Capture:
 
 
 @attrs.frozen
-class _Scratch:
+class ExecFiles:
     """The per-exec files the runtime reads and writes, under a private directory."""
 
     process: Path
@@ -160,7 +160,7 @@ class _Scratch:
     log: Path
 
     @classmethod
-    def under(cls, directory: Path, container_id: str) -> _Scratch:
+    def under(cls, directory: Path, container_id: str) -> ExecFiles:
         stem = directory / f"{container_id[:12]}-{secrets.token_hex(6)}"
         return cls(stem.with_suffix(".json"), stem.with_suffix(".pid"), stem.with_suffix(".log"))
 
@@ -218,7 +218,7 @@ async def exec_capture(runtime: OCIRuntime, container_id: str, argv: Sequence[st
     """
     if not argv or not argv[0]:
         return ExecResult(exit_code=-1, error="no command to run")
-    files = _Scratch.under(scratch, container_id)
+    files = ExecFiles.under(scratch, container_id)
     spec = exec_process(process, argv, env=env, user=user, cwd=cwd)
     command = [runtime.path, f"--root={runtime.root}", f"--log={files.log}", "--log-format=json",
                "exec", "--pid-file", str(files.pid_file), "--process", str(files.process),
@@ -231,7 +231,7 @@ async def exec_capture(runtime: OCIRuntime, container_id: str, argv: Sequence[st
             await trio.to_thread.run_sync(files.remove)
 
 
-async def _run(command: list[str], files: _Scratch, kill_after: float,
+async def _run(command: list[str], files: ExecFiles, kill_after: float,
                limit: int) -> ExecResult:
     read_end, write_end = os.pipe()  # both close-on-exec; the child gets dup2'd copies
     try:
@@ -266,7 +266,7 @@ async def _run(command: list[str], files: _Scratch, kill_after: float,
     return ExecResult(exit_code=code, output=output, truncated=capture.truncated)
 
 
-async def _wait_or_kill(proc: trio.Process, files: _Scratch, kill_after: float) -> bool:
+async def _wait_or_kill(proc: trio.Process, files: ExecFiles, kill_after: float) -> bool:
     """Wait for the runtime; past `kill_after` s (or if cancelled) kill the exec. True: timed out."""
     try:
         with trio.move_on_after(kill_after):
@@ -281,7 +281,7 @@ async def _wait_or_kill(proc: trio.Process, files: _Scratch, kill_after: float) 
     return True
 
 
-async def _kill(proc: trio.Process, files: _Scratch) -> None:
+async def _kill(proc: trio.Process, files: ExecFiles) -> None:
     """SIGKILL the exec'd process and its process group, and the runtime's; reap the runtime.
 
     The runtime makes a session for the exec'd process (runc: the process leads it; crun:

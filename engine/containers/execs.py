@@ -1,0 +1,200 @@
+"""`docker exec`: extra processes in a running container, through the runtime's `exec`.
+
+A session is created (`POST /containers/{id}/exec`), then started attached (its stdin,
+stdout and stderr carried over the hijacked connection) or detached. The process is
+the container's own (user, env, cwd, capabilities from its bundle), with the
+session's argv and overrides; the runtime waits for it, and its exit code is recorded
+before the attached stream is closed, so `GET /exec/{id}/json` right after says how
+it ended. Sessions live in memory: an exec does not outlive moord, as it does not
+outlive dockerd's shim's client either.
+
+Without a terminal only: an exec with `Tty` is refused with 501 until the runtime's
+console socket is wired up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import subprocess
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from engine import ids
+from engine.containers.model import Container, Status
+from engine.errors import Conflict, InvalidParameter, NotFound, Unsupported
+from engine.runtime.exec import ExecFiles, ExecUser, exec_process, read_process_template
+from engine.runtime.users import resolve_user
+
+if TYPE_CHECKING:
+    from engine.containers.manager import ContainerManager
+
+log = logging.getLogger(__name__)
+
+#: After the process has exited, how long its output pipes may keep delivering (a
+#: background child holding them open must not hold the stream open for ever).
+DRAIN_GRACE = 0.2
+_CHUNK = 64 * 1024
+
+Send = Callable[[int, bytes], Awaitable[None]]  # (stream id 1/2, data)
+
+
+@attrs.define(eq=False)
+class ExecSession:
+    id: str
+    container_id: str
+    argv: list[str]
+    env: list[str] = attrs.field(factory=list)
+    user: str = ""
+    working_dir: str = ""
+    privileged: bool = False
+    tty: bool = False
+    attach_stdin: bool = False
+    attach_stdout: bool = True
+    attach_stderr: bool = True
+    detach_keys: str = ""
+    running: bool = False
+    started: bool = False
+    exit_code: int | None = None
+    pid: int = 0
+    created: dt.datetime = attrs.field(factory=lambda: dt.datetime.now(dt.UTC))
+
+
+class ExecManager:
+    def __init__(self, containers: ContainerManager) -> None:
+        self.containers = containers
+        self.sessions: dict[str, ExecSession] = {}
+
+    def get(self, exec_id: str) -> ExecSession:
+        session = self.sessions.get(exec_id)
+        if session is None:
+            raise NotFound(f"No such exec instance: {exec_id}")
+        return session
+
+    def _running(self, c: Container) -> None:
+        if c.state.status is Status.PAUSED:
+            raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
+        if not c.state.is_live:
+            raise Conflict(f"Container {c.id} is not running")
+
+    def create(self, c: Container, session: ExecSession) -> ExecSession:
+        self._running(c)
+        if not session.argv or not session.argv[0]:
+            raise InvalidParameter("No exec command specified")
+        if session.tty:
+            raise Unsupported("exec with a TTY (-t) is not supported by moorage yet; "
+                              "run it without -t")
+        session.id = ids.new_id()
+        session.container_id = c.id
+        self.sessions[session.id] = session
+        self.containers.publish(c, "exec_create: " + " ".join(session.argv), execID=session.id)
+        return session
+
+    async def run(self, session: ExecSession, *, stdin: Any | None, send: Send | None) -> int:
+        """Run the session's process; `stdin` is a receive stream (None: no input) and
+        `send` gets its output (None: discarded, a detached exec). Returns the exit code."""
+        if session.started:
+            raise Conflict(f"Exec {session.id} has already run")
+        c = self.containers.get(session.container_id)
+        self._running(c)
+        session.started = True
+        m = self.containers
+        runtime = m.runtime_of(c)
+        paths = m.paths(c)
+        template = await read_process_template(paths.config_json)
+        env = _merge_env(list(template.get("env") or []), session.env)
+        user = None
+        if session.user:
+            found = await trio.to_thread.run_sync(resolve_user, paths.rootfs, session.user)
+            user = ExecUser(found.uid, found.gid, tuple(found.additional_gids))
+        spec = exec_process(template, session.argv, env=env, user=user,
+                            cwd=session.working_dir or None)
+        files = ExecFiles.under(m.config.exec_root / "exec", c.id)
+        command = [runtime.path, f"--root={runtime.root}", f"--log={files.log}",
+                   "--log-format=json", "exec", "--pid-file", str(files.pid_file),
+                   "--process", str(files.process), c.id]
+        await trio.to_thread.run_sync(files.write, spec)
+        m.publish(c, "exec_start: " + " ".join(session.argv), execID=session.id)
+        session.running = True
+        try:
+            code = await self._supervise(session, command, files, stdin, send)
+        finally:
+            session.running = False
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(files.remove)
+        session.exit_code = code
+        m.publish(c, "exec_die", execID=session.id, exitCode=str(code))
+        return code
+
+    async def _supervise(self, session: ExecSession, command: list[str], files: ExecFiles,
+                         stdin: Any | None, send: Send | None) -> int:
+        proc = await trio.lowlevel.open_process(
+            command, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            async with trio.open_nursery() as nursery:
+                async with trio.open_nursery() as pumps:
+                    assert proc.stdout is not None
+                    assert proc.stderr is not None
+                    pumps.start_soon(_pump_out, proc.stdout, 1, send)
+                    pumps.start_soon(_pump_out, proc.stderr, 2, send)
+                    if stdin is not None and proc.stdin is not None:
+                        nursery.start_soon(_pump_in, stdin, proc.stdin)
+                    await proc.wait()
+                    session.pid = await trio.to_thread.run_sync(files.pid)
+                    # the process is gone; what it wrote is in the pipes: read it, but
+                    # do not wait for children that kept them open
+                    pumps.cancel_scope.deadline = trio.current_time() + DRAIN_GRACE
+                nursery.cancel_scope.cancel()
+        finally:
+            if proc.returncode is None:
+                with trio.CancelScope(shield=True):
+                    proc.kill()
+                    await proc.wait()
+        code = proc.returncode
+        assert code is not None
+        if code < 0:
+            code = 128 - code  # killed by signal N: 128+N, as a shell reports it
+        if code in (1, 255) and not session.pid:
+            error = await trio.to_thread.run_sync(files.runtime_error)
+            if error:
+                log.info("exec %s could not start: %s", session.id[:12], error)
+                if send is not None:
+                    await send(2, f"OCI runtime exec failed: {error}\n".encode())
+                code = 127 if "not found" in error.lower() or "no such file" in error.lower() else 126
+        return code
+
+
+def _merge_env(base: list[str], extra: list[str]) -> list[str]:
+    keys = {e.partition("=")[0] for e in extra}
+    return [e for e in base if e.partition("=")[0] not in keys] + list(extra)
+
+
+async def _pump_out(stream: trio.abc.ReceiveStream, stream_id: int, send: Send | None) -> None:
+    while True:
+        data = await stream.receive_some(_CHUNK)
+        if not data:
+            return
+        if send is not None:
+            await send(stream_id, bytes(data))
+
+
+async def _pump_in(source: Any, sink: trio.abc.SendStream) -> None:
+    """The client's input into the process; the client's half-close is the process's EOF."""
+    try:
+        while True:
+            data = await source.receive_some(_CHUNK)
+            if not data:
+                break
+            await sink.send_all(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    finally:
+        with trio.CancelScope(shield=True):
+            await sink.aclose()
+
+
+__all__ = ["ExecManager", "ExecSession"]
