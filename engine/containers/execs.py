@@ -8,15 +8,22 @@ before the attached stream is closed, so `GET /exec/{id}/json` right after says 
 it ended. Sessions live in memory: an exec does not outlive moord, as it does not
 outlive dockerd's shim's client either.
 
-Without a terminal only: an exec with `Tty` is refused with 501 until the runtime's
-console socket is wired up.
+With `Tty`, the runtime makes a pseudo-terminal and hands its master end over a
+console socket (`--console-socket`, SCM_RIGHTS); the session relays it raw, and
+`resize` sets its window size.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import logging
+import os
+import socket
+import struct
 import subprocess
+import termios
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +32,7 @@ import trio
 
 from engine import ids
 from engine.containers.model import Container, Status
-from engine.errors import Conflict, InvalidParameter, NotFound, Unsupported
+from engine.errors import Conflict, InvalidParameter, NotFound
 from engine.runtime.exec import ExecFiles, ExecUser, exec_process, read_process_template
 from engine.runtime.users import resolve_user
 
@@ -60,6 +67,8 @@ class ExecSession:
     started: bool = False
     exit_code: int | None = None
     pid: int = 0
+    master_fd: int = -1  # the pty's master end while a TTY exec runs
+    size: tuple[int, int] = (0, 0)  # rows, columns asked for before the pty existed
     created: dt.datetime = attrs.field(factory=lambda: dt.datetime.now(dt.UTC))
 
 
@@ -84,9 +93,6 @@ class ExecManager:
         self._running(c)
         if not session.argv or not session.argv[0]:
             raise InvalidParameter("No exec command specified")
-        if session.tty:
-            raise Unsupported("exec with a TTY (-t) is not supported by moorage yet; "
-                              "run it without -t")
         session.id = ids.new_id()
         session.container_id = c.id
         self.sessions[session.id] = session
@@ -115,12 +121,21 @@ class ExecManager:
         files = ExecFiles.under(m.config.exec_root / "exec", c.id)
         command = [runtime.path, f"--root={runtime.root}", f"--log={files.log}",
                    "--log-format=json", "exec", "--pid-file", str(files.pid_file),
-                   "--process", str(files.process), c.id]
+                   "--process", str(files.process)]
+        if session.tty:
+            spec["terminal"] = True
+            if session.size != (0, 0):
+                spec["consoleSize"] = {"height": session.size[0], "width": session.size[1]}
+            command += ["--tty", "--console-socket", str(files.process.with_suffix(".sock"))]
+        command.append(c.id)
         await trio.to_thread.run_sync(files.write, spec)
         m.publish(c, "exec_start: " + " ".join(session.argv), execID=session.id)
         session.running = True
         try:
-            code = await self._supervise(session, command, files, stdin, send)
+            if session.tty:
+                code = await self._supervise_tty(session, command, files, stdin, send)
+            else:
+                code = await self._supervise(session, command, files, stdin, send)
         finally:
             session.running = False
             with trio.CancelScope(shield=True):
@@ -128,6 +143,60 @@ class ExecManager:
         session.exit_code = code
         m.publish(c, "exec_die", execID=session.id, exitCode=str(code))
         return code
+
+    async def _supervise_tty(self, session: ExecSession, command: list[str], files: ExecFiles,
+                             stdin: Any | None, send: Send | None) -> int:
+        """A TTY exec: the pty's master end relayed raw both ways."""
+        sock_path = files.process.with_suffix(".sock")
+        listener = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        await listener.bind(str(sock_path))
+        listener.listen(1)
+        proc: trio.Process | None = None
+        try:
+            proc = await trio.lowlevel.open_process(
+                command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, start_new_session=True)
+            with trio.move_on_after(10):
+                session.master_fd = await _receive_master(listener)
+            if session.master_fd < 0:
+                await proc.wait()
+                return await self._failed_start(session, files, send, proc.returncode or 255)
+            if session.size != (0, 0):
+                set_window(session.master_fd, *session.size)
+            master = trio.lowlevel.FdStream(os.dup(session.master_fd))
+            async with master, trio.open_nursery() as nursery:
+                if stdin is not None:
+                    nursery.start_soon(_pump_in_tty, stdin, master)
+                async with trio.open_nursery() as pumps:
+                    pumps.start_soon(_pump_out_tty, master, send)
+                    await proc.wait()
+                    session.pid = await trio.to_thread.run_sync(files.pid)
+                    pumps.cancel_scope.deadline = trio.current_time() + DRAIN_GRACE
+                nursery.cancel_scope.cancel()
+        finally:
+            listener.close()
+            if session.master_fd >= 0:
+                os.close(session.master_fd)
+                session.master_fd = -1
+            with contextlib.suppress(FileNotFoundError):
+                sock_path.unlink()
+            if proc is not None and proc.returncode is None:
+                with trio.CancelScope(shield=True):
+                    proc.kill()
+                    await proc.wait()
+        assert proc is not None
+        assert proc.returncode is not None
+        code = proc.returncode
+        return 128 - code if code < 0 else code
+
+    async def _failed_start(self, session: ExecSession, files: ExecFiles, send: Send | None,
+                            code: int) -> int:
+        error = await trio.to_thread.run_sync(files.runtime_error)
+        if error and send is not None:
+            await send(1, f"OCI runtime exec failed: {error}\r\n".encode())
+        if not error:
+            return code
+        return 127 if "not found" in error.lower() or "no such file" in error.lower() else 126
 
     async def _supervise(self, session: ExecSession, command: list[str], files: ExecFiles,
                          stdin: Any | None, send: Send | None) -> int:
@@ -168,6 +237,30 @@ class ExecManager:
         return code
 
 
+async def _receive_master(listener: trio.socket.SocketType) -> int:
+    """The pty master the runtime sends over the console socket (SCM_RIGHTS)."""
+    conn, _ = await listener.accept()
+    with conn:
+        while True:
+            await trio.lowlevel.wait_readable(conn.fileno())
+            try:
+                with _as_socket(conn) as raw:
+                    _, fds, _, _ = socket.recv_fds(raw, 4096, 1)
+            except BlockingIOError:
+                continue
+            if not fds:
+                raise OSError("the runtime closed the console socket without a terminal")
+            return fds[0]
+
+
+def _as_socket(conn: trio.socket.SocketType) -> socket.socket:
+    return socket.socket(fileno=os.dup(conn.fileno()))
+
+
+def set_window(fd: int, rows: int, columns: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+
+
 def _merge_env(base: list[str], extra: list[str]) -> list[str]:
     keys = {e.partition("=")[0] for e in extra}
     return [e for e in base if e.partition("=")[0] not in keys] + list(extra)
@@ -180,6 +273,30 @@ async def _pump_out(stream: trio.abc.ReceiveStream, stream_id: int, send: Send |
             return
         if send is not None:
             await send(stream_id, bytes(data))
+
+
+async def _pump_out_tty(master: trio.lowlevel.FdStream, send: Send | None) -> None:
+    try:
+        while True:
+            data = await master.receive_some(_CHUNK)
+            if not data:
+                return
+            if send is not None:
+                await send(0, bytes(data))
+    except (OSError, trio.BrokenResourceError):  # EIO: the last process let go of the pty
+        return
+
+
+async def _pump_in_tty(source: Any, master: trio.lowlevel.FdStream) -> None:
+    """Keys into the terminal; the client's half-close ends nothing (a shell waits)."""
+    try:
+        while True:
+            data = await source.receive_some(_CHUNK)
+            if not data:
+                return
+            await master.send_all(data)
+    except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
 
 
 async def _pump_in(source: Any, sink: trio.abc.SendStream) -> None:

@@ -74,3 +74,51 @@ def test_refusals(moord: Moord) -> None:
         assert "is not running" in out.stderr
     finally:
         moord.docker("rm", "-f", name, check=False)
+
+
+def _read_until(fd: int, marker: bytes, timeout: float = 20.0) -> bytes:
+    import os
+    import select
+
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while marker not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {marker!r} in {seen!r}"
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen
+
+
+def test_exec_it_under_a_terminal(moord: Moord, running: str) -> None:
+    """The docker CLI on a pseudo-terminal of the test's own: typed commands run in a shell
+    with a TTY, `stty size` sees the terminal's size, and `exit 7` is the exit code."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+    proc = subprocess.Popen([DOCKER_CLI, "exec", "-it", running, "sh"], env=moord.env,
+                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    try:
+        os.write(master, b"echo marker-$((6*7)); tty; stty size\n")
+        out = _read_until(master, b"33 101")
+        assert b"marker-42" in out
+        assert b"/dev/pts/" in out
+        os.write(master, b"exit 7\n")
+        assert proc.wait(timeout=20) == 7
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)

@@ -11,7 +11,7 @@ from engine.api.http import EmptyResponse, HijackedStream, HijackResponse, JSONR
 from engine.api.router import Router
 from engine.api.streams import frame, stream_media_type
 from engine.api.wire.execs import exec_inspect
-from engine.containers.execs import ExecManager, ExecSession
+from engine.containers.execs import ExecManager, ExecSession, set_window
 from engine.errors import InvalidParameter, SystemFailure
 
 if TYPE_CHECKING:
@@ -72,6 +72,9 @@ async def start(req: Request, engine: Engine) -> EmptyResponse | HijackResponse:
         sending = trio.Lock()  # stdout and stderr pumps share the connection
 
         async def send(stream_id: int, data: bytes) -> None:
+            if session.tty:  # one raw stream, as the terminal gives it
+                await conn.send_all(data)
+                return
             wanted = session.attach_stdout if stream_id == 1 else session.attach_stderr
             if wanted:
                 async with sending:
@@ -79,7 +82,7 @@ async def start(req: Request, engine: Engine) -> EmptyResponse | HijackResponse:
 
         await execs.run(session, stdin=conn if session.attach_stdin else None, send=send)
 
-    return HijackResponse(run, media_type=stream_media_type(tty=False,
+    return HijackResponse(run, media_type=stream_media_type(tty=session.tty,
                                                             api_version=req.api_version))
 
 
@@ -94,7 +97,12 @@ async def inspect(req: Request, engine: Engine) -> JSONResponse:
 
 @router.route("POST", "/exec/{id}/resize")
 async def resize(req: Request, engine: Engine) -> EmptyResponse:
-    _execs(engine).get(req.params["id"])  # without a TTY there is nothing to resize
+    session = _execs(engine).get(req.params["id"])
+    rows, columns = req.int_arg("h", 0) or 0, req.int_arg("w", 0) or 0
+    if session.tty and rows > 0 and columns > 0:
+        session.size = (rows, columns)
+        if session.master_fd >= 0:
+            set_window(session.master_fd, rows, columns)
     return EmptyResponse(200)
 
 
