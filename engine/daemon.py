@@ -32,6 +32,7 @@ from engine.api.handlers import execs as execs_api
 from engine.api.handlers import images as images_api
 from engine.api.handlers import logs as logs_api
 from engine.api.handlers import networks as networks_api
+from engine.api.handlers import processes as processes_api
 from engine.api.handlers import registry as registry_api
 from engine.api.handlers import system as system_api
 from engine.api.handlers import volumes as volumes_api
@@ -117,7 +118,8 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
     routes = route_table([system_api.router, containers_api.router, logs_api.router,
                           images_api.router, events_api.router, volumes_api.router,
                           networks_api.router, registry_api.router,
-                          commit_api.router, build_api.router, execs_api.router, df_api.router])
+                          commit_api.router, build_api.router, execs_api.router,
+                          processes_api.router, df_api.router])
     server = APIServer(routes, engine)
     try:
         async with trio.open_nursery() as nursery:

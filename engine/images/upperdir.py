@@ -113,7 +113,7 @@ def _entries(root: str, rel_dir: str) -> Iterator[tuple[str, str, os.stat_result
             continue
 
 
-def _walk(root: str) -> Iterator[tuple[str, str, os.stat_result]]:
+def walk(root: str) -> Iterator[tuple[str, str, os.stat_result]]:
     """(relative name, full path, lstat) of everything under `root`: depth first, names
     sorted, a directory before its contents. A stack of iterators, not recursion: a
     container can nest directories deeper than Python's recursion limit."""
@@ -154,7 +154,7 @@ def write_upper_tar(upper: Path, out: IO[bytes]) -> LayerTar:
     links: dict[tuple[int, int], str] = {}
     with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
                       bufsize=_CHUNK) as tf:
-        for rel, full, st in _walk(root):
+        for rel, full, st in walk(root):
             if _is_stub(rel, st, full):
                 continue
             mode = st.st_mode
@@ -194,4 +194,9 @@ def write_upper_tar(upper: Path, out: IO[bytes]) -> LayerTar:
     return LayerTar("sha256:" + sink.hasher.hexdigest(), sink.size)
 
 
-__all__ = ["RUNTIME_STUBS", "LayerTar", "write_upper_tar"]
+def is_stub(rel: str, st: os.stat_result, full: str) -> bool:
+    """A runtime mount-point stub (left out of commits and diffs while empty)."""
+    return _is_stub(rel, st, full)
+
+
+__all__ = ["RUNTIME_STUBS", "LayerTar", "is_stub", "walk", "write_upper_tar"]

@@ -83,6 +83,23 @@ def _hierarchy_dirs(layout: CgroupLayout, relpath: str) -> list[tuple[str, Path]
     return dirs
 
 
+def cgroup_pids(layout: CgroupLayout, relpath: str) -> set[int]:
+    """Every process in cgroup `relpath` and below (blocking): `top` selects by these."""
+    candidates = ([layout.unified_mount / relpath.strip("/")]
+                  if layout.version == 2 and layout.unified_mount is not None else
+                  [mount / relpath.strip("/") for name, mount in layout.v1_mounts
+                   if set(name.split(",")) & {"pids", "memory", "cpu"}])
+    for directory in candidates:
+        if not directory.is_dir():
+            continue
+        pids: set[int] = set()
+        for procs in directory.rglob("cgroup.procs"):
+            with contextlib.suppress(OSError):
+                pids.update(int(x) for x in procs.read_text().split() if x.isdigit())
+        return pids
+    return set()
+
+
 def is_frozen(layout: CgroupLayout, relpath: str) -> bool | None:
     """Whether the runtime's freezer holds cgroup `relpath` (None: cannot tell).
 
