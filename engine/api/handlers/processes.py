@@ -1,14 +1,17 @@
-"""What runs and what changed in a container: `docker top` and `docker diff`."""
+"""What runs in a container, what it uses and what it changed: top, stats, diff."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import trio
 
-from engine.api.http import JSONResponse, Request
+from engine.api.http import JSONResponse, Request, StreamResponse, StreamWriter
 from engine.api.router import Router
+from engine.api.wire.stats import stats_json
 from engine.containers.changes import container_changes
+from engine.containers.stats import Sample, sample
 from engine.containers.top import parse_ps, run_ps
 from engine.errors import Conflict
 from engine.runtime.cgroups import cgroup_pids
@@ -46,3 +49,33 @@ async def changes(req: Request, engine: Engine) -> JSONResponse:
 
 
 __all__ = ["router"]
+
+
+@router.route("GET", "/containers/{id}/stats")
+async def stats(req: Request, engine: Engine) -> StreamResponse:
+    """One JSON object a second while streaming; with `stream=false` one, whose CPU figures
+    cover the last second (`one-shot=true`: at once, without them)."""
+    m = engine.containers
+    c = m.get(req.params["id"])
+    stream = req.flag("stream", True)
+    one_shot = req.flag("one-shot")
+    relpath = m.cgroup_path(c)
+
+    async def read() -> Sample:
+        return await trio.to_thread.run_sync(sample, m.host.cgroups, relpath, c.state.pid)
+
+    async def produce(out: StreamWriter) -> None:
+        before: Sample | None = None
+        if not stream and not one_shot:
+            before = await read()
+            await trio.sleep(1)
+        while True:
+            now = await read()
+            body = stats_json(c.name, c.id, now, before)
+            await out.send(json.dumps(body).encode() + b"\n")
+            if not stream or not c.state.is_live:
+                return
+            before = now
+            await trio.sleep(1)
+
+    return StreamResponse(produce, content_type="application/json")
