@@ -23,6 +23,7 @@ import pluggy
 import trio
 
 from engine import fsutil
+from engine.api.handlers import archive as archive_api
 from engine.api.handlers import build as build_api
 from engine.api.handlers import commit as commit_api
 from engine.api.handlers import containers as containers_api
@@ -119,7 +120,7 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
                           images_api.router, events_api.router, volumes_api.router,
                           networks_api.router, registry_api.router,
                           commit_api.router, build_api.router, execs_api.router,
-                          processes_api.router, df_api.router])
+                          processes_api.router, archive_api.router, df_api.router])
     server = APIServer(routes, engine)
     try:
         async with trio.open_nursery() as nursery:

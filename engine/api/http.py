@@ -146,6 +146,7 @@ class StreamResponse:
     produce: Callable[[StreamWriter], Awaitable[None]]
     content_type: str = "application/json"
     status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class HijackedStream(Protocol):

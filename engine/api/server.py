@@ -378,7 +378,7 @@ class APIServer:
         await conn.send(h11.EndOfMessage())
 
     async def _send_stream(self, conn: _Connection, response: StreamResponse) -> bool:
-        headers = [*base_headers(), ("Content-Type", response.content_type)]
+        headers = [*base_headers(), ("Content-Type", response.content_type), *response.headers]
         await conn.send(h11.Response(status_code=response.status, headers=headers))
         writer = _ChunkWriter(conn)
         completed = False

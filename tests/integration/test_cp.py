@@ -1,0 +1,48 @@
+"""`docker cp` both ways, running and stopped containers, and paths that try to escape."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+
+from tests.support.daemon import Moord
+
+pytestmark = pytest.mark.integration
+
+
+def test_cp_both_ways(moord: Moord, tmp_path: Path) -> None:
+    name = f"cp-{secrets.token_hex(3)}"
+    moord.docker("run", "-d", "--name", name, "busybox", "sh", "-c",
+                 "mkdir -p /data/sub && echo inside > /data/sub/file && sleep 300")
+    try:
+        src = tmp_path / "in.txt"
+        src.write_text("from the host\n")
+        moord.docker("cp", str(src), f"{name}:/tmp/")
+        assert moord.docker("exec", name, "cat", "/tmp/in.txt").stdout == "from the host\n"
+        moord.docker("cp", str(src), f"{name}:/tmp/renamed.txt")
+        assert moord.docker("exec", name, "cat", "/tmp/renamed.txt").stdout == "from the host\n"
+        out = tmp_path / "out"
+        for _ in range(50):
+            if moord.docker("exec", name, "test", "-e", "/data/sub/file", check=False).returncode == 0:
+                break
+        moord.docker("cp", f"{name}:/data", str(out))
+        assert (out / "sub" / "file").read_text() == "inside\n"
+        moord.docker("cp", f"{name}:/data/sub/file", str(tmp_path / "single"))
+        assert (tmp_path / "single").read_text() == "inside\n"
+        missing = moord.docker("cp", f"{name}:/no/such", str(tmp_path / "x"), check=False)
+        assert missing.returncode != 0
+        assert "Could not find the file" in missing.stderr
+        # a path that climbs out stays inside the container's root
+        escaped = moord.docker("cp", f"{name}:/../../../../etc/hostname", str(tmp_path / "h"),
+                               check=False)
+        if escaped.returncode == 0:
+            assert (tmp_path / "h").read_text() != Path("/etc/hostname").read_text()
+        # into a stopped container: there when it starts again
+        moord.docker("stop", "-t", "0", name)
+        moord.docker("cp", str(src), f"{name}:/stopped.txt")
+        moord.docker("start", name)
+        assert moord.docker("exec", name, "cat", "/stopped.txt").stdout == "from the host\n"
+    finally:
+        moord.docker("rm", "-f", name, check=False)
