@@ -37,7 +37,7 @@ import attrs
 
 from engine.build.dockerignore import DOCKERIGNORE, DockerIgnore, clean_path
 from engine.errors import InvalidParameter, SystemFailure
-from engine.images.unpack import decompressed
+from engine.images.unpack import decompressed, remove_any
 from engine.securejoin import ScopeError, resolve_in_root
 
 DEFAULT_DOCKERFILE = "Dockerfile"
@@ -66,17 +66,6 @@ def _member_rel(name: str, label: str, *, allow_absolute: bool) -> str:
     if cleaned == ".." or cleaned.startswith("../"):
         raise InvalidParameter(f"invalid {label}: member {name!r} is outside the {label}")
     return "" if cleaned == "." else cleaned
-
-
-def _remove_any(path: Path) -> None:
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(path)
-    else:
-        os.unlink(path)
 
 
 @attrs.define
@@ -143,7 +132,7 @@ class _Extractor:
         except FileNotFoundError:
             existing = None
         if existing is not None and not (m.isdir() and stat.S_ISDIR(existing.st_mode)):
-            _remove_any(target)
+            remove_any(target)
         key = target.relative_to(self.dest).as_posix()
         if m.isdir():
             if existing is None or not stat.S_ISDIR(existing.st_mode):
@@ -259,7 +248,7 @@ def drop_ignored(context: Path, dockerfile_name: str) -> None:
     rules = DockerIgnore.parse(text)
     for name in rules.build_files_to_drop(dockerfile_name or DEFAULT_DOCKERFILE):
         if not name.startswith("../"):
-            _remove_any(resolve_in_root(context, name, follow_final=False))
+            remove_any(resolve_in_root(context, name, follow_final=False))
     excluded_dirs: list[Path] = []
     pending = [""]
     while pending:

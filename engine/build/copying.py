@@ -39,7 +39,7 @@ from engine.build.context import Owner, extract_tar
 from engine.build.dockerignore import clean_path
 from engine.errors import InvalidParameter
 from engine.images.unpack import decompressed
-from engine.images.upperdir import LayerTar
+from engine.images.upperdir import HashingWriter, LayerTar, walk
 from engine.securejoin import ScopeError, resolve_in_root
 
 _CHUNK = 1024 * 1024
@@ -123,26 +123,11 @@ def _glob_regex(pattern: str) -> re.Pattern[str] | None:
     return re.compile("".join(out) + r"\Z", re.DOTALL)
 
 
-def _entries(root: Path, rel_dir: str) -> Iterator[tuple[str, Path, os.stat_result]]:
-    full_dir = root / rel_dir if rel_dir else root
-    for name in sorted(os.listdir(full_dir)):
-        rel = f"{rel_dir}/{name}" if rel_dir else name
-        yield rel, full_dir / name, os.lstat(full_dir / name)
-
-
 def _walk(root: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
-    """Everything below `root`, depth first, names sorted, a directory before its
-    contents, symlinks not followed. A stack, not recursion: trees can be deep."""
-    stack = [_entries(root, "")]
-    while stack:
-        try:
-            rel, full, st = next(stack[-1])
-        except StopIteration:
-            stack.pop()
-            continue
-        yield rel, full, st
-        if stat.S_ISDIR(st.st_mode):
-            stack.append(_entries(root, rel))
+    """Everything below `root` (`engine.images.upperdir.walk`: depth first, names
+    sorted, a directory before its contents, symlinks not followed), as Paths."""
+    for rel, full, st in walk(str(root)):
+        yield rel, Path(full), st
 
 
 def _trimmed(pattern: str) -> str:
@@ -263,20 +248,6 @@ class _Entry:
     rdev: int = 0
 
 
-class _Hashing:
-    def __init__(self, out: IO[bytes]) -> None:
-        self.out, self.hasher, self.size = out, hashlib.sha256(), 0
-
-    def write(self, data: bytes) -> int:
-        self.hasher.update(data)
-        self.size += len(data)
-        self.out.write(data)
-        return len(data)
-
-    def flush(self) -> None:
-        self.out.flush()
-
-
 def is_archive(path: Path) -> bool:
     """Does `path` hold a tar, maybe compressed? (moby's IsArchivePath: one header reads.)"""
     try:
@@ -363,7 +334,7 @@ class _Plan:
 
 
 def _write(entries: dict[str, _Entry], out: IO[bytes]) -> LayerTar:
-    sink = _Hashing(out)
+    sink = HashingWriter(out)
     with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
                       bufsize=_CHUNK) as tf:
         for name in sorted(entries, key=lambda n: n.split("/")):

@@ -166,7 +166,7 @@ def _resolve(dest: Path, rel: str, member: str) -> Path:
         raise InvalidParameter(f"invalid layer archive: member {member!r}: {exc}") from None
 
 
-def _remove_any(path: Path) -> None:
+def remove_any(path: Path) -> None:
     """Remove whatever is at `path` (not following a symlink there)."""
     try:
         st = os.lstat(path)
@@ -266,7 +266,7 @@ class _Unpacker:
         except FileNotFoundError:
             existing = None
         if existing is not None and not (m.isdir() and stat.S_ISDIR(existing.st_mode)):
-            _remove_any(target)
+            remove_any(target)
         if m.isreg():
             self._regular(tf, m, target)
         elif m.isdir():
@@ -352,7 +352,7 @@ class _Unpacker:
             raise InvalidParameter(f"invalid layer archive: bad whiteout {m.name!r}")
         self._dir_for_whiteout(parent_rel, m)
         target = _resolve(self.dest, posixpath.join(parent_rel, name), m.name)
-        _remove_any(target)
+        remove_any(target)
         if not self.is_root:
             log.warning("not root: cannot create the whiteout for %r", m.name)
             return
@@ -476,4 +476,4 @@ def diff_id_of(path: Path) -> str:
     return "sha256:" + hasher.hexdigest()
 
 
-__all__ = ["LayerStats", "decompressed", "diff_id_of", "unpack_layer"]
+__all__ = ["LayerStats", "decompressed", "diff_id_of", "remove_any", "unpack_layer"]

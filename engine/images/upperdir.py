@@ -46,7 +46,9 @@ class LayerTar:
     size: int
 
 
-class _HashingWriter:
+class HashingWriter:
+    """Writes through to `out`, hashing and counting: a layer's digest as it is written."""
+
     def __init__(self, out: IO[bytes]) -> None:
         self.out = out
         self.hasher = hashlib.sha256()
@@ -150,7 +152,7 @@ def _empty(name: str, like: os.stat_result) -> tarfile.TarInfo:
 def write_upper_tar(upper: Path, out: IO[bytes]) -> LayerTar:
     """Write the upper directory `upper` as a layer tarball to `out` (blocking)."""
     root = str(upper)
-    sink = _HashingWriter(out)
+    sink = HashingWriter(out)
     links: dict[tuple[int, int], str] = {}
     with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
                       bufsize=_CHUNK) as tf:
@@ -199,4 +201,4 @@ def is_stub(rel: str, st: os.stat_result, full: str) -> bool:
     return _is_stub(rel, st, full)
 
 
-__all__ = ["RUNTIME_STUBS", "LayerTar", "is_stub", "walk", "write_upper_tar"]
+__all__ = ["RUNTIME_STUBS", "HashingWriter", "LayerTar", "is_stub", "walk", "write_upper_tar"]
