@@ -19,13 +19,17 @@ container unless `--force-rm`).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import json
 import logging
 import os
 import posixpath
+import secrets
+import shutil
 import tarfile
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +67,7 @@ from engine.containers.commit import commit_upper
 from engine.containers.model import ContainerSpec, HostSpec
 from engine.errors import EngineError, InvalidParameter, NotFound
 from engine.images import ociconfig
+from engine.images.importer import parse_platform
 from engine.images.model import Healthcheck as ImageHealthcheck
 from engine.images.model import HistoryEntry, Image, ImageConfig
 from engine.images.reference import Reference, parse
@@ -237,8 +242,6 @@ class _Run:
     async def _pull(self, ref: Reference) -> Image:
         if self.b.registry is None:
             raise NotFound(f"No such image: {ref.familiar()}")
-        from engine.images.importer import parse_platform
-
         puller = self.b.registry.puller
         plan = await puller.resolve(ref, parse_platform(""),
                                     self.options.credentials.get(ref.domain))
@@ -470,8 +473,6 @@ class _Run:
         return [p for p, kind in zip(prefixes, kinds, strict=True) if kind is None]
 
     def _scratch_dir(self) -> Path:
-        import secrets
-
         return self.b.scratch / secrets.token_hex(6)
 
     # COPY / ADD ---------------------------------------------------------------------------
@@ -553,22 +554,14 @@ class _Run:
             await trio.to_thread.run_sync(lambda: tarball.unlink(missing_ok=True))
 
 
-class _maybe_mounted:
+@asynccontextmanager
+async def _maybe_mounted(run: _Run, image: Image | None) -> AsyncIterator[Path | None]:
     """`mounted_image` for an image, or nothing (None) for no image."""
-
-    def __init__(self, run: _Run, image: Image | None) -> None:
-        self.run, self.image = run, image
-        self._cm: Any = None
-
-    async def __aenter__(self) -> Path | None:
-        if self.image is None:
-            return None
-        self._cm = mounted_image(self.run.b.images, self.image, self.run._scratch_dir())
-        return await self._cm.__aenter__()  # type: ignore[no-any-return]
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._cm is not None:
-            await self._cm.__aexit__(*exc)
+    if image is None:
+        yield None
+        return
+    async with mounted_image(run.b.images, image, run._scratch_dir()) as root:
+        yield root
 
 
 def _numeric_owner(spec: str) -> tuple[int, int]:
@@ -589,15 +582,11 @@ def _write_inline(directory: Path, docs: Any) -> None:
 
 
 def _remove_tree(path: Path) -> None:
-    import shutil
-
     shutil.rmtree(path, ignore_errors=True)
 
 
 def _write_dirs(dirs: list[str], target: Path) -> LayerTar:
     """A layer holding just these directories (root-owned, 0755): what WORKDIR creates."""
-    import hashlib
-
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tf:
         for d in dirs:
