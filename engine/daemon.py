@@ -24,6 +24,7 @@ import trio
 
 from engine import fsutil
 from engine.api.handlers import archive as archive_api
+from engine.api.handlers import attach as attach_api
 from engine.api.handlers import build as build_api
 from engine.api.handlers import commit as commit_api
 from engine.api.handlers import containers as containers_api
@@ -116,8 +117,8 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
     engine.execs = ExecManager(containers)
     engine.build = await BuildService.open(config.data_root, containers, images, engine.registry,
                                            durable=config.durable_store)
-    routes = route_table([system_api.router, containers_api.router, logs_api.router,
-                          images_api.router, events_api.router, volumes_api.router,
+    routes = route_table([system_api.router, containers_api.router, attach_api.router,
+                          logs_api.router, images_api.router, events_api.router, volumes_api.router,
                           networks_api.router, registry_api.router,
                           commit_api.router, build_api.router, execs_api.router,
                           processes_api.router, archive_api.router, df_api.router])

@@ -149,6 +149,10 @@ class StreamResponse:
     headers: tuple[tuple[str, str], ...] = ()
 
 
+class ClientGone(Exception):
+    """The peer closed the connection while we were still answering."""
+
+
 class HijackedStream(Protocol):
     """The raw connection after a `101 UPGRADED`: stdin in, frames out, half-close aware."""
 
@@ -157,6 +161,10 @@ class HijackedStream(Protocol):
     async def send_all(self, data: bytes) -> None: ...
 
     async def send_eof(self) -> None: ...
+
+    async def aclose(self) -> None:
+        """Hang up on the client now (a detach), while the handler may still run."""
+        ...
 
 
 @attrs.frozen

@@ -28,6 +28,7 @@ import engine
 from engine.api import API_VERSION, MIN_API_VERSION
 from engine.api.errors import status_for
 from engine.api.http import (
+    ClientGone,
     EmptyResponse,
     HijackResponse,
     JSONResponse,
@@ -61,10 +62,6 @@ def base_headers() -> list[tuple[str, str]]:
         ("Ostype", "linux"),
         ("Server", f"moorage/{engine.__version__} (linux)"),
     ]
-
-
-class ClientGone(Exception):
-    """The peer closed the connection while we were still answering."""
 
 
 @attrs.define(eq=False)
@@ -154,6 +151,9 @@ class _Hijacked:
             await self.stream.send_eof()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
 
 
 @attrs.define(eq=False)

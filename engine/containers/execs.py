@@ -34,6 +34,7 @@ from engine import ids
 from engine.containers.model import Container, Status
 from engine.errors import Conflict, InvalidParameter, NotFound
 from engine.runtime.exec import ExecFiles, ExecUser, exec_process, read_process_template
+from engine.runtime.spec import host_facts
 from engine.runtime.users import resolve_user
 
 if TYPE_CHECKING:
@@ -117,7 +118,9 @@ class ExecManager:
             found = await trio.to_thread.run_sync(resolve_user, paths.rootfs, session.user)
             user = ExecUser(found.uid, found.gid, tuple(found.additional_gids))
         spec = exec_process(template, session.argv, env=env, user=user,
-                            cwd=session.working_dir or None)
+                            cwd=session.working_dir or None,
+                            capabilities=host_facts().capabilities if session.privileged
+                            else None)
         files = ExecFiles.under(m.config.exec_root / "exec", c.id)
         command = [runtime.path, f"--root={runtime.root}", f"--log={files.log}",
                    "--log-format=json", "exec", "--pid-file", str(files.pid_file),

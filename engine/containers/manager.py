@@ -332,6 +332,8 @@ class ContainerManager:
                 socket_dir=self.config.exec_root / "socks",
                 stdin=c.spec.open_stdin,
                 tty=c.spec.tty,
+                # Docker closes stdin when a client leaves only for StdinOnce without a TTY
+                leave_stdin_open=c.spec.tty or not c.spec.stdin_once,
                 keep_log=self._keeps_log_file(c),
             )
             launched = await conmon.launch(launch, place=self._placer())

@@ -47,6 +47,7 @@ class ConmonLaunch:
     socket_dir: Path
     stdin: bool = False
     tty: bool = False
+    leave_stdin_open: bool = True  # False: the first attach client's end closes stdin
     keep_log: bool = True  # False: conmon discards the output (log driver `none`)
 
     def argv(self) -> list[str]:
@@ -69,6 +70,8 @@ class ConmonLaunch:
         ]
         if self.stdin:
             args.append("-i")
+            if self.leave_stdin_open:
+                args.append("--leave-stdin-open")
         if self.tty:
             args.append("-t")
         return args

@@ -90,8 +90,10 @@ async def read_process_template(config_json: Path) -> dict[str, Any]:
 
 def exec_process(template: Mapping[str, Any] | None, argv: Sequence[str], *,
                  env: Sequence[str] | None = None, user: ExecUser | None = None,
-                 cwd: str | None = None) -> dict[str, Any]:
-    """The OCI `process` for an exec: the container's, with argv and any overrides.
+                 cwd: str | None = None,
+                 capabilities: Sequence[str] | None = None) -> dict[str, Any]:
+    """The OCI `process` for an exec: the container's, with argv and any overrides
+    (`capabilities`: the full set for a privileged exec, as Docker's `--privileged`).
 
     Never a terminal: the output is captured, and a console size would be refused.
     """
@@ -115,6 +117,10 @@ def exec_process(template: Mapping[str, Any] | None, argv: Sequence[str], *,
         process["user"] = entry
     if cwd:
         process["cwd"] = cwd
+    if capabilities is not None:
+        caps = list(capabilities)
+        process["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps,
+                                   "inheritable": [], "ambient": []}
     return process
 
 

@@ -1,27 +1,20 @@
 """`/containers/…`: create, start, stop, kill, restart, wait, remove, list, inspect,
-rename, prune, attach, pause and unpause."""
+rename, prune, pause and unpause (attach: `attach.py`)."""
 
 from __future__ import annotations
 
 import json
-import socket as stdlib_socket
 from typing import TYPE_CHECKING
-
-import trio
 
 from engine.api.http import (
     EmptyResponse,
-    HijackedStream,
-    HijackResponse,
     JSONResponse,
     Request,
     StreamResponse,
     StreamWriter,
 )
 from engine.api.router import Router
-from engine.api.streams import frame, stream_media_type, system_error_frame
 from engine.api.wire import containers as wire
-from engine.containers.attach import CONMON_STDERR, CONMON_STDOUT, PACKET_SIZE, connect_attach_socket
 from engine.containers.filters import list_predicate, prune_keep
 from engine.containers.model import Container, RestartPolicy, Status
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
@@ -30,8 +23,6 @@ if TYPE_CHECKING:
     from engine.engine import Engine
 
 router = Router()
-
-STDIN_CHUNK = 4096
 
 
 def _container(req: Request, engine: Engine) -> Container:
@@ -235,105 +226,6 @@ async def resize(req: Request, engine: Engine) -> EmptyResponse:
         raise Conflict(f"Container {c.id} is not running")
     await engine.containers.resize(c, height, width)
     return EmptyResponse(200)
-
-
-# attach ---------------------------------------------------------------------------
-
-
-@router.route("POST", "/containers/{id}/attach")
-async def attach(req: Request, engine: Engine) -> HijackResponse:
-    c = _container(req, engine)
-    if c.state.status is Status.PAUSED:
-        raise Conflict("You cannot attach to a paused container, unpause it first")
-    if c.state.status is Status.RESTARTING:
-        raise Conflict("You cannot attach to a restarting container, wait until it is running")
-    want_stream = req.flag("stream")
-    want_logs = req.flag("logs")
-    want_stdin = req.flag("stdin") and c.spec.open_stdin
-    want_stdout = req.flag("stdout")
-    want_stderr = req.flag("stderr")
-    tty = c.spec.tty
-    media = stream_media_type(tty=tty, api_version=req.api_version)
-    hub = engine.containers.attach
-    # register before answering: the client starts the container only after our 101
-    waiter = hub.register(c.id) if want_stream and not c.state.is_live else None
-    bundle = engine.containers.paths(c).bundle
-
-    async def run(conn: HijackedStream) -> None:
-        try:
-            if want_logs:
-                await _send_log_history(engine, c, conn, tty, want_stdout, want_stderr)
-            if not want_stream:
-                return
-            if waiter is not None:
-                if c.state.status is not Status.CREATED and not c.state.is_live:
-                    return
-                await waiter.ready.wait()
-                if waiter.error or waiter.sock is None:
-                    if waiter.error and not tty:
-                        await conn.send_all(system_error_frame(waiter.error))
-                    return
-                sock = waiter.sock
-                waiter.sock = None
-            elif c.state.is_live:
-                sock = await connect_attach_socket(bundle)
-            else:
-                return
-            with sock:
-                await pump(sock, conn, tty=tty, stdout=want_stdout, stderr=want_stderr,
-                           stdin=want_stdin)
-        finally:
-            if waiter is not None:
-                hub.cancel(c.id, waiter)
-
-    return HijackResponse(run, media_type=media)
-
-
-async def _send_log_history(engine: Engine, c: Container, conn: HijackedStream, tty: bool,
-                            stdout: bool, stderr: bool) -> None:
-    from engine.api.handlers.logs import write_history
-
-    await write_history(engine, c, conn, tty=tty, stdout=stdout, stderr=stderr)
-
-
-async def pump(sock: trio.socket.SocketType, conn: HijackedStream, *, tty: bool, stdout: bool,
-               stderr: bool, stdin: bool) -> None:
-    """Copy conmon's packets to the client (framed unless TTY) and the client's bytes to stdin."""
-    async with trio.open_nursery() as nursery:
-        if stdin:
-            nursery.start_soon(_copy_stdin, conn, sock)
-        while True:
-            try:
-                packet = await sock.recv(PACKET_SIZE)
-            except OSError:
-                break
-            if not packet:
-                break
-            stream_id, payload = packet[0], packet[1:]
-            if not payload:
-                continue
-            if stream_id == CONMON_STDOUT and stdout:
-                await conn.send_all(payload if tty else frame(1, payload))
-            elif stream_id == CONMON_STDERR and stderr:
-                await conn.send_all(payload if tty else frame(2, payload))
-        nursery.cancel_scope.cancel()
-
-
-async def _copy_stdin(conn: HijackedStream, sock: trio.socket.SocketType) -> None:
-    while True:
-        data = await conn.receive_some(65536)
-        if not data:
-            # the client half-closed: conmon closes the container's stdin
-            try:
-                sock.shutdown(stdlib_socket.SHUT_WR)
-            except OSError:
-                pass
-            return
-        for start in range(0, len(data), STDIN_CHUNK):
-            try:
-                await sock.send(data[start : start + STDIN_CHUNK])
-            except OSError:
-                return
 
 
 def not_found(ref: str) -> NotFound:

@@ -1,16 +1,30 @@
 """`docker exec`: create, start (attached over a hijacked connection, or detached),
-inspect, resize."""
+inspect, resize.
+
+An attached exec outlives its client, as under Docker: when the client hangs up, or
+types the detach keys into a TTY exec (an `exec_detach` event), the process runs on
+with its output dropped, and its exit code is recorded when it ends."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import attrs
 import trio
 
-from engine.api.http import EmptyResponse, HijackedStream, HijackResponse, JSONResponse, Request
+from engine.api.http import (
+    ClientGone,
+    EmptyResponse,
+    HijackedStream,
+    HijackResponse,
+    JSONResponse,
+    Request,
+)
 from engine.api.router import Router
 from engine.api.streams import frame, stream_media_type
 from engine.api.wire.execs import exec_inspect
+from engine.containers.detachkeys import ByteSource, DetachingInput, EscapeWatch, parse_detach_keys
 from engine.containers.execs import ExecManager, ExecSession, set_window
 from engine.errors import InvalidParameter, SystemFailure
 
@@ -53,6 +67,10 @@ async def create(req: Request, engine: Engine) -> JSONResponse:
         attach_stderr=bool(body.get("AttachStderr", True)),
         detach_keys=str(body.get("DetachKeys") or ""),
     )
+    try:
+        parse_detach_keys(session.detach_keys)
+    except InvalidParameter:
+        raise InvalidParameter(f"Invalid escape keys ({session.detach_keys}) provided") from None
     created = _execs(engine).create(c, session)
     return JSONResponse({"Id": created.id}, status=201)
 
@@ -70,20 +88,55 @@ async def start(req: Request, engine: Engine) -> EmptyResponse | HijackResponse:
 
     async def run(conn: HijackedStream) -> None:
         sending = trio.Lock()  # stdout and stderr pumps share the connection
+        client_gone = False
 
         async def send(stream_id: int, data: bytes) -> None:
-            if session.tty:  # one raw stream, as the terminal gives it
-                await conn.send_all(data)
+            """To the client while it listens; after it left (or detached) the process
+            runs on, as under Docker, and its output is dropped."""
+            nonlocal client_gone
+            if client_gone:
                 return
-            wanted = session.attach_stdout if stream_id == 1 else session.attach_stderr
-            if wanted:
-                async with sending:
-                    await conn.send_all(frame(stream_id, data))
+            wanted = session.tty or (session.attach_stdout if stream_id == 1
+                                     else session.attach_stderr)
+            if not wanted:
+                return
+            try:
+                async with sending:  # a TTY's one raw stream, or frames
+                    await conn.send_all(data if session.tty else frame(stream_id, data))
+            except ClientGone:
+                client_gone = True
 
-        await execs.run(session, stdin=conn if session.attach_stdin else None, send=send)
+        stdin: ByteSource | None = conn if session.attach_stdin else None
+        if stdin is not None and session.tty:
+            watch = EscapeWatch(parse_detach_keys(session.detach_keys))
+            stdin = _HangUpOnDetach(DetachingInput(conn, watch), conn,
+                                    lambda: _detached_by_keys(engine, execs, session))
+        await execs.run(session, stdin=stdin, send=send)
 
     return HijackResponse(run, media_type=stream_media_type(tty=session.tty,
                                                             api_version=req.api_version))
+
+
+@attrs.define
+class _HangUpOnDetach:
+    """The exec's input; when the detach keys end it, the client is hung up on at once
+    (it waits for the end of the stream) and `on_detach` runs."""
+
+    source: DetachingInput
+    conn: HijackedStream
+    on_detach: Callable[[], None]
+
+    async def receive_some(self, max_bytes: int = 65536) -> bytes:
+        data = await self.source.receive_some(max_bytes)
+        if not data and self.source.watch.detached:
+            self.on_detach()
+            await self.conn.aclose()
+        return data
+
+
+def _detached_by_keys(engine: Engine, execs: ExecManager, session: ExecSession) -> None:
+    c = execs.containers.get(session.container_id)
+    engine.containers.publish(c, "exec_detach", execID=session.id)
 
 
 async def _detached(execs: ExecManager, session: ExecSession) -> None:
