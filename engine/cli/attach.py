@@ -21,6 +21,10 @@ import attrs
 from engine.cli.client import APIError, Client, ClientError, Hijacked, Response, quote_path
 from engine.cli.errors import CommandError
 from engine.cli.streams import STDERR, STDOUT, SYSTEMERR, FrameDemuxer, FramingError
+from engine.containers.detachkeys import EscapeWatch, parse_detach_keys
+
+#: What docker attach and docker exec print (and exit 1 with) after the detach keys.
+DETACHED_MESSAGE = "read escape sequence"
 
 # Signals a foreground `run` passes on to its container (docker's --sig-proxy).
 _PROXIED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
@@ -60,8 +64,12 @@ def pump(chunks: Iterator[bytes] | list[bytes], tty: bool, outputs: Outputs) -> 
     return None
 
 
-def _copy_stdin(conn: Hijacked, fd: int) -> None:
-    """Feed our stdin to the container; half-close on EOF so it sees EOF too."""
+def _copy_stdin(conn: Hijacked, fd: int, watch: EscapeWatch | None) -> None:
+    """Feed our stdin to the container; half-close on EOF so it sees EOF too.
+
+    With `watch` (a terminal), the detach keys end the session instead: the connection
+    is shut both ways, so the output side stops too, and the process runs on.
+    """
     try:
         while True:
             try:
@@ -70,21 +78,47 @@ def _copy_stdin(conn: Hijacked, fd: int) -> None:
                 continue
             if not data:
                 break
-            conn.send(data)
+            if watch is not None:
+                data = watch.feed(data)
+            if data:
+                conn.send(data)
+            if watch is not None and watch.detached:
+                conn.shutdown()
+                return
     except OSError:
         return  # the daemon went away or stdin broke: the output side decides the end
     conn.close_write()
 
 
+@attrs.frozen
+class Relayed:
+    """How a session ended: an in-band daemon error, or a detach by keys."""
+
+    failure: str | None
+    detached: bool
+
+
+def relay(conn: Hijacked, *, tty: bool, stdin: bool, detach_keys: str,
+          outputs: Outputs) -> Relayed:
+    """Our stdin to the stream (watched for the detach keys with a TTY) and the
+    stream's output to ours, until the daemon ends it or we detach."""
+    watch = EscapeWatch(parse_detach_keys(detach_keys)) if tty and stdin else None
+    if stdin:
+        threading.Thread(target=_copy_stdin, args=(conn, sys.stdin.fileno(), watch),
+                         daemon=True).start()
+    failure = pump(conn.chunks(), tty, outputs)
+    return Relayed(failure, detached=watch is not None and watch.detached)
+
+
 @contextlib.contextmanager
-def _raw_terminal(fd: int) -> Iterator[None]:
+def raw_terminal(fd: int) -> Iterator[None]:
     """Put the terminal in raw mode (keys go to the container as typed), then restore."""
     import termios
     import tty
 
     saved = termios.tcgetattr(fd)
     try:
-        tty.setraw(fd)
+        tty.setraw(fd, termios.TCSANOW)  # TCSAFLUSH (the default) drops typed-ahead keys
         yield
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
@@ -102,14 +136,24 @@ def terminal_size() -> tuple[int, int]:
     return 0, 0
 
 
-def _resize(client: Client, container: str) -> None:
+def _resize(client: Client, resize_path: str) -> None:
     rows, cols = terminal_size()
     if rows and cols:
         try:
-            client.call("POST", f"/containers/{quote_path(container)}/resize",
-                        {"h": rows, "w": cols}).close()
+            client.call("POST", resize_path, {"h": rows, "w": cols}).close()
         except ClientError:
             pass  # the container may be gone already; a size is not worth an error
+
+
+def follow_window(resize: Callable[[], None]) -> None:
+    """Apply our terminal's size now and whenever it changes (SIGWINCH)."""
+    resize()
+    if hasattr(signal, "SIGWINCH") and sys.stdout.isatty():
+        signal.signal(signal.SIGWINCH, lambda _s, _f: resize())
+
+
+def resize_to_terminal(client: Client, resize_path: str) -> Callable[[], None]:
+    return lambda: _resize(client, resize_path)
 
 
 def _forward_signal(client: Client, container: str, name: str) -> None:
@@ -185,6 +229,7 @@ class AttachPlan:
     stdin: bool
     auto_remove: bool
     sig_proxy: bool = True
+    detach_keys: str = ""
 
 
 def run_attached(client: Client, plan: AttachPlan, start: bool = True,
@@ -200,6 +245,8 @@ def run_attached(client: Client, plan: AttachPlan, start: bool = True,
     params: dict[str, Any] = {"stream": 1, "stdout": 1, "stderr": 1}
     if plan.stdin:
         params["stdin"] = 1
+    if plan.detach_keys:
+        params["detachKeys"] = plan.detach_keys
     with contextlib.ExitStack() as cleanup:
         conn = client.hijack("POST", f"{path}/attach", params)
         cleanup.callback(conn.close)
@@ -211,21 +258,20 @@ def run_attached(client: Client, plan: AttachPlan, start: bool = True,
             if not wait.ok:
                 wait_status(wait)  # raises with the daemon's reason, before anything starts
             start_container(client, plan.container)
-        raw = _raw_terminal(sys.stdin.fileno()) if stdin_is_tty else contextlib.nullcontext()
+        raw = raw_terminal(sys.stdin.fileno()) if stdin_is_tty else contextlib.nullcontext()
         proxy = (_signal_proxy(client, plan.container) if plan.sig_proxy and not plan.tty
                  else contextlib.nullcontext())
         with raw, proxy:
             if plan.tty:
-                _resize(client, plan.container)
-                if hasattr(signal, "SIGWINCH") and sys.stdout.isatty():
-                    signal.signal(signal.SIGWINCH,
-                                  lambda _s, _f: _resize(client, plan.container))
-            if plan.stdin:
-                threading.Thread(target=_copy_stdin, args=(conn, sys.stdin.fileno()),
-                                 daemon=True).start()
-            failure = pump(conn.chunks(), plan.tty, outputs)
-        if failure is not None:
-            raise CommandError(failure, 125)
+                follow_window(resize_to_terminal(client, f"{path}/resize"))
+            ended = relay(conn, tty=plan.tty, stdin=plan.stdin,
+                          detach_keys=plan.detach_keys, outputs=outputs)
+        if ended.failure is not None:
+            raise CommandError(ended.failure, 125)
+        if ended.detached:
+            if start:  # `run -it`: back to the shell, the container runs on
+                return 0
+            raise CommandError(DETACHED_MESSAGE, 1)  # what docker attach says, and its status
         if wait is None:
             wait = client.request("POST", f"{path}/wait")
             cleanup.callback(wait.close)

@@ -283,6 +283,13 @@ class Hijacked:
         except OSError:
             pass
 
+    def shutdown(self) -> None:
+        """End the session both ways (a detach): our reader sees the end at once."""
+        try:
+            self.conn.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     def close(self) -> None:
         self.conn.close()
 

@@ -62,6 +62,8 @@ def _container_flags(for_run: bool) -> Callable[[Callable[..., Any]], Callable[.
     run_only = [
         click.option("-d", "--detach", is_flag=True,
                      help="Run container in background and print container ID"),
+        click.option("--detach-keys", metavar="STRING", default="",
+                     help="Override the key sequence for detaching a container"),
         click.option("--sig-proxy/--no-sig-proxy", default=True,
                      help="Proxy received signals to the process (default true)"),
     ]
@@ -205,7 +207,7 @@ def create_container(client: Client, opts: ContainerOptions, pull: str = "missin
 @click.command(context_settings=RUN_CONTEXT)
 @_container_flags(for_run=True)
 @pass_app
-def run(app: App, detach: bool, sig_proxy: bool, **params: Any) -> None:
+def run(app: App, detach: bool, sig_proxy: bool, detach_keys: str, **params: Any) -> None:
     """Create and run a new container from an image.
 
     Options after IMAGE belong to COMMAND. Without -d, output is streamed and moor exits
@@ -222,7 +224,8 @@ def run(app: App, detach: bool, sig_proxy: bool, **params: Any) -> None:
             out(container_id + "\n")
             return
     plan = AttachPlan(container_id, tty=opts.tty, stdin=opts.interactive,
-                      auto_remove=opts.auto_remove, sig_proxy=sig_proxy)
+                      auto_remove=opts.auto_remove, sig_proxy=sig_proxy,
+                      detach_keys=detach_keys)
     with exit_code(125):
         status = run_attached(client, plan)
     raise SystemExit(status)
@@ -242,10 +245,13 @@ def create(app: App, **params: Any) -> None:
 
 @click.command()
 @click.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR and forward signals")
+@click.option("--detach-keys", metavar="STRING", default="",
+              help="Override the key sequence for detaching a container")
 @click.option("-i", "--interactive", is_flag=True, help="Attach container's STDIN")
 @click.argument("containers", nargs=-1, required=True, metavar="CONTAINER [CONTAINER...]")
 @pass_app
-def start(app: App, attach: bool, interactive: bool, containers: tuple[str, ...]) -> None:
+def start(app: App, attach: bool, detach_keys: str, interactive: bool,
+          containers: tuple[str, ...]) -> None:
     """Start one or more stopped containers."""
     client = app.client
     if attach or interactive:
@@ -256,7 +262,8 @@ def start(app: App, attach: bool, interactive: bool, containers: tuple[str, ...]
         host_config = info.get("HostConfig") or {}
         plan = AttachPlan(info["Id"], tty=bool(config.get("Tty")),
                           stdin=interactive and bool(config.get("OpenStdin")),
-                          auto_remove=bool(host_config.get("AutoRemove")))
+                          auto_remove=bool(host_config.get("AutoRemove")),
+                          detach_keys=detach_keys)
         raise SystemExit(run_attached(client, plan))
 
     def one(name: str) -> None:
@@ -267,12 +274,14 @@ def start(app: App, attach: bool, interactive: bool, containers: tuple[str, ...]
 
 
 @click.command()
+@click.option("--detach-keys", metavar="STRING", default="",
+              help="Override the key sequence for detaching a container")
 @click.option("--no-stdin", is_flag=True, help="Do not attach STDIN")
 @click.option("--sig-proxy/--no-sig-proxy", default=True,
               help="Proxy all received signals to the process (default true)")
 @click.argument("container")
 @pass_app
-def attach(app: App, no_stdin: bool, sig_proxy: bool, container: str) -> None:
+def attach(app: App, detach_keys: str, no_stdin: bool, sig_proxy: bool, container: str) -> None:
     """Attach to a running container's input and output.
 
     Exits with the container's status when it stops.
@@ -290,7 +299,7 @@ def attach(app: App, no_stdin: bool, sig_proxy: bool, container: str) -> None:
     config = info.get("Config") or {}
     plan = AttachPlan(info["Id"], tty=bool(config.get("Tty")),
                       stdin=not no_stdin and bool(config.get("OpenStdin")),
-                      auto_remove=False, sig_proxy=sig_proxy)
+                      auto_remove=False, sig_proxy=sig_proxy, detach_keys=detach_keys)
     try:
         status = run_attached(client, plan, start=False)
     except ClientError as exc:

@@ -15,6 +15,7 @@ from engine.cli import (
     commit,
     containers,
     events,
+    execs,
     images,
     networks,
     registry,
@@ -98,12 +99,13 @@ for _name, _command in (
     ("history", images.history),
     ("push", registry.push), ("login", registry.login), ("logout", registry.logout),
     ("save", archives.save), ("load", archives.load), ("commit", commit.commit),
-    ("build", build.build),
+    ("build", build.build), ("exec", execs.exec_),
 ):
     cli.add_command(_command, name=_name)
 
 _group("container", "Manage containers", [
     ("attach", containers.attach), ("commit", commit.commit), ("create", containers.create),
+    ("exec", execs.exec_),
     ("inspect", containers.inspect_command("container")),
     ("kill", containers.kill), ("logs", containers.logs), ("ls", containers.ps),
     ("list", containers.ps), ("ps", containers.ps), ("pause", containers.pause),

@@ -226,3 +226,77 @@ def test_ulimits_apply_and_past_the_host_are_refused(moord: Moord) -> None:
                                   check=False)
     assert soft_over_hard.returncode == 125
     assert "soft limit" in soft_over_hard.stderr
+
+
+# --- the same through moor ----------------------------------------------------------
+
+
+@contextlib.contextmanager
+def moor_terminal(moord: Moord, *args: str, rows: int = 24,
+                  columns: int = 80) -> Iterator[Terminal]:
+    from tests.integration.test_moor_cli import moor_argv
+
+    term = Terminal.spawn([*moor_argv(), *args], moord.env, rows=rows, columns=columns)
+    try:
+        yield term
+    finally:
+        term.close()
+
+
+def test_moor_run_it_detach_attach_and_exec_it(moord: Moord, name: str) -> None:
+    with moor_terminal(moord, "run", "-it", "--name", name, "busybox", "sh",
+                       rows=27, columns=88) as term:
+        term.type(b"export KEPT=moor-$((5+5)); stty size\n")
+        term.expect(b"27 88")
+        term.press_one_by_one(CTRL_P_CTRL_Q)
+        assert term.wait() == 0
+    assert state(moord, name)["Running"]
+    with moor_terminal(moord, "attach", "--detach-keys", "ctrl-a,x", name) as term:
+        term.type(b"echo back $KEPT\n")
+        term.expect(b"back moor-10")
+        term.press_one_by_one(b"\x01x")
+        assert term.wait() == 1
+        assert b"read escape sequence" in term.seen
+    with moor_terminal(moord, "exec", "-it", name, "sh", rows=19, columns=61) as term:
+        term.type(b"tty; stty size\n")
+        out = term.expect(b"19 61")
+        assert b"/dev/pts/" in out
+        term.resize(22, 70)
+        deadline = time.monotonic() + 30
+        while True:
+            term.type(b"stty size\n")
+            try:
+                term.expect(b"22 70", timeout=1)
+                break
+            except AssertionError:
+                assert time.monotonic() < deadline, "the exec never saw the resize"
+        term.type(b"exit 9\n")
+        assert term.wait() == 9
+    assert state(moord, name)["Running"]
+
+
+def test_moor_exec_without_terminal(moord: Moord, name: str) -> None:
+    from tests.integration.test_moor_cli import moor_argv
+
+    moord.docker("run", "-d", "--name", name, "busybox", "sleep", "300")
+
+    def moor(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*moor_argv(), *args], env=moord.env, input=input, text=True,
+                              capture_output=True, timeout=60)
+
+    done = moor("exec", "-e", "X=1", "-u", "nobody", "-w", "/tmp", name,
+                "sh", "-c", "echo $X $(id -un) $(pwd); echo err >&2; exit 4")
+    assert (done.stdout, done.stderr, done.returncode) == ("1 nobody /tmp\n", "err\n", 4)
+    piped = moor("exec", "-i", name, "sh", "-c", "cat; echo end", input="through stdin\n")
+    assert piped.stdout == "through stdin\nend\n"
+    assert moor("exec", "-d", name, "touch", "/from-detached").returncode == 0
+    deadline = time.monotonic() + 30
+    while moor("exec", name, "test", "-e", "/from-detached").returncode:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    missing = moor("exec", name, "no-such-command")
+    assert missing.returncode == 127
+    moord.docker("stop", "-t", "0", name)
+    stopped = moor("exec", name, "true")
+    assert stopped.returncode == 1
+    assert "is not running" in stopped.stderr

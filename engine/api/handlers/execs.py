@@ -67,12 +67,23 @@ async def create(req: Request, engine: Engine) -> JSONResponse:
         attach_stderr=bool(body.get("AttachStderr", True)),
         detach_keys=str(body.get("DetachKeys") or ""),
     )
+    session.size = _console_size(body.get("ConsoleSize"))
     try:
         parse_detach_keys(session.detach_keys)
     except InvalidParameter:
         raise InvalidParameter(f"Invalid escape keys ({session.detach_keys}) provided") from None
     created = _execs(engine).create(c, session)
     return JSONResponse({"Id": created.id}, status=201)
+
+
+def _console_size(value: object) -> tuple[int, int]:
+    """`ConsoleSize` ([height, width]): the size the exec's terminal starts at."""
+    if value is None:
+        return (0, 0)
+    if (not isinstance(value, list) or len(value) != 2
+            or not all(isinstance(v, int) and v >= 0 for v in value)):
+        raise InvalidParameter("invalid ConsoleSize: expected [height, width]")
+    return (value[0], value[1])
 
 
 @router.route("POST", "/exec/{id}/start")
@@ -82,6 +93,8 @@ async def start(req: Request, engine: Engine) -> EmptyResponse | HijackResponse:
     body = await req.json_object()
     if bool(body.get("Tty")) and not session.tty:
         session.tty = True
+    if body.get("ConsoleSize"):
+        session.size = _console_size(body.get("ConsoleSize"))
     if body.get("Detach"):
         engine.containers.spawn(_detached, execs, session)
         return EmptyResponse(200)
