@@ -37,6 +37,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `engine` impo
 from bench import (
     adoption,
     build_measures,
+    exec_measures,
     hoststate,
     image_measures,
     log_measures,
@@ -58,7 +59,7 @@ from bench.engines import (
 
 RESULTS = REPO / "bench" / "results"
 BUSYBOX = "/usr/bin/busybox"
-SECTIONS = ("logs", "net", "images", "builds")  # the measures with a `--KIND no|yes|only` option
+SECTIONS = ("logs", "net", "images", "builds", "execs")  # the measures with a `--KIND no|yes|only` option
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -79,6 +80,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     net_measures.add_arguments(parser)
     image_measures.add_arguments(parser)
     build_measures.add_arguments(parser)
+    exec_measures.add_arguments(parser)
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.engines.split(",") if n.strip()]
     unknown = [n for n in names if n not in ENGINES]
@@ -92,6 +94,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"{' and '.join(onlies)} exclude each other")
     image_measures.check_arguments(parser, args)
     build_measures.check_arguments(parser, args)
+    exec_measures.check_arguments(parser, args)
     if args.net_fetches < 3 or args.net_requests < 1:
         parser.error("--net-fetches must be at least 3, --net-requests at least 1")
     return args
@@ -378,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
         # after the pulls: builds touch only busybox and leave nothing behind
         if active and wanted(args, "builds"):
             build_measures.run(active, args, result, run_root)
+        if active and wanted(args, "execs"):
+            exec_measures.run(active, args, result)
     except EngineError as e:
         result["notes"].append(f"measurements stopped early: {e}")
     except KeyboardInterrupt:
@@ -398,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     print(log_measures.markdown(result))
     print(image_measures.markdown(result))
     print(build_measures.markdown(result))
+    print(exec_measures.markdown(result))
     print(f"JSON: {out}; daemon logs: {logs_dir}/")
     return 0
 
