@@ -7,9 +7,11 @@ ports and volumes are unions, and the command follows the entrypoint rules below
 
 from __future__ import annotations
 
+import os
 import posixpath
 
 from engine.containers.model import ContainerSpec, HostSpec
+from engine.containers.resources import check_limits
 from engine.errors import InvalidParameter
 from engine.images.model import Healthcheck, ImageConfig
 
@@ -107,8 +109,7 @@ def validate(spec: ContainerSpec, host: HostSpec) -> None:
         raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
     if host.shm_size < 0:
         raise InvalidParameter("SHM size can not be less than 0")
-    if host.memory and host.memory < 6 * 1024 * 1024:
-        raise InvalidParameter("Minimum memory limit allowed is 6MB")
+    check_limits(host, len(os.sched_getaffinity(0)))
     for env in spec.env:
         if env.startswith("="):
             raise InvalidParameter(f"invalid environment variable: {env}")

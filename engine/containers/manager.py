@@ -41,6 +41,7 @@ from engine.containers.model import (
     StopReason,
 )
 from engine.containers.registry import Registry
+from engine.containers.resources import ResourceUpdate, updated_host
 from engine.containers.signals import parse_signal
 from engine.errors import Conflict, EngineError, InvalidParameter, NotModified, SystemFailure
 from engine.events import EventBus
@@ -57,7 +58,7 @@ from engine.runtime.exits import (
 )
 from engine.runtime.oci import ContainerGone, OCIRuntime
 from engine.runtime.rlimits import validate_ulimits
-from engine.runtime.spec import parse_security_opt
+from engine.runtime.spec import limit_resources, parse_security_opt
 from engine.volumes.model import MountRequest
 from engine.volumes.parse import parse_mount_requests, parse_volumes_from, volumes_from
 from plugins.contracts import InvalidLogOption, LogDriver, LoggedContainer
@@ -734,6 +735,30 @@ class ContainerManager:
                 "Restart policy cannot be updated because AutoRemove is enabled for the container")
         async with self.live_of(c).op_lock:
             c.host.restart_policy = new
+            await self.registry.save(c)
+        self.publish(c, "update")
+
+    async def update_resources(self, c: Container, update: ResourceUpdate) -> None:
+        """`docker update` of limits: recorded for later starts, and applied by the
+        runtime now if the container has processes (running or paused)."""
+        async with self.live_of(c).op_lock:
+            try:
+                new = updated_host(c.host, update, len(os.sched_getaffinity(0)))
+            except Conflict as exc:
+                raise Conflict(f"Cannot update container {c.id}: {exc.message}") from None
+            if c.state.is_live:
+                resources = limit_resources(new)
+                unlimited_pids = update.pids_limit is not None and update.pids_limit <= 0
+                if unlimited_pids:
+                    resources.pop("pids", None)
+                try:
+                    await self.runtime_of(c).update(c.id, resources)
+                    if unlimited_pids:
+                        await trio.to_thread.run_sync(cgroups.lift_pids_limit, self.host.cgroups,
+                                                      self.cgroup_path(c))
+                except SystemFailure as exc:
+                    raise SystemFailure(f"Cannot update container {c.id}: {exc.message}") from None
+            c.host = new
             await self.registry.save(c)
         self.publish(c, "update")
 

@@ -158,3 +158,17 @@ def remove_cgroup(layout: CgroupLayout, relpath: str) -> None:
     for _, directory in _hierarchy_dirs(layout, relpath):
         with contextlib.suppress(OSError):
             os.rmdir(directory)
+
+
+def lift_pids_limit(layout: CgroupLayout, relpath: str) -> None:
+    """Write `max` to the cgroup's pids.max (blocking): crun 1.8's update writes -1 for
+    an unlimited pids limit, which cgroup v1 refuses."""
+    rel = relpath.strip("/")
+    if layout.version == 2 and layout.unified_mount is not None:
+        targets = [layout.unified_mount / rel / "pids.max"]
+    else:
+        targets = [mount / rel / "pids.max" for name, mount in layout.v1_mounts
+                   if "pids" in name.split(",")]
+    for target in targets:
+        if target.exists():
+            target.write_text("max")

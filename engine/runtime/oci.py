@@ -70,6 +70,18 @@ class OCIRuntime:
     async def resume(self, container_id: str) -> None:
         await self._run("resume", container_id)
 
+    async def update(self, container_id: str, resources: dict[str, Any]) -> None:
+        """New cgroup limits for a live container (OCI `linux.resources`, read from stdin)."""
+        result = await trio.run_process(
+            self._argv("update", "--resources=/dev/stdin", container_id),
+            stdin=json.dumps(resources).encode(), capture_stdout=True, capture_stderr=True,
+            check=False)
+        if result.returncode != 0:
+            message = _clean(result.stderr)
+            if _looks_gone(message):
+                raise ContainerGone(message)
+            raise SystemFailure(f"{self.name} update: {message or 'exit ' + str(result.returncode)}")
+
     async def delete(self, container_id: str, *, force: bool = False) -> None:
         """Forget the container; missing is fine."""
         args = ["delete", "--force", container_id] if force else ["delete", container_id]

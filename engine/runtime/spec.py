@@ -26,7 +26,7 @@ import posixpath
 import stat
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -568,44 +568,77 @@ def _device_rules(inputs: SpecInputs) -> list[dict[str, Any]]:
     return rules
 
 
+class ResourceLimits(Protocol):
+    """The limit fields `SpecInputs` and a container's `HostSpec` share (Docker's names)."""
+
+    @property
+    def memory(self) -> int: ...
+    @property
+    def memory_swap(self) -> int: ...
+    @property
+    def memory_reservation(self) -> int: ...
+    @property
+    def oom_kill_disable(self) -> bool: ...
+    @property
+    def nano_cpus(self) -> int: ...
+    @property
+    def cpu_shares(self) -> int: ...
+    @property
+    def cpu_period(self) -> int: ...
+    @property
+    def cpu_quota(self) -> int: ...
+    @property
+    def cpuset_cpus(self) -> str: ...
+    @property
+    def cpuset_mems(self) -> str: ...
+    @property
+    def pids_limit(self) -> int | None: ...
+
+
 def _resources(inputs: SpecInputs) -> dict[str, Any]:
-    res: dict[str, Any] = {"devices": _device_rules(inputs)}
+    return {"devices": _device_rules(inputs), **limit_resources(inputs)}
+
+
+def limit_resources(limits: ResourceLimits) -> dict[str, Any]:
+    """OCI `linux.resources` for memory, CPU and pids (no devices): the spec's, and what
+    `docker update` hands to the runtime's `update --resources`."""
+    res: dict[str, Any] = {}
     memory: dict[str, Any] = {}
-    if inputs.memory:
-        memory["limit"] = inputs.memory
-    if inputs.memory_reservation:
-        memory["reservation"] = inputs.memory_reservation
-    if inputs.memory_swap > 0 or inputs.memory_swap == -1:
-        memory["swap"] = inputs.memory_swap
-    if inputs.oom_kill_disable:
+    if limits.memory:
+        memory["limit"] = limits.memory
+    if limits.memory_reservation:
+        memory["reservation"] = limits.memory_reservation
+    if limits.memory_swap > 0 or limits.memory_swap == -1:
+        memory["swap"] = limits.memory_swap
+    if limits.oom_kill_disable:
         memory["disableOOMKiller"] = True
     if memory:
         res["memory"] = memory
     cpu: dict[str, Any] = {}
-    if inputs.cpu_shares:
-        cpu["shares"] = inputs.cpu_shares
-    if inputs.nano_cpus:
-        if inputs.cpu_period:
+    if limits.cpu_shares:
+        cpu["shares"] = limits.cpu_shares
+    if limits.nano_cpus:
+        if limits.cpu_period:
             raise InvalidParameter(
                 "Conflicting options: Nano CPUs and CPU Period cannot both be set")
-        if inputs.cpu_quota:
+        if limits.cpu_quota:
             raise InvalidParameter(
                 "Conflicting options: Nano CPUs and CPU Quota cannot both be set")
         cpu["period"] = 100_000
-        cpu["quota"] = inputs.nano_cpus * 100_000 // 1_000_000_000
+        cpu["quota"] = limits.nano_cpus * 100_000 // 1_000_000_000
     else:
-        if inputs.cpu_quota:
-            cpu["quota"] = inputs.cpu_quota
-        if inputs.cpu_period:
-            cpu["period"] = inputs.cpu_period
-    if inputs.cpuset_cpus:
-        cpu["cpus"] = inputs.cpuset_cpus
-    if inputs.cpuset_mems:
-        cpu["mems"] = inputs.cpuset_mems
+        if limits.cpu_quota:
+            cpu["quota"] = limits.cpu_quota
+        if limits.cpu_period:
+            cpu["period"] = limits.cpu_period
+    if limits.cpuset_cpus:
+        cpu["cpus"] = limits.cpuset_cpus
+    if limits.cpuset_mems:
+        cpu["mems"] = limits.cpuset_mems
     if cpu:
         res["cpu"] = cpu
-    if inputs.pids_limit is not None:
-        res["pids"] = {"limit": inputs.pids_limit if inputs.pids_limit > 0 else -1}
+    if limits.pids_limit is not None:
+        res["pids"] = {"limit": limits.pids_limit if limits.pids_limit > 0 else -1}
     return res
 
 

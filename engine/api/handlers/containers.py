@@ -16,7 +16,7 @@ from engine.api.http import (
 from engine.api.router import Router
 from engine.api.wire import containers as wire
 from engine.containers.filters import list_predicate, prune_keep
-from engine.containers.model import Container, RestartPolicy, Status
+from engine.containers.model import Container, Status
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 
 if TYPE_CHECKING:
@@ -195,24 +195,14 @@ async def prune(req: Request, engine: Engine) -> JSONResponse:
 
 @router.route("POST", "/containers/{id}/update")
 async def update(req: Request, engine: Engine) -> JSONResponse:
-    """`docker update`: the restart policy now; resource limits come with that issue."""
+    """`docker update`: the restart policy and resource limits, live when it runs."""
     c = _container(req, engine)
-    body = await req.json_object()
-    warnings: list[str] = []
-    policy = body.get("RestartPolicy")
+    policy, resources = wire.parse_update(await req.json_object())
     if policy is not None:
-        if not isinstance(policy, dict):
-            raise InvalidParameter("invalid type for RestartPolicy: expected an object")
-        name = policy.get("Name") or "no"
-        count = policy.get("MaximumRetryCount") or 0
-        if not isinstance(name, str) or not isinstance(count, int):
-            raise InvalidParameter("invalid RestartPolicy")
-        await engine.containers.update_restart_policy(c, RestartPolicy(name, count))
-    resources = {k: v for k, v in body.items() if k != "RestartPolicy" and v not in (None, 0, "", [], {})}
-    if resources:
-        raise InvalidParameter(
-            f"updating {', '.join(sorted(resources))} is not supported by moorage yet")
-    return JSONResponse({"Warnings": warnings})
+        await engine.containers.update_restart_policy(c, policy)
+    if not resources.is_empty():
+        await engine.containers.update_resources(c, resources)
+    return JSONResponse({"Warnings": []})
 
 
 @router.route("POST", "/containers/{id}/resize")

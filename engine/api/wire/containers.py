@@ -24,6 +24,7 @@ from engine.containers.model import (
     Status,
     Ulimit,
 )
+from engine.containers.resources import ResourceUpdate
 from engine.containers.status import status_text
 from engine.errors import InvalidParameter
 from engine.images.model import Healthcheck
@@ -566,3 +567,41 @@ def summary_json(c: Container, image_name: str, networks: Any = None) -> dict[st
                                                 "IPPrefixLen": 0, "MacAddress": ""}}},
         "Mounts": mounts_json(c.mounts),
     }
+
+
+# `POST /containers/{id}/update` ------------------------------------------------------
+
+#: UpdateConfig resource fields moord applies; the others must be absent or zero.
+_UPDATABLE = {"Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "NanoCPUs", "CpuShares",
+              "CpuPeriod", "CpuQuota", "CpusetCpus", "CpusetMems", "PidsLimit",
+              "RestartPolicy", "KernelMemory", "KernelMemoryTCP"}
+
+
+def parse_update(body: dict[str, Any]) -> tuple[RestartPolicy | None, ResourceUpdate]:
+    """Docker's UpdateConfig: a restart policy (None: unchanged) and resource limits
+    (zero or absent: unchanged; PidsLimit null: unchanged, 0 or -1: unlimited)."""
+    policy = None
+    if body.get("RestartPolicy") is not None:
+        raw = _object(body, "RestartPolicy")
+        name = _str(raw, "Name", "RestartPolicy.")
+        if name or raw.get("MaximumRetryCount"):
+            policy = RestartPolicy(name or "no",
+                                   _int(raw, "MaximumRetryCount", "RestartPolicy."))
+    unsupported = sorted(k for k, v in body.items()
+                         if k not in _UPDATABLE and v not in (None, 0, "", [], {}, False))
+    if unsupported:
+        raise InvalidParameter(f"updating {', '.join(unsupported)} is not supported by moorage")
+    nano = "NanoCpus" if "NanoCpus" in body else "NanoCPUs"
+    update = ResourceUpdate(
+        memory=_int(body, "Memory") or None,
+        memory_swap=_int(body, "MemorySwap") or None,
+        memory_reservation=_int(body, "MemoryReservation") or None,
+        nano_cpus=_int(body, nano) or None,
+        cpu_shares=_int(body, "CpuShares") or None,
+        cpu_period=_int(body, "CpuPeriod") or None,
+        cpu_quota=_int(body, "CpuQuota") or None,
+        cpuset_cpus=_str(body, "CpusetCpus") or None,
+        cpuset_mems=_str(body, "CpusetMems") or None,
+        pids_limit=_opt_int(body, "PidsLimit"),
+    )
+    return policy, update

@@ -1,0 +1,124 @@
+"""`docker update`: new resource limits for a container, with Docker's rules.
+
+A field left out (None) keeps its value; so does a zero, as in Docker, whose CLI sends
+every field and zeroes for the flags not given. NanoCPUs and CPU period/quota exclude
+each other across the old and the new settings, and a memory limit above the swap limit
+already set needs the swap limit too (`Cannot update container …: Memory limit should be
+smaller than already set memoryswap limit, update the memoryswap at the same time`, a
+409). One difference: a container that never had a memory limit gets the swap limit
+`create` would have given it (twice the memory) instead of that error, which Docker
+users trip over on every first `docker update --memory`.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from engine.containers.model import HostSpec
+from engine.errors import Conflict, InvalidParameter
+
+MIN_MEMORY = 6 * 1024 * 1024
+
+
+@attrs.frozen
+class ResourceUpdate:
+    memory: int | None = None
+    memory_swap: int | None = None
+    memory_reservation: int | None = None
+    nano_cpus: int | None = None
+    cpu_shares: int | None = None
+    cpu_period: int | None = None
+    cpu_quota: int | None = None
+    cpuset_cpus: str | None = None
+    cpuset_mems: str | None = None
+    pids_limit: int | None = None
+
+    def is_empty(self) -> bool:
+        return all(getattr(self, f.name) is None for f in attrs.fields(ResourceUpdate))
+
+
+def updated_host(current: HostSpec, update: ResourceUpdate, online_cpus: int) -> HostSpec:
+    """`current` with `update` applied, or Docker's error; `current` is left as it was."""
+    old = current
+
+    def given(value: int | str | None) -> bool:
+        return value not in (None, 0, "")
+
+    if given(update.nano_cpus) and old.cpu_period > 0:
+        raise Conflict("Conflicting options: Nano CPUs cannot be updated as CPU Period has "
+                       "already been set")
+    if given(update.nano_cpus) and old.cpu_quota > 0:
+        raise Conflict("Conflicting options: Nano CPUs cannot be updated as CPU Quota has "
+                       "already been set")
+    if given(update.cpu_period) and old.nano_cpus > 0:
+        raise Conflict("Conflicting options: CPU Period cannot be updated as NanoCPUs has "
+                       "already been set")
+    if given(update.cpu_quota) and old.nano_cpus > 0:
+        raise Conflict("Conflicting options: CPU Quota cannot be updated as NanoCPUs has "
+                       "already been set")
+    changes: dict[str, object] = {}
+    for name in ("cpu_shares", "nano_cpus", "cpu_period", "cpu_quota", "cpuset_cpus",
+                 "cpuset_mems", "memory_reservation", "memory_swap"):
+        value = getattr(update, name)
+        if given(value):
+            changes[name] = value
+    if given(update.memory):
+        assert update.memory is not None
+        if not given(update.memory_swap):
+            if old.memory == 0 and old.memory_swap == 0:
+                changes["memory_swap"] = 2 * update.memory  # what create would have set
+            elif old.memory_swap != -1 and update.memory > old.memory_swap:
+                raise Conflict("Memory limit should be smaller than already set memoryswap "
+                               "limit, update the memoryswap at the same time")
+        changes["memory"] = update.memory
+    if update.pids_limit is not None:
+        changes["pids_limit"] = update.pids_limit
+    new = attrs.evolve(old, **changes)  # type: ignore[arg-type]
+    check_limits(new, online_cpus)
+    return new
+
+
+def check_limits(host: HostSpec, online_cpus: int) -> None:
+    """The limits Docker refuses at create and update (400s, in its words)."""
+    if host.memory and host.memory < MIN_MEMORY:
+        raise InvalidParameter("Minimum memory limit allowed is 6MB")
+    if host.memory and host.memory_swap > 0 and host.memory_swap < host.memory:
+        raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit, "
+                               "see usage")
+    if host.memory_swap > 0 and not host.memory:
+        raise InvalidParameter("You should always set the Memory limit when using Memoryswap "
+                               "limit, see usage")
+    if host.memory and host.memory_reservation and host.memory < host.memory_reservation:
+        raise InvalidParameter("Minimum memory limit can not be less than memory reservation "
+                               "limit, see usage")
+    if host.nano_cpus < 0 or host.nano_cpus > online_cpus * 1_000_000_000:
+        raise InvalidParameter(f"Range of CPUs is from 0.01 to {online_cpus}.00, as there are "
+                               f"only {online_cpus} CPUs available")
+    if host.cpu_period and not 1000 <= host.cpu_period <= 1_000_000:
+        raise InvalidParameter("CPU cfs period can not be less than 1ms (i.e. 1000) or larger "
+                               "than 1s (i.e. 1000000)")
+    if host.cpu_quota and host.cpu_quota > 0 and host.cpu_quota < 1000:
+        raise InvalidParameter("CPU cfs quota can not be less than 1ms (i.e. 1000)")
+    if host.cpuset_cpus:
+        _check_cpuset(host.cpuset_cpus, online_cpus)
+
+
+def _check_cpuset(spec: str, online_cpus: int) -> None:
+    """`0-2,4`: every CPU named must exist (Docker: 'Requested CPUs are not available')."""
+    wanted: set[int] = set()
+    try:
+        for part in spec.split(","):
+            low, _, high = part.partition("-")
+            first, last = int(low), int(high or low)
+            if first < 0 or last < first:
+                raise ValueError(part)
+            wanted.update(range(first, last + 1))
+    except ValueError:
+        raise InvalidParameter(f"Invalid value {spec} for cpuset cpus") from None
+    if max(wanted) >= online_cpus:
+        available = "0" if online_cpus == 1 else f"0-{online_cpus - 1}"
+        raise InvalidParameter(f"Requested CPUs are not available - requested {spec}, "
+                               f"available: {available}")
+
+
+__all__ = ["ResourceUpdate", "check_limits", "updated_host"]
