@@ -8,10 +8,12 @@ from typing import Any
 
 import click
 
+from engine.cli import resourceflags
 from engine.cli.app import App, for_each, out, pass_app
 from engine.cli.client import quote_path
+from engine.cli.errors import CommandError
 from engine.cli.formatting import go_json, render_template
-from engine.cli.options import api_timestamp, build_filters, restart_policy
+from engine.cli.options import OptionError, api_timestamp, build_filters, restart_policy
 
 
 def event_line(event: dict[str, Any]) -> str:
@@ -64,14 +66,24 @@ def _render(event: dict[str, Any], format_: str | None) -> str:
     return render_template(format_, event) + "\n"
 
 
+def _update_flags(f: Any) -> Any:
+    for decorator in reversed(resourceflags.click_options(for_update=True)):
+        f = decorator(f)
+    return f
+
+
 @click.command()
+@_update_flags
 @click.option("--restart", "restart", metavar="STRING",
               help="Restart policy to apply when a container exits")
 @click.argument("containers", nargs=-1, required=True, metavar="CONTAINER [CONTAINER...]")
 @pass_app
-def update(app: App, restart: str | None, containers: tuple[str, ...]) -> None:
+def update(app: App, restart: str | None, containers: tuple[str, ...], **params: Any) -> None:
     """Update configuration of one or more containers."""
-    body: dict[str, Any] = {}
+    try:
+        body: dict[str, Any] = resourceflags.ResourceFlags.from_params(params).fields()
+    except OptionError as exc:
+        raise CommandError(str(exc), 125) from None
     if restart is not None:
         body["RestartPolicy"] = restart_policy(restart)
     if not body:

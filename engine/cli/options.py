@@ -334,6 +334,7 @@ class ContainerOptions:
     healthcheck: dict[str, Any] | None = None
     mounts: dict[str, Any] = attrs.field(factory=dict)  # mountflags.mount_config()
     network_flags: Any = None  # netflags.NetworkFlags: -p, -P, --dns*, --add-host, --ip, ...
+    resources: Any = None  # resourceflags.ResourceFlags: --memory, --cpus, --ulimit, ...
 
     def create_body(self) -> dict[str, Any]:
         attach_out = not self.detach
@@ -370,6 +371,8 @@ class ContainerOptions:
         if self.init:
             host_config["Init"] = True
         host_config.update(self.mounts.get("HostConfig", {}))
+        if self.resources is not None:
+            host_config.update(self.resources.fields())
         if self.mounts.get("Volumes"):
             config["Volumes"] = self.mounts["Volumes"]
         config["HostConfig"] = host_config

@@ -118,3 +118,31 @@ def test_update_with_docker_py(moord: Moord, name: str) -> None:
         assert container.attrs["HostConfig"]["Memory"] == 24 * MIB
     finally:
         client.close()
+
+
+def test_moor_run_and_update_limits(moord: Moord, name: str) -> None:
+    import subprocess
+
+    from tests.integration.test_moor_cli import moor_argv
+
+    def moor(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*moor_argv(), *args], env=moord.env, capture_output=True,
+                              text=True, timeout=60)
+
+    started = moor("run", "-d", "--name", name, "-m", "40m", "--cpus", "0.25", "--pids-limit",
+                   "30", "--ulimit", "nofile=512:1024", "--shm-size", "8m", "busybox", "sleep", "300")
+    assert started.returncode == 0, started.stderr
+    assert limits(moord, name) == {"memory": str(40 * MIB),
+                                   "swap": str(40 * MIB) if v2() else str(80 * MIB),
+                                   "cpu": "25000 100000", "pids": "30"}
+    inside = moord.docker("exec", name, "sh", "-c",
+                          "ulimit -Sn; ulimit -Hn; df -k /dev/shm | tail -1").stdout.split()
+    assert inside[:2] == ["512", "1024"]
+    assert inside[3] == "8192"  # /dev/shm's size in KiB
+    updated = moor("update", "--memory", "50m", "--memory-swap", "100m", "--cpus", "0.75", name)
+    assert (updated.returncode, updated.stdout) == (0, f"{name}\n"), updated.stderr
+    assert limits(moord, name)["memory"] == str(50 * MIB)
+    assert limits(moord, name)["cpu"] == "75000 100000"
+    refused = moor("update", "--memory", "500m", name)
+    assert refused.returncode == 1
+    assert "Memory limit should be smaller than already set memoryswap limit" in refused.stderr
