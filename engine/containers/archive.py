@@ -6,7 +6,9 @@ copy into a stopped container is there when it starts). Paths are resolved insid
 root, symlinks followed in scope, so `..` or a link cannot reach the host. What comes
 in is unpacked by the build context's safe extractor (no absolute names, no escapes,
 no device nodes); ownership is root's unless the client asks to keep the archive's
-(`copyUIDGID`, `docker cp -a`). Volumes mounted into the container are not reached.
+(`copyUIDGID`, `docker cp -a`). A running container is reached through its process's
+root, so its volumes are reached too; a stopped one's volumes are not (they are not
+mounted without it).
 """
 
 from __future__ import annotations
@@ -137,9 +139,18 @@ def extract_archive(root: Path, path: str, source: IO[bytes], *, keep_owner: boo
 
 @asynccontextmanager
 async def container_root(m: ContainerManager, c: Container) -> AsyncIterator[Path]:
-    """The container's root filesystem, mounted for the block if it is not running."""
+    """The container's root filesystem, mounted for the block if it is not running.
+
+    A running (or paused) container's is its process's `/proc/<pid>/root`: the root as
+    it sees it, with its volumes, binds and tmpfs mounts, as `docker cp` reaches them.
+    """
     paths = m.paths(c)
     async with m.live_of(c).op_lock:
+        if c.state.is_live and c.state.pid > 0:
+            proc_root = Path(f"/proc/{c.state.pid}/root")
+            if await trio.to_thread.run_sync(os.path.isdir, proc_root):
+                yield proc_root
+                return
         mounted_here = False
         if not await trio.to_thread.run_sync(mounts.is_mountpoint, paths.rootfs):
             image = m.images.get(c.image_id)

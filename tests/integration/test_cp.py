@@ -46,3 +46,27 @@ def test_cp_both_ways(moord: Moord, tmp_path: Path) -> None:
         assert moord.docker("exec", name, "cat", "/stopped.txt").stdout == "from the host\n"
     finally:
         moord.docker("rm", "-f", name, check=False)
+
+
+def test_cp_reaches_volumes_and_tmpfs_of_a_running_container(moord: Moord, tmp_path: Path) -> None:
+    """As with Docker: the copy sees the container's mounts, not only its image layers."""
+    name = f"cpv-{secrets.token_hex(3)}"
+    volume = f"cpvol-{secrets.token_hex(3)}"
+    moord.docker("run", "-d", "--name", name, "-v", f"{volume}:/data", "--tmpfs", "/scratch",
+                 "busybox", "sleep", "300")
+    try:
+        src = tmp_path / "note.txt"
+        src.write_text("into the volume\n")
+        moord.docker("cp", str(src), f"{name}:/data/")
+        moord.docker("cp", str(src), f"{name}:/scratch/")
+        assert moord.docker("exec", name, "cat", "/data/note.txt", "/scratch/note.txt").stdout == (
+            "into the volume\n" * 2)
+        moord.docker("exec", name, "sh", "-c", "echo made inside > /scratch/made")
+        moord.docker("cp", f"{name}:/scratch/made", str(tmp_path / "made"))
+        assert (tmp_path / "made").read_text() == "made inside\n"
+        # the volume has it, seen from another container
+        other = moord.docker("run", "--rm", "-v", f"{volume}:/v", "busybox", "cat", "/v/note.txt")
+        assert other.stdout == "into the volume\n"
+    finally:
+        moord.docker("rm", "-f", name, check=False)
+        moord.docker("volume", "rm", volume, check=False)
