@@ -78,6 +78,25 @@ def test_run_it_takes_commands_follows_resizes_and_exits_with_the_shell(
     assert state(moord, name)["ExitCode"] == 3
 
 
+def test_run_it_ctrl_c_reaches_the_foreground_job_and_rm_removes(moord: Moord, name: str) -> None:
+    """The terminal is the container's: ctrl-c interrupts the shell's job, not the CLI."""
+    with terminal(moord, "run", "-it", "--rm", "--name", name, "busybox", "sh") as term:
+        term.type(b"sleep 300\n")
+        deadline = time.monotonic() + 30
+        while "sleep 300" not in moord.docker("top", name, check=False).stdout:
+            assert time.monotonic() < deadline, "sleep never started"
+            time.sleep(0.05)
+        term.type(b"\x03")
+        term.expect(b"^C")  # the container's terminal echoes it, and the shell takes it
+        term.type(b"echo status-$?\n")
+        term.expect(b"status-130")
+        assert "sleep 300" not in moord.docker("top", name).stdout
+        term.type(b"exit\n")
+        assert term.wait() == 0
+    gone = moord.docker("inspect", name, check=False)
+    assert gone.returncode != 0, "--rm left the container behind"
+
+
 def test_detach_keys_leave_the_container_running_and_attach_comes_back(
         moord: Moord, name: str) -> None:
     with terminal(moord, "run", "-it", "--name", name, "busybox", "sh") as term:
