@@ -14,10 +14,12 @@ from engine.cli import (
     build,
     commit,
     containers,
+    copying,
     events,
     execs,
     images,
     networks,
+    observing,
     registry,
     system,
     volumes,
@@ -100,6 +102,8 @@ for _name, _command in (
     ("push", registry.push), ("login", registry.login), ("logout", registry.logout),
     ("save", archives.save), ("load", archives.load), ("commit", commit.commit),
     ("build", build.build), ("exec", execs.exec_),
+    ("top", observing.top), ("diff", observing.diff), ("stats", observing.stats),
+    ("cp", copying.cp),
 ):
     cli.add_command(_command, name=_name)
 
@@ -113,6 +117,8 @@ _group("container", "Manage containers", [
     ("restart", containers.restart), ("rm", containers.rm), ("run", containers.run),
     ("start", containers.start), ("stop", containers.stop),
     ("unpause", containers.unpause), ("update", events.update), ("wait", containers.wait),
+    ("top", observing.top), ("diff", observing.diff), ("stats", observing.stats),
+    ("cp", copying.cp),
 ])
 _group("image", "Manage images", [
     ("import", images.import_), ("inspect", containers.inspect_command("image")),
