@@ -89,9 +89,14 @@ def _resolve(root: Path, path: str, *, follow: bool) -> Path:
         raise InvalidParameter(f"invalid path {path!r}: {exc}") from None
 
 
+def _follows_final_link(path: str) -> bool:
+    """Docker resolves every link but the last, unless the path ends in `/` or `/.`."""
+    return path.endswith("/") or path.endswith("/.")
+
+
 def path_stat(root: Path, path: str) -> PathStat:
     """What `HEAD …/archive?path=` reports (blocking)."""
-    target = _resolve(root, path, follow=False)
+    target = _resolve(root, path, follow=_follows_final_link(path))
     try:
         st = os.lstat(target)
     except FileNotFoundError:
@@ -104,20 +109,19 @@ def path_stat(root: Path, path: str) -> PathStat:
 def write_archive(root: Path, path: str, out: IO[bytes]) -> PathStat:
     """A tar of `path` (file or directory, named by its base name) to `out` (blocking).
 
-    A path ending in `/.` archives the directory's contents, as `docker cp dir/. x` asks.
+    A path ending in `/.` archives the directory's contents, as `docker cp dir/. x` asks:
+    named `./…` under a `./` entry, as dockerd names them, because the docker CLI renames
+    the `.` prefix when the destination does not exist. A final symlink is archived as
+    a link (`docker cp -L` asks for its target itself), unless the path ends in `/`.
     """
     contents_only = path.endswith("/.")
-    target = _resolve(root, path.removesuffix("/.") or "/", follow=True)
+    target = _resolve(root, path.removesuffix("/.") or "/", follow=_follows_final_link(path))
     if not os.path.lexists(target):
         raise NotFound(f"Could not find the file {path} in container")
     info = path_stat(root, path.removesuffix("/.") or "/")
-    base = "" if contents_only else posixpath.basename(path.rstrip("/")) or "."
+    base = "." if contents_only else posixpath.basename(path.rstrip("/")) or "."
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
-        if contents_only:
-            for name in sorted(os.listdir(target)):
-                tf.add(target / name, arcname=name, recursive=True)
-        else:
-            tf.add(target, arcname=base, recursive=True)
+        tf.add(target, arcname=base, recursive=True)
     return info
 
 

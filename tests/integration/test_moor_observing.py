@@ -233,6 +233,7 @@ FROM_CONTAINER = [
     ("/data/sub/file", "existing3"),    # a file into a directory
     ("/data/sub/file", "single"),       # a file to a new name
     ("/data/link", "plain-link"),       # a symlink stays a link
+    ("/data/.", "fresh-dot"),           # contents to a missing path: renamed, not spilled
 ]
 
 
@@ -254,9 +255,9 @@ def test_cp_from_container_matches_docker(moord: Moord, container: str,
     assert ours["existing2/sub/file"][2] == "inside\n"
     assert ours["existing3/file"][2] == "inside\n"
     assert ours["single"][2] == "inside\n"
-    # moord follows a final symlink when archiving (dockerd keeps the link): both CLIs
-    # get the same from it, which is what this compares
-    assert ours["plain-link"][2] == "top\n"
+    assert ours["plain-link"] == ("link", 0, "top.txt")  # the link itself, as dockerd sends
+    assert ours["fresh-dot/sub/file"][2] == "inside\n"
+    assert "sub" not in ours, "dir/. to a missing path spilled into its parent"
     assert ours["followed"][:1] + ours["followed"][2:] == ("file", "top\n")
     assert ours["existing/data/abs"] == ("link", 0, "/etc/hostname")
 

@@ -59,7 +59,7 @@ def test_update_applies_to_a_running_container_and_survives_a_restart(
     moord.docker("run", "-d", "--name", name, "busybox", "sleep", "300")
     moord.docker("update", "--memory", "32m", "--memory-swap", "64m", "--cpus", "0.5",
                  "--cpu-shares", "512", "--pids-limit", "40", name)
-    swap = str(32 * MIB) if v2() else str(64 * MIB)  # v2: swap beyond memory; v1: both
+    swap = str(32 * MIB) if v2() else str(64 * MIB)  # v2: swap beyond memory; v1: memory plus swap
     expected = {"memory": str(32 * MIB), "swap": swap, "cpu": "50000 100000", "pids": "40"}
     assert limits(moord, name) == expected
     if not v2():
@@ -80,7 +80,7 @@ def test_update_applies_to_a_running_container_and_survives_a_restart(
 
 def test_update_of_a_stopped_container_applies_at_start(moord: Moord, name: str) -> None:
     moord.docker("create", "--name", name, "busybox", "sleep", "300")
-    moord.docker("update", "--memory", "48m", name)  # no limit before: swap becomes 2×
+    moord.docker("update", "--memory", "48m", name)  # no limit before: swap becomes twice that
     moord.docker("start", name)
     assert limits(moord, name)["memory"] == str(48 * MIB)
     assert moord.docker("inspect", "--format", "{{.HostConfig.MemorySwap}}",
