@@ -152,6 +152,8 @@ class FakeDaemon:
                 error(conn, 404, f"page not found: {recorded.method} {path}")
             else:
                 handler(recorded, conn)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # moor hung up first (it exits on an in-stream error): a real client's right
         finally:
             conn.close()
 
