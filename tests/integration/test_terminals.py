@@ -101,8 +101,8 @@ def test_detach_keys_leave_the_container_running_and_attach_comes_back(
         moord: Moord, name: str) -> None:
     with terminal(moord, "run", "-it", "--name", name, "busybox", "sh") as term:
         term.type(b"export KEPT=yes-$((2+2))\n")
-        term.type(b"echo set\n")
-        term.expect(b"set")
+        term.type(b"echo set-$((1+2))\n")  # a marker the shell computes, not the typed echo
+        term.expect(b"set-3")
         term.press_one_by_one(CTRL_P_CTRL_Q)
         assert term.wait() == 0
     assert state(moord, name)["Running"], "the container stopped when the client detached"
@@ -121,8 +121,8 @@ def test_detach_keys_leave_the_container_running_and_attach_comes_back(
 def test_exec_it_detach_leaves_the_exec_running(moord: Moord, name: str) -> None:
     moord.docker("run", "-d", "--name", name, "busybox", "sleep", "300")
     with terminal(moord, "exec", "-it", name, "sh") as term:
-        term.type(b"echo $$ > /exec.pid; echo pid-written\n")
-        term.expect(b"pid-written")
+        term.type(b"echo $$ > /exec.pid; echo pid-$((2*3))\n")
+        term.expect(b"pid-6")
         term.press_one_by_one(CTRL_P_CTRL_Q)
         assert term.wait() == 1  # the CLI's status after a detach, as with dockerd
         assert b"read escape sequence" in term.seen
@@ -319,3 +319,28 @@ def test_moor_exec_without_terminal(moord: Moord, name: str) -> None:
     stopped = moor("exec", name, "true")
     assert stopped.returncode == 1
     assert "is not running" in stopped.stderr
+
+
+def test_an_interactive_shell_outlives_moord_and_takes_a_new_client(
+        fresh_moord: Any) -> None:
+    """The terminal is conmon's: killing moord under an attached `docker run -it` ends
+    that client, not the shell, and the restarted moord attaches a new one to it."""
+    d = fresh_moord()
+    d.start()
+    d.import_busybox()
+    with terminal(d, "run", "-it", "--name", "keeper", "busybox", "sh") as term:
+        term.type(b"export MARK=kept-$((8*8)); echo ready-$((4+5))\n")
+        term.expect(b"ready-9")
+        d.kill9()
+        term.wait()  # the CLI loses its daemon; its status is the CLI's business
+    d.start()
+    assert state(d, "keeper")["Running"]
+    with terminal(d, "attach", "keeper") as term:
+        term.type(b"echo $MARK\n")
+        term.expect(b"kept-64")
+        term.type(b"exit\n")
+        term.wait()
+    deadline = time.monotonic() + 30
+    while state(d, "keeper")["Running"]:
+        assert time.monotonic() < deadline, "the shell did not exit"
+        time.sleep(0.05)
