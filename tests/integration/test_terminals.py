@@ -344,3 +344,20 @@ def test_an_interactive_shell_outlives_moord_and_takes_a_new_client(
     while state(d, "keeper")["Running"]:
         assert time.monotonic() < deadline, "the shell did not exit"
         time.sleep(0.05)
+
+
+def test_attach_refusals_in_dockerd_s_words(moord: Moord, name: str) -> None:
+    import docker
+
+    moord.docker("run", "-dit", "--name", name, "busybox", "sh")
+    moord.docker("pause", name)
+    client = docker.APIClient(base_url=moord.host, version="1.43")
+    try:
+        with pytest.raises(docker.errors.APIError) as paused:
+            client.attach(name, stream=False, logs=False)
+        assert paused.value.status_code == 409
+        assert f"container {name} is paused, unpause the container before attach" in str(
+            paused.value)
+    finally:
+        client.close()
+        moord.docker("unpause", name, check=False)

@@ -36,12 +36,13 @@ STDIN_CHUNK = 4096
 
 @router.route("POST", "/containers/{id}/attach")
 async def attach(req: Request, engine: Engine) -> HijackResponse:
-    c = engine.containers.get(req.params["id"])
+    keys = parse_detach_keys(req.arg("detachKeys") or "")  # checked first, as dockerd does
+    ref = req.params["id"]
+    c = engine.containers.get(ref)
     if c.state.status is Status.PAUSED:
-        raise Conflict("You cannot attach to a paused container, unpause it first")
+        raise Conflict(f"container {ref} is paused, unpause the container before attach")
     if c.state.status is Status.RESTARTING:
-        raise Conflict("You cannot attach to a restarting container, wait until it is running")
-    keys = parse_detach_keys(req.arg("detachKeys") or "")
+        raise Conflict(f"container {ref} is restarting, wait until the container is running")
     want_stream = req.flag("stream")
     want_logs = req.flag("logs")
     want_stdin = req.flag("stdin") and c.spec.open_stdin
