@@ -100,13 +100,21 @@ class ExecManager:
         self.containers.publish(c, "exec_create: " + " ".join(session.argv), execID=session.id)
         return session
 
+    def check_startable(self, session: ExecSession) -> Container:
+        """Refuse a second start, or a start into a container that stopped or paused
+        since the create (before the API answers: after a 101 no error can be sent)."""
+        if session.running:
+            raise Conflict(f"Error: Exec command {session.id} is already running")
+        if session.started:
+            raise Conflict(f"Error: Exec command {session.id} has already run")
+        c = self.containers.get(session.container_id)
+        self._running(c)
+        return c
+
     async def run(self, session: ExecSession, *, stdin: Any | None, send: Send | None) -> int:
         """Run the session's process; `stdin` is a receive stream (None: no input) and
         `send` gets its output (None: discarded, a detached exec). Returns the exit code."""
-        if session.started:
-            raise Conflict(f"Exec {session.id} has already run")
-        c = self.containers.get(session.container_id)
-        self._running(c)
+        c = self.check_startable(session)
         session.started = True
         m = self.containers
         runtime = m.runtime_of(c)

@@ -60,6 +60,9 @@ def test_detached_and_inspect_with_docker_py(moord: Moord, running: str) -> None
     info = client.api.exec_inspect(exec_id)
     assert info["ExitCode"] == 0
     assert info["Running"] is False
+    with pytest.raises(docker.errors.APIError, match="has already run") as again:
+        client.api.exec_start(exec_id)
+    assert again.value.status_code == 409
     with pytest.raises(docker.errors.NotFound):
         client.api.exec_inspect("no-such-exec")
     client.close()

@@ -95,6 +95,7 @@ async def start(req: Request, engine: Engine) -> EmptyResponse | HijackResponse:
         session.tty = True
     if body.get("ConsoleSize"):
         session.size = _console_size(body.get("ConsoleSize"))
+    execs.check_startable(session)
     if body.get("Detach"):
         engine.containers.spawn(_detached, execs, session)
         return EmptyResponse(200)
