@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 import click
 
-from engine.cli import netflags, resourceflags
+from engine.cli import hostflags, netflags, resourceflags
 from engine.cli.app import App, describe, error_line, exit_code, for_each, out, pass_app
 from engine.cli.attach import (
     AttachPlan,
@@ -136,7 +136,8 @@ def _container_flags(for_run: bool) -> Callable[[Callable[..., Any]], Callable[.
         click.argument("image"),
         click.argument("command", nargs=-1, type=click.UNPROCESSED),
     ]
-    decorators = netflags.click_options() + resourceflags.click_options() + decorators
+    decorators = (netflags.click_options() + resourceflags.click_options()
+                  + hostflags.click_options() + decorators)
     if for_run:
         decorators = run_only + decorators
 
@@ -183,6 +184,7 @@ def _options_from(params: Mapping[str, Any], detach: bool) -> ContainerOptions:
                             volume_driver=params["volume_driver"]),
         network_flags=netflags.NetworkFlags.from_params(params),
         resources=resourceflags.ResourceFlags.from_params(params),
+        host_flags=hostflags.HostFlags.from_params(params),
     )
 
 

@@ -335,6 +335,7 @@ class ContainerOptions:
     mounts: dict[str, Any] = attrs.field(factory=dict)  # mountflags.mount_config()
     network_flags: Any = None  # netflags.NetworkFlags: -p, -P, --dns*, --add-host, --ip, ...
     resources: Any = None  # resourceflags.ResourceFlags: --memory, --cpus, --ulimit, ...
+    host_flags: Any = None  # hostflags.HostFlags: --privileged, --cap-add, --log-opt, ...
 
     def create_body(self) -> dict[str, Any]:
         attach_out = not self.detach
@@ -379,4 +380,6 @@ class ContainerOptions:
         config["NetworkingConfig"] = {"EndpointsConfig": {}}
         if self.network_flags is not None:
             self.network_flags.apply(config)
+        if self.host_flags is not None:
+            self.host_flags.apply(config)
         return config

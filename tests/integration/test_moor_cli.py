@@ -306,3 +306,35 @@ def test_signals_are_forwarded(moord: Any, names: list[str]) -> None:
             proc.kill()
     assert proc.returncode == 7
     assert out == b"got TERM\n"
+
+
+def test_moor_run_isolation_logging_and_namespace_flags(moord: Any) -> None:
+    """moor's --cap-*, --security-opt, --group-add, --oom-score-adj, --log-*, --sysctl,
+    --annotation, --expose and --privileged reach the container as docker's do."""
+    name = "mflags"
+    try:
+        ok(moord, "run", "-d", "--name", name, "--cap-drop", "ALL", "--cap-add", "CHOWN",
+             "--security-opt", "no-new-privileges", "--group-add", "123",
+             "--oom-score-adj", "321", "--log-driver", "json-file", "--log-opt", "max-size=1m",
+             "--sysctl", "net.ipv4.tcp_syncookies=0", "--annotation", "team=infra",
+             "--expose", "8080", "busybox", "sleep", "300")
+        inside = moord.docker("exec", name, "sh", "-c",
+                              "grep -E 'CapEff|NoNewPrivs' /proc/self/status; id -G; "
+                              "cat /proc/1/oom_score_adj /proc/sys/net/ipv4/tcp_syncookies"
+                              ).stdout.split()
+        assert inside[1] == "0000000000000001"  # CAP_CHOWN alone
+        assert inside[3] == "1"  # no new privileges
+        assert "123" in inside[4:-2]
+        assert inside[-2:] == ["321", "0"]
+        fields = json.loads(moord.docker(
+            "inspect", "--format",
+            "{{json .HostConfig.LogConfig}}|{{json .HostConfig.Annotations}}|{{json .Config.ExposedPorts}}",
+            name).stdout.replace("|", ",").join(["[", "]"]))
+        log_config, annotations, exposed = fields
+        assert (log_config["Type"], log_config["Config"]["max-size"]) == ("json-file", "1m")
+        assert (annotations, exposed) == ({"team": "infra"}, {"8080/tcp": {}})
+        privileged = ok(moord, "run", "--rm", "--privileged", "busybox", "sh", "-c",
+                        "grep CapEff /proc/self/status").split()[1]
+        assert int(privileged, 16) > 1 << 21
+    finally:
+        moord.docker("rm", "-f", name, check=False)

@@ -1,0 +1,136 @@
+"""The isolation, logging and namespace flags of `moor run/create`: --privileged,
+--cap-add/--cap-drop, --security-opt, --log-driver/--log-opt, --sysctl, --group-add,
+--ipc/--pid/--uts/--cgroupns, --oom-score-adj, --runtime, --annotation, --expose —
+parsed as the docker CLI parses them and written where it writes them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+import click
+
+from engine.cli.options import OptionError
+
+
+def click_options() -> list[Any]:
+    """The flags, as click decorators (added to run and create)."""
+    def many(*names: str, help: str) -> Any:
+        return click.option(*names, multiple=True, metavar="LIST", help=help)
+
+    return [
+        many("--annotation", "annotations", help="Add an annotation to the container (k=v)"),
+        many("--cap-add", "cap_add", help="Add Linux capabilities"),
+        many("--cap-drop", "cap_drop", help="Drop Linux capabilities"),
+        click.option("--cgroupns", default="", metavar="STRING",
+                     help="Cgroup namespace to use (host|private)"),
+        many("--expose", "expose", help="Expose a port or a range of ports"),
+        many("--group-add", "group_add", help="Add additional groups to join"),
+        click.option("--ipc", default="", metavar="STRING", help="IPC mode to use"),
+        click.option("--log-driver", default="", metavar="STRING",
+                     help="Logging driver for the container"),
+        many("--log-opt", "log_opts", help="Log driver options"),
+        click.option("--oom-score-adj", type=int, default=0, metavar="INT",
+                     help="Tune host's OOM preferences (-1000 to 1000)"),
+        click.option("--pid", default="", metavar="STRING", help="PID namespace to use"),
+        click.option("--privileged", is_flag=True,
+                     help="Give extended privileges to this container"),
+        click.option("--runtime", default="", metavar="STRING",
+                     help="Runtime to use for this container"),
+        many("--security-opt", "security_opt", help="Security Options"),
+        many("--sysctl", "sysctls", help="Sysctl options (k=v)"),
+        click.option("--uts", default="", metavar="STRING", help="UTS namespace to use"),
+    ]
+
+
+@attrs.frozen
+class HostFlags:
+    privileged: bool = False
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    security_opt: tuple[str, ...] = ()
+    log_driver: str = ""
+    log_opts: dict[str, str] = attrs.field(factory=dict)
+    sysctls: dict[str, str] = attrs.field(factory=dict)
+    group_add: tuple[str, ...] = ()
+    ipc: str = ""
+    pid: str = ""
+    uts: str = ""
+    cgroupns: str = ""
+    oom_score_adj: int = 0
+    runtime: str = ""
+    annotations: dict[str, str] = attrs.field(factory=dict)
+    exposed: tuple[str, ...] = ()  # "80/tcp", ...
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> HostFlags:
+        """From click's parameters (absent keys mean unset); values checked like docker's."""
+        score = params.get("oom_score_adj") or 0
+        if not -1000 <= score <= 1000:
+            raise OptionError(f"invalid value {score}: range for oom score adj is [-1000, 1000]")
+        if params.get("log_opts") and params.get("log_driver") == "none":
+            raise OptionError("invalid logging opts for driver none")
+        return cls(
+            privileged=bool(params.get("privileged")),
+            cap_add=tuple(params.get("cap_add") or ()),
+            cap_drop=tuple(params.get("cap_drop") or ()),
+            security_opt=tuple(params.get("security_opt") or ()),
+            log_driver=params.get("log_driver") or "",
+            log_opts=key_values(params.get("log_opts") or (), "log-opt"),
+            sysctls=key_values(params.get("sysctls") or (), "sysctl"),
+            group_add=tuple(params.get("group_add") or ()),
+            ipc=params.get("ipc") or "",
+            pid=params.get("pid") or "",
+            uts=params.get("uts") or "",
+            cgroupns=params.get("cgroupns") or "",
+            oom_score_adj=score,
+            runtime=params.get("runtime") or "",
+            annotations=key_values(params.get("annotations") or (), "annotation"),
+            exposed=tuple(p for spec in params.get("expose") or () for p in exposed_ports(spec)),
+        )
+
+    def apply(self, body: dict[str, Any]) -> None:
+        """Write the flags into a create body (its `HostConfig` must exist)."""
+        host = body["HostConfig"]
+        for key, value in (("Privileged", self.privileged), ("CapAdd", list(self.cap_add)),
+                           ("CapDrop", list(self.cap_drop)),
+                           ("SecurityOpt", list(self.security_opt)),
+                           ("Sysctls", self.sysctls), ("GroupAdd", list(self.group_add)),
+                           ("IpcMode", self.ipc), ("PidMode", self.pid), ("UTSMode", self.uts),
+                           ("CgroupnsMode", self.cgroupns), ("OomScoreAdj", self.oom_score_adj),
+                           ("Runtime", self.runtime), ("Annotations", self.annotations)):
+            if value:
+                host[key] = value
+        if self.log_driver or self.log_opts:
+            host["LogConfig"] = {"Type": self.log_driver, "Config": self.log_opts}
+        if self.exposed:
+            body["ExposedPorts"] = {**(body.get("ExposedPorts") or {}),
+                                    **{port: {} for port in self.exposed}}
+
+
+def key_values(entries: Iterable[str], flag: str) -> dict[str, str]:
+    """`k=v` entries as a map; docker refuses one without `=`."""
+    out: dict[str, str] = {}
+    for entry in entries:
+        key, sep, value = entry.partition("=")
+        if not sep or not key:
+            raise OptionError(f"invalid argument \"{entry}\" for \"--{flag}\" flag: "
+                              f"invalid key value pair format: {entry}")
+        out[key] = value
+    return out
+
+
+def exposed_ports(spec: str) -> list[str]:
+    """`80`, `80/udp`, `8000-8002/tcp` as `port/proto` keys (docker's --expose)."""
+    ports, _, proto = spec.partition("/")
+    proto = proto or "tcp"
+    low, _, high = ports.partition("-")
+    try:
+        first, last = int(low), int(high or low)
+    except ValueError:
+        raise OptionError(f"invalid range format for --expose: {spec}, error: invalid port "
+                          f"{ports}") from None
+    if not (0 < first <= last <= 65535) or proto not in ("tcp", "udp", "sctp"):
+        raise OptionError(f"invalid range format for --expose: {spec}")
+    return [f"{port}/{proto}" for port in range(first, last + 1)]
