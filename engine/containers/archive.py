@@ -6,9 +6,8 @@ copy into a stopped container is there when it starts). Paths are resolved insid
 root, symlinks followed in scope, so `..` or a link cannot reach the host. What comes
 in is unpacked by the build context's safe extractor (no absolute names, no escapes,
 no device nodes); ownership is root's unless the client asks to keep the archive's
-(`copyUIDGID`, `docker cp -a`). A running container is reached through its process's
-root, so its volumes are reached too; a stopped one's volumes are not (they are not
-mounted without it).
+(`copyUIDGID`, `docker cp -a`). Volumes and binds are reached as the container
+sees them, running or stopped.
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ from engine.securejoin import ScopeError, resolve_in_root
 if TYPE_CHECKING:
     from engine.containers.manager import ContainerManager
     from engine.containers.model import Container
+    from engine.volumes.model import SpecMount
 
 # Go's os.FileMode type bits, which the stat header carries
 _GO_DIR = 1 << 31
@@ -143,10 +143,13 @@ def extract_archive(root: Path, path: str, source: IO[bytes], *, keep_owner: boo
 
 @asynccontextmanager
 async def container_root(m: ContainerManager, c: Container) -> AsyncIterator[Path]:
-    """The container's root filesystem, mounted for the block if it is not running.
+    """The container's root filesystem as it sees it, for the length of the block.
 
     A running (or paused) container's is its process's `/proc/<pid>/root`: the root as
     it sees it, with its volumes, binds and tmpfs mounts, as `docker cp` reaches them.
+    A stopped one's overlay is mounted for the copy, with its volumes and binds bound
+    where the container would have them (its tmpfs mounts hold nothing while it is
+    stopped), and all of it undone afterwards.
     """
     paths = m.paths(c)
     async with m.live_of(c).op_lock:
@@ -155,21 +158,48 @@ async def container_root(m: ContainerManager, c: Container) -> AsyncIterator[Pat
             if await trio.to_thread.run_sync(os.path.isdir, proc_root):
                 yield proc_root
                 return
-        mounted_here = False
-        if not await trio.to_thread.run_sync(mounts.is_mountpoint, paths.rootfs):
-            image = m.images.get(c.image_id)
-            if image is None:
-                raise NotFound(f"No such image: {c.image_id}")
-            await trio.to_thread.run_sync(lambda: mounts.mount_overlay(
-                m.images.layer_links(image), paths.upper, paths.work, paths.rootfs,
-                base=m.images.layers_dir))
-            mounted_here = True
+        if await trio.to_thread.run_sync(mounts.is_mountpoint, paths.rootfs):
+            yield paths.rootfs  # mounted already (a start under way or failed): as it is
+            return
+        image = m.images.get(c.image_id)
+        if image is None:
+            raise NotFound(f"No such image: {c.image_id}")
+        await trio.to_thread.run_sync(lambda: mounts.mount_overlay(
+            m.images.layer_links(image), paths.upper, paths.work, paths.rootfs,
+            base=m.images.layers_dir))
+        bound: list[Path] = []
+        volumes = m.volumes if c.mounts else None
         try:
+            if volumes is not None:
+                specs = await volumes.mount_for_start(c.id, c.mounts, rootfs=paths.rootfs)
+                binds = [s for s in specs if s.kind == "bind"]
+                await trio.to_thread.run_sync(_bind_all, paths.rootfs, binds, bound)
             yield paths.rootfs
         finally:
-            if mounted_here and not c.state.is_live:
-                with trio.CancelScope(shield=True):
-                    await trio.to_thread.run_sync(mounts.unmount, paths.rootfs)
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(_unmount_all, [*reversed(bound), paths.rootfs])
+                if volumes is not None:
+                    await volumes.unmount_after_stop(c.id, c.mounts)
+
+
+def _bind_all(rootfs: Path, binds: list[SpecMount], bound: list[Path]) -> None:
+    """Bind each mount at its destination inside `rootfs`, appending to `bound` as it
+    goes (so a failure part-way leaves the list of what to undo)."""
+    for spec in binds:
+        target = resolve_in_root(rootfs, spec.destination)
+        source = Path(spec.source)
+        if source.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.touch(exist_ok=True)
+        mounts.bind_mount(source, target, readonly=spec.readonly)
+        bound.append(target)
+
+
+def _unmount_all(targets: list[Path]) -> None:
+    for target in targets:
+        mounts.unmount(target)
 
 
 __all__ = ["PathStat", "container_root", "extract_archive", "go_mode", "path_stat",

@@ -92,6 +92,24 @@ def _mount_from(base: Path, target: bytes, options: bytes) -> int:
     return result
 
 
+MS_RDONLY = 1
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+
+
+def bind_mount(source: Path, target: Path, *, readonly: bool = False) -> None:
+    """Bind `source` (and the mounts under it) at `target`, read-only if asked."""
+    src, dst = os.fsencode(source), os.fsencode(target)
+    if _libc.mount(src, dst, None, MS_BIND | MS_REC, None) != 0:
+        err = ctypes.get_errno()
+        raise SystemFailure(f"binding {source} at {target}: {os.strerror(err)}")
+    if readonly and _libc.mount(None, dst, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None) != 0:
+        err = ctypes.get_errno()
+        unmount(target)
+        raise SystemFailure(f"making {target} read-only: {os.strerror(err)}")
+
+
 def unmount(target: Path) -> None:
     """Unmount `target` if it is mounted; a busy mount is detached lazily."""
     if not is_mountpoint(target):

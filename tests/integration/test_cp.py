@@ -70,3 +70,32 @@ def test_cp_reaches_volumes_and_tmpfs_of_a_running_container(moord: Moord, tmp_p
     finally:
         moord.docker("rm", "-f", name, check=False)
         moord.docker("volume", "rm", volume, check=False)
+
+
+def test_cp_reaches_the_volumes_of_a_stopped_container(moord: Moord, tmp_path: Path) -> None:
+    """dockerd mounts a stopped container's volumes for the copy; so does moord, and it
+    leaves nothing mounted afterwards."""
+    name = f"cps-{secrets.token_hex(3)}"
+    volume = f"cpsvol-{secrets.token_hex(3)}"
+    bind_dir = tmp_path / "bound"
+    bind_dir.mkdir()
+    (bind_dir / "from-host").write_text("bound file\n")
+    moord.docker("create", "--name", name, "-v", f"{volume}:/data",
+                 "-v", f"{bind_dir}:/bound:ro", "busybox", "cat", "/data/note.txt")
+    try:
+        src = tmp_path / "note.txt"
+        src.write_text("into a stopped container's volume\n")
+        moord.docker("cp", str(src), f"{name}:/data/")
+        moord.docker("cp", f"{name}:/bound/from-host", str(tmp_path / "back"))
+        assert (tmp_path / "back").read_text() == "bound file\n"
+        readonly = moord.docker("cp", str(src), f"{name}:/bound/", check=False)
+        assert readonly.returncode != 0
+        assert not (bind_dir / "note.txt").exists()
+        full_id = moord.docker("inspect", "--format", "{{.Id}}", name).stdout.strip()
+        with open("/proc/self/mountinfo") as f:
+            assert full_id not in f.read(), "the copy left a mount behind"
+        moord.docker("start", "-a", name)
+        assert moord.docker("logs", name).stdout == "into a stopped container's volume\n"
+    finally:
+        moord.docker("rm", "-f", name, check=False)
+        moord.docker("volume", "rm", volume, check=False)
