@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from engine.batching import write_in_batches
 from engine.build.builder import Builder, BuildOptions, Emit
 from engine.build.cache import BuildCache
 from engine.images.model import Image
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from engine.images.store import ImageStore
     from engine.registry.service import RegistryService
 
-_WRITE_BATCH = 4 * 1024 * 1024
 log = logging.getLogger(__name__)
 
 
@@ -85,17 +85,7 @@ class BuildService:
         """Stream a request body to `target`, off the trio thread."""
         f = await trio.to_thread.run_sync(lambda: open(target, "wb"))  # noqa: SIM115
         try:
-            batch: list[bytes] = []
-            size = 0
-            async for chunk in chunks:
-                batch.append(chunk)
-                size += len(chunk)
-                if size >= _WRITE_BATCH:
-                    data = b"".join(batch)
-                    batch, size = [], 0
-                    await trio.to_thread.run_sync(f.write, data)
-            if batch:
-                await trio.to_thread.run_sync(f.write, b"".join(batch))
+            await write_in_batches(chunks, f.write)
         finally:
             await trio.to_thread.run_sync(f.close)
 

@@ -38,6 +38,7 @@ import attrs
 import trio
 
 from engine import fsutil
+from engine.batching import write_in_batches
 from engine.errors import Conflict, InvalidParameter, NotFound, SystemFailure
 from engine.images import ociconfig
 from engine.images.changes import apply_changes
@@ -477,7 +478,6 @@ class ImageStore:
         )
         path = Path(name)
         hasher = hashlib.sha256()
-        size = 0
         f = os.fdopen(fd, "wb")
 
         def write(data: bytes) -> None:
@@ -491,20 +491,7 @@ class ImageStore:
             f.close()
 
         try:
-            batch: list[bytes] = []
-            batched = 0
-            async for chunk in chunks:
-                batch.append(chunk)
-                batched += len(chunk)
-                if batched >= _WRITE_BATCH:
-                    data = b"".join(batch)
-                    batch, batched = [], 0
-                    await trio.to_thread.run_sync(write, data)
-                    size += len(data)
-            if batch:
-                data = b"".join(batch)
-                await trio.to_thread.run_sync(write, data)
-                size += len(data)
+            size = await write_in_batches(chunks, write)
             await trio.to_thread.run_sync(finish)
         except BaseException:
             with trio.CancelScope(shield=True):

@@ -26,6 +26,7 @@ import attrs
 import httpx
 import trio
 
+from engine.batching import write_in_batches
 from engine.errors import InvalidParameter, NotFound, Unauthorized
 from engine.images import ociconfig
 from engine.images.importer import Platform
@@ -326,23 +327,8 @@ class Puller:
             f.write(data)
 
         try:
-            batch: list[bytes] = []
-            batched = 0
-            try:
-                async for chunk in response.aiter_raw():
-                    batch.append(chunk)
-                    batched += len(chunk)
-                    counter.add(len(chunk))
-                    if batched >= _WRITE_BATCH:
-                        data = b"".join(batch)
-                        batch, batched = [], 0
-                        await trio.to_thread.run_sync(write, data)
-                        offset += len(data)
-            finally:
-                if batch:  # keep what arrived, even when the connection broke
-                    data = b"".join(batch)
-                    await trio.to_thread.run_sync(write, data)
-                    offset += len(data)
+            offset += await write_in_batches(response.aiter_raw(), write, batch=_WRITE_BATCH,
+                                             on_chunk=counter.add)
         finally:
             await trio.to_thread.run_sync(f.close)
         return offset

@@ -17,6 +17,7 @@ import trio
 from engine.api.http import EmptyResponse, RawResponse, Request, StreamResponse, StreamWriter
 from engine.api.router import Router
 from engine.api.wire.containers import rfc3339
+from engine.batching import write_in_batches
 from engine.containers.archive import (
     PathStat,
     container_root,
@@ -91,8 +92,7 @@ async def put(req: Request, engine: Engine) -> EmptyResponse:
     fd, name = await trio.to_thread.run_sync(lambda: tempfile.mkstemp(prefix="moorage-cp-"))
     try:
         with os.fdopen(fd, "wb") as f:
-            async for chunk in req.body_chunks():
-                await trio.to_thread.run_sync(f.write, chunk)
+            await write_in_batches(req.body_chunks(), f.write)
         async with container_root(engine.containers, c) as root:
 
             def extract() -> None:
