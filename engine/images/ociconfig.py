@@ -31,7 +31,8 @@ def format_time(when: dt.datetime | None) -> str:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     when = when.astimezone(UTC)
-    text = when.strftime("%Y-%m-%dT%H:%M:%S")
+    # not strftime("%Y"): glibc writes year 1 (Go's zero time) as "1", which Go can't parse
+    text = f"{when.year:04d}-{when:%m-%dT%H:%M:%S}"
     if when.microsecond:
         text += "." + f"{when.microsecond:06d}".rstrip("0")
     return text + "Z"

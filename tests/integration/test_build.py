@@ -75,6 +75,18 @@ def test_node_style_build_runs_and_caches(moord: Moord, tmp_path: Path) -> None:
     third = _build(moord, ctx, "-t", tag)
     assert third.stdout.count("Using cache") == 6
     assert inspect(moord, tag)["Id"] == inspect(moord, tag)["Id"]
+    # `docker history` names each step's image, as dockerd does with the classic builder:
+    # the tag's image, then its parents, down to busybox (whose own parents are unknown)
+    rows = moord.docker("history", "--no-trunc", "--format", "{{.ID}} {{.CreatedBy}}",
+                        tag).stdout.splitlines()
+    ids = [row.split(" ", 1)[0] for row in rows]
+    assert ids[0] == inspect(moord, tag)["Id"]
+    named = [i for i in ids if i != "<missing>"]
+    assert len(named) == 7, rows  # six steps after FROM, and busybox itself
+    assert ids[: len(named)] == named, "a <missing> row above a named one"
+    assert named[6] == inspect(moord, "busybox")["Id"]
+    for image_id in named:
+        moord.docker("image", "inspect", image_id)
     # intermediate images are hidden from `docker images`, shown with -a
     listed = moord.docker("images", "-q").stdout.split()
     everything = moord.docker("images", "-aq").stdout.split()

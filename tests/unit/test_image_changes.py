@@ -175,3 +175,15 @@ def test_ports_and_durations() -> None:
     assert parse_duration("0") == 0
     with pytest.raises(InvalidParameter):
         parse_duration("10")
+
+
+def test_times_are_go_s_rfc3339_including_the_zero_time() -> None:
+    """Go's zero time is year 1; glibc's %Y would print `1-01-01…`, which the docker
+    CLI cannot parse (it broke `docker image inspect` of intermediate images)."""
+    import datetime as dt
+
+    from engine.images.ociconfig import ZERO_TIME, format_time
+
+    assert format_time(None) == format_time(ZERO_TIME) == "0001-01-01T00:00:00Z"
+    when = dt.datetime(2026, 11, 25, 6, 5, 4, 120000, tzinfo=dt.UTC)
+    assert format_time(when) == "2026-11-25T06:05:04.12Z"

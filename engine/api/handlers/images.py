@@ -217,7 +217,12 @@ async def inspect(req: Request, engine: Engine) -> JSONResponse:
 async def history(req: Request, engine: Engine) -> JSONResponse:
     image = engine.images.resolve(req.params["name"])
     sizes = [engine.images.layer_size(d) for d in image.diff_ids]
-    return JSONResponse(wire.history(image, layer_sizes=sizes))
+    ancestors: list[Image] = []
+    parent = engine.images.get(image.parent) if image.parent else None
+    while parent is not None and len(ancestors) < len(image.history):
+        ancestors.append(parent)
+        parent = engine.images.get(parent.parent) if parent.parent else None
+    return JSONResponse(wire.history(image, layer_sizes=sizes, ancestors=ancestors))
 
 
 # create (import; pull is not there yet) -----------------------------------------

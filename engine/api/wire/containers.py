@@ -8,7 +8,6 @@ ignored, so nobody believes their data is on a volume when it is not.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from engine.api.wire import networks as _net
@@ -28,6 +27,7 @@ from engine.containers.resources import ResourceUpdate
 from engine.containers.status import status_text
 from engine.errors import InvalidParameter
 from engine.images.model import Healthcheck
+from engine.images.ociconfig import format_time as rfc3339
 from engine.volumes.parse import parse_mount_requests, parse_volumes_from
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -294,16 +294,6 @@ def parse_create(body: dict[str, Any]) -> tuple[ContainerSpec, HostSpec]:
 
 
 # writing ------------------------------------------------------------------------
-
-
-def rfc3339(t: dt.datetime | None) -> str:
-    """RFC3339Nano in UTC with Docker's trailing-zero trimming; the zero time when unset."""
-    if t is None:
-        return ZERO_TIME
-    t = t.astimezone(dt.timezone.utc)
-    frac = f"{t.microsecond:06d}".rstrip("0")
-    base = t.strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{base}.{frac}Z" if frac else f"{base}Z"
 
 
 def _healthcheck_json(hc: Healthcheck | None, on_failure: str = "none") -> dict[str, Any] | None:

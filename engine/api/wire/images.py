@@ -162,9 +162,13 @@ def inspect(
     return out
 
 
-def history(image: Image, *, layer_sizes: Sequence[int]) -> list[dict[str, Any]]:
-    """`GET /images/{name}/history`: newest first; only the top entry carries ID and tags.
+def history(image: Image, *, layer_sizes: Sequence[int],
+            ancestors: Sequence[Image] = ()) -> list[dict[str, Any]]:
+    """`GET /images/{name}/history`: newest first.
 
+    As dockerd fills it in: the top entry carries the image's ID and tags, the next its
+    parent's (`ancestors`: parent, grandparent, … as far as the store has them; a
+    classic build leaves one per step), and the entries past the chain `<missing>`.
     `layer_sizes` are the sizes of `image.diff_ids` in order; entries marked
     `empty_layer` have size 0. An image without history gets one entry per layer.
     """
@@ -187,13 +191,15 @@ def history(image: Image, *, layer_sizes: Sequence[int]) -> list[dict[str, Any]]
             "Size": size,
         })
     rows.reverse()
+    chain = [image, *ancestors]
     out = []
     for i, row in enumerate(rows):
+        owner = chain[i] if i < len(chain) else None
         out.append({
-            "Id": image.id if i == 0 else "<missing>",
+            "Id": owner.id if owner is not None else "<missing>",
             "Created": row["Created"],
             "CreatedBy": row["CreatedBy"],
-            "Tags": (list(image.repo_tags) or None) if i == 0 else None,
+            "Tags": (list(owner.repo_tags) or None) if owner is not None else None,
             "Size": row["Size"],
             "Comment": row["Comment"],
         })

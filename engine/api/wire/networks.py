@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import InvalidParameter
+from engine.images.ociconfig import format_time as rfc3339
 from engine.networks.model import (
     AttachmentRecord,
     ContainerNetworking,
@@ -182,15 +183,6 @@ def parse_until(value: str) -> dt.datetime:
 
 
 # writing: networks --------------------------------------------------------------------------
-
-
-def rfc3339(t: dt.datetime) -> str:
-    """RFC3339Nano in UTC, trailing zeros trimmed (as the container side writes times;
-    not imported from there so that module can import this one)."""
-    t = t.astimezone(dt.timezone.utc)
-    frac = f"{t.microsecond:06d}".rstrip("0")
-    base = t.strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{base}.{frac}Z" if frac else f"{base}Z"
 
 
 def _ipam_config_json(config: IPAMConfig) -> dict[str, Any]:
