@@ -6,7 +6,8 @@ the container's own (user, env, cwd, capabilities from its bundle), with the
 session's argv and overrides; the runtime waits for it, and its exit code is recorded
 before the attached stream is closed, so `GET /exec/{id}/json` right after says how
 it ended. Sessions live in memory: an exec does not outlive moord, as it does not
-outlive dockerd's shim's client either.
+outlive dockerd's shim's client either; a finished one is forgotten once its
+container is removed.
 
 With `Tty`, the runtime makes a pseudo-terminal and hands its master end over a
 console socket (`--console-socket`, SCM_RIGHTS); the session relays it raw, and
@@ -94,11 +95,20 @@ class ExecManager:
         self._running(c)
         if not session.argv or not session.argv[0]:
             raise InvalidParameter("No exec command specified")
+        self._forget_removed()
         session.id = ids.new_id()
         session.container_id = c.id
         self.sessions[session.id] = session
         self.containers.publish(c, "exec_create: " + " ".join(session.argv), execID=session.id)
         return session
+
+    def _forget_removed(self) -> None:
+        """Drop the finished sessions of containers that are gone, as dockerd drops a
+        container's execs with it (a finished one stays inspectable until then)."""
+        existing = {c.id for c in self.containers.all()}
+        for exec_id, session in list(self.sessions.items()):
+            if not session.running and session.container_id not in existing:
+                del self.sessions[exec_id]
 
     def check_startable(self, session: ExecSession) -> Container:
         """Refuse a second start, or a start into a container that stopped or paused
