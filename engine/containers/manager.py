@@ -969,14 +969,17 @@ def _has_healthcheck(c: Container) -> bool:
 
 
 def _write_ctl(ctl: Path, message: str) -> None:
+    """A message on conmon's control FIFO; a failure is logged (a resize is not worth
+    failing the request, and conmon may be exiting with its container)."""
     try:
         fd = os.open(ctl, os.O_WRONLY | os.O_NONBLOCK)
-    except OSError:
+    except OSError as exc:
+        log.warning("cannot write to %s: %s", ctl, exc.strerror or exc)
         return
     try:
         os.write(fd, message.encode())
-    except OSError:
-        pass
+    except OSError as exc:
+        log.warning("writing %r to %s: %s", message.strip(), ctl, exc.strerror or exc)
     finally:
         os.close(fd)
 

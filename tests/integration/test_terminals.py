@@ -55,6 +55,24 @@ def wait_running(moord: Moord, name: str) -> None:
         time.sleep(0.05)
 
 
+def resize_until_seen(term: Terminal, rows: int, columns: int) -> None:
+    """Resize the client's window until the shell inside reports the new size.
+
+    The client sends the size through the API when it gets SIGWINCH; a SIGWINCH that
+    arrives before it watches for one (right after the start) is lost, as it would be
+    for a person resizing the window that early, so each try resizes again.
+    """
+    deadline = time.monotonic() + 30
+    while True:
+        term.resize(rows, columns)
+        term.type(b"stty size\n")
+        try:
+            term.expect(f"{rows} {columns}".encode(), timeout=1)
+            return
+        except AssertionError:
+            assert time.monotonic() < deadline, "the container never saw the resize"
+
+
 def test_run_it_takes_commands_follows_resizes_and_exits_with_the_shell(
         moord: Moord, name: str) -> None:
     with terminal(moord, "run", "-it", "--name", name, "busybox", "sh",
@@ -63,16 +81,7 @@ def test_run_it_takes_commands_follows_resizes_and_exits_with_the_shell(
         out = term.expect(b"31 97")
         assert b"marker-42" in out
         assert b"/dev/pts/0" in out or b"/dev/console" in out
-        term.resize(45, 132)
-        # the resize goes through the API; ask until the shell sees it
-        deadline = time.monotonic() + 30
-        while True:
-            term.type(b"stty size\n")
-            try:
-                term.expect(b"45 132", timeout=1)
-                break
-            except AssertionError:
-                assert time.monotonic() < deadline, "the container never saw the resize"
+        resize_until_seen(term, 45, 132)
         term.type(b"exit 3\n")
         assert term.wait() == 3
     assert state(moord, name)["ExitCode"] == 3
@@ -280,15 +289,7 @@ def test_moor_run_it_detach_attach_and_exec_it(moord: Moord, name: str) -> None:
         term.type(b"tty; stty size\n")
         out = term.expect(b"19 61")
         assert b"/dev/pts/" in out
-        term.resize(22, 70)
-        deadline = time.monotonic() + 30
-        while True:
-            term.type(b"stty size\n")
-            try:
-                term.expect(b"22 70", timeout=1)
-                break
-            except AssertionError:
-                assert time.monotonic() < deadline, "the exec never saw the resize"
+        resize_until_seen(term, 22, 70)
         term.type(b"exit 9\n")
         assert term.wait() == 9
     assert state(moord, name)["Running"]
