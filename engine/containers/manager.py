@@ -748,9 +748,9 @@ class ContainerManager:
                 raise Conflict(f"Cannot update container {c.id}: {exc.message}") from None
             if c.state.is_live:
                 resources = limit_resources(new)
-                unlimited_pids = update.pids_limit is not None and update.pids_limit <= 0
-                if unlimited_pids:
+                if (new.pids_limit or 0) <= 0:  # unlimited: crun 1.8 would write -1
                     resources.pop("pids", None)
+                unlimited_pids = update.pids_limit is not None and update.pids_limit <= 0
                 try:
                     await self.runtime_of(c).update(c.id, resources)
                     if unlimited_pids:

@@ -91,6 +91,10 @@ def check_limits(host: HostSpec, online_cpus: int) -> None:
     if host.memory and host.memory_reservation and host.memory < host.memory_reservation:
         raise InvalidParameter("Minimum memory limit can not be less than memory reservation "
                                "limit, see usage")
+    if host.nano_cpus and host.cpu_period:
+        raise InvalidParameter("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+    if host.nano_cpus and host.cpu_quota:
+        raise InvalidParameter("Conflicting options: Nano CPUs and CPU Quota cannot both be set")
     if host.nano_cpus < 0 or host.nano_cpus > online_cpus * 1_000_000_000:
         raise InvalidParameter(f"Range of CPUs is from 0.01 to {online_cpus}.00, as there are "
                                f"only {online_cpus} CPUs available")

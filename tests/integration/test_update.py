@@ -78,6 +78,21 @@ def test_update_applies_to_a_running_container_and_survives_a_restart(
     assert limits(moord, name)["pids"] == "max"
 
 
+def test_update_of_a_paused_container_made_by_the_docker_cli(moord: Moord, name: str) -> None:
+    """The docker CLI creates with PidsLimit 0 (no limit): the update must not hand the
+    runtime a pids limit of -1, which cgroup v1 refuses; a paused container updates."""
+    moord.docker("run", "-d", "--name", name, "busybox", "sleep", "300")
+    moord.docker("pause", name)
+    moord.docker("update", "--memory", "30m", "--memory-swap", "60m", "--restart", "always", name)
+    assert limits(moord, name)["memory"] == str(30 * MIB)
+    assert moord.docker("inspect", "--format", "{{.HostConfig.RestartPolicy.Name}} {{.State.Status}}",
+                        name).stdout.split() == ["always", "paused"]
+    moord.docker("unpause", name)
+    both = moord.docker("update", "--cpus", "0.5", "--cpu-quota", "1000", name, check=False)
+    assert both.returncode == 1
+    assert "Conflicting options: Nano CPUs and CPU Quota cannot both be set" in both.stderr
+
+
 def test_update_of_a_stopped_container_applies_at_start(moord: Moord, name: str) -> None:
     moord.docker("create", "--name", name, "busybox", "sleep", "300")
     moord.docker("update", "--memory", "48m", name)  # no limit before: swap becomes twice that

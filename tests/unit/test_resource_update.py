@@ -67,6 +67,8 @@ def test_nano_cpus_and_cfs_exclude_each_other(host: HostSpec, update: ResourceUp
     (HostSpec(cpu_period=500), "CPU cfs period can not be less than 1ms"),
     (HostSpec(cpuset_cpus="0-3"), "Requested CPUs are not available - requested 0-3, available: 0-1"),
     (HostSpec(cpuset_cpus="1-0"), "Invalid value 1-0 for cpuset cpus"),
+    (HostSpec(nano_cpus=10**9, cpu_quota=5000), "Nano CPUs and CPU Quota cannot both be set"),
+    (HostSpec(nano_cpus=10**9, cpu_period=5000), "Nano CPUs and CPU Period cannot both be set"),
 ])
 def test_limits_docker_refuses(host: HostSpec, message: str) -> None:
     with pytest.raises(InvalidParameter, match=message):
