@@ -37,7 +37,7 @@ import attrs
 
 from engine.build.dockerignore import DOCKERIGNORE, DockerIgnore, clean_path
 from engine.errors import InvalidParameter, SystemFailure
-from engine.images.unpack import decompressed, remove_any
+from engine.images.unpack import decompressed, ensure_parent, remove_any
 from engine.securejoin import ScopeError, resolve_in_root
 
 DEFAULT_DOCKERFILE = "Dockerfile"
@@ -84,18 +84,6 @@ class _Extractor:
         except ScopeError as exc:
             raise InvalidParameter(f"invalid {self.label}: member {name!r}: {exc}") from None
 
-    def _ensure_parent(self, target: Path, name: str) -> None:
-        current = self.dest
-        for part in target.parent.relative_to(self.dest).parts:
-            current = current / part
-            try:
-                os.mkdir(current, 0o755)
-            except FileExistsError:
-                if not stat.S_ISDIR(os.lstat(current).st_mode):
-                    raise InvalidParameter(
-                        f"invalid {self.label}: member {name!r}: parent is not a directory"
-                    ) from None
-
     def _link_source(self, m: tarfile.TarInfo, target: Path) -> Path:
         if m.linkname.startswith("/") and not self.allow_absolute:
             raise InvalidParameter(
@@ -125,7 +113,7 @@ class _Extractor:
         if not (m.isreg() or m.isdir() or m.issym() or m.islnk()):
             return  # other tar types (GNU volume headers, …) carry no file
         target = self._resolve(rel, m.name)
-        self._ensure_parent(target, m.name)
+        ensure_parent(self.dest, target, m.name, self.label)
         link_source = self._link_source(m, target) if m.islnk() else None
         try:
             existing = os.lstat(target)

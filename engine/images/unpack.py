@@ -178,32 +178,28 @@ def remove_any(path: Path) -> None:
         os.unlink(path)
 
 
-def _ensure_parent(dest: Path, target: Path, member: str) -> None:
-    """Create missing parent directories of `target` (0755, root-owned, as Docker does)."""
+def ensure_parent(dest: Path, target: Path, member: str, label: str = "layer archive") -> None:
+    """Create missing parent directories of `target` (0755, root-owned, as Docker does);
+    a parent that exists but is not a directory refuses the member. `target` has been
+    resolved inside `dest`, so its existing part holds no symlinks."""
     parent = target.parent
     try:
         st = os.lstat(parent)
-    except FileNotFoundError:
-        st = None
-    except NotADirectoryError:
+    except (FileNotFoundError, NotADirectoryError):
         st = None
     if st is not None:
         if not stat.S_ISDIR(st.st_mode):
-            raise InvalidParameter(
-                f"invalid layer archive: member {member!r}: parent is not a directory"
-            )
+            raise InvalidParameter(f"invalid {label}: member {member!r}: parent is not a directory")
         return
-    # the resolved path has no symlinks in its existing part, and the rest does not exist
-    rel = parent.relative_to(dest)
     current = dest
-    for part in rel.parts:
+    for part in parent.relative_to(dest).parts:
         current = current / part
         try:
             os.mkdir(current, 0o755)
         except FileExistsError:
             if not stat.S_ISDIR(os.lstat(current).st_mode):
                 raise InvalidParameter(
-                    f"invalid layer archive: member {member!r}: parent is not a directory"
+                    f"invalid {label}: member {member!r}: parent is not a directory"
                 ) from None
 
 
@@ -259,7 +255,7 @@ class _Unpacker:
             self.dirs.append(("", m))
             return
         target = _resolve(self.dest, rel, m.name)
-        _ensure_parent(self.dest, target, m.name)
+        ensure_parent(self.dest, target, m.name)
         link_source = self._hardlink_source(m, target) if m.islnk() else None
         try:
             existing = os.lstat(target)
@@ -370,7 +366,7 @@ class _Unpacker:
         try:
             st = os.lstat(parent)
         except FileNotFoundError:
-            _ensure_parent(self.dest, parent, m.name)
+            ensure_parent(self.dest, parent, m.name)
             os.mkdir(parent, 0o755)
             return parent
         if not stat.S_ISDIR(st.st_mode):
@@ -476,4 +472,4 @@ def diff_id_of(path: Path) -> str:
     return "sha256:" + hasher.hexdigest()
 
 
-__all__ = ["LayerStats", "decompressed", "diff_id_of", "remove_any", "unpack_layer"]
+__all__ = ["LayerStats", "decompressed", "diff_id_of", "ensure_parent", "remove_any", "unpack_layer"]
