@@ -645,22 +645,30 @@ class ImageStore:
 
     def _remove_layer_dir_sync(self, diff_id: str) -> None:
         """Rename first, then delete: a half-deleted layer is never mistaken for a layer."""
+        doomed = self._hide_layer_dir_sync(diff_id, durable=self.durable)
+        if doomed is not None:
+            fsutil.remove_tree(doomed)
+
+    def _hide_layer_dir_sync(self, diff_id: str, *, durable: bool) -> Path | None:
+        """Rename the layer's directory out of sight and drop its short link (dangling
+        now; after a crash between the two, `open` drops it); where the directory went,
+        or None if there was none. `durable`: the rename is synced before the link goes."""
         final = self.layers_dir / _hex(diff_id)
         if not final.exists():
-            return
+            return None
         try:
             link = (final / "link").read_text().strip()
         except OSError:
             link = ""
         doomed = self.layers_dir / f".del-{_hex(diff_id)[:12]}-{secrets.token_hex(4)}"
         os.rename(final, doomed)
-        if self.durable:
+        if durable:
             fsutil.fsync_dir(self.layers_dir)
-        if _LINK_NAME.match(link):  # dangling now; a crash before this, `open` drops it
+        if _LINK_NAME.match(link):
             with suppress(OSError):
                 if os.readlink(self.links_dir / link) == f"../{_hex(diff_id)}/diff":
                     os.unlink(self.links_dir / link)
-        fsutil.remove_tree(doomed)
+        return doomed
 
     async def ingest_layer(self, tarball: Path, *, blob_digest: str | None,
                            expected_diff_id: str | None) -> LayerStats:
@@ -1030,20 +1038,9 @@ class ImageStore:
     def _hide_files_sync(self, layers: Sequence[str], blobs: Sequence[str]) -> _PathList:
         trash: _PathList = []
         for diff_id in layers:
-            final = self.layers_dir / _hex(diff_id)
-            if not final.exists():
-                continue
-            try:
-                link = (final / "link").read_text().strip()
-            except OSError:
-                link = ""
-            doomed = self.layers_dir / f".del-{_hex(diff_id)[:12]}-{secrets.token_hex(4)}"
-            os.rename(final, doomed)
-            trash.append(doomed)
-            if _LINK_NAME.match(link):
-                with suppress(OSError):
-                    if os.readlink(self.links_dir / link) == f"../{_hex(diff_id)}/diff":
-                        os.unlink(self.links_dir / link)
+            doomed = self._hide_layer_dir_sync(diff_id, durable=False)
+            if doomed is not None:
+                trash.append(doomed)
         for digest in blobs:
             doomed = self.tmp_dir / f"del-{_hex(digest)[:12]}-{secrets.token_hex(4)}"
             with suppress(FileNotFoundError):
