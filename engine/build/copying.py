@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
-import re
 import stat
 import tarfile
 import tempfile
@@ -38,6 +37,7 @@ import attrs
 from engine.build.context import Owner, extract_tar
 from engine.build.dockerignore import clean_path
 from engine.errors import InvalidParameter
+from engine.gopattern import go_pattern
 from engine.images.unpack import decompressed
 from engine.images.upperdir import HashingWriter, LayerTar, walk
 from engine.securejoin import ScopeError, resolve_in_root
@@ -67,60 +67,6 @@ def _has_wildcards(name: str) -> bool:
             return True
         i += 1
     return False
-
-
-def _glob_regex(pattern: str) -> re.Pattern[str] | None:
-    """Go's filepath.Match as a regex; None for a malformed pattern (matches nothing)."""
-    out: list[str] = []
-    i, n = 0, len(pattern)
-
-    def escaped(j: int) -> tuple[str, int] | None:
-        if j >= n or pattern[j] in "-]":
-            return None
-        if pattern[j] == "\\":
-            j += 1
-            if j >= n:
-                return None
-        return pattern[j], j + 1
-
-    while i < n:
-        ch = pattern[i]
-        if ch == "*":
-            out.append("[^/]*")
-        elif ch == "?":
-            out.append("[^/]")
-        elif ch == "\\":
-            i += 1
-            if i >= n:
-                return None
-            out.append(re.escape(pattern[i]))
-        elif ch == "[":
-            i += 1
-            negate = i < n and pattern[i] == "^"
-            i += negate
-            ranges: list[str] = []
-            first = True
-            while first or i >= n or pattern[i] != "]":
-                first = False
-                lo = escaped(i)
-                if lo is None:
-                    return None
-                low, i = lo
-                high = low
-                if i < n and pattern[i] == "-":
-                    hi = escaped(i + 1)
-                    if hi is None:
-                        return None
-                    high, i = hi
-                if low <= high:
-                    ranges.append(f"{re.escape(low)}-{re.escape(high)}")
-            body = "".join(ranges)
-            out.append(("[^" + body + "]" if body else "(?s:.)") if negate
-                       else ("[" + body + "]" if body else "(?!)"))
-        else:
-            out.append(re.escape(ch))
-        i += 1
-    return re.compile("".join(out) + r"\Z", re.DOTALL)
 
 
 def _walk(root: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
@@ -162,7 +108,7 @@ def resolve_sources(root: Path, patterns: Sequence[str], *, instruction: str = "
             raise InvalidParameter(
                 f"{instruction} failed: forbidden path outside the build context: {trimmed} ()")
         if _has_wildcards(trimmed):
-            regex = _glob_regex(cleaned)
+            regex = go_pattern(cleaned)
             if regex is None:
                 continue  # moby ignores filepath.Match's ErrBadPattern: nothing matches
             for rel, _full, _st in _walk(root):

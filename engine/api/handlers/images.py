@@ -25,6 +25,7 @@ from engine.api.router import Router
 from engine.api.wire import images as wire
 from engine.errors import InvalidParameter, Unsupported
 from engine.filtering import bool_filter, label_matches
+from engine.gopattern import go_pattern
 from engine.images import archive, ociconfig
 from engine.images.changes import parse_duration
 from engine.images.model import Image
@@ -63,55 +64,12 @@ def _labels_absent(image: Image, unwanted: list[str]) -> bool:
     return not any(_labels_match(image, [item]) for item in unwanted)
 
 
-def _class_char(pattern: str, j: int) -> tuple[str, int]:
-    """One character of a `[…]` class (escapes allowed; bare `-` or `]` is a bad pattern)."""
-    if j >= len(pattern) or pattern[j] in "-]":
-        raise InvalidParameter("syntax error in pattern")
-    if pattern[j] == "\\":
-        j += 1
-        if j >= len(pattern):
-            raise InvalidParameter("syntax error in pattern")
-    return pattern[j], j + 1
-
-
 def go_path_match(pattern: str, name: str) -> bool:
-    """Go's `path.Match`: `*` and `?` stop at `/`, `[…]` classes, `\\` escapes."""
-    out = []
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "*":
-            out.append("[^/]*")
-        elif ch == "?":
-            out.append("[^/]")
-        elif ch == "\\":
-            i += 1
-            if i >= len(pattern):
-                raise InvalidParameter("syntax error in pattern")
-            out.append(re.escape(pattern[i]))
-        elif ch == "[":
-            j = i + 1
-            negate = j < len(pattern) and pattern[j] == "^"
-            if negate:
-                j += 1
-            parts: list[str] = []
-            while True:
-                if j >= len(pattern):
-                    raise InvalidParameter("syntax error in pattern")
-                if pattern[j] == "]" and parts:
-                    break
-                lo, j = _class_char(pattern, j)
-                if j < len(pattern) and pattern[j] == "-":
-                    hi, j = _class_char(pattern, j + 1)
-                    parts.append(f"{re.escape(lo)}-{re.escape(hi)}")
-                else:
-                    parts.append(re.escape(lo))
-            out.append("[" + ("^" if negate else "") + "".join(parts) + "]")
-            i = j
-        else:
-            out.append(re.escape(ch))
-        i += 1
-    return re.fullmatch("".join(out), name, flags=re.DOTALL) is not None
+    """Go's `path.Match`; a malformed pattern is an error, as in dockerd's filters."""
+    regex = go_pattern(pattern)
+    if regex is None:
+        raise InvalidParameter("syntax error in pattern")
+    return regex.match(name) is not None
 
 
 def _reference_matches(patterns: list[str], ref: Reference) -> bool:
