@@ -42,7 +42,15 @@ import attrs
 
 from bench import report
 from bench.engines import Engine, EngineError, Moord
-from bench.image_measures import CLI_TIMEOUT, Client, Sample, Timing, timed, timing_json
+from bench.image_measures import (
+    CLI_TIMEOUT,
+    Client,
+    Timing,
+    record,
+    timed,
+    timing_json,
+    timing_rows,
+)
 from bench.measures import progress, rotated
 
 TAG = "benchbuild"
@@ -138,17 +146,6 @@ class EngineBuilds:
     cleaned_images: list[int] = attrs.field(factory=list)  # images removed for each cold state
     image_checked: str | None = None  # what the first built image printed, once it matched
     error: str | None = None
-
-
-def record(timing: Timing, sample: Sample, keep: bool) -> bool:
-    """Add a sample (warm-ups are dropped); whether it succeeded."""
-    if keep and sample.error is None:
-        timing.ms.append(sample.ms)
-        timing.client_cpu_s.append(sample.client_cpu_s)
-        timing.daemon_cpu_s.append(sample.daemon_cpu_s)
-    elif keep:
-        timing.errors.append(sample.error or "")
-    return sample.error is None
 
 
 def cold(state: EngineBuilds, tag: str) -> None:
@@ -306,17 +303,7 @@ def markdown(result: dict[str, Any]) -> str:
         "| measure | engine (client) | n | median ms | min-max ms | CPU s daemon / client | moord/engine |",
         "|---|---|---|---|---|---|---|",
     ]
-    for key, title in MEASURES:
-        first = True
-        for name, e in builds["engines"].items():
-            m = e["measures"][key]
-            rel = "—" if name == "moord" else report.fmt_ratio(builds["ratios"][key].get(f"moord/{name}"))
-            failed = f", {len(m['errors'])} failed" if m.get("errors") else ""
-            spread = f"{report.fmt_ms(m.get('min_ms'))}{report.DASH}{report.fmt_ms(m.get('max_ms'))}"
-            cpu = f"{_fmt_s(m.get('daemon_cpu_s_median'))} / {_fmt_s(m.get('client_cpu_s_median'))}"
-            lines.append(f"| {title if first else ''} | {name} ({e['client']}) | {m.get('n', 0)}{failed} | "
-                         f"{report.fmt_ms(m.get('median_ms'))} | {spread} | {cpu} | {rel} |")
-            first = False
+    lines += timing_rows(builds, MEASURES)
     target = builds["ratios"]["cached"].get("moord/dockerd")
     if target is not None:
         verdict = "met" if target < 0.5 else "not met"
@@ -332,6 +319,3 @@ def markdown(result: dict[str, Any]) -> str:
                 lines.append(f"- {name}, {title}: {len(errors)} failed; first: {errors[0]}")
     return "\n".join([*lines, ""]) + "\n"
 
-
-def _fmt_s(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}"

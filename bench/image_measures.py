@@ -43,6 +43,7 @@ import shlex
 import statistics
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -226,7 +227,7 @@ def timed(client: Client, argv: list[str]) -> Sample:
                   error, stdout)
 
 
-def _record(timing: Timing, sample: Sample, keep: bool) -> bool:
+def record(timing: Timing, sample: Sample, keep: bool) -> bool:
     """Add a sample (warm-ups are dropped); whether it succeeded."""
     if keep and sample.error is None:
         timing.ms.append(sample.ms)
@@ -276,7 +277,7 @@ def one_round(state: EngineImages, image: Pushed, keep: bool) -> None:
     client = state.client
     cold(state, image)
     pull, again, delete = (state.timings[key] for key, _ in MEASURES)
-    if not _record(pull, timed(client, client.pull_args(image.ref)), keep):
+    if not record(pull, timed(client, client.pull_args(image.ref)), keep):
         return
     if image.image_id not in client.image_ids():
         pull.errors.append("pull succeeded but the image is not listed")
@@ -284,9 +285,9 @@ def one_round(state: EngineImages, image: Pushed, keep: bool) -> None:
     assert state.baseline_bytes is not None
     if keep:
         state.present_bytes.append(data_root_bytes(client.data_root) - state.baseline_bytes)
-    _record(again, timed(client, client.pull_args(image.ref)), keep)
+    record(again, timed(client, client.pull_args(image.ref)), keep)
     started = time.perf_counter()
-    if not _record(delete, timed(client, client.rmi_args(image.ref)), keep):
+    if not record(delete, timed(client, client.rmi_args(image.ref)), keep):
         return
     if keep:
         state.left_bytes.append(data_root_bytes(client.data_root) - state.baseline_bytes)
@@ -444,17 +445,7 @@ def markdown(result: dict[str, Any]) -> str:
         "| measure | engine (client) | n | median ms | min-max ms | CPU s daemon / client | moord/engine |",
         "|---|---|---|---|---|---|---|",
     ]
-    for key, title in MEASURES:
-        first = True
-        for name, e in images["engines"].items():
-            m = e["measures"][key]
-            rel = "—" if name == "moord" else report.fmt_ratio(images["ratios"][key].get(f"moord/{name}"))
-            failed = f", {len(m['errors'])} failed" if m.get("errors") else ""
-            spread = f"{report.fmt_ms(m.get('min_ms'))}{report.DASH}{report.fmt_ms(m.get('max_ms'))}"
-            cpu = f"{_fmt_s(m.get('daemon_cpu_s_median'))} / {_fmt_s(m.get('client_cpu_s_median'))}"
-            lines.append(f"| {title if first else ''} | {name} ({e['client']}) | {m.get('n', 0)}{failed} | "
-                         f"{report.fmt_ms(m.get('median_ms'))} | {spread} | {cpu} | {rel} |")
-            first = False
+    lines += timing_rows(images, MEASURES)
     lines += ["", "| engine | data root growth with the image, MB | left right after `rmi`, MB (max) | "
               "`rmi` start until the space is free, median ms (includes one `du`) | "
               "image listed after `rmi` |", "|---|---|---|---|---|"]
@@ -475,6 +466,25 @@ def markdown(result: dict[str, Any]) -> str:
             if errors:
                 lines.append(f"- {name}, {title}: {len(errors)} failed; first: {errors[0]}")
     return "\n".join([*lines, ""]) + "\n"
+
+
+def timing_rows(section: dict[str, Any], measures: Sequence[tuple[str, str]]) -> list[str]:
+    """The table rows of a section whose engines carry `timing_json` measures (images,
+    builds): per measure, one row per engine with its client, n, median, spread, CPU
+    seconds of daemon and client, and moord's ratio."""
+    rows = []
+    for key, title in measures:
+        first = True
+        for name, e in section["engines"].items():
+            m = e["measures"][key]
+            rel = "—" if name == "moord" else report.fmt_ratio(section["ratios"][key].get(f"moord/{name}"))
+            failed = f", {len(m['errors'])} failed" if m.get("errors") else ""
+            spread = f"{report.fmt_ms(m.get('min_ms'))}{report.DASH}{report.fmt_ms(m.get('max_ms'))}"
+            cpu = f"{_fmt_s(m.get('daemon_cpu_s_median'))} / {_fmt_s(m.get('client_cpu_s_median'))}"
+            rows.append(f"| {title if first else ''} | {name} ({e['client']}) | {m.get('n', 0)}{failed} | "
+                        f"{report.fmt_ms(m.get('median_ms'))} | {spread} | {cpu} | {rel} |")
+            first = False
+    return rows
 
 
 def _fmt_s(value: float | None) -> str:
