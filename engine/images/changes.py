@@ -10,6 +10,7 @@ stands before the instruction, as the Dockerfile builder does.
 
 from __future__ import annotations
 
+import copy
 import json
 import posixpath
 import re
@@ -525,23 +526,7 @@ def parse_changes(changes: Iterable[str]) -> list[tuple[str, str]]:
 def apply_changes(config: ImageConfig, changes: Iterable[str]) -> ImageConfig:
     """A copy of `config` with the Dockerfile instructions in `changes` applied."""
     parsed = parse_changes(changes)
-    state = _State(
-        ImageConfig(
-            user=config.user,
-            env=list(config.env),
-            cmd=None if config.cmd is None else list(config.cmd),
-            entrypoint=None if config.entrypoint is None else list(config.entrypoint),
-            working_dir=config.working_dir,
-            labels=dict(config.labels),
-            exposed_ports=list(config.exposed_ports),
-            volumes=list(config.volumes),
-            stop_signal=config.stop_signal,
-            healthcheck=config.healthcheck,
-            shell=None if config.shell is None else list(config.shell),
-            on_build=list(config.on_build),
-            args_escaped=config.args_escaped,
-        )
-    )
+    state = _State(copy.deepcopy(config))  # the caller's config is left as it was
     for instr, rest in parsed:
         _DISPATCH[instr](state, rest)
     return state.config
