@@ -5,13 +5,16 @@ parsed as the docker CLI parses them and written where it writes them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
 import click
 
-from engine.cli.options import OptionError
+from engine.cli.options import OptionError, key_value_map
+
+#: what docker says of a --log-opt, --sysctl or --annotation without `=`
+_KV_FORMAT = "invalid key value pair format: {value}"
 
 
 def click_options() -> list[Any]:
@@ -77,8 +80,10 @@ class HostFlags:
             cap_drop=tuple(params.get("cap_drop") or ()),
             security_opt=tuple(params.get("security_opt") or ()),
             log_driver=params.get("log_driver") or "",
-            log_opts=key_values(params.get("log_opts") or (), "log-opt"),
-            sysctls=key_values(params.get("sysctls") or (), "sysctl"),
+            log_opts=key_value_map(params.get("log_opts") or (), "--log-opt",
+                                   _KV_FORMAT),
+            sysctls=key_value_map(params.get("sysctls") or (), "--sysctl",
+                                   _KV_FORMAT),
             group_add=tuple(params.get("group_add") or ()),
             ipc=params.get("ipc") or "",
             pid=params.get("pid") or "",
@@ -86,7 +91,8 @@ class HostFlags:
             cgroupns=params.get("cgroupns") or "",
             oom_score_adj=score,
             runtime=params.get("runtime") or "",
-            annotations=key_values(params.get("annotations") or (), "annotation"),
+            annotations=key_value_map(params.get("annotations") or (), "--annotation",
+                                   _KV_FORMAT),
             exposed=tuple(p for spec in params.get("expose") or () for p in exposed_ports(spec)),
         )
 
@@ -107,18 +113,6 @@ class HostFlags:
         if self.exposed:
             body["ExposedPorts"] = {**(body.get("ExposedPorts") or {}),
                                     **{port: {} for port in self.exposed}}
-
-
-def key_values(entries: Iterable[str], flag: str) -> dict[str, str]:
-    """`k=v` entries as a map; docker refuses one without `=`."""
-    out: dict[str, str] = {}
-    for entry in entries:
-        key, sep, value = entry.partition("=")
-        if not sep or not key:
-            raise OptionError(f"invalid argument \"{entry}\" for \"--{flag}\" flag: "
-                              f"invalid key value pair format: {entry}")
-        out[key] = value
-    return out
 
 
 def exposed_ports(spec: str) -> list[str]:

@@ -22,23 +22,12 @@ from engine.cli.formatting import (
 )
 from engine.cli.inspecting import print_inspected
 from engine.cli.netflags import port_lines
-from engine.cli.options import OptionError, build_filters
+from engine.cli.options import OptionError, build_filters, key_value_map
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 # --- create ------------------------------------------------------------------------------
-
-
-def _key_values(values: Sequence[str], flag: str) -> dict[str, str]:
-    result: dict[str, str] = {}
-    for value in values:
-        key, sep, val = value.partition("=")
-        if not sep or not key:
-            raise OptionError(f'invalid argument "{value}" for "{flag}" flag: '
-                              "expected key=value")
-        result[key] = val
-    return result
 
 
 def ipam_configs(subnets: Sequence[str], gateways: Sequence[str], ranges: Sequence[str],
@@ -133,10 +122,10 @@ def create(app: App, attachable: bool, aux: tuple[str, ...], driver: str,
             "EnableIPv6": ipv6,
             "IPAM": {
                 "Driver": ipam_driver,
-                "Config": ipam_configs(subnets, gateways, ranges, _key_values(aux, "--aux-address")),
-                "Options": _key_values(ipam_opts, "--ipam-opt"),
+                "Config": ipam_configs(subnets, gateways, ranges, key_value_map(aux, "--aux-address")),
+                "Options": key_value_map(ipam_opts, "--ipam-opt"),
             },
-            "Options": _key_values(opts, "--opt"),
+            "Options": key_value_map(opts, "--opt"),
             "Labels": {k: v for k, _, v in (label.partition("=") for label in labels)},
         }
         result = app.client.post_json("/networks/create", json=body) or {}
@@ -293,7 +282,7 @@ def connect(app: App, aliases: tuple[str, ...], driver_opts: tuple[str, ...], ip
         endpoint: dict[str, Any] = {
             "Aliases": list(aliases) or None,
             "Links": list(links) or None,
-            "DriverOpts": _key_values(driver_opts, "--driver-opt") or None,
+            "DriverOpts": key_value_map(driver_opts, "--driver-opt") or None,
         }
         if ip:
             endpoint["IPAMConfig"] = {"IPv4Address": ip}

@@ -40,6 +40,21 @@ def env_entry(value: str, environ: Mapping[str, str] | None = None) -> str:
     return value
 
 
+def key_value_map(values: Iterable[str], flag: str,
+                  expected: str = "expected key=value") -> dict[str, str]:
+    """`KEY=VALUE` flags as a map (a value may hold `=`; a later key wins); one without
+    `=` or a key is docker's `invalid argument "…" for "<flag>" flag: <expected>`, where
+    `{value}` in `expected` stands for the argument."""
+    result: dict[str, str] = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise OptionError(f'invalid argument "{value}" for "{flag}" flag: '
+                              + expected.format(value=value))
+        result[key] = val
+    return result
+
+
 def parse_kv_file(text: str, source: str, lookup: Mapping[str, str] | None) -> list[str]:
     """Docker's env-file/label-file format.
 

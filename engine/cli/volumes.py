@@ -17,7 +17,7 @@ from engine.cli.formatting import (
     render_listing,
 )
 from engine.cli.inspecting import print_inspected
-from engine.cli.options import OptionError, build_filters, build_labels
+from engine.cli.options import OptionError, build_filters, build_labels, key_value_map
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -32,14 +32,7 @@ LS_HEADERS = {
 
 def parse_opts(values: tuple[str, ...]) -> dict[str, str]:
     """`-o KEY=VALUE` flags; the value may itself contain `=` (`-o o=size=64m`)."""
-    options: dict[str, str] = {}
-    for value in values:
-        key, sep, val = value.partition("=")
-        if not sep or not key:
-            raise OptionError(f'invalid argument "{value}" for "-o, --opt" flag: '
-                              "bad format for options, expected KEY=VALUE")
-        options[key] = val
-    return options
+    return key_value_map(values, "-o, --opt", "bad format for options, expected KEY=VALUE")
 
 
 @attrs.frozen
