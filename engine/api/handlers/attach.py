@@ -12,7 +12,6 @@ end of input and the output goes on until the container exits.
 from __future__ import annotations
 
 import socket as stdlib_socket
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import trio
@@ -122,18 +121,17 @@ async def pump(sock: trio.socket.SocketType, conn: HijackedStream, *, tty: bool,
 
 async def _input_then_end(conn: HijackedStream, sock: trio.socket.SocketType,
                           watch: EscapeWatch | None, tty: bool, session: trio.CancelScope) -> None:
-    await _copy_stdin(DetachingInput(conn, watch) if watch is not None else conn, sock,
-                      detached=lambda: watch is not None and watch.detached)
+    await _copy_stdin(DetachingInput(conn, watch) if watch is not None else conn, sock, watch)
     if tty:  # as in Docker: with a terminal, the end of input (or a detach) ends the attach
         session.cancel()
 
 
 async def _copy_stdin(source: ByteSource, sock: trio.socket.SocketType,
-                      detached: Callable[[], bool]) -> None:
+                      watch: EscapeWatch | None) -> None:
     while True:
         data = await source.receive_some(65536)
         if not data:
-            if detached():
+            if watch is not None and watch.detached:
                 return  # stdin stays open: the container goes on without this client
             # the client half-closed: conmon closes the container's stdin unless it
             # runs with --leave-stdin-open
