@@ -15,8 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from engine.registry.auth import config_key, credentials_from_config, docker_config_path
-from engine.registry.login import server_domain
+from engine.registry.auth import config_key, credentials_from_config, docker_config_path, server_domain
 
 
 def registry_auth_header(domain: str, path: Path | None = None) -> str:

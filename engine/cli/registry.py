@@ -14,8 +14,7 @@ from engine.cli.errors import CommandError
 from engine.cli.images import show_messages
 from engine.errors import InvalidParameter
 from engine.images.reference import parse as parse_reference
-from engine.registry.auth import INDEX_SERVER
-from engine.registry.login import server_domain
+from engine.registry.auth import INDEX_SERVER, server_domain
 
 
 @click.command()

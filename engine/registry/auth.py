@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 
 from engine.errors import InvalidParameter
+from engine.images.reference import DEFAULT_DOMAIN
 
 #: The key docker.io credentials are stored under in config.json.
 INDEX_SERVER = "https://index.docker.io/v1/"
@@ -163,3 +164,11 @@ __all__ = [
     "docker_config_path",
     "parse_challenges",
 ]
+
+
+def server_domain(server: str) -> str:
+    """`https://index.docker.io/v1/`, `myreg:5000`, `http://myreg:5000/v2/` → the host."""
+    bare = re.sub(r"^https?://", "", server.strip()).split("/", 1)[0]
+    if bare in ("", "index.docker.io", "registry-1.docker.io", "docker.io"):
+        return DEFAULT_DOMAIN
+    return bare

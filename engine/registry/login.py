@@ -7,22 +7,11 @@ scope) from its realm. Success is a `200` from `/v2/` with that authorisation.
 
 from __future__ import annotations
 
-import re
-
 import httpx
 
 from engine.errors import InvalidParameter, Unauthorized
-from engine.images.reference import DEFAULT_DOMAIN
-from engine.registry.auth import Credentials, basic_header, parse_challenges
+from engine.registry.auth import Credentials, basic_header, parse_challenges, server_domain
 from engine.registry.client import RegistryClient, RegistryUnreachable
-
-
-def server_domain(server: str) -> str:
-    """`https://index.docker.io/v1/`, `myreg:5000`, `http://myreg:5000/v2/` → the host."""
-    bare = re.sub(r"^https?://", "", server.strip()).split("/", 1)[0]
-    if bare in ("", "index.docker.io", "registry-1.docker.io", "docker.io"):
-        return DEFAULT_DOMAIN
-    return bare
 
 
 async def login(client: RegistryClient, server: str, credentials: Credentials) -> str:
@@ -62,4 +51,4 @@ async def login(client: RegistryClient, server: str, credentials: Credentials) -
     raise RegistryUnreachable("; ".join(failures) or f"no endpoint for {domain}")
 
 
-__all__ = ["login", "server_domain"]
+__all__ = ["login"]

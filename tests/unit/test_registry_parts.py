@@ -19,9 +19,9 @@ from engine.registry.auth import (
     credentials_from_config,
     decode_registry_auth,
     parse_challenges,
+    server_domain,
 )
 from engine.registry.endpoints import DOCKER_HUB_URL, Endpoint, RegistryHosts
-from engine.registry.login import server_domain
 from engine.registry.progress import Progress
 from engine.registry.sources import BlobSources
 

@@ -59,7 +59,7 @@ def _registry_config(req: Request) -> dict[str, Credentials]:
         doc = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
     except (binascii.Error, ValueError):
         return {}
-    from engine.registry.login import server_domain
+    from engine.registry.auth import server_domain
 
     out: dict[str, Credentials] = {}
     if isinstance(doc, dict):
