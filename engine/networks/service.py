@@ -40,6 +40,7 @@ from engine.errors import (
     SystemFailure,
 )
 from engine.filtering import label_matches
+from engine.kernel import netlink, netns
 from engine.networks import etcfiles, ipam
 from engine.networks.dns import DNSServer, DNSSockets, HostResolvers, NameBook, parse_upstream
 from engine.networks.model import (
@@ -57,7 +58,6 @@ from engine.networks.model import (
 )
 from engine.networks.ports import PortAllocationError, PortAllocator, requests_from_bindings
 from engine.store import RecordStore
-from network_drivers import netlink, netns
 from plugins.network_contract import (
     DriverContext,
     Endpoint,
