@@ -39,7 +39,7 @@ from engine.networks.model import (
 )
 from engine.networks.ports import PortAllocationError, PortAllocator
 from engine.store import RecordStore
-from plugins.network_contract import Endpoint, PublishedPort
+from plugins.network_contract import Endpoint, NetworkConfig, NetworkDriver, PublishedPort
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,15 @@ def published(p: PortState) -> PublishedPort:
     proto: Literal["tcp", "udp"] = "udp" if p.protocol == "udp" else "tcp"
     return PublishedPort(proto, p.host_ip or "0.0.0.0", p.host_port, p.container_ip,
                          p.container_port)
+
+
+async def join_endpoint(driver: NetworkDriver, config: NetworkConfig, endpoint: Endpoint,
+                        ports: Iterable[PortState]) -> None:
+    """Join an endpoint to its network, then publish the host ports bound on that network."""
+    await driver.join(config, endpoint)
+    wanted = [published(p) for p in ports]
+    if wanted:
+        await driver.publish(config, endpoint, wanted)
 
 
 def _dns_names(info: ContainerInfo, aliases: Iterable[str]) -> list[str]:
@@ -210,10 +219,8 @@ class Attachments:
                 endpoint = driver_endpoint(record, ep)
                 driver = self.catalog.driver(network)
                 try:
-                    await driver.join(config, endpoint)
-                    ports = [p for p in record.ports if p.network_id == network.id]
-                    if ports:
-                        await driver.publish(config, endpoint, [published(p) for p in ports])
+                    await join_endpoint(driver, config, endpoint,
+                                        (p for p in record.ports if p.network_id == network.id))
                 except Exception as exc:
                     raise driver_error(
                         exc, f"failed to set up container networking on {network.name}") from None
@@ -358,4 +365,4 @@ class Attachments:
             self.dns.register(record)
 
 
-__all__ = ["Attachments", "driver_endpoint", "published"]
+__all__ = ["Attachments", "driver_endpoint", "join_endpoint", "published"]

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from engine.errors import EngineError
 from engine.kernel import netlink, netns
-from engine.networks.attachments import Attachments, driver_endpoint, published
+from engine.networks.attachments import Attachments, driver_endpoint, join_endpoint
 from engine.networks.catalog import NetworkCatalog, driver_error
 from engine.networks.dns_servers import NetworkDNS
 from engine.networks.model import AttachmentRecord
@@ -91,10 +91,8 @@ async def _readopt(catalog: NetworkCatalog, dns: NetworkDNS, attachments: Attach
         config = catalog.network_config(network)
         endpoint = driver_endpoint(record, ep)
         try:
-            await driver.join(config, endpoint)
-            ports = [p for p in record.ports if p.network_id == ep.network_id]
-            if ports:
-                await driver.publish(config, endpoint, [published(p) for p in ports])
+            await join_endpoint(driver, config, endpoint,
+                                (p for p in record.ports if p.network_id == ep.network_id))
         except Exception as exc:
             log.error("%s: re-joining %s failed: %s", cid[:12], network.name,
                       driver_error(exc, "joining").message)
