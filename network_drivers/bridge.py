@@ -30,7 +30,8 @@ from typing import Literal
 import attrs
 import trio
 
-from network_drivers import netlink, nft
+from engine.kernel import netlink
+from network_drivers import nft
 from plugins.network_contract import (
     DriverContext,
     Endpoint,

@@ -36,6 +36,7 @@ import attrs
 import trio
 
 from engine import fsutil
+from engine.kernel import mounts
 from engine.units import ram_in_bytes
 from plugins import hookimpl
 from plugins.volume_contract import (
@@ -47,7 +48,6 @@ from plugins.volume_contract import (
     VolumeInfo,
     VolumeNotFoundError,
 )
-from volume_drivers import sysmount
 
 DATA_DIR = "_data"
 OPTIONS_FILE = "opts.json"
@@ -133,7 +133,7 @@ def validate_options(options: Mapping[str, str]) -> dict[str, str]:
         if size > 0:
             raise InvalidVolumeOption("quota size requested but no quota support")
     Ownership.of(options)
-    mount_options = sysmount.parse_options(options.get("o", ""))
+    mount_options = mounts.parse_options(options.get("o", ""))
     if mount_options.is_bind and not options.get("device", "").startswith("/"):
         raise InvalidVolumeOption(
             f"invalid device {options.get('device', '')!r} for a bind-style volume: "
@@ -224,15 +224,15 @@ class LocalDriver:
         directory = self.volume_dir(name)
         if not directory.exists():
             raise VolumeNotFoundError(name)
-        for point in sysmount.mounts_under(directory):
+        for point in mounts.mounts_under(directory):
             # moord only removes volumes no container uses: a mount left here is one a
             # crash left behind. Never delete through a mount (a bind-style volume's
             # device is the user's own directory).
             try:
-                sysmount.unmount(point)
+                mounts.unmount(point)
             except OSError as exc:
                 raise VolumeDriverError(f"unmounting {point}: {exc.strerror}") from None
-        if sysmount.mounts_under(directory):
+        if mounts.mounts_under(directory):
             raise VolumeDriverError(f"{directory} still has mounts below it; not removing it")
         try:
             fsutil.remove_tree(directory)
@@ -248,18 +248,18 @@ class LocalDriver:
         if not data.is_dir():
             raise VolumeNotFoundError(name)
         options = self._options(name)
-        if not _needs_mount(options) or sysmount.is_mountpoint(data):
+        if not _needs_mount(options) or mounts.is_mountpoint(data):
             return str(data)
         ownership = Ownership.of(options)
         fstype = options.get("type", "")
-        mount_options = sysmount.parse_options(options.get("o", ""))
+        mount_options = mounts.parse_options(options.get("o", ""))
         if fstype == "tmpfs":
             extra = ",".join(ownership.tmpfs_data())
             data_words = ",".join(w for w in (mount_options.data, extra) if w)
             mount_options = attrs.evolve(mount_options, data=data_words)
         device = options.get("device", "")
         try:
-            sysmount.mount(device, data, "" if fstype == "none" else fstype, mount_options)
+            mounts.mount(device, data, "" if fstype == "none" else fstype, mount_options)
         except OSError as exc:
             shown = ",".join(w for w in options.get("o", "").split(",") if not w.startswith("password="))
             raise VolumeDriverError(
@@ -269,7 +269,7 @@ class LocalDriver:
             try:
                 ownership.apply(data)
             except OSError as exc:
-                sysmount.unmount(data)
+                mounts.unmount(data)
                 raise VolumeDriverError(f"volume {name}: applying uid/gid/mode: {exc.strerror}") \
                     from None
         return str(data)
@@ -282,7 +282,7 @@ class LocalDriver:
         if not _needs_mount(self._options(name)):
             return
         try:
-            sysmount.unmount(data)
+            mounts.unmount(data)
         except OSError as exc:
             raise VolumeDriverError(f"unmounting local volume {name}: {exc.strerror}") from None
 

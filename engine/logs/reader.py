@@ -27,7 +27,8 @@ from pathlib import Path
 import attrs
 import trio
 
-from engine.logs.follow import DIR_EVENTS, IN_CREATE, IN_MOVED_TO, Inotify, Wakeup
+from engine.kernel.inotify import IN_CREATE, IN_MOVED_TO, Inotify
+from engine.logs.follow import DIR_EVENTS, Wakeup
 from engine.logs.k8sfile import MAX_LINE, K8sParser, LogLine, Stream
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from pathlib import Path
 import attrs
 import trio
 
-from engine.logs.follow import IN_CREATE, IN_MODIFY, IN_MOVED_TO, Inotify
+from engine.kernel.inotify import IN_CREATE, IN_MODIFY, IN_MOVED_TO, Inotify
 from engine.units import ram_in_bytes
 
 log = logging.getLogger(__name__)

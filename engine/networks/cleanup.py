@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from network_drivers import netlink, netns
+from engine.kernel import netlink, netns
 
 
 def purge_host_state(prefix: str, exec_root: Path | None = None) -> list[str]:

@@ -1,24 +1,23 @@
-"""Overlay root filesystems: mount and unmount through libc (blocking; run in a thread)."""
+"""Overlay root filesystems and bind mounts for containers (blocking; run in a thread).
+
+The system calls are engine.kernel's (`libc` for mount(2) and unshare(2), `mounts` for
+unmounting and the mount table); this module adds what a container's root needs and
+says failures in the engine's words (`SystemFailure`).
+"""
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from engine.errors import SystemFailure
+from engine.kernel import libc
+from engine.kernel import mounts as kernel_mounts
+from engine.kernel.libc import CLONE_FS, MS_BIND, MS_RDONLY, MS_REC, MS_REMOUNT
+from engine.kernel.mounts import is_mountpoint
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
-                        ctypes.c_char_p]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-_libc.unshare.argtypes = [ctypes.c_int]
-
-MNT_DETACH = 2
-CLONE_FS = 0x200
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -45,17 +44,25 @@ def mount_overlay(lowerdirs: Sequence[str | Path], upper: Path, work: Path, targ
     if is_mountpoint(target):
         return
     if base is None:
-        rc = _libc.mount(b"overlay", os.fsencode(target), b"overlay", 0, options.encode())
-        err = ctypes.get_errno() if rc != 0 else 0
+        failure = _mount(os.fsencode(target), options.encode())
     else:
-        err = _mount_from(base, os.fsencode(target), options.encode())
-    if err:
+        failure = _mount_from(base, os.fsencode(target), options.encode())
+    if failure is not None:
         raise SystemFailure(f"mounting the container's root filesystem at {target}: "
-                            f"{os.strerror(err)}")
+                            f"{failure.strerror}")
 
 
-def _mount_from(base: Path, target: bytes, options: bytes) -> int:
-    """mount(2) the overlay with the working directory at `base`; the errno (0: mounted).
+def _mount(target: bytes, options: bytes) -> OSError | None:
+    """mount(2) the overlay: None once mounted, else the kernel's refusal."""
+    try:
+        libc.mount(b"overlay", target, b"overlay", 0, options)
+    except OSError as exc:
+        return exc
+    return None
+
+
+def _mount_from(base: Path, target: bytes, options: bytes) -> OSError | None:
+    """`_mount` with the working directory at `base`.
 
     The kernel resolves relative lowerdirs against the caller's working directory,
     which moord's threads share: `os.chdir` would move every thread. So the mount runs
@@ -70,84 +77,52 @@ def _mount_from(base: Path, target: bytes, options: bytes) -> int:
     of the trio pool is not used: it would keep the private context (and the umask of
     that moment) after the mount.
     """
-    outcome: list[int | BaseException] = []
+    mounted: list[OSError | None] = []
+    raised: list[BaseException] = []
 
     def run() -> None:
         try:
-            if _libc.unshare(CLONE_FS) != 0:  # never chdir unless the context is private
-                err = ctypes.get_errno()
-                raise SystemFailure(f"unshare(CLONE_FS) for the overlay mount: {os.strerror(err)}")
+            try:  # never chdir unless the context is private
+                libc.unshare(CLONE_FS)
+            except OSError as exc:
+                raise SystemFailure(
+                    f"unshare(CLONE_FS) for the overlay mount: {exc.strerror}") from None
             os.chdir(base)
-            rc = _libc.mount(b"overlay", target, b"overlay", 0, options)
-            outcome.append(ctypes.get_errno() if rc != 0 else 0)
+            mounted.append(_mount(target, options))
         except BaseException as exc:  # re-raised in the caller's thread
-            outcome.append(exc)
+            raised.append(exc)
 
     thread = threading.Thread(target=run, name="overlay-mount", daemon=True)
     thread.start()
     thread.join()
-    result = outcome[0]
-    if isinstance(result, BaseException):
-        raise result
-    return result
-
-
-MS_RDONLY = 1
-MS_REMOUNT = 32
-MS_BIND = 4096
-MS_REC = 16384
+    if raised:
+        raise raised[0]
+    return mounted[0]
 
 
 def bind_mount(source: Path, target: Path, *, readonly: bool = False) -> None:
     """Bind `source` (and the mounts under it) at `target`, read-only if asked."""
     src, dst = os.fsencode(source), os.fsencode(target)
-    if _libc.mount(src, dst, None, MS_BIND | MS_REC, None) != 0:
-        err = ctypes.get_errno()
-        raise SystemFailure(f"binding {source} at {target}: {os.strerror(err)}")
-    if readonly and _libc.mount(None, dst, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None) != 0:
-        err = ctypes.get_errno()
-        unmount(target)
-        raise SystemFailure(f"making {target} read-only: {os.strerror(err)}")
+    try:
+        libc.mount(src, dst, None, MS_BIND | MS_REC, None)
+    except OSError as exc:
+        raise SystemFailure(f"binding {source} at {target}: {exc.strerror}") from None
+    if readonly:
+        try:
+            libc.mount(None, dst, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+        except OSError as exc:
+            unmount(target)
+            raise SystemFailure(f"making {target} read-only: {exc.strerror}") from None
 
 
 def unmount(target: Path) -> None:
     """Unmount `target` if it is mounted; a busy mount is detached lazily."""
     if not is_mountpoint(target):
         return
-    if _libc.umount2(os.fsencode(target), 0) == 0:
-        return
-    err = ctypes.get_errno()
-    if err == 16:  # EBUSY: something still holds it; let the kernel finish later
-        if _libc.umount2(os.fsencode(target), MNT_DETACH) == 0:
-            return
-        err = ctypes.get_errno()
-    if err in (22, 2):  # EINVAL / ENOENT: not mounted after all
-        return
-    raise SystemFailure(f"unmounting {target}: {os.strerror(err)}")
+    try:
+        kernel_mounts.unmount(target)
+    except OSError as exc:
+        raise SystemFailure(f"unmounting {target}: {exc.strerror}") from None
 
 
-def is_mountpoint(path: Path) -> bool:
-    """True if `path` is a mount point in this mount namespace (by /proc/self/mountinfo)."""
-    wanted = os.fsencode(os.path.abspath(path))
-    with open("/proc/self/mountinfo", "rb") as f:
-        for line in f:
-            fields = line.split(b" ", 5)
-            if len(fields) > 4 and _unescape(fields[4]) == wanted:
-                return True
-    return False
-
-
-def _unescape(raw: bytes) -> bytes:
-    # mountinfo escapes space, tab, newline and backslash as \ooo
-    if b"\\" not in raw:
-        return raw
-    out = bytearray()
-    i = 0
-    while i < len(raw):
-        if raw[i] == 0x5C and i + 3 < len(raw) + 0 and raw[i + 1 : i + 4].isdigit():
-            out.append(int(raw[i + 1 : i + 4], 8))
-            i += 4
-        else:
-            out.append(raw[i])
-            i += 1
-    return bytes(out)
+__all__ = ["bind_mount", "is_mountpoint", "mount_overlay", "unmount"]

@@ -25,10 +25,10 @@ import pytest
 import trio
 
 from engine.errors import NotFound, SystemFailure
+from engine.kernel import netlink, netns
 from engine.networks.cleanup import purge_host_state
 from engine.networks.model import ContainerInfo, ContainerNetworking, EndpointRequest
 from engine.networks.service import NetworkOptions, NetworkService
-from network_drivers import netlink, netns
 from network_drivers.bridge import BridgeDriver
 from network_drivers.builtins import moorage_network_drivers
 from plugins.network_contract import DriverContext, Endpoint, NetworkConfig, PublishedPort

@@ -12,7 +12,8 @@ import pytest
 import trio
 
 import engine.logs.reader as reader_mod
-from engine.logs.follow import IN_MODIFY, Inotify, Wakeup, parse_events
+from engine.kernel.inotify import IN_MODIFY, Inotify, parse_events
+from engine.logs.follow import Wakeup
 from engine.logs.k8sfile import LogLine, format_record
 from engine.logs.reader import LogQuery, ReadStats, read_logs
 

@@ -198,7 +198,7 @@ async def test_auto_subnets_need_user_subnets_for_static_ips(service: NetworkSer
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     import ipaddress
 
-    from network_drivers import netlink
+    from engine.kernel import netlink
 
     host = netlink.HostNetworks((ipaddress.IPv4Network("172.18.3.0/24"),), (), ("eth9",))
     monkeypatch.setattr(netlink, "host_networks", lambda: host)

@@ -16,13 +16,13 @@ import trio
 
 from engine.errors import Conflict, InvalidParameter, NotFound
 from engine.events import EventBus
+from engine.kernel.mounts import is_mountpoint, unmount
 from engine.volumes.model import ANONYMOUS_LABEL, MountPoint, SpecMount
 from engine.volumes.parse import parse_mount_requests, volumes_from
 from engine.volumes.service import VolumeService, volume_drivers_from
 from plugins import load_plugin_manager
 from volume_drivers import local
 from volume_drivers.local import LocalDriver
-from volume_drivers.sysmount import is_mountpoint, unmount
 
 # These tests look at the files the service made, from the test task: blocking is fine here.
 # ruff: noqa: ASYNC240

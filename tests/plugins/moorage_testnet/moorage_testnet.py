@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 import attrs
 
-from network_drivers import netlink
-from network_drivers.netns import in_netns
+from engine.kernel import netlink
+from engine.kernel.netns import in_netns
 from plugins import hookimpl
 from plugins.network_contract import (
     DriverContext,

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import attrs
 import trio
 
-from network_drivers.netns import in_netns
+from engine.kernel.netns import in_netns
 
 T = TypeVar("T")
 

@@ -19,42 +19,37 @@ Everything here blocks; call it from a worker thread.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
+import errno
 import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from engine.kernel import libc
+from engine.kernel.libc import CLONE_NEWNET, MNT_DETACH, MS_BIND
+
 log = logging.getLogger(__name__)
-
-CLONE_NEWNET = 0x40000000
-MS_BIND = 4096
-MNT_DETACH = 2
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-_libc.unshare.argtypes = [ctypes.c_int]
-_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
-                        ctypes.c_char_p]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 
 _SELF = "/proc/thread-self/ns/net"
 
 
-def _check(rc: int, what: str) -> None:
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
+@contextlib.contextmanager
+def _doing(what: str) -> Iterator[None]:
+    """A failed system call in the body says what it was for: "`what`: <reason>"."""
+    try:
+        yield
+    except OSError as exc:
+        raise OSError(exc.errno, f"{what}: {exc.strerror}") from None
 
 
 def _restore(original_fd: int) -> None:
     """Put this thread back in its original namespace, or end the process."""
-    if _libc.setns(original_fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
+    try:
+        libc.setns(original_fd, CLONE_NEWNET)
+    except OSError as exc:
         log.critical("cannot return a worker thread to moord's network namespace (%s); "
                      "exiting so no host-side work runs in a container's namespace",
-                     os.strerror(err))
+                     exc.strerror)
         os._exit(70)
 
 
@@ -65,7 +60,8 @@ def in_netns(path: str | Path) -> Iterator[None]:
     try:
         target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            _check(_libc.setns(target, CLONE_NEWNET), f"entering the network namespace {path}")
+            with _doing(f"entering the network namespace {path}"):
+                libc.setns(target, CLONE_NEWNET)
         finally:
             os.close(target)
         try:
@@ -89,10 +85,11 @@ def create_netns(path: str | Path) -> None:
         fd = os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
         os.close(fd)
         try:
-            _check(_libc.unshare(CLONE_NEWNET), "creating a network namespace")
+            with _doing("creating a network namespace"):
+                libc.unshare(CLONE_NEWNET)
             try:
-                _check(_libc.mount(_SELF.encode(), os.fsencode(target), None, MS_BIND, None),
-                       f"bind-mounting the network namespace on {target}")
+                with _doing(f"bind-mounting the network namespace on {target}"):
+                    libc.mount(_SELF.encode(), os.fsencode(target), None, MS_BIND, None)
                 _loopback_up()
             finally:
                 _restore(original)
@@ -119,10 +116,11 @@ def delete_netns(path: str | Path) -> None:
     with it every interface inside, which also removes the host ends of its veth pairs.
     """
     target = os.fsencode(Path(path))
-    if _libc.umount2(target, MNT_DETACH) != 0:
-        err = ctypes.get_errno()
-        if err not in (22, 2):  # EINVAL: not a mount point; ENOENT: no file
-            raise OSError(err, f"unmounting {path}: {os.strerror(err)}")
+    try:
+        libc.umount2(target, MNT_DETACH)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOENT):  # not a mount point; no file
+            raise OSError(exc.errno, f"unmounting {path}: {exc.strerror}") from None
     try:
         os.unlink(target)
     except FileNotFoundError:

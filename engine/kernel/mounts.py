@@ -1,44 +1,42 @@
-"""mount(2) and umount2(2) through libc, with `mount -o`-style option strings.
+"""mount(2) the way mount(8) does it, unmounting, and the mount table.
 
 Blocking: call these from a worker thread. The option words are the ones mount(8)
 and Docker's local driver accept in `o=`: flag words (`ro`, `nosuid`, `bind`, …)
 become mount flags, everything else (`size=64m`, `uid=1000`, `addr=…`) is passed
-to the filesystem as its data string.
+to the filesystem as its data string. The local volume driver mounts with these, and
+the engine's runtime (engine.runtime.mounts) unmounts and reads the table with them.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import errno
 import os
 from pathlib import Path
 
 import attrs
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
-                        ctypes.c_char_p]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-
-MS_RDONLY = 0x1
-MS_NOSUID = 0x2
-MS_NODEV = 0x4
-MS_NOEXEC = 0x8
-MS_SYNCHRONOUS = 0x10
-MS_REMOUNT = 0x20
-MS_MANDLOCK = 0x40
-MS_DIRSYNC = 0x80
-MS_NOATIME = 0x400
-MS_NODIRATIME = 0x800
-MS_BIND = 0x1000
-MS_REC = 0x4000
-MS_UNBINDABLE = 0x20000
-MS_PRIVATE = 0x40000
-MS_SLAVE = 0x80000
-MS_SHARED = 0x100000
-MS_RELATIME = 0x200000
-MS_STRICTATIME = 0x1000000
-MNT_DETACH = 2
+from engine.kernel import libc
+from engine.kernel.libc import (
+    MNT_DETACH,
+    MS_BIND,
+    MS_DIRSYNC,
+    MS_MANDLOCK,
+    MS_NOATIME,
+    MS_NODEV,
+    MS_NODIRATIME,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_RELATIME,
+    MS_REMOUNT,
+    MS_SHARED,
+    MS_SLAVE,
+    MS_STRICTATIME,
+    MS_SYNCHRONOUS,
+    MS_UNBINDABLE,
+)
 
 # word -> (clear these flags?, flag bits)
 _FLAGS: dict[str, tuple[bool, int]] = {
@@ -115,45 +113,59 @@ def mount(source: str, target: Path, fstype: str, options: MountOptions) -> None
 
 
 def _call(source: str, target: Path, fstype: str, flags: int, data: str) -> None:
-    rc = _libc.mount(source.encode() if source else None, os.fsencode(target),
-                     fstype.encode() if fstype else None, flags,
-                     data.encode() if data else None)
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise MountError(err, os.strerror(err))
+    try:
+        libc.mount(source.encode() if source else None, os.fsencode(target),
+                   fstype.encode() if fstype else None, flags, data.encode() if data else None)
+    except OSError as exc:
+        raise MountError(exc.errno, exc.strerror) from None
 
 
 def unmount(target: Path) -> None:
     """Unmount `target`; a busy mount is detached lazily; not mounted is fine."""
-    if _libc.umount2(os.fsencode(target), 0) == 0:
-        return
-    err = ctypes.get_errno()
-    if err == 16:  # EBUSY: something still has it open; let the kernel finish later
-        if _libc.umount2(os.fsencode(target), MNT_DETACH) == 0:
+    path = os.fsencode(target)
+    try:
+        try:
+            libc.umount2(path)
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                raise
+            # something still has it open; let the kernel finish later
+            libc.umount2(path, MNT_DETACH)
+    except OSError as exc:
+        if exc.errno in (errno.EINVAL, errno.ENOENT):  # not a mount point (any more)
             return
-        err = ctypes.get_errno()
-    if err in (22, 2):  # EINVAL / ENOENT: not a mount point (any more)
-        return
-    raise MountError(err, os.strerror(err))
+        raise MountError(exc.errno, exc.strerror) from None
 
 
 def mounts_under(path: Path) -> list[Path]:
     """Mount points at or below `path` (from /proc/self/mountinfo), deepest first."""
     prefix = os.fsencode(os.path.abspath(path))
-    found: list[Path] = []
+    found = [Path(os.fsdecode(point)) for point in _mount_points()
+             if point == prefix or point.startswith(prefix + b"/")]
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
+def is_mountpoint(path: Path) -> bool:
+    """True if `path` is a mount point in this mount namespace."""
+    wanted = os.fsencode(os.path.abspath(path))
+    return any(point == wanted for point in _mount_points())
+
+
+def _mount_points() -> list[bytes]:
+    """Every mount point of /proc/self/mountinfo, unescaped, in the table's order."""
+    points: list[bytes] = []
     with open("/proc/self/mountinfo", "rb") as f:
         for line in f:
             fields = line.split(b" ", 5)
-            if len(fields) <= 4:
-                continue
-            point = _unescape(fields[4])
-            if point == prefix or point.startswith(prefix + b"/"):
-                found.append(Path(os.fsdecode(point)))
-    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+            if len(fields) > 4:
+                points.append(_unescape(fields[4]))
+    return points
 
 
 def _unescape(raw: bytes) -> bytes:
     """mountinfo writes space, tab, newline and backslash as `\\ooo` (octal)."""
+    if b"\\" not in raw:
+        return raw
     out = bytearray()
     i = 0
     while i < len(raw):
@@ -164,7 +176,3 @@ def _unescape(raw: bytes) -> bytes:
             out.append(raw[i])
             i += 1
     return bytes(out)
-
-
-def is_mountpoint(path: Path) -> bool:
-    return os.path.abspath(path) in {str(p) for p in mounts_under(path)}

@@ -1,0 +1,196 @@
+"""`NetworkCatalog`: the network records, their address pools and their drivers.
+
+Every other part of the network service looks networks up here: by reference the way
+Docker does (`get`), the driver a network runs on, the `NetworkConfig` a driver is
+handed. The catalog also keeps the three pre-defined networks (`bridge`, `host`,
+`none`) in being, and chooses subnets that avoid the host's and the other networks'.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import attrs
+import trio
+
+from engine import ids
+from engine.errors import EngineError, InvalidParameter, NotFound, SystemFailure
+from engine.kernel import netlink
+from engine.networks import ipam
+from engine.networks.model import IPAMConfig, NetworkRecord
+from engine.networks.options import NetworkOptions
+from engine.store import RecordStore
+from plugins.network_contract import (
+    InvalidNetworkOption,
+    NetworkConfig,
+    NetworkDriver,
+    NetworkDriverError,
+)
+
+BRIDGE_OPTIONS_DEFAULT = {
+    "com.docker.network.bridge.default_bridge": "true",
+    "com.docker.network.bridge.enable_icc": "true",
+    "com.docker.network.bridge.enable_ip_masquerade": "true",
+    "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
+    "com.docker.network.driver.mtu": "1500",
+}
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def driver_error(exc: BaseException, what: str) -> EngineError:
+    """A driver's failure in the engine's terms: a bad option is the client's fault,
+    anything else the system's (`what` says what was being done)."""
+    if isinstance(exc, EngineError):
+        return exc
+    if isinstance(exc, InvalidNetworkOption):
+        return InvalidParameter(str(exc))
+    if isinstance(exc, NetworkDriverError):
+        return SystemFailure(f"{what}: {exc}")
+    return SystemFailure(f"{what}: {exc.__class__.__name__}: {exc}")
+
+
+@attrs.define(eq=False)
+class NetworkCatalog:
+    options: NetworkOptions
+    drivers: dict[str, NetworkDriver]
+    store: RecordStore[NetworkRecord]
+    records: dict[str, NetworkRecord] = attrs.field(factory=dict)
+    pools: dict[str, ipam.AddressPool] = attrs.field(factory=dict)
+    #: held while networks are created, removed or pruned: one change at a time
+    lock: trio.Lock = attrs.field(factory=trio.Lock)
+
+    @classmethod
+    async def open(cls, *, data_root: Path, drivers: Mapping[str, NetworkDriver],
+                   options: NetworkOptions, durable: bool) -> NetworkCatalog:
+        """Load the records and make sure `bridge`, `host` and `none` exist."""
+        for needed in ("bridge", "host", "null"):
+            if needed not in drivers:
+                raise SystemFailure(f"the {needed!r} network driver is not registered")
+        store: RecordStore[NetworkRecord] = RecordStore(
+            data_root / "state" / "networks", NetworkRecord, durable=durable)
+        loaded = await trio.to_thread.run_sync(store.load_all)
+        catalog = cls(options, dict(drivers), store, {r.id: r for r in loaded.values()})
+        await catalog._ensure_predefined()
+        for record in catalog.records.values():
+            catalog.open_pool(record)
+        return catalog
+
+    # the pre-defined networks --------------------------------------------------------------
+    async def _ensure_predefined(self) -> None:
+        by_name = {r.name: r for r in self.records.values()}
+        for name, driver in (("bridge", "bridge"), ("host", "host"), ("none", "null")):
+            record = by_name.get(name)
+            if record is None:
+                record = NetworkRecord(id=ids.new_id(), name=name, driver=driver, created=now())
+                if name == "bridge":
+                    await self._default_bridge_ipam(record)
+                await self.store.save(record.id, record)
+                self.records[record.id] = record
+            elif name == "bridge":
+                await self._default_bridge_ipam(record, existing=True)
+
+    async def _default_bridge_ipam(self, record: NetworkRecord, *, existing: bool = False) -> None:
+        wanted = self.options.default_bridge_subnet
+        options = dict(BRIDGE_OPTIONS_DEFAULT)
+        options["com.docker.network.bridge.name"] = self.options.default_bridge
+        options["com.docker.network.driver.mtu"] = str(self.options.default_bridge_mtu)
+        changed = record.options != options
+        record.options = options
+        if wanted:
+            config = ipam.validate_config(IPAMConfig(subnet=wanted))
+            if record.pool is None or record.pool.subnet != config.subnet:
+                record.ipam = [config]
+                changed = True
+        elif record.pool is None:
+            taken = await self._taken_subnets(exclude=record.id)
+            subnet = ipam.pick_subnet(taken, skip_default=False)
+            record.ipam = [ipam.validate_config(IPAMConfig(), subnet=subnet)]
+            changed = True
+        if existing and changed:
+            await self.store.save(record.id, record)
+
+    # subnets -------------------------------------------------------------------------------
+    async def _taken_subnets(self, *, exclude: str = "") -> list[ipaddress.IPv4Network]:
+        """Subnets a new network must avoid: the host's routes and addresses (those on our
+        own bridges aside) and our other networks' subnets."""
+        host = await netlink.netlink(netlink.host_networks)
+        ours = {self.bridge_name(r) for r in self.records.values() if r.driver == "bridge"}
+        taken = [r for r, dev in zip(host.routes, host.route_devices, strict=False) if dev not in ours]
+        taken += [a.network for a in host.addresses if not a.ip.is_loopback]
+        for record in self.records.values():
+            if record.id != exclude and record.pool is not None and record.pool.subnet:
+                taken.append(ipaddress.IPv4Network(record.pool.subnet))
+        return taken
+
+    async def choose_ipam(self, configs: Sequence[IPAMConfig]) -> IPAMConfig:
+        """A new network's IPAM: the subnet asked for if no network has it, else a free one."""
+        taken_ours = [ipaddress.IPv4Network(r.pool.subnet) for r in self.records.values()
+                      if r.pool is not None and r.pool.subnet]
+        if configs and configs[0].subnet:
+            config = ipam.validate_config(configs[0])
+            subnet = ipaddress.IPv4Network(config.subnet)
+            if any(subnet.overlaps(t) for t in taken_ours):
+                raise ipam.overlap_error()
+            return config
+        if configs:
+            ipam.validate_config(configs[0])  # says what is missing
+        subnet = ipam.pick_subnet(await self._taken_subnets())
+        return ipam.validate_config(IPAMConfig(), subnet=subnet)
+
+    def bridge_name(self, record: NetworkRecord) -> str:
+        given = record.options.get("com.docker.network.bridge.name")
+        if given:
+            return given
+        return f"{self.options.prefix}-{record.id[:14 - len(self.options.prefix)]}"
+
+    def open_pool(self, record: NetworkRecord) -> None:
+        driver = self.drivers.get(record.driver)
+        if driver is not None and driver.uses_ipam and record.pool is not None:
+            self.pools[record.id] = ipam.AddressPool.of(record.pool)
+
+    # lookups -------------------------------------------------------------------------------
+    def driver(self, record: NetworkRecord) -> NetworkDriver:
+        driver = self.drivers.get(record.driver)
+        if driver is None:
+            raise NotFound(f"plugin \"{record.driver}\" not found")
+        return driver
+
+    def get(self, ref: str) -> NetworkRecord:
+        """A network by full ID, name, or unique ID prefix (Docker's order)."""
+        if ref in self.records:
+            return self.records[ref]
+        for record in self.records.values():
+            if record.name == ref:
+                return record
+        if ids.is_hex_prefix(ref):
+            found = [r for r in self.records.values() if r.id.startswith(ref)]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise InvalidParameter(
+                    f"network {ref} is ambiguous ({len(found)} matches found based on ID prefix)")
+        raise NotFound(f"network {ref} not found")
+
+    @property
+    def default_bridge(self) -> NetworkRecord:
+        return next(r for r in self.records.values() if r.name == "bridge")
+
+    def network_config(self, record: NetworkRecord) -> NetworkConfig:
+        pool = self.pools.get(record.id)
+        return NetworkConfig(
+            id=record.id,
+            name=record.name,
+            subnet=pool.subnet if pool else None,
+            gateway=pool.gateway if pool else None,
+            internal=record.internal,
+            options=dict(record.options),
+        )
+
+
+__all__ = ["BRIDGE_OPTIONS_DEFAULT", "NetworkCatalog", "driver_error", "now"]

@@ -1,0 +1,163 @@
+"""Creating, removing and pruning networks (`network create`, `rm`, `prune`).
+
+Each change holds the catalog's lock, saves the record before the driver makes the
+network (and deletes it after the driver removed it), and starts or stops the network's
+DNS server with it. Docker's refusals and words are kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Mapping, Sequence
+
+import attrs
+import trio
+
+from engine import ids
+from engine.errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound
+from engine.filtering import label_matches
+from engine.networks.attachments import Attachments
+from engine.networks.catalog import NetworkCatalog, driver_error, now
+from engine.networks.dns_servers import NetworkDNS
+from engine.networks.model import IPAMConfig, NetworkRecord
+from plugins.network_contract import InvalidNetworkOption
+
+log = logging.getLogger(__name__)
+
+_NETWORK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+
+@attrs.define(eq=False)
+class NetworkLifecycle:
+    catalog: NetworkCatalog
+    dns: NetworkDNS
+    attachments: Attachments
+
+    async def create_network(self, *, name: str, driver: str = "bridge",
+                             ipam_configs: Sequence[IPAMConfig] = (), ipam_driver: str = "",
+                             ipam_options: Mapping[str, str] | None = None, internal: bool = False,
+                             attachable: bool = False, labels: Mapping[str, str] | None = None,
+                             options: Mapping[str, str] | None = None, enable_ipv6: bool = False,
+                             enable_ipv4: bool = True, ingress: bool = False,
+                             config_only: bool = False, config_from: str = "",
+                             scope: str = "") -> NetworkRecord:
+        """`POST /networks/create`, with Docker's refusals."""
+        if not name:
+            raise InvalidParameter("network name cannot be empty")
+        if not _NETWORK_NAME.match(name):
+            raise InvalidParameter(f"invalid network name \"{name}\": only [a-zA-Z0-9][a-zA-Z0-9_.-] "
+                                   "are allowed")
+        driver = driver or "bridge"
+        if driver == "none":
+            driver = "null"
+        plugin = self.catalog.drivers.get(driver)
+        if plugin is None:
+            raise NotFound(f"plugin \"{driver}\" not found")
+        if plugin.singleton:
+            raise Forbidden(f"only one instance of \"{driver}\" network is allowed")
+        if enable_ipv6:
+            raise InvalidParameter("IPv6 networks are not supported by moorage yet")
+        if not enable_ipv4:
+            raise InvalidParameter("a network without IPv4 is not supported by moorage")
+        if ingress or config_only or config_from:
+            raise InvalidParameter("swarm networks (ingress, config-only, config-from) are not "
+                                   "supported by moorage")
+        if scope not in ("", "local"):
+            raise InvalidParameter(f"scope {scope!r} is not supported: moorage networks are local")
+        if ipam_driver not in ("", "default"):
+            raise InvalidParameter(f"IPAM driver \"{ipam_driver}\" is not supported by moorage")
+        configs = [c for c in ipam_configs
+                   if not (c.subnet and ":" in c.subnet)]
+        if len(configs) != len(ipam_configs):
+            raise InvalidParameter("IPv6 subnets are not supported by moorage yet")
+        if len(configs) > 1:
+            raise InvalidParameter("moorage supports one IPv4 subnet per network")
+        try:
+            checked_options = plugin.validate_options(dict(options or {}))
+        except InvalidNetworkOption as exc:
+            raise InvalidParameter(str(exc)) from None
+        catalog = self.catalog
+        async with catalog.lock:
+            if any(r.name == name for r in catalog.records.values()):
+                raise Conflict(f"network with name {name} already exists")
+            record = NetworkRecord(
+                id=ids.new_id(), name=name, driver=driver, created=now(), internal=internal,
+                attachable=attachable, labels=dict(labels or {}), options=checked_options,
+                ipam_options=dict(ipam_options or {}),
+            )
+            bridge_name = checked_options.get("com.docker.network.bridge.name")
+            if bridge_name and any(catalog.bridge_name(r) == bridge_name
+                                   for r in catalog.records.values() if r.driver == "bridge"):
+                raise Conflict(f"bridge name {bridge_name} is already used by another network")
+            if plugin.uses_ipam:
+                record.ipam = [await catalog.choose_ipam(configs)]
+                record.subnet_given = bool(configs and configs[0].subnet)
+            elif configs:
+                raise InvalidParameter(f"the {driver} driver does not take IPAM configuration")
+            await catalog.store.save(record.id, record)
+            catalog.records[record.id] = record
+            catalog.open_pool(record)
+            try:
+                await plugin.create_network(catalog.network_config(record))
+            except BaseException as exc:
+                with trio.CancelScope(shield=True):
+                    catalog.records.pop(record.id, None)
+                    catalog.pools.pop(record.id, None)
+                    try:
+                        await plugin.delete_network(catalog.network_config(record))
+                    except Exception:
+                        log.exception("cleaning up after a failed network create")
+                    await catalog.store.delete(record.id)
+                if isinstance(exc, Exception):
+                    raise driver_error(exc, f"creating network {name}") from None
+                raise
+            await self.dns.start(record)
+            return record
+
+    async def delete_network(self, ref: str) -> None:
+        """`DELETE /networks/{id}`."""
+        async with self.catalog.lock:
+            record = self.catalog.get(ref)
+            if record.predefined:
+                raise Forbidden(f"{record.name} is a pre-defined network and cannot be removed")
+            if self.attachments.endpoints_on(record.id):
+                raise Conflict(f"error while removing network: network {record.name} id "
+                               f"{record.id} has active endpoints")
+            await self._delete(record)
+
+    async def _delete(self, record: NetworkRecord) -> None:
+        self.dns.stop(record.id)
+        try:
+            await self.catalog.driver(record).delete_network(self.catalog.network_config(record))
+        except Exception as exc:
+            raise driver_error(exc, f"removing network {record.name}") from None
+        await self.catalog.store.delete(record.id)
+        self.catalog.records.pop(record.id, None)
+        self.catalog.pools.pop(record.id, None)
+
+    async def prune(self, *, until: dt.datetime | None = None,
+                    labels: Sequence[str] = (), not_labels: Sequence[str] = ()) -> list[str]:
+        """`POST /networks/prune`: every user network without active endpoints; names."""
+        deleted: list[str] = []
+        async with self.catalog.lock:
+            for record in sorted(self.catalog.records.values(), key=lambda r: r.created):
+                if record.predefined or self.attachments.endpoints_on(record.id):
+                    continue
+                if until is not None and record.created >= until:
+                    continue
+                if labels and not all(label_matches(record.labels, f) for f in labels):
+                    continue
+                if not_labels and any(label_matches(record.labels, f) for f in not_labels):
+                    continue
+                try:
+                    await self._delete(record)
+                except EngineError as exc:
+                    log.warning("pruning network %s: %s", record.name, exc.message)
+                    continue
+                deleted.append(record.name)
+        return deleted
+
+
+__all__ = ["NetworkLifecycle"]

@@ -1,0 +1,115 @@
+"""Checking a container's networking request with Docker's rules and words.
+
+At `create` (and when `network connect` adds an endpoint) nothing is allocated yet: the
+request is only checked against the networks it names, and what passes is stored in the
+container's record as a `ContainerNetworking`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+
+import attrs
+
+from engine.errors import InvalidParameter
+from engine.networks import etcfiles, ipam
+from engine.networks.catalog import NetworkCatalog
+from engine.networks.model import ContainerNetworking, EndpointRequest, NetworkRecord
+from engine.networks.ports import requests_from_bindings
+
+
+def _resolve_mode(catalog: NetworkCatalog, network_mode: str) -> NetworkRecord:
+    mode = network_mode or "default"
+    if mode in ("default", "bridge"):
+        return catalog.default_bridge
+    if mode.startswith("container:"):
+        raise InvalidParameter("network mode container:<name> is not supported yet")
+    return catalog.get(mode)
+
+
+def validate_container_networking(
+    catalog: NetworkCatalog, *, network_mode: str,
+    endpoints: Mapping[str, EndpointRequest] | None = None,
+    port_bindings: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+    publish_all: bool = False, exposed_ports: Iterable[str] = (),
+    dns: Sequence[str] = (), dns_search: Sequence[str] = (), dns_options: Sequence[str] = (),
+    extra_hosts: Sequence[str] = (), mac_address: str = "",
+) -> tuple[ContainerNetworking, list[str]]:
+    """Check a create request's networking with Docker's rules and words.
+
+    Returns what to store in the container's record and the warnings for the create
+    response. `endpoints` is `NetworkingConfig.EndpointsConfig` parsed with
+    `engine.api.wire.networks.parse_endpoint_request`, keyed as the client sent it
+    (names or IDs); `port_bindings` is `HostConfig.PortBindings` as
+    {"80/tcp": [(HostIp, HostPort), …]}.
+    """
+    warnings: list[str] = []
+    first = _resolve_mode(catalog, network_mode)
+    ordered: dict[str, EndpointRequest] = {first.id: EndpointRequest()}
+    for key, request in (endpoints or {}).items():
+        record = _resolve_mode(catalog, key) if key in ("default", "bridge") else catalog.get(key)
+        ordered[record.id] = request
+    if mac_address and not ordered[first.id].mac_address:
+        ordered[first.id] = attrs.evolve(ordered[first.id], mac_address=mac_address)
+    exclusive = [catalog.records[n] for n in ordered
+                 if catalog.driver(catalog.records[n]).namespace != "private"]
+    if exclusive and len(ordered) > 1:
+        which = "host" if exclusive[0].driver == "host" else "private (none)"
+        raise InvalidParameter(
+            f"container cannot be connected to multiple networks with one of the networks in "
+            f"{which} mode")
+    for nid, request in ordered.items():
+        check_endpoint_request(catalog, catalog.records[nid], request)
+    requests = requests_from_bindings(port_bindings or {}, publish_all=publish_all,
+                                      exposed=exposed_ports)
+    if exclusive:
+        if requests and exclusive[0].driver == "host":
+            warnings.append("Published ports are discarded when using host network mode")
+        requests = []
+    for server in dns:
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            raise InvalidParameter(f"{server} is not an ip address") from None
+    for entry in extra_hosts:
+        problem = etcfiles.validate_extra_host(entry)
+        if problem:
+            raise InvalidParameter(problem)
+    mode = first.name if first.predefined else first.id
+    return ContainerNetworking(
+        mode=mode,
+        networks=ordered,
+        ports=requests,
+        dns=list(dns),
+        dns_search=list(dns_search),
+        dns_options=list(dns_options),
+        extra_hosts=list(extra_hosts),
+    ), warnings
+
+
+def check_endpoint_request(catalog: NetworkCatalog, record: NetworkRecord,
+                           request: EndpointRequest) -> None:
+    """Aliases, MAC and static address of one endpoint, against the network it is on."""
+    driver = catalog.driver(record)
+    if request.aliases and driver.namespace != "private":
+        raise InvalidParameter("network-scoped aliases are only supported for user-defined "
+                               "networks")
+    if request.mac_address and not ipam.valid_mac(request.mac_address):
+        raise InvalidParameter(f"invalid MAC address: {request.mac_address}")
+    if request.ipv4_address:
+        if record.name == "bridge":
+            raise InvalidParameter(
+                "user specified IP address is supported on user defined networks only")
+        if not driver.uses_ipam or record.pool is None or not record.subnet_given:
+            raise InvalidParameter("user specified IP address is supported only when "
+                                   "connecting to networks with user configured subnets")
+        address = ipam.parse_address(request.ipv4_address, "IPv4 address")
+        pool = catalog.pools.get(record.id)
+        if pool is not None and (address not in pool.subnet or address in (
+                pool.subnet.network_address, pool.subnet.broadcast_address)):
+            raise InvalidParameter(f"Invalid address {address}: It does not belong to any of "
+                                   "this network's subnets")
+
+
+__all__ = ["check_endpoint_request", "validate_container_networking"]
