@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import secrets
 import socket
 import subprocess
@@ -159,17 +160,29 @@ def test_default_bridge_resolves_names_too(moord: Moord) -> None:
 
 
 def test_dns_forwards_to_the_containers_own_upstream(moord: Moord) -> None:
-    """`--dns` servers become moord's upstreams for that container: a fake server on
-    127.0.0.1:53 (moord runs in the host's namespace, so it can reach it) answers."""
+    """`--dns` servers become moord's upstreams for that container: a fake server on a
+    loopback address of its own, port 53 (moord runs in the host's namespace, so it can
+    reach it), answers. Each session picks its own address in 127/8, so test sessions
+    running side by side (or a resolver on 127.0.0.1:53) don't take it from each other."""
     import dns.message
     import dns.rrset
 
     server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        server.bind(("127.0.0.1", 53))
-    except OSError as exc:
+    address = ""
+    problems: list[str] = []
+    for _ in range(20):
+        candidate = f"127.{random.randrange(1, 255)}.{random.randrange(256)}.{random.randrange(1, 255)}"
+        try:
+            server.bind((candidate, 53))
+        except OSError as exc:
+            problems.append(f"{candidate}:53: {exc}")
+            continue
+        address = candidate
+        break
+    if not address:
         server.close()
-        pytest.skip(f"127.0.0.1:53 is taken on this host: {exc}")
+        pytest.fail("no loopback address with a free port 53 for the fake DNS server:\n  "
+                    + "\n  ".join(problems), pytrace=False)
     asked: list[str] = []
 
     def serve() -> None:
@@ -189,12 +202,12 @@ def test_dns_forwards_to_the_containers_own_upstream(moord: Moord) -> None:
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        result = moord.docker("run", "--rm", "--dns", "127.0.0.1", "--dns-search", "corp.test",
+        result = moord.docker("run", "--rm", "--dns", address, "--dns-search", "corp.test",
                               "busybox", "sh", "-c",
                               "nslookup upstream.example.test; cat /etc/resolv.conf")
         assert "192.0.2.123" in result.stdout
         assert "search corp.test" in result.stdout
-        assert "nameserver 127.0.0.1" not in result.stdout
+        assert f"nameserver {address}" not in result.stdout
         assert any(name.startswith("upstream.example.test") for name in asked)
     finally:
         server.close()
