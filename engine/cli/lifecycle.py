@@ -6,14 +6,28 @@ as docker does (`app.for_each`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import click
 
 from engine.cli.app import App, confirm, describe, for_each, out, pass_app
 from engine.cli.attach import AttachPlan, run_attached
-from engine.cli.client import ClientError, container_path
+from engine.cli.client import ClientError, ParamValue, container_path
 from engine.cli.errors import CommandError
 from engine.cli.formatting import human_size
 from engine.cli.options import OptionError, build_filters
+
+
+def _call_each(app: App, containers: tuple[str, ...], method: str, suffix: str,
+               params: Mapping[str, ParamValue] | None = None) -> None:
+    """Call one endpoint per container, printing each name that succeeded (`for_each`)."""
+    client = app.client
+
+    def one(name: str) -> None:
+        client.call(method, container_path(name, suffix), params).close()
+        out(name + "\n")
+
+    for_each(containers, one)
 
 
 @click.command()
@@ -38,12 +52,7 @@ def start(app: App, attach: bool, detach_keys: str, interactive: bool,
                           auto_remove=bool(host_config.get("AutoRemove")),
                           detach_keys=detach_keys)
         raise SystemExit(run_attached(client, plan))
-
-    def one(name: str) -> None:
-        client.call("POST", container_path(name, "/start")).close()
-        out(name + "\n")
-
-    for_each(containers, one)
+    _call_each(app, containers, "POST", "/start")
 
 
 @click.command()
@@ -94,13 +103,7 @@ def stop(app: App, signal_: str | None, timeout: int | None,
     Sends the container's stop signal (default SIGTERM), then SIGKILL once the grace
     period (-t, default the container's stop timeout) has passed.
     """
-    client = app.client
-
-    def one(name: str) -> None:
-        client.call("POST", container_path(name, "/stop"), {"t": timeout, "signal": signal_}).close()
-        out(name + "\n")
-
-    for_each(containers, one)
+    _call_each(app, containers, "POST", "/stop", {"t": timeout, "signal": signal_})
 
 
 @click.command()
@@ -110,13 +113,7 @@ def stop(app: App, signal_: str | None, timeout: int | None,
 @pass_app
 def kill(app: App, signal_: str | None, containers: tuple[str, ...]) -> None:
     """Kill one or more running containers."""
-    client = app.client
-
-    def one(name: str) -> None:
-        client.call("POST", container_path(name, "/kill"), {"signal": signal_}).close()
-        out(name + "\n")
-
-    for_each(containers, one)
+    _call_each(app, containers, "POST", "/kill", {"signal": signal_})
 
 
 @click.command()
@@ -129,13 +126,7 @@ def kill(app: App, signal_: str | None, containers: tuple[str, ...]) -> None:
 def restart(app: App, signal_: str | None, timeout: int | None,
             containers: tuple[str, ...]) -> None:
     """Restart one or more containers."""
-    client = app.client
-
-    def one(name: str) -> None:
-        client.call("POST", container_path(name, "/restart"), {"t": timeout, "signal": signal_}).close()
-        out(name + "\n")
-
-    for_each(containers, one)
+    _call_each(app, containers, "POST", "/restart", {"t": timeout, "signal": signal_})
 
 
 @click.command()
@@ -147,14 +138,7 @@ def restart(app: App, signal_: str | None, timeout: int | None,
 @pass_app
 def rm(app: App, force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
     """Remove one or more containers."""
-    client = app.client
-
-    def one(name: str) -> None:
-        client.call("DELETE", container_path(name), {"force": force or None,
-                                             "v": volumes or None}).close()
-        out(name + "\n")
-
-    for_each(containers, one)
+    _call_each(app, containers, "DELETE", "", {"force": force or None, "v": volumes or None})
 
 
 def _simple_action(action: str, doc: str) -> click.Command:
@@ -162,13 +146,7 @@ def _simple_action(action: str, doc: str) -> click.Command:
     @click.argument("containers", nargs=-1, required=True, metavar="CONTAINER [CONTAINER...]")
     @pass_app
     def command(app: App, containers: tuple[str, ...]) -> None:
-        client = app.client
-
-        def one(name: str) -> None:
-            client.call("POST", container_path(name, f"/{action}")).close()
-            out(name + "\n")
-
-        for_each(containers, one)
+        _call_each(app, containers, "POST", f"/{action}")
 
     return command
 
