@@ -84,9 +84,6 @@ def _delete_paths(paths: Sequence[Path]) -> None:
             path.unlink(missing_ok=True)
 
 
-_DeleteList = list[DeleteItem]
-
-
 class ImageRemover:
     """Takes images, layers and blobs out of the catalogue and off the disk."""
 
@@ -99,12 +96,12 @@ class ImageRemover:
 
     # docker rmi ------------------------------------------------------------------------
     async def delete(self, name_or_id: str, *, force: bool,
-                     in_use_by: ImageUsers) -> _DeleteList:
+                     in_use_by: ImageUsers) -> list[DeleteItem]:
         """`docker rmi` of one name (see `ImageStore.delete`)."""
         catalog = self._catalog
         image = catalog.resolve(name_or_id)
         refs = catalog.references(image.id)
-        records: _DeleteList = []
+        records: list[DeleteItem] = []
         quiet = False
         if not is_id_prefix(image.id, name_or_id):
             if not force and _is_single_reference(refs):
@@ -166,13 +163,13 @@ class ImageRemover:
         return None
 
     async def _remove_image(self, image_id: str,
-                            in_use_by: ImageUsers) -> tuple[_DeleteList, int]:
+                            in_use_by: ImageUsers) -> tuple[list[DeleteItem], int]:
         """Untag and remove an image, and the layers no other image needs.
 
         If a container still uses it (a forced removal), only hide it: its layers stay
         for that container until `gc` finds it unused.
         """
-        records: _DeleteList = []
+        records: list[DeleteItem] = []
         refs = self._catalog.references(image_id)
         if refs:
             await self._catalog.untag(refs)
@@ -193,13 +190,13 @@ class ImageRemover:
 
     # prune and gc ------------------------------------------------------------------------
     async def prune(self, *, dangling_only: bool, in_use: InUse,
-                    select: ImageFilter | None) -> tuple[_DeleteList, int]:
+                    select: ImageFilter | None) -> tuple[list[DeleteItem], int]:
         """`docker image prune [-a]` (see `ImageStore.prune`)."""
 
         def users(image_id: str) -> Sequence[tuple[str, bool]]:
             return [("", False)] if in_use(image_id) else []
 
-        records: _DeleteList = []
+        records: list[DeleteItem] = []
         reclaimed = 0
         for image in self._catalog.list():
             if image.id not in self._catalog or in_use(image.id):
