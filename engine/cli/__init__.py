@@ -2,5 +2,5 @@
 
 It speaks the same Docker Engine API as the docker CLI, over the unix socket named
 by `-H`, `MOORAGE_HOST` or `DOCKER_HOST`. `client` is the reusable HTTP part;
-`main` wires the click commands of `containers`, `images` and `system`.
+`main` wires the click commands of `running`, `lifecycle`, `ps`, `images`, `system`, ...
 """

@@ -108,6 +108,11 @@ def quote_path(segment: str) -> str:
     return quote(segment, safe="/:@")
 
 
+def container_path(name: str, suffix: str = "") -> str:
+    """`/containers/<name><suffix>`, the name escaped: the path of one container's endpoint."""
+    return f"/containers/{quote_path(name)}{suffix}"
+
+
 def error_message(status: int, reason: str, headers: Mapping[str, str], body: bytes) -> str:
     """Docker's rule: a JSON `{"message"}` if the body is JSON, else the body as text."""
     text = body.decode("utf-8", "replace").strip()

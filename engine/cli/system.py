@@ -13,7 +13,6 @@ import click
 import engine
 from engine.cli.app import App, describe, error_line, out, pass_app
 from engine.cli.client import API_VERSION, ClientError
-from engine.cli.containers import PS_HEADERS, ContainerRow
 from engine.cli.errors import CommandError
 from engine.cli.formatting import (
     TemplateError,
@@ -25,6 +24,7 @@ from engine.cli.formatting import (
     tabwrite,
 )
 from engine.cli.images import IMAGES_HEADERS, ImageRow
+from engine.cli.ps import PS_HEADERS, ContainerRow
 
 _GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386",
             "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}

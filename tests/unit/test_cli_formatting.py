@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from engine.cli.containers import format_ports
 from engine.cli.formatting import (
     TemplateError,
     bytes_size,
@@ -18,6 +17,7 @@ from engine.cli.formatting import (
     tabwrite,
     truncate_id,
 )
+from engine.cli.ps import format_ports
 from engine.cli.system import version_text
 
 MINUTE, HOUR, DAY = 60, 3600, 86400

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from engine.cli import containers
+from engine.cli import running
 from engine.cli.mountflags import mount_config, parse_mount, parse_tmpfs, split_volumes
 from engine.cli.options import OptionError
 
@@ -65,10 +65,10 @@ def test_create_body() -> None:
 
 
 def test_run_flags_reach_the_request() -> None:
-    ctx = containers.create.make_context(
+    ctx = running.create.make_context(
         "create", ["-v", "/h:/c", "-v", "/anon", "--mount", "type=volume,target=/m",
                    "--tmpfs", "/run", "--volumes-from", "other", "--read-only", "busybox"])
-    opts = containers._options_from(ctx.params, detach=True)
+    opts = running.options_from(ctx.params, detach=True)
     body = opts.create_body()
     assert body["Volumes"] == {"/anon": {}}
     host = body["HostConfig"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import containers
+from engine.cli import running
 from engine.cli.options import (
     ContainerOptions,
     OptionError,
@@ -166,7 +166,7 @@ def test_references() -> None:
 
 
 def test_run_options_after_image_belong_to_the_command() -> None:
-    ctx = containers.run.make_context(
+    ctx = running.run.make_context(
         "run", ["-d", "--rm", "-e", "A=1", "busybox", "sh", "-c", "echo", "-e", "--rm", "-d"])
     assert ctx.params["image"] == "busybox"
     assert ctx.params["command"] == ("sh", "-c", "echo", "-e", "--rm", "-d")
@@ -175,7 +175,7 @@ def test_run_options_after_image_belong_to_the_command() -> None:
 
 
 def test_run_combined_short_flags_and_hostname() -> None:
-    ctx = containers.run.make_context("run", ["-it", "-h", "box", "-eX=1", "busybox"])
+    ctx = running.run.make_context("run", ["-it", "-h", "box", "-eX=1", "busybox"])
     assert (ctx.params["interactive"], ctx.params["tty"]) == (True, True)
     assert ctx.params["hostname"] == "box"
     assert ctx.params["env"] == ("X=1",)

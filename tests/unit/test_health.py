@@ -543,7 +543,7 @@ def test_health_flag_errors(kwargs: dict[str, Any], message: str) -> None:
 def test_create_sends_the_healthcheck_in_the_create_body(monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
-    from engine.cli import containers
+    from engine.cli import running
 
     captured: dict[str, Any] = {}
 
@@ -551,8 +551,8 @@ def test_create_sends_the_healthcheck_in_the_create_body(monkeypatch: pytest.Mon
         captured.update(opts.create_body())
         return "f" * 64
 
-    monkeypatch.setattr(containers, "create_container", fake_create)
-    result = CliRunner().invoke(containers.create, [
+    monkeypatch.setattr(running, "create_container", fake_create)
+    result = CliRunner().invoke(running.create, [
         "--health-cmd", "test -f /ok", "--health-interval", "1s", "--health-retries", "2",
         "--health-on-failure", "restart", "busybox"])
     assert result.exit_code == 0, result.output
