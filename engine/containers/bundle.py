@@ -126,18 +126,9 @@ class BundleMaker:
             init_binary=self.host.init_path if c.host.init else "",
             devices=host_devices() if c.host.privileged else (),
             cgroups_path=cgroups_path,
-            memory=c.host.memory,
-            memory_swap=c.host.memory_swap,
-            memory_reservation=c.host.memory_reservation,
-            oom_kill_disable=c.host.oom_kill_disable,
-            nano_cpus=c.host.nano_cpus,
-            cpu_shares=c.host.cpu_shares,
-            cpu_period=c.host.cpu_period,
-            cpu_quota=c.host.cpu_quota,
-            cpuset_cpus=c.host.cpuset_cpus,
-            cpuset_mems=c.host.cpuset_mems,
             # unlimited is the absence of a limit: crun 1.8 writes -1 to v1's pids.max and fails
-            pids_limit=c.host.pids_limit if (c.host.pids_limit or 0) > 0 else None,
+            resources=attrs.evolve(c.host.limits(), pids_limit=c.host.pids_limit
+                                   if (c.host.pids_limit or 0) > 0 else None),
             sysctls=dict(c.host.sysctls),
             annotations=dict(c.host.annotations),
         )

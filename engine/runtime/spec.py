@@ -26,11 +26,12 @@ import posixpath
 import stat
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 
 from engine.errors import InvalidParameter
+from engine.limits import Resources
 from engine.runtime import rlimits as rl
 from engine.runtime import seccomp
 from engine.runtime.users import ProcessUser
@@ -242,17 +243,7 @@ class SpecInputs:
     devices: tuple[Device, ...] = attrs.field(default=(), converter=_as_tuple)
     # resources
     cgroups_path: str = ""  # e.g. /moorage/<id>
-    memory: int = 0
-    memory_swap: int = 0  # memory + swap; -1 unlimited; 0 unset
-    memory_reservation: int = 0
-    oom_kill_disable: bool = False
-    nano_cpus: int = 0
-    cpu_shares: int = 0
-    cpu_period: int = 0
-    cpu_quota: int = 0
-    cpuset_cpus: str = ""
-    cpuset_mems: str = ""
-    pids_limit: int | None = None  # None unset; <= 0 unlimited
+    resources: Resources = attrs.field(factory=Resources)  # pids_limit <= 0: unlimited
     sysctls: dict[str, str] = attrs.field(factory=dict, converter=_as_dict)
     annotations: dict[str, str] = attrs.field(factory=dict, converter=_as_dict)
     host: HostFacts = attrs.field(factory=host_facts)
@@ -568,38 +559,11 @@ def _device_rules(inputs: SpecInputs) -> list[dict[str, Any]]:
     return rules
 
 
-class ResourceLimits(Protocol):
-    """The limit fields `SpecInputs` and a container's `HostSpec` share (Docker's names)."""
-
-    @property
-    def memory(self) -> int: ...
-    @property
-    def memory_swap(self) -> int: ...
-    @property
-    def memory_reservation(self) -> int: ...
-    @property
-    def oom_kill_disable(self) -> bool: ...
-    @property
-    def nano_cpus(self) -> int: ...
-    @property
-    def cpu_shares(self) -> int: ...
-    @property
-    def cpu_period(self) -> int: ...
-    @property
-    def cpu_quota(self) -> int: ...
-    @property
-    def cpuset_cpus(self) -> str: ...
-    @property
-    def cpuset_mems(self) -> str: ...
-    @property
-    def pids_limit(self) -> int | None: ...
-
-
 def _resources(inputs: SpecInputs) -> dict[str, Any]:
-    return {"devices": _device_rules(inputs), **limit_resources(inputs)}
+    return {"devices": _device_rules(inputs), **limit_resources(inputs.resources)}
 
 
-def limit_resources(limits: ResourceLimits) -> dict[str, Any]:
+def limit_resources(limits: Resources) -> dict[str, Any]:
     """OCI `linux.resources` for memory, CPU and pids (no devices): the spec's, and what
     `docker update` hands to the runtime's `update --resources`."""
     res: dict[str, Any] = {}
