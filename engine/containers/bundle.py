@@ -17,15 +17,11 @@ from engine import fsutil
 from engine.containers.layout import ContainerPaths
 from engine.containers.model import Container
 from engine.runtime import mounts
+from engine.runtime.devices import host_devices
+from engine.runtime.ocimounts import Mount
 from engine.runtime.rlimits import rlimits_for_spec
-from engine.runtime.spec import (
-    Mount,
-    SpecInputs,
-    build_spec,
-    host_devices,
-    parse_security_opt,
-    select_seccomp,
-)
+from engine.runtime.security import parse_security_opt, select_seccomp
+from engine.runtime.spec import SpecInputs, build_spec
 from engine.runtime.users import ProcessUser, resolve_user
 from engine.store import to_json_bytes
 

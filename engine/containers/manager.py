@@ -57,7 +57,8 @@ from engine.runtime.exits import (
 )
 from engine.runtime.oci import ContainerGone, OCIRuntime
 from engine.runtime.rlimits import validate_ulimits
-from engine.runtime.spec import limit_resources, parse_security_opt
+from engine.runtime.security import parse_security_opt
+from engine.runtime.spec import limit_resources
 from engine.volumes.model import MountRequest
 from engine.volumes.parse import parse_mount_requests, parse_volumes_from, volumes_from
 from plugins.contracts import InvalidLogOption, LogDriver, LoggedContainer

@@ -12,22 +12,18 @@ from engine.containers.model import Ulimit
 from engine.errors import InvalidParameter
 from engine.limits import Resources
 from engine.runtime import rlimits as rl
+from engine.runtime.devices import Device, host_devices
+from engine.runtime.ocimounts import Mount, merge_tmpfs_options
 from engine.runtime.seccomp import parse_profile
-from engine.runtime.spec import (
+from engine.runtime.security import (
     CAPABILITIES,
     DEFAULT_CAPABILITIES,
     DEFAULT_MASKED_PATHS,
     DEFAULT_READONLY_PATHS,
-    Device,
-    HostFacts,
-    Mount,
-    SpecInputs,
-    build_spec,
-    host_devices,
-    merge_tmpfs_options,
     parse_security_opt,
     select_seccomp,
 )
+from engine.runtime.spec import HostFacts, SpecInputs, build_spec
 from engine.runtime.users import ProcessUser
 
 HOST = HostFacts(
