@@ -64,16 +64,23 @@ def load_plugin_manager(*, autoload: bool | None = None) -> pluggy.PluginManager
         raise BuiltinsNotInstalled(
             f"no {ENTRY_POINT_GROUP} entry points of the {OWN_DISTRIBUTION} distribution: its "
             "built-in drivers register through them, so install it (pip install -e .)")
-    loaded = 0
-    for ep in own + (others if autoload else []):
-        if pm.get_plugin(ep.name) is not None:
-            continue  # the same distribution seen twice on sys.path (an egg-info beside it)
-        pm.register(ep.load(), name=ep.name)
-        loaded += ep not in own
+    _register(pm, own)
+    loaded = _register(pm, others) if autoload else 0
     if loaded:
         log.info("loaded %d plugin(s) from the %s entry points", loaded, ENTRY_POINT_GROUP)
     pm.check_pending()
     return pm
+
+
+def _register(pm: pluggy.PluginManager, entry_points: list[metadata.EntryPoint]) -> int:
+    """Load and register each entry point's module, in order; returns how many."""
+    count = 0
+    for ep in entry_points:
+        if pm.get_plugin(ep.name) is not None:
+            continue  # the same distribution seen twice on sys.path (an egg-info beside it)
+        pm.register(ep.load(), name=ep.name)
+        count += 1
+    return count
 
 
 class Named(Protocol):

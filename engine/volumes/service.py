@@ -52,7 +52,7 @@ from engine.volumes.model import (
     Volume,
 )
 from engine.volumes.parse import validate_volume_name
-from plugins.manager import drivers_by_name
+from plugins import drivers_by_name
 from plugins.volume_contract import (
     InvalidVolumeOption,
     VolumeDriver,
