@@ -94,6 +94,10 @@ class BundleMaker:
             Mount.bind(str(paths.resolv_conf), "/etc/resolv.conf"),
         ]
         security = parse_security_opt(c.host.security_opt)
+        limits = c.host.limits()
+        if (limits.pids_limit or 0) <= 0:
+            # unlimited is the absence of a limit: crun 1.8 writes -1 to v1's pids.max and fails
+            limits.pids_limit = None
         host_network = attachment.network_ns == "host"
         return SpecInputs(
             args=(c.path, *c.args),
@@ -122,9 +126,7 @@ class BundleMaker:
             init_binary=self.host.init_path if c.host.init else "",
             devices=host_devices() if c.host.privileged else (),
             cgroups_path=cgroups_path,
-            # unlimited is the absence of a limit: crun 1.8 writes -1 to v1's pids.max and fails
-            resources=attrs.evolve(c.host.limits(), pids_limit=c.host.pids_limit
-                                   if (c.host.pids_limit or 0) > 0 else None),
+            resources=limits,
             sysctls=dict(c.host.sysctls),
             annotations=dict(c.host.annotations),
         )
