@@ -19,7 +19,6 @@ from functools import partial
 from pathlib import Path
 
 import attrs
-import pluggy
 import trio
 
 from engine import fsutil
@@ -48,15 +47,13 @@ from engine.engine import Engine
 from engine.errors import HostNotReady
 from engine.events import EventBus
 from engine.images.store import ImageStore
-from engine.logs import drivers as builtin_log_drivers
 from engine.networks.service import NetworkOptions, NetworkService, drivers_from_plugins
 from engine.registry.service import RegistryService
 from engine.runtime.host import probe_host
 from engine.volumes.service import VolumeService, volume_drivers_from
-from network_drivers import builtins as builtin_network_drivers
-from plugins import load_plugin_manager
+from plugins import drivers_by_name, load_plugin_manager
 from plugins.contracts import LogDriver
-from volume_drivers import local as builtin_volume_drivers
+from plugins.manager import BuiltinsNotInstalled
 
 log = logging.getLogger("moord")
 
@@ -92,9 +89,11 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
                                          default_bridge_subnet=config.default_bridge_subnet)
     except ValueError as exc:
         raise HostNotReady(f"network settings: {exc}") from None
-    pm = load_plugin_manager([builtin_log_drivers, builtin_volume_drivers,
-                             builtin_network_drivers])
-    log_drivers = _log_drivers(pm)
+    try:
+        pm = load_plugin_manager()
+    except BuiltinsNotInstalled as exc:
+        raise HostNotReady(str(exc)) from None
+    log_drivers: dict[str, LogDriver] = drivers_by_name("log", pm.hook.moorage_log_drivers())
     volumes = await VolumeService.open(config.data_root, volume_drivers_from(pm, config.data_root),
                                        events=events, durable=config.durable_store)
     containers = await trio.to_thread.run_sync(ContainerManager.open, config, host, images, events,
@@ -157,17 +156,6 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
         except FileNotFoundError:
             pass
     log.info("moord stopped; containers keep running under conmon")
-
-
-def _log_drivers(pm: pluggy.PluginManager) -> dict[str, LogDriver]:
-    """Every plugin's log drivers by name; a later plugin may replace an earlier one."""
-    drivers: dict[str, LogDriver] = {}
-    for provided in reversed(pm.hook.moorage_log_drivers()):  # pluggy calls newest first
-        for driver in provided:
-            if driver.name in drivers:
-                log.info("log driver %r is replaced by a plugin", driver.name)
-            drivers[driver.name] = driver
-    return drivers
 
 
 RELOADABLE = ("log_level", "restart_delay_initial", "restart_delay_max", "restart_delay_reset",

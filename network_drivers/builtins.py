@@ -1,8 +1,8 @@
-"""The built-in network drivers, registered through the hook third-party drivers use.
+"""The built-in network drivers' hook, named by moorage's `moorage.plugins` entry point.
 
-moord passes this module to `plugins.load_plugin_manager`; a package installed with an
-entry point in the `moorage.plugins` group may add drivers or replace these by name.
-Each call makes new driver objects: a driver keeps per-daemon state.
+A package installed with an entry point in the same group may add drivers or replace
+these by name (it loads after this one). Each call makes new driver objects: a driver
+keeps per-daemon state.
 """
 
 from __future__ import annotations

@@ -1,2 +1,3 @@
-"""Volume drivers (local, bind, tmpfs): `local` is a driver plugin; bind and tmpfs mounts
-are set up by the engine itself (`engine.volumes`), read-only honoured by all three."""
+"""Volume drivers (local, bind, tmpfs): `local` is a driver plugin, registered by
+`volume_drivers.builtins`; bind and tmpfs mounts are set up by the engine itself
+(`engine.volumes`), read-only honoured by all three."""

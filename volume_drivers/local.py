@@ -1,6 +1,6 @@
 """`local`: named volumes as directories under `<data-root>/volumes/NAME/_data`.
 
-Registered through the same `moorage_volume_drivers` hook a third-party package uses.
+Registered by `volume_drivers.builtins`, through the hook a third-party package uses.
 
 Options (`docker volume create -o KEY=VALUE`, `--mount volume-opt=KEY=VALUE`):
 
@@ -38,12 +38,10 @@ import trio
 from engine import fsutil
 from engine.kernel import mounts
 from engine.units import ram_in_bytes
-from plugins import hookimpl
 from plugins.volume_contract import (
     LOCAL_SCOPE,
     InvalidVolumeOption,
     VolumeCapabilities,
-    VolumeDriver,
     VolumeDriverError,
     VolumeInfo,
     VolumeNotFoundError,
@@ -307,11 +305,6 @@ class LocalDriver:
 
     async def get(self, name: str) -> VolumeInfo:
         return await trio.to_thread.run_sync(self._info, name)
-
-
-@hookimpl
-def moorage_volume_drivers(data_root: Path) -> Sequence[VolumeDriver]:
-    return [LocalDriver(Path(data_root) / "volumes")]
 
 
 __all__ = ["LOCAL_OPTIONS", "LocalDriver", "Ownership", "validate_options"]

@@ -34,13 +34,13 @@ from typing import IO
 
 import attrs
 
-from engine.build.context import Owner, extract_tar
 from engine.build.dockerignore import clean_path
 from engine.errors import InvalidParameter
 from engine.gopattern import go_pattern
-from engine.images.unpack import decompressed
 from engine.images.upperdir import HashingWriter, LayerTar, walk
 from engine.securejoin import ScopeError, resolve_in_root
+from engine.tarball.compression import decompressed
+from engine.tarball.extract import ExtractRules, Owner, extract_tar
 
 _CHUNK = 1024 * 1024
 
@@ -349,8 +349,8 @@ def write_copy_layer(
             elif extract_archives and is_archive(source.host):
                 unpacked = Path(scratch) / str(index)
                 with open(source.host, "rb") as f:
-                    owners = extract_tar(f, unpacked, label=f"archive {source.rel}",
-                                         allow_absolute=True)
+                    owners = extract_tar(f, unpacked, ExtractRules.foreign(
+                        f"archive {source.rel}", absolute_names=True))
                 plan.ensure_dir(target)
                 plan.add_tree(target, unpacked, owners=owners, chmod=None)
             elif stat.S_ISREG(st.st_mode):

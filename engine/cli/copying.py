@@ -10,8 +10,8 @@ client's job, and docker's rules are subtle enough that scripts depend on them:
 * `-` is a tar stream: from stdin into a container directory, or to stdout.
 
 Paths follow Go's `path/filepath` (what the docker CLI uses), hence the small Go
-helpers below. A tar coming from a container is untrusted: before the build context's
-safe extractor unpacks it, members with absolute names or `..`, hard links leaving the
+helpers below. A tar coming from a container is untrusted: before the safe extractor
+(`engine.tarball.extract`) unpacks it, members with absolute names or `..`, hard links leaving the
 destination, symlinks whose relative target climbs out of it, and a directory
 replacing a file (or the reverse) are refused.
 """
@@ -34,13 +34,13 @@ from typing import IO, Any
 import attrs
 import click
 
-from engine.build.context import extract_tar
 from engine.cli.app import App, describe, pass_app
 from engine.cli.client import Client, ClientError, Response, quote_path
 from engine.cli.errors import CommandError
 from engine.cli.formatting import go_quote, human_size
 from engine.errors import InvalidParameter
 from engine.securejoin import ScopeError, resolve_in_root
+from engine.tarball.extract import ExtractRules, extract_tar
 
 # Go's os.FileMode bits in the X-Docker-Container-Path-Stat header
 _MODE_DIR = 1 << 31
@@ -442,14 +442,14 @@ def checked_archive(source: IO[bytes], dest: Path, renames: Sequence[Callable[[s
 
 def unpack_on_host(source: IO[bytes], plan: CopyPlan,
                    renames: Sequence[Callable[[str], str]] = ()) -> int:
-    """Unpack a container's tar where `plan` says, by the checks above and the build
-    context's extractor (scoped parents, no devices, no owners); returns the tar's size."""
+    """Unpack a container's tar where `plan` says, by the checks above and the safe
+    extractor (scoped parents, no devices, no owners); returns the tar's size."""
     dest = Path(plan.dest_dir)
     with tempfile.TemporaryFile() as spool:
         try:
             size = checked_archive(source, dest, [*renames, plan.renamer()], spool)
             spool.seek(0)
-            extract_tar(spool, dest, label="archive")
+            extract_tar(spool, dest, ExtractRules.foreign("archive"))
             return size
         except InvalidParameter as exc:
             raise CopyError(str(exc)) from None

@@ -1,6 +1,7 @@
 """The resource flags of `moor run/create/update`: memory, CPU, pids, ulimits, shm —
 parsed as the docker CLI parses them and written into `HostConfig` (or the body of
-`POST /containers/{id}/update`, which has the same field names)."""
+`POST /containers/{id}/update`, which has the same field names). The limits' flags come
+from their declarations in `engine.limits`."""
 
 from __future__ import annotations
 
@@ -12,37 +13,31 @@ import attrs
 import click
 
 from engine.cli.options import OptionError
+from engine.limits import LIMIT_BY_NAME, LIMITS, Limit, Resources, Unit
 from engine.units import ram_in_bytes
 
 
+def _limit_option(limit: Limit) -> Any:
+    names = [name for name in (limit.short, limit.flag) if name]
+    if limit.unit is Unit.SWITCH:
+        return click.option(*names, is_flag=True, help=limit.help)
+    if limit.unit is Unit.COUNT:
+        return click.option(*names, type=int, default=limit.default, metavar=limit.unit.metavar,
+                            help=limit.help)
+    return click.option(*names, default="", metavar=limit.unit.metavar, help=limit.help)
+
+
 def click_options(for_update: bool = False) -> list[Any]:
-    """The flags as click decorators; `update` has no --ulimit, --shm-size or
-    --oom-kill-disable (Docker's update cannot change them either)."""
-    common = [
-        click.option("--cpu-period", type=int, default=0, metavar="INT",
-                     help="Limit CPU CFS (Completely Fair Scheduler) period"),
-        click.option("--cpu-quota", type=int, default=0, metavar="INT",
-                     help="Limit CPU CFS (Completely Fair Scheduler) quota"),
-        click.option("-c", "--cpu-shares", type=int, default=0, metavar="INT",
-                     help="CPU shares (relative weight)"),
-        click.option("--cpus", default="", metavar="DECIMAL", help="Number of CPUs"),
-        click.option("--cpuset-cpus", default="", metavar="STRING",
-                     help="CPUs in which to allow execution (0-3, 0,1)"),
-        click.option("--cpuset-mems", default="", metavar="STRING",
-                     help="MEMs in which to allow execution (0-3, 0,1)"),
-        click.option("-m", "--memory", default="", metavar="BYTES", help="Memory limit"),
-        click.option("--memory-reservation", default="", metavar="BYTES",
-                     help="Memory soft limit"),
-        click.option("--memory-swap", default="", metavar="BYTES",
-                     help="Swap limit equal to memory plus swap: '-1' to enable unlimited swap"),
-        click.option("--pids-limit", type=int, default=None, metavar="INT",
-                     help="Tune container pids limit (set -1 for unlimited)"),
-    ]
+    """The flags as click decorators: the limits (`engine.limits`), then --shm-size and
+    --ulimit; `update` has only the limits it may change (no --oom-kill-disable, as in
+    Docker, whose update cannot change those three either)."""
+    limits = sorted((limit for limit in LIMITS if limit.updatable or not for_update),
+                    key=lambda limit: (not limit.updatable, limit.flag))
+    options = [_limit_option(limit) for limit in limits]
     if for_update:
-        return common
+        return options
     return [
-        *common,
-        click.option("--oom-kill-disable", is_flag=True, help="Disable OOM Killer"),
+        *options,
         click.option("--shm-size", default="", metavar="BYTES", help="Size of /dev/shm"),
         click.option("--ulimit", "ulimits", multiple=True, metavar="ULIMIT",
                      help="Ulimit options (name=soft[:hard])"),
@@ -51,17 +46,9 @@ def click_options(for_update: bool = False) -> list[Any]:
 
 @attrs.frozen
 class ResourceFlags:
-    memory: int = 0
-    memory_swap: int = 0
-    memory_reservation: int = 0
-    nano_cpus: int = 0
-    cpu_shares: int = 0
-    cpu_period: int = 0
-    cpu_quota: int = 0
-    cpuset_cpus: str = ""
-    cpuset_mems: str = ""
-    pids_limit: int | None = None
-    oom_kill_disable: bool = False
+    """The limits, and the two settings moor's resource flags carry besides them."""
+
+    limits: Resources = attrs.field(factory=Resources)
     shm_size: int = 0
     ulimits: tuple[dict[str, Any], ...] = ()
 
@@ -72,39 +59,37 @@ class ResourceFlags:
             raise OptionError("Conflicting options: --cpus and --cpu-period/--cpu-quota cannot "
                               "both be set")
         return cls(
-            memory=_bytes(params.get("memory"), "memory"),
-            memory_swap=_swap(params.get("memory_swap")),
-            memory_reservation=_bytes(params.get("memory_reservation"), "memory-reservation"),
-            nano_cpus=parse_cpus(params.get("cpus") or ""),
-            cpu_shares=params.get("cpu_shares") or 0,
-            cpu_period=params.get("cpu_period") or 0,
-            cpu_quota=params.get("cpu_quota") or 0,
-            cpuset_cpus=params.get("cpuset_cpus") or "",
-            cpuset_mems=params.get("cpuset_mems") or "",
-            pids_limit=params.get("pids_limit"),
-            oom_kill_disable=bool(params.get("oom_kill_disable")),
+            limits=Resources(**{limit.name: _read(limit, params.get(limit.param))
+                                for limit in LIMITS}),
             shm_size=_bytes(params.get("shm_size"), "shm-size"),
             ulimits=tuple(parse_ulimit(u) for u in params.get("ulimits") or ()),
         )
 
     def fields(self) -> dict[str, Any]:
         """The `HostConfig` / `UpdateConfig` fields the flags set (unset ones left out)."""
-        out: dict[str, Any] = {}
-        for key, value in (("Memory", self.memory), ("MemorySwap", self.memory_swap),
-                           ("MemoryReservation", self.memory_reservation),
-                           ("NanoCpus", self.nano_cpus), ("CpuShares", self.cpu_shares),
-                           ("CpuPeriod", self.cpu_period), ("CpuQuota", self.cpu_quota),
-                           ("CpusetCpus", self.cpuset_cpus), ("CpusetMems", self.cpuset_mems),
-                           ("ShmSize", self.shm_size)):
-            if value:
-                out[key] = value
-        if self.pids_limit is not None:
-            out["PidsLimit"] = self.pids_limit
-        if self.oom_kill_disable:
-            out["OomKillDisable"] = True
+        out: dict[str, Any] = {LIMIT_BY_NAME[name].key: value
+                               for name, value in self.limits.non_defaults().items()}
+        if self.shm_size:
+            out["ShmSize"] = self.shm_size
         if self.ulimits:
             out["Ulimits"] = list(self.ulimits)
         return out
+
+
+def _read(limit: Limit, value: Any) -> Any:
+    """A limit's flag value as its field holds it (the flag's default when not given)."""
+    if limit.unit is Unit.SWITCH:
+        return bool(value)
+    if limit.unit is Unit.COUNT:
+        return limit.default if value is None else value
+    text = value or ""
+    if limit.unit is Unit.CPUS:
+        return parse_cpus(text)
+    if limit.unit is Unit.SWAP:
+        return _swap(text)
+    if limit.unit is Unit.BYTES:
+        return _bytes(text, limit.flag.lstrip("-"))
+    return text
 
 
 def _bytes(text: str | None, flag: str) -> int:

@@ -4,8 +4,8 @@ The container's overlay root is used as the container sees it: mounted while it 
 mounted for the copy while it is stopped (with the container's own upper layer, so a
 copy into a stopped container is there when it starts). Paths are resolved inside that
 root, symlinks followed in scope, so `..` or a link cannot reach the host. What comes
-in is unpacked by the build context's safe extractor (no absolute names, no escapes,
-no device nodes); ownership is root's unless the client asks to keep the archive's
+in is unpacked by the safe extractor (`engine.tarball.extract`; no escapes, no device
+nodes); ownership is root's unless the client asks to keep the archive's
 (`copyUIDGID`, `docker cp -a`). Volumes and binds are reached as the container
 sees them, running or stopped.
 """
@@ -24,10 +24,10 @@ from typing import IO, TYPE_CHECKING
 import attrs
 import trio
 
-from engine.build.context import extract_tar
 from engine.errors import InvalidParameter, NotFound
 from engine.runtime import mounts
 from engine.securejoin import ScopeError, resolve_in_root
+from engine.tarball.extract import ExtractRules, extract_tar
 
 if TYPE_CHECKING:
     from engine.containers.manager import ContainerManager
@@ -132,7 +132,7 @@ def extract_archive(root: Path, path: str, source: IO[bytes], *, keep_owner: boo
         if not os.path.lexists(target):
             raise NotFound(f"Could not find the file {path} in container")
         raise InvalidParameter(f"extraction point is not a directory: {path}")
-    owners = extract_tar(source, target, label="archive", allow_absolute=True)
+    owners = extract_tar(source, target, ExtractRules.foreign("archive", absolute_names=True))
     if keep_owner:
         for rel, owner in owners.items():
             try:

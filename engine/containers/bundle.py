@@ -17,15 +17,11 @@ from engine import fsutil
 from engine.containers.layout import ContainerPaths
 from engine.containers.model import Container
 from engine.runtime import mounts
+from engine.runtime.devices import host_devices
+from engine.runtime.ocimounts import Mount
 from engine.runtime.rlimits import rlimits_for_spec
-from engine.runtime.spec import (
-    Mount,
-    SpecInputs,
-    build_spec,
-    host_devices,
-    parse_security_opt,
-    select_seccomp,
-)
+from engine.runtime.security import parse_security_opt, select_seccomp
+from engine.runtime.spec import SpecInputs, build_spec
 from engine.runtime.users import ProcessUser, resolve_user
 from engine.store import to_json_bytes
 
@@ -98,6 +94,10 @@ class BundleMaker:
             Mount.bind(str(paths.resolv_conf), "/etc/resolv.conf"),
         ]
         security = parse_security_opt(c.host.security_opt)
+        limits = c.host.limits()
+        if (limits.pids_limit or 0) <= 0:
+            # unlimited is the absence of a limit: crun 1.8 writes -1 to v1's pids.max and fails
+            limits.pids_limit = None
         host_network = attachment.network_ns == "host"
         return SpecInputs(
             args=(c.path, *c.args),
@@ -126,18 +126,7 @@ class BundleMaker:
             init_binary=self.host.init_path if c.host.init else "",
             devices=host_devices() if c.host.privileged else (),
             cgroups_path=cgroups_path,
-            memory=c.host.memory,
-            memory_swap=c.host.memory_swap,
-            memory_reservation=c.host.memory_reservation,
-            oom_kill_disable=c.host.oom_kill_disable,
-            nano_cpus=c.host.nano_cpus,
-            cpu_shares=c.host.cpu_shares,
-            cpu_period=c.host.cpu_period,
-            cpu_quota=c.host.cpu_quota,
-            cpuset_cpus=c.host.cpuset_cpus,
-            cpuset_mems=c.host.cpuset_mems,
-            # unlimited is the absence of a limit: crun 1.8 writes -1 to v1's pids.max and fails
-            pids_limit=c.host.pids_limit if (c.host.pids_limit or 0) > 0 else None,
+            resources=limits,
             sysctls=dict(c.host.sysctls),
             annotations=dict(c.host.annotations),
         )

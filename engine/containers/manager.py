@@ -45,7 +45,6 @@ from engine.containers.resources import ResourceUpdate, updated_host
 from engine.containers.signals import parse_signal
 from engine.errors import Conflict, EngineError, InvalidParameter, NotModified, SystemFailure
 from engine.events import EventBus
-from engine.logs.drivers import FileDriver
 from engine.logs.rotation import RotationPolicy, keep_rotated
 from engine.logs.sinks import DRAIN_TIMEOUT, ship_lines
 from engine.runtime import cgroups, conmon, mounts
@@ -58,7 +57,8 @@ from engine.runtime.exits import (
 )
 from engine.runtime.oci import ContainerGone, OCIRuntime
 from engine.runtime.rlimits import validate_ulimits
-from engine.runtime.spec import limit_resources, parse_security_opt
+from engine.runtime.security import parse_security_opt
+from engine.runtime.spec import limit_resources
 from engine.volumes.model import MountRequest
 from engine.volumes.parse import parse_mount_requests, parse_volumes_from, volumes_from
 from plugins.contracts import InvalidLogOption, LogDriver, LoggedContainer
@@ -263,7 +263,9 @@ class ContainerManager:
             raise InvalidParameter(f"logger: no log driver named '{name}' is registered")
         options = dict(requested.config)
         # the daemon's defaults become the container's own, as dockerd merges its log-opts
-        if (not requested.type or name == self.config.log_driver) and isinstance(driver, FileDriver):
+        # (a driver that is only the file moord keeps: readable, shipping nothing)
+        if (not requested.type or name == self.config.log_driver) and driver.readable \
+                and not driver.ships:
             options.setdefault("max-size", self.config.log_max_size)
             options.setdefault("max-file", str(self.config.log_max_file))
         try:

@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from engine.images.model import Healthcheck
+from engine.limits import Resources
 from engine.networks.model import ContainerNetworking
 from engine.volumes.model import MountPoint
 
@@ -101,8 +102,12 @@ class ContainerSpec:
 
 
 @attrs.define
-class HostSpec:
-    """How the host runs the container (Docker's `HostConfig`)."""
+class HostSpec(Resources):
+    """How the host runs the container (Docker's `HostConfig`).
+
+    Its memory, CPU and pids limits are the fields of `engine.limits.Resources`, flat as
+    in Docker's `HostConfig` (which embeds `Resources`) and in the stored records.
+    """
 
     network_mode: str = "default"
     auto_remove: bool = False
@@ -126,17 +131,6 @@ class HostSpec:
     extra_hosts: list[str] = attrs.field(factory=list)
     ulimits: list[Ulimit] = attrs.field(factory=list)
     shm_size: int = 64 * 1024 * 1024
-    memory: int = 0
-    memory_swap: int = 0
-    memory_reservation: int = 0
-    nano_cpus: int = 0
-    cpu_shares: int = 0
-    cpu_period: int = 0
-    cpu_quota: int = 0
-    cpuset_cpus: str = ""
-    cpuset_mems: str = ""
-    pids_limit: int | None = None
-    oom_kill_disable: bool = False
     oom_score_adj: int = 0
     security_opt: list[str] = attrs.field(factory=list)
     sysctls: dict[str, str] = attrs.field(factory=dict)

@@ -1,13 +1,15 @@
 """`docker update`: new resource limits for a container, with Docker's rules.
 
-A field left out (None) keeps its value; so does a zero, as in Docker, whose CLI sends
-every field and zeroes for the flags not given. NanoCPUs and CPU period/quota exclude
-each other across the old and the new settings, and a memory limit above the swap limit
-already set needs the swap limit too (`Cannot update container …: Memory limit should be
-smaller than already set memoryswap limit, update the memoryswap at the same time`, a
-409). One difference: a container that never had a memory limit gets the swap limit
-`create` would have given it (twice the memory) instead of that error, which Docker
-users trip over on every first `docker update --memory`.
+A limit left out keeps its value; so does a zero, as in Docker, whose CLI sends every
+field and zeroes for the flags not given (a `ResourceUpdate` is a `Resources` whose
+fields at their default mean "keep"; `PidsLimit` 0 or -1 means unlimited, null keeps).
+NanoCPUs and CPU period/quota exclude each other across the old and the new settings,
+and a memory limit above the swap limit already set needs the swap limit too (`Cannot
+update container …: Memory limit should be smaller than already set memoryswap limit,
+update the memoryswap at the same time`, a 409). One difference: a container that never
+had a memory limit gets the swap limit `create` would have given it (twice the memory)
+instead of that error, which Docker users trip over on every first `docker update
+--memory`.
 """
 
 from __future__ import annotations
@@ -16,69 +18,52 @@ import attrs
 
 from engine.containers.model import HostSpec
 from engine.errors import Conflict, InvalidParameter
+from engine.limits import LIMIT_BY_NAME, Resources
 
 MIN_MEMORY = 6 * 1024 * 1024
 
 
 @attrs.frozen
-class ResourceUpdate:
-    memory: int | None = None
-    memory_swap: int | None = None
-    memory_reservation: int | None = None
-    nano_cpus: int | None = None
-    cpu_shares: int | None = None
-    cpu_period: int | None = None
-    cpu_quota: int | None = None
-    cpuset_cpus: str | None = None
-    cpuset_mems: str | None = None
-    pids_limit: int | None = None
+class ResourceUpdate(Resources):
+    """The limits `docker update` sets; a field at its default keeps the container's."""
+
+    def changes(self) -> dict[str, object]:
+        """The limits to change, by field name (only those `docker update` may change)."""
+        return {name: value for name, value in self.non_defaults().items()
+                if LIMIT_BY_NAME[name].updatable}
 
     def is_empty(self) -> bool:
-        return all(getattr(self, f.name) is None for f in attrs.fields(ResourceUpdate))
+        return not self.changes()
 
 
 def updated_host(current: HostSpec, update: ResourceUpdate, online_cpus: int) -> HostSpec:
     """`current` with `update` applied, or Docker's error; `current` is left as it was."""
     old = current
-
-    def given(value: int | str | None) -> bool:
-        return value not in (None, 0, "")
-
-    if given(update.nano_cpus) and old.cpu_period > 0:
+    changes = update.changes()
+    if "nano_cpus" in changes and old.cpu_period > 0:
         raise Conflict("Conflicting options: Nano CPUs cannot be updated as CPU Period has "
                        "already been set")
-    if given(update.nano_cpus) and old.cpu_quota > 0:
+    if "nano_cpus" in changes and old.cpu_quota > 0:
         raise Conflict("Conflicting options: Nano CPUs cannot be updated as CPU Quota has "
                        "already been set")
-    if given(update.cpu_period) and old.nano_cpus > 0:
+    if "cpu_period" in changes and old.nano_cpus > 0:
         raise Conflict("Conflicting options: CPU Period cannot be updated as NanoCPUs has "
                        "already been set")
-    if given(update.cpu_quota) and old.nano_cpus > 0:
+    if "cpu_quota" in changes and old.nano_cpus > 0:
         raise Conflict("Conflicting options: CPU Quota cannot be updated as NanoCPUs has "
                        "already been set")
-    changes: dict[str, object] = {}
-    for name in ("cpu_shares", "nano_cpus", "cpu_period", "cpu_quota", "cpuset_cpus",
-                 "cpuset_mems", "memory_reservation", "memory_swap"):
-        value = getattr(update, name)
-        if given(value):
-            changes[name] = value
-    if given(update.memory):
-        assert update.memory is not None
-        if not given(update.memory_swap):
-            if old.memory == 0 and old.memory_swap == 0:
-                changes["memory_swap"] = 2 * update.memory  # what create would have set
-            elif old.memory_swap != -1 and update.memory > old.memory_swap:
-                raise Conflict("Memory limit should be smaller than already set memoryswap "
-                               "limit, update the memoryswap at the same time")
-        changes["memory"] = update.memory
-    if update.pids_limit is not None:
-        changes["pids_limit"] = update.pids_limit
+    if "memory" in changes and "memory_swap" not in changes:
+        if old.memory == 0 and old.memory_swap == 0:
+            changes["memory_swap"] = 2 * update.memory  # what create would have set
+        elif old.memory_swap != -1 and update.memory > old.memory_swap:
+            raise Conflict("Memory limit should be smaller than already set memoryswap "
+                           "limit, update the memoryswap at the same time")
     new = attrs.evolve(old, **changes)  # type: ignore[arg-type]
     check_limits(new, online_cpus)
     return new
 
 
-def check_limits(host: HostSpec, online_cpus: int) -> None:
+def check_limits(host: Resources, online_cpus: int) -> None:
     """The limits Docker refuses at create and update (400s, in its words)."""
     if host.memory and host.memory < MIN_MEMORY:
         raise InvalidParameter("Minimum memory limit allowed is 6MB")

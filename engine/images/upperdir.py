@@ -26,7 +26,8 @@ from typing import IO
 
 import attrs
 
-from engine.images.unpack import OPAQUE_XATTR, OVERLAY_XATTR_PREFIXES, WHITEOUT_OPAQUE, WHITEOUT_PREFIX
+from engine.images.unpack import OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX
+from engine.tarball.extract import OVERLAY_XATTR_PREFIXES
 
 #: Mount points every container gets; skipped while they are empty stubs.
 RUNTIME_STUBS = frozenset({

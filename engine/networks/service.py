@@ -53,6 +53,7 @@ from engine.networks.model import (
 from engine.networks.options import NetworkOptions
 from engine.networks.ports import PortAllocator
 from engine.networks.restore import restore_networking
+from plugins.manager import drivers_by_name
 from plugins.network_contract import DriverContext, NetworkDriver
 
 log = logging.getLogger(__name__)
@@ -240,15 +241,9 @@ class NetworkService:
 
 
 def drivers_from_plugins(results: Iterable[Sequence[NetworkDriver]]) -> dict[str, NetworkDriver]:
-    """Every plugin's network drivers by name from `pm.hook.moorage_network_drivers()`
-    (pluggy calls newest first, so later plugins replace earlier ones by name)."""
-    drivers: dict[str, NetworkDriver] = {}
-    for provided in reversed(list(results)):
-        for driver in provided:
-            if driver.name in drivers:
-                log.info("network driver %r is replaced by a plugin", driver.name)
-            drivers[driver.name] = driver
-    return drivers
+    """Every plugin's network drivers by name from `pm.hook.moorage_network_drivers()`;
+    a later plugin's replaces an earlier one's (the one merge every driver kind uses)."""
+    return drivers_by_name("network", results)
 
 
 __all__ = ["NetworkOptions", "NetworkService", "drivers_from_plugins"]

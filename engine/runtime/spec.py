@@ -13,6 +13,11 @@ up in docs/runtime-spec.md; in short, whatever Docker would put there:
   writable /sys) for a privileged container;
 - the containers-common seccomp profile resolved for the container's capabilities;
 - `--init`: the host's static init bind-mounted at /sbin/docker-init as PID 1.
+
+The parts live by concern: `security` (capabilities, masked paths, `--security-opt`),
+`ocimounts` (the `Mount` record and Docker's default mounts), `devices` (device nodes
+and the device cgroup); this module puts them together with the process, the
+namespaces and the cgroup limits (`limit_resources`).
 """
 
 from __future__ import annotations
@@ -22,53 +27,35 @@ import functools
 import glob
 import os
 import platform
-import posixpath
-import stat
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 
 from engine.errors import InvalidParameter
+from engine.limits import Resources
 from engine.runtime import rlimits as rl
 from engine.runtime import seccomp
+from engine.runtime.devices import Device, device_rules
+from engine.runtime.ocimounts import (
+    DEFAULT_SHM_SIZE,
+    Mount,
+    clean_destination,
+    default_mounts,
+    sort_mounts,
+)
+from engine.runtime.security import (
+    CAPABILITIES,
+    DEFAULT_MASKED_PATHS,
+    DEFAULT_READONLY_PATHS,
+    effective_capabilities,
+)
 from engine.runtime.users import ProcessUser
 
 OCI_VERSION = "1.0.2"
 DEFAULT_PATH_ENV = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 INIT_PATH = "/sbin/docker-init"  # where Docker puts its init; images and docs expect it
 DEFAULT_UMASK = 0o022
-DEFAULT_SHM_SIZE = 64 * 1024 * 1024
-
-# Kernel capability names, index = capability number (linux/capability.h).
-CAPABILITIES: tuple[str, ...] = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
-    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
-)
-
-# Docker's defaults, in Docker's order (CapEff 00000000a80425fb).
-DEFAULT_CAPABILITIES: tuple[str, ...] = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-)
-
-DEFAULT_MASKED_PATHS: tuple[str, ...] = (
-    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
-    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-    "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
-)
-DEFAULT_READONLY_PATHS: tuple[str, ...] = (
-    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
-)
 
 # Set by Docker in a network namespace the container owns: ping without CAP_NET_RAW,
 # low ports without CAP_NET_BIND_SERVICE (both caps are in the default set anyway).
@@ -79,60 +66,6 @@ DEFAULT_NET_SYSCTLS: dict[str, str] = {
 
 # Mounts that stay writable with a read-only rootfs (Docker's list).
 _WRITABLE_WITH_RO_ROOTFS = frozenset({"/proc", "/dev/pts", "/dev/shm", "/dev/mqueue", "/dev"})
-
-
-def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
-    return tuple(value)
-
-
-@attrs.frozen
-class Mount:
-    """One OCI mount. Build binds and tmpfs with `Mount.bind` / `Mount.tmpfs`."""
-
-    destination: str
-    type: str
-    source: str
-    options: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
-
-    def to_oci(self) -> dict[str, Any]:
-        return {"destination": self.destination, "type": self.type, "source": self.source,
-                "options": list(self.options)}
-
-    @classmethod
-    def bind(cls, source: str, destination: str, *, readonly: bool = False,
-             propagation: str = "rprivate", recursive: bool = True) -> Mount:
-        """A bind mount as Docker writes one: `rbind`, `ro` if read-only, a propagation."""
-        options = ["rbind" if recursive else "bind"]
-        if readonly:
-            options.append("ro")
-        if propagation:
-            options.append(propagation)
-        return cls(destination, "bind", source, tuple(options))
-
-    @classmethod
-    def tmpfs(cls, destination: str, data: str = "") -> Mount:
-        """A `--tmpfs` mount: noexec,nosuid,nodev,rprivate, then the user's options win."""
-        options = ["noexec", "nosuid", "nodev", "rprivate"]
-        options += [o for o in data.split(",") if o]
-        return cls(destination, "tmpfs", "tmpfs", tuple(merge_tmpfs_options(options)))
-
-
-@attrs.frozen
-class Device:
-    """A device node to create in the container (`linux.devices`), allowed in its cgroup."""
-
-    path: str
-    type: str  # "c", "b" or "p"
-    major: int
-    minor: int
-    file_mode: int = 0o666
-    uid: int = 0
-    gid: int = 0
-    permissions: str = "rwm"
-
-    def to_oci(self) -> dict[str, Any]:
-        return {"path": self.path, "type": self.type, "major": self.major, "minor": self.minor,
-                "fileMode": self.file_mode, "uid": self.uid, "gid": self.gid}
 
 
 def _running_kernel() -> tuple[int, int]:
@@ -242,203 +175,13 @@ class SpecInputs:
     devices: tuple[Device, ...] = attrs.field(default=(), converter=_as_tuple)
     # resources
     cgroups_path: str = ""  # e.g. /moorage/<id>
-    memory: int = 0
-    memory_swap: int = 0  # memory + swap; -1 unlimited; 0 unset
-    memory_reservation: int = 0
-    oom_kill_disable: bool = False
-    nano_cpus: int = 0
-    cpu_shares: int = 0
-    cpu_period: int = 0
-    cpu_quota: int = 0
-    cpuset_cpus: str = ""
-    cpuset_mems: str = ""
-    pids_limit: int | None = None  # None unset; <= 0 unlimited
+    resources: Resources = attrs.field(factory=Resources)  # pids_limit <= 0: unlimited
     sysctls: dict[str, str] = attrs.field(factory=dict, converter=_as_dict)
     annotations: dict[str, str] = attrs.field(factory=dict, converter=_as_dict)
     host: HostFacts = attrs.field(factory=host_facts)
 
 
-@attrs.frozen
-class SecurityOptions:
-    """Docker's `--security-opt` list, parsed the way dockerd parses it."""
-
-    no_new_privileges: bool = False
-    seccomp: str = ""  # "" daemon default, "unconfined", "builtin", or profile JSON
-    apparmor: str = ""
-    labels: tuple[str, ...] = ()
-    writable_cgroups: bool | None = None
-
-
-def _parse_bool(text: str) -> bool | None:
-    lowered = text.lower()
-    if lowered in ("1", "t", "true"):
-        return True
-    if lowered in ("0", "f", "false"):
-        return False
-    return None
-
-
-def parse_security_opt(options: Iterable[str]) -> SecurityOptions:
-    """Parse `HostConfig.SecurityOpt`; unknown options fail with Docker's wording."""
-    nnp = False
-    seccomp_value = ""
-    apparmor = ""
-    labels: list[str] = []
-    writable: bool | None = None
-    for opt in options:
-        if opt == "no-new-privileges":
-            nnp = True
-            continue
-        if opt == "writable-cgroups":
-            writable = True
-            continue
-        if opt == "disable":
-            labels.append("disable")
-            continue
-        sep = "=" if "=" in opt else ":" if ":" in opt else ""
-        if not sep:
-            raise InvalidParameter(f'invalid --security-opt 1: "{opt}"')
-        key, value = opt.split(sep, 1)
-        if key == "label":
-            labels.append(value)
-        elif key == "apparmor":
-            apparmor = value
-        elif key == "seccomp":
-            seccomp_value = value
-        elif key in ("no-new-privileges", "writable-cgroups"):
-            parsed = _parse_bool(value)
-            if parsed is None:
-                raise InvalidParameter(f'invalid --security-opt 2: "{opt}"')
-            if key == "no-new-privileges":
-                nnp = parsed
-            else:
-                writable = parsed
-        else:
-            raise InvalidParameter(f'invalid --security-opt 2: "{opt}"')
-    return SecurityOptions(nnp, seccomp_value, apparmor, tuple(labels), writable)
-
-
-def select_seccomp(value: str, daemon_profile: str = seccomp.DEFAULT_PROFILE_PATH
-                   ) -> seccomp.Profile | None:
-    """The profile for a container's `seccomp=` option (None: unconfined).
-
-    "" uses the daemon's profile (a path, or "unconfined"); "builtin" / "default" the
-    default file; anything else is the profile's JSON, as the docker CLI sends it.
-    Blocking the first time a file is loaded (then cached).
-    """
-    if value == "unconfined":
-        return None
-    if value == "":
-        return None if daemon_profile == "unconfined" else seccomp.load_profile(daemon_profile)
-    if value in ("builtin", "default"):
-        return seccomp.default_profile()
-    return seccomp.parse_profile(value, source="--security-opt seccomp")
-
-
-# --- capabilities -------------------------------------------------------------------
-
-
-def normalize_capabilities(names: Iterable[str], available: Sequence[str]) -> list[str]:
-    """`sys_admin`, `CAP_SYS_ADMIN`, `Sys_Admin` → `CAP_SYS_ADMIN`; "ALL" kept as is."""
-    out = []
-    for name in names:
-        upper = name.strip().upper()
-        if upper == "ALL":
-            out.append(upper)
-            continue
-        if not upper.startswith("CAP_"):
-            upper = "CAP_" + upper
-        if upper not in CAPABILITIES:
-            raise InvalidParameter(f'unknown capability: "{upper}"')
-        if upper not in available:
-            raise InvalidParameter(
-                "capability not supported by your kernel or not available in the current "
-                f'environment: "{upper}"')
-        out.append(upper)
-    return out
-
-
-def effective_capabilities(privileged: bool, cap_add: Iterable[str], cap_drop: Iterable[str],
-                           available: Sequence[str]) -> list[str]:
-    """Docker's rules: privileged → all; add ALL → all but the drops; drop ALL → the adds."""
-    if privileged:
-        return list(available)
-    adds = normalize_capabilities(cap_add, available)
-    drops = normalize_capabilities(cap_drop, available)
-    if "ALL" in adds:
-        caps = [c for c in available if c not in drops]
-    elif "ALL" in drops:
-        caps = [c for c in adds if c != "ALL"]
-    else:
-        caps = [c for c in DEFAULT_CAPABILITIES if c not in drops] + adds
-    return list(dict.fromkeys(caps))
-
-
 # --- mounts ---------------------------------------------------------------------------
-
-_FLAG_GROUPS: tuple[frozenset[str], ...] = (
-    frozenset({"ro", "rw"}), frozenset({"suid", "nosuid"}), frozenset({"dev", "nodev"}),
-    frozenset({"exec", "noexec"}), frozenset({"sync", "async"}), frozenset({"dirsync"}),
-    frozenset({"mand", "nomand"}), frozenset({"atime", "noatime"}),
-    frozenset({"diratime", "nodiratime"}), frozenset({"relatime", "norelatime"}),
-    frozenset({"strictatime", "nostrictatime"}), frozenset({"bind", "rbind"}),
-    frozenset({"private", "rprivate", "shared", "rshared", "slave", "rslave",
-               "unbindable", "runbindable"}),
-)
-_TMPFS_DATA_KEYS = frozenset({"size", "mode", "uid", "gid", "nr_inodes", "nr_blocks", "mpol"})
-
-
-def merge_tmpfs_options(options: Iterable[str]) -> list[str]:
-    """Collapse tmpfs options so the last word on each flag or key wins (Docker's rule)."""
-    seen: set[object] = set()
-    kept: list[str] = []
-    for option in reversed(list(options)):
-        if option == "defaults":
-            continue
-        group = next((g for g in _FLAG_GROUPS if option in g), None)
-        if group is not None:
-            key: object = group
-        else:
-            name, sep, _ = option.partition("=")
-            if not sep or name not in _TMPFS_DATA_KEYS:
-                raise InvalidParameter(f'invalid tmpfs option "{option}"')
-            key = name
-        if key not in seen:
-            seen.add(key)
-            kept.append(option)
-    kept.reverse()
-    return kept
-
-
-def default_mounts(shm_size: int = DEFAULT_SHM_SIZE) -> list[Mount]:
-    """Docker's seven mounts (oci/defaults.go), /dev/shm sized."""
-    return [
-        Mount("/proc", "proc", "proc", ("nosuid", "noexec", "nodev")),
-        Mount("/dev", "tmpfs", "tmpfs", ("nosuid", "strictatime", "mode=755", "size=65536k")),
-        Mount("/dev/pts", "devpts", "devpts",
-              ("nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5")),
-        Mount("/sys", "sysfs", "sysfs", ("nosuid", "noexec", "nodev", "ro")),
-        Mount("/sys/fs/cgroup", "cgroup", "cgroup", ("ro", "nosuid", "noexec", "nodev")),
-        Mount("/dev/mqueue", "mqueue", "mqueue", ("nosuid", "noexec", "nodev")),
-        Mount("/dev/shm", "tmpfs", "shm",
-              ("nosuid", "noexec", "nodev", "mode=1777", f"size={shm_size}")),
-    ]
-
-
-def _clean_destination(dest: str) -> str:
-    if not dest.startswith("/"):
-        raise InvalidParameter(f"invalid mount config: mount path must be absolute: {dest}")
-    cleaned = posixpath.normpath(dest)
-    return "/" + cleaned.lstrip("/")
-
-
-def _depth(dest: str) -> int:
-    return len(dest.split("/"))
-
-
-def sort_mounts(mounts: Iterable[Mount]) -> list[Mount]:
-    """Parents before children (fewer path components first), otherwise in given order."""
-    return sorted(mounts, key=lambda m: _depth(m.destination))
 
 
 def _without(options: Iterable[str], drop: str) -> tuple[str, ...]:
@@ -450,7 +193,7 @@ def _init_applies(inputs: SpecInputs) -> bool:
 
 
 def _mounts(inputs: SpecInputs) -> list[Mount]:
-    extra = [attrs.evolve(m, destination=_clean_destination(m.destination)) for m in inputs.mounts]
+    extra = [attrs.evolve(m, destination=clean_destination(m.destination)) for m in inputs.mounts]
     if _init_applies(inputs):
         extra.append(Mount(INIT_PATH, "bind", inputs.init_binary, ("bind", "ro")))
     taken = {m.destination for m in extra}
@@ -543,63 +286,12 @@ def _owns_netns(inputs: SpecInputs) -> bool:
                                             or inputs.network_ns_owned)
 
 
-def _device_rules(inputs: SpecInputs) -> list[dict[str, Any]]:
-    if inputs.privileged:
-        return [{"allow": True, "access": "rwm"}]
-
-    def rule(allow: bool, major: int | None, minor: int | None,
-             kind: str = "c", access: str = "rwm") -> dict[str, Any]:
-        out: dict[str, Any] = {"allow": allow, "type": kind}
-        if major is not None:
-            out["major"] = major
-        if minor is not None:
-            out["minor"] = minor
-        out["access"] = access
-        return out
-
-    rules: list[dict[str, Any]] = [{"allow": False, "access": "rwm"}]
-    for major, minor in ((1, 5), (1, 3), (1, 9), (1, 8), (5, 0), (5, 1)):
-        rules.append(rule(True, major, minor))
-    rules.append(rule(True, 136, None))  # /dev/pts/*: the runtimes allow it too
-    rules.append(rule(True, 5, 2))  # /dev/ptmx
-    rules.append(rule(False, 10, 229))  # /dev/fuse stays denied, as in Docker
-    for dev in inputs.devices:
-        rules.append(rule(True, dev.major, dev.minor, dev.type, dev.permissions))
-    return rules
-
-
-class ResourceLimits(Protocol):
-    """The limit fields `SpecInputs` and a container's `HostSpec` share (Docker's names)."""
-
-    @property
-    def memory(self) -> int: ...
-    @property
-    def memory_swap(self) -> int: ...
-    @property
-    def memory_reservation(self) -> int: ...
-    @property
-    def oom_kill_disable(self) -> bool: ...
-    @property
-    def nano_cpus(self) -> int: ...
-    @property
-    def cpu_shares(self) -> int: ...
-    @property
-    def cpu_period(self) -> int: ...
-    @property
-    def cpu_quota(self) -> int: ...
-    @property
-    def cpuset_cpus(self) -> str: ...
-    @property
-    def cpuset_mems(self) -> str: ...
-    @property
-    def pids_limit(self) -> int | None: ...
-
-
 def _resources(inputs: SpecInputs) -> dict[str, Any]:
-    return {"devices": _device_rules(inputs), **limit_resources(inputs)}
+    return {"devices": device_rules(inputs.privileged, inputs.devices),
+            **limit_resources(inputs.resources)}
 
 
-def limit_resources(limits: ResourceLimits) -> dict[str, Any]:
+def limit_resources(limits: Resources) -> dict[str, Any]:
     """OCI `linux.resources` for memory, CPU and pids (no devices): the spec's, and what
     `docker update` hands to the runtime's `update --resources`."""
     res: dict[str, Any] = {}
@@ -721,43 +413,3 @@ def build_spec(inputs: SpecInputs) -> dict[str, Any]:
     if inputs.annotations:
         spec["annotations"] = dict(inputs.annotations)
     return spec
-
-
-# --- host devices for privileged containers -----------------------------------------------
-
-_SKIPPED_DEV_DIRS = frozenset({"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"})
-
-
-def host_devices(root: Path = Path("/dev")) -> tuple[Device, ...]:
-    """Every device node under /dev, as Docker gives a privileged container. Blocking."""
-    found: list[Device] = []
-
-    def walk(directory: Path) -> None:
-        try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
-        except OSError:
-            return
-        for entry in entries:
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                if entry.name not in _SKIPPED_DEV_DIRS:
-                    walk(Path(entry.path))
-                continue
-            if entry.name == "console" and directory == root:
-                continue
-            if stat.S_ISCHR(st.st_mode):
-                kind = "c"
-            elif stat.S_ISBLK(st.st_mode):
-                kind = "b"
-            else:
-                continue
-            found.append(Device(path="/dev/" + os.path.relpath(entry.path, root), type=kind,
-                                major=os.major(st.st_rdev), minor=os.minor(st.st_rdev),
-                                file_mode=stat.S_IMODE(st.st_mode), uid=st.st_uid,
-                                gid=st.st_gid))
-
-    walk(root)
-    return tuple(found)

@@ -19,7 +19,7 @@ import enum
 
 import attrs
 
-from engine.runtime.spec import Mount
+from engine.runtime.ocimounts import Mount
 
 # Docker (23 and later) labels anonymous volumes so that `volume prune` can tell them apart
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"
@@ -138,7 +138,7 @@ class SpecMount:
     """A mount for the container's config.json, as `VolumeService.mount_for_start` gives it.
 
     `kind` is "bind" (host path `source` at `destination`) or "tmpfs" (`data` are the
-    tmpfs options). `to_oci()` makes the `engine.runtime.spec.Mount` for `SpecInputs.mounts`.
+    tmpfs options). `to_oci()` makes the `engine.runtime.ocimounts.Mount` for `SpecInputs.mounts`.
     """
 
     kind: str

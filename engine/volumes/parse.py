@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from engine.errors import InvalidParameter
-from engine.runtime.spec import merge_tmpfs_options
+from engine.runtime.ocimounts import merge_tmpfs_options
 from engine.volumes.model import (
     DEFAULT_DRIVER,
     MountPoint,

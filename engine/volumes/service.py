@@ -52,6 +52,7 @@ from engine.volumes.model import (
     Volume,
 )
 from engine.volumes.parse import validate_volume_name
+from plugins import drivers_by_name
 from plugins.volume_contract import (
     InvalidVolumeOption,
     VolumeDriver,
@@ -94,13 +95,7 @@ def _name_matches(name: str, pattern: str) -> bool:
 
 def volume_drivers_from(pm: pluggy.PluginManager, data_root: Path) -> dict[str, VolumeDriver]:
     """Every plugin's volume drivers by name; a later plugin's replaces an earlier one's."""
-    drivers: dict[str, VolumeDriver] = {}
-    for provided in reversed(pm.hook.moorage_volume_drivers(data_root=data_root)):
-        for driver in provided:  # pluggy calls the newest plugin first: built-ins last
-            if driver.name in drivers:
-                log.info("volume driver %r is replaced by a plugin", driver.name)
-            drivers[driver.name] = driver
-    return drivers
+    return drivers_by_name("volume", pm.hook.moorage_volume_drivers(data_root=data_root))
 
 
 @attrs.define(eq=False)

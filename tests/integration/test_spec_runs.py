@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from engine.runtime import rlimits as rl
-from engine.runtime.spec import CAPABILITIES, SpecInputs, build_spec, host_facts
+from engine.runtime.security import CAPABILITIES
+from engine.runtime.spec import SpecInputs, build_spec, host_facts
 from engine.runtime.users import resolve_user
 
 pytestmark = pytest.mark.integration

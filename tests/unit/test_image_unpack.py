@@ -21,6 +21,7 @@ import pytest
 from engine.errors import InvalidParameter
 from engine.images import unpack
 from engine.images.unpack import unpack_layer
+from engine.tarball import compression
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="layer unpacking tests need root")
 
@@ -236,7 +237,7 @@ def test_zstd_without_the_module_is_a_clear_error(dest: Path,
     def no_module(name: str) -> object:
         raise ImportError(name)
 
-    monkeypatch.setattr(unpack.importlib, "import_module", no_module)
+    monkeypatch.setattr(compression.importlib, "import_module", no_module)
     with pytest.raises(InvalidParameter, match="zstd"):
         run(b"\x28\xb5\x2f\xfd" + b"\x00" * 32, dest)
 

@@ -10,23 +10,20 @@ import pytest
 
 from engine.containers.model import Ulimit
 from engine.errors import InvalidParameter
+from engine.limits import Resources
 from engine.runtime import rlimits as rl
+from engine.runtime.devices import Device, host_devices
+from engine.runtime.ocimounts import Mount, merge_tmpfs_options
 from engine.runtime.seccomp import parse_profile
-from engine.runtime.spec import (
+from engine.runtime.security import (
     CAPABILITIES,
     DEFAULT_CAPABILITIES,
     DEFAULT_MASKED_PATHS,
     DEFAULT_READONLY_PATHS,
-    Device,
-    HostFacts,
-    Mount,
-    SpecInputs,
-    build_spec,
-    host_devices,
-    merge_tmpfs_options,
     parse_security_opt,
     select_seccomp,
 )
+from engine.runtime.spec import HostFacts, SpecInputs, build_spec
 from engine.runtime.users import ProcessUser
 
 HOST = HostFacts(
@@ -435,34 +432,38 @@ def test_tmpfs_options() -> None:
 # --- resources -------------------------------------------------------------------------------
 
 
+def limited(**limits: Any) -> dict[str, Any]:
+    return spec(resources=Resources(**limits))
+
+
 def test_memory_resources() -> None:
-    res = spec(memory=32 << 20, memory_swap=64 << 20, memory_reservation=16 << 20,
-               oom_kill_disable=True)["linux"]["resources"]
+    res = limited(memory=32 << 20, memory_swap=64 << 20, memory_reservation=16 << 20,
+                  oom_kill_disable=True)["linux"]["resources"]
     assert res["memory"] == {"limit": 32 << 20, "swap": 64 << 20, "reservation": 16 << 20,
                              "disableOOMKiller": True}
-    assert spec(memory=1 << 20, memory_swap=-1)["linux"]["resources"]["memory"]["swap"] == -1
+    assert limited(memory=1 << 20, memory_swap=-1)["linux"]["resources"]["memory"]["swap"] == -1
     assert "memory" not in spec()["linux"]["resources"]
 
 
 def test_cpu_resources() -> None:
-    res = spec(nano_cpus=1_500_000_000, cpu_shares=512, cpuset_cpus="0-1",
-               cpuset_mems="0")["linux"]["resources"]
+    res = limited(nano_cpus=1_500_000_000, cpu_shares=512, cpuset_cpus="0-1",
+                  cpuset_mems="0")["linux"]["resources"]
     assert res["cpu"] == {"shares": 512, "period": 100000, "quota": 150000, "cpus": "0-1",
                           "mems": "0"}
-    res = spec(cpu_period=50000, cpu_quota=25000)["linux"]["resources"]
+    res = limited(cpu_period=50000, cpu_quota=25000)["linux"]["resources"]
     assert res["cpu"] == {"quota": 25000, "period": 50000}
     with pytest.raises(InvalidParameter, match="Nano CPUs and CPU Period"):
-        spec(nano_cpus=1, cpu_period=100000)
+        limited(nano_cpus=1, cpu_period=100000)
     with pytest.raises(InvalidParameter, match="Nano CPUs and CPU Quota"):
-        spec(nano_cpus=1, cpu_quota=100000)
+        limited(nano_cpus=1, cpu_quota=100000)
     assert "cpu" not in spec()["linux"]["resources"]
 
 
 def test_pids_limit() -> None:
     assert "pids" not in spec()["linux"]["resources"]
-    assert spec(pids_limit=100)["linux"]["resources"]["pids"] == {"limit": 100}
-    assert spec(pids_limit=0)["linux"]["resources"]["pids"] == {"limit": -1}
-    assert spec(pids_limit=-1)["linux"]["resources"]["pids"] == {"limit": -1}
+    assert limited(pids_limit=100)["linux"]["resources"]["pids"] == {"limit": 100}
+    assert limited(pids_limit=0)["linux"]["resources"]["pids"] == {"limit": -1}
+    assert limited(pids_limit=-1)["linux"]["resources"]["pids"] == {"limit": -1}
 
 
 # --- security options --------------------------------------------------------------------------

@@ -15,7 +15,6 @@ from engine.volumes.service import VolumeService, volume_drivers_from
 from plugins import load_plugin_manager
 from plugins.volume_contract import VolumeDriver
 from tests.support.volume_plugin import DRIVER, volume_plugin_installed
-from volume_drivers import local
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="installs into the venv, as root")
 
@@ -30,15 +29,15 @@ def plugin() -> Iterator[None]:
 
 def test_found_by_entry_point(plugin: None, tmp_path: Path,
                               monkeypatch: pytest.MonkeyPatch) -> None:
-    drivers = volume_drivers_from(load_plugin_manager([local]), tmp_path)
+    drivers = volume_drivers_from(load_plugin_manager(), tmp_path)
     assert {"local", DRIVER} <= set(drivers)
     assert isinstance(drivers[DRIVER], VolumeDriver)
     monkeypatch.setenv("MOORAGE_DISABLE_PLUGIN_AUTOLOAD", "1")
-    assert DRIVER not in volume_drivers_from(load_plugin_manager([local]), tmp_path)
+    assert DRIVER not in volume_drivers_from(load_plugin_manager(), tmp_path)
 
 
 async def test_used_by_the_service(plugin: None, tmp_path: Path) -> None:
-    drivers = volume_drivers_from(load_plugin_manager([local]), tmp_path)
+    drivers = volume_drivers_from(load_plugin_manager(), tmp_path)
     service = await VolumeService.open(tmp_path, drivers, durable=False)
     with pytest.raises(InvalidParameter, match="testvol knows only the color option"):
         await service.create("v1", driver=DRIVER, options={"size": "1"})

@@ -21,7 +21,6 @@ from engine.volumes.model import ANONYMOUS_LABEL, MountPoint, SpecMount
 from engine.volumes.parse import parse_mount_requests, volumes_from
 from engine.volumes.service import VolumeService, volume_drivers_from
 from plugins import load_plugin_manager
-from volume_drivers import local
 from volume_drivers.local import LocalDriver
 
 # These tests look at the files the service made, from the test task: blocking is fine here.
@@ -436,7 +435,7 @@ async def test_concurrent_claims_of_one_new_volume(service: VolumeService) -> No
 
 
 def test_drivers_come_from_the_plugin_hook(tmp_path: Path) -> None:
-    pm = load_plugin_manager([local], autoload=False)
+    pm = load_plugin_manager(autoload=False)
     drivers = volume_drivers_from(pm, tmp_path)
     assert list(drivers) == ["local"]
     driver = drivers["local"]

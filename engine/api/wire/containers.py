@@ -28,6 +28,7 @@ from engine.containers.status import status_text
 from engine.errors import InvalidParameter
 from engine.images.model import Healthcheck
 from engine.images.ociconfig import format_time as rfc3339
+from engine.limits import LIMITS, Limit
 from engine.volumes.parse import parse_mount_requests, parse_volumes_from
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -179,6 +180,17 @@ def _ulimits(d: dict[str, Any]) -> list[Ulimit]:
     return out
 
 
+def _limit(d: dict[str, Any], limit: Limit, key: str, where: str = "") -> Any:
+    """One resource limit under `key`, typed as its field is (see `engine.limits`)."""
+    if isinstance(limit.default, bool):
+        return _bool(d, key, where)
+    if isinstance(limit.default, str):
+        return _str(d, key, where)
+    if limit.default is None:
+        return _opt_int(d, key, where)
+    return _int(d, key, where)
+
+
 def _not_yet(condition: bool, what: str) -> None:
     if condition:
         raise InvalidParameter(f"{what} are not supported by moorage yet")
@@ -265,17 +277,7 @@ def parse_create(body: dict[str, Any]) -> tuple[ContainerSpec, HostSpec]:
         extra_hosts=_str_list(hc, "ExtraHosts", w),
         ulimits=_ulimits(hc),
         shm_size=_int(hc, "ShmSize", w) or 64 * 1024 * 1024,
-        memory=_int(hc, "Memory", w),
-        memory_swap=_int(hc, "MemorySwap", w),
-        memory_reservation=_int(hc, "MemoryReservation", w),
-        nano_cpus=_int(hc, "NanoCpus", w),
-        cpu_shares=_int(hc, "CpuShares", w),
-        cpu_period=_int(hc, "CpuPeriod", w),
-        cpu_quota=_int(hc, "CpuQuota", w),
-        cpuset_cpus=_str(hc, "CpusetCpus", w),
-        cpuset_mems=_str(hc, "CpusetMems", w),
-        pids_limit=_opt_int(hc, "PidsLimit", w),
-        oom_kill_disable=_bool(hc, "OomKillDisable", w),
+        **{limit.name: _limit(hc, limit, limit.key, w) for limit in LIMITS},
         oom_score_adj=_int(hc, "OomScoreAdj", w),
         security_opt=_str_list(hc, "SecurityOpt", w),
         sysctls=_str_map(hc, "Sysctls", w),
@@ -381,9 +383,7 @@ def host_config_json(c: Container) -> dict[str, Any]:
         "ShmSize": h.shm_size,
         "Runtime": c.runtime,
         "Isolation": "",
-        "CpuShares": h.cpu_shares,
-        "Memory": h.memory,
-        "NanoCpus": h.nano_cpus,
+        **{limit.key: getattr(h, limit.name) for limit in LIMITS},
         "CgroupParent": "",
         "BlkioWeight": 0,
         "BlkioWeightDevice": [],
@@ -391,21 +391,13 @@ def host_config_json(c: Container) -> dict[str, Any]:
         "BlkioDeviceWriteBps": [],
         "BlkioDeviceReadIOps": [],
         "BlkioDeviceWriteIOps": [],
-        "CpuPeriod": h.cpu_period,
-        "CpuQuota": h.cpu_quota,
         "CpuRealtimePeriod": 0,
         "CpuRealtimeRuntime": 0,
-        "CpusetCpus": h.cpuset_cpus,
-        "CpusetMems": h.cpuset_mems,
         "Devices": [],
         "DeviceCgroupRules": None,
         "DeviceRequests": None,
-        "MemoryReservation": h.memory_reservation,
-        "MemorySwap": h.memory_swap,
         "MemorySwappiness": None,
-        "OomKillDisable": h.oom_kill_disable,
         "Init": h.init,
-        "PidsLimit": h.pids_limit,
         "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in h.ulimits] or None,
         "CpuCount": 0,
         "CpuPercent": 0,
@@ -561,10 +553,9 @@ def summary_json(c: Container, image_name: str, networks: Any = None) -> dict[st
 
 # `POST /containers/{id}/update` ------------------------------------------------------
 
-#: UpdateConfig resource fields moord applies; the others must be absent or zero.
-_UPDATABLE = {"Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "NanoCPUs", "CpuShares",
-              "CpuPeriod", "CpuQuota", "CpusetCpus", "CpusetMems", "PidsLimit",
-              "RestartPolicy", "KernelMemory", "KernelMemoryTCP"}
+#: UpdateConfig fields moord applies; the others must be absent or zero.
+_UPDATABLE = frozenset({"RestartPolicy", "KernelMemory", "KernelMemoryTCP"}.union(
+    *({limit.key, *limit.update_aliases} for limit in LIMITS if limit.updatable)))
 
 
 def parse_update(body: dict[str, Any]) -> tuple[RestartPolicy | None, ResourceUpdate]:
@@ -581,17 +572,10 @@ def parse_update(body: dict[str, Any]) -> tuple[RestartPolicy | None, ResourceUp
                          if k not in _UPDATABLE and v not in (None, 0, "", [], {}, False))
     if unsupported:
         raise InvalidParameter(f"updating {', '.join(unsupported)} is not supported by moorage")
-    nano = "NanoCpus" if "NanoCpus" in body else "NanoCPUs"
-    update = ResourceUpdate(
-        memory=_int(body, "Memory") or None,
-        memory_swap=_int(body, "MemorySwap") or None,
-        memory_reservation=_int(body, "MemoryReservation") or None,
-        nano_cpus=_int(body, nano) or None,
-        cpu_shares=_int(body, "CpuShares") or None,
-        cpu_period=_int(body, "CpuPeriod") or None,
-        cpu_quota=_int(body, "CpuQuota") or None,
-        cpuset_cpus=_str(body, "CpusetCpus") or None,
-        cpuset_mems=_str(body, "CpusetMems") or None,
-        pids_limit=_opt_int(body, "PidsLimit"),
-    )
-    return policy, update
+    limits = {}
+    for limit in LIMITS:
+        if limit.updatable:
+            key = next((k for k in limit.update_aliases if k in body and limit.key not in body),
+                       limit.key)
+            limits[limit.name] = _limit(body, limit, key)
+    return policy, ResourceUpdate(**limits)

@@ -19,7 +19,7 @@ from engine.errors import SystemFailure
 from engine.images.archive.contents import LayerRef
 from engine.images.archive.formats import BLOCK, CHUNK, invalid_archive
 from engine.images.store import ImageStore
-from engine.images.unpack import decompressed
+from engine.tarball.compression import decompressed
 
 
 class _WriteFailed(Exception):

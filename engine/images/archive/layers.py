@@ -17,7 +17,7 @@ from engine.errors import SystemFailure
 from engine.images.archive.formats import CHUNK
 from engine.images.archive.layout import LayerSource, padding
 from engine.images.store import ImageStore
-from engine.images.unpack import decompressed
+from engine.tarball.compression import decompressed
 
 
 class _SizeCache:

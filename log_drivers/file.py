@@ -1,9 +1,8 @@
-"""The built-in log drivers, registered through the same hook third-party ones use.
+"""`json-file` (also answering to `k8s-file` and `local`): the file moord keeps.
 
-`json-file` (also answering to `k8s-file` and `local`) is conmon's k8s-file format with
-moord's rotation: Docker users' `--log-opt max-size/max-file` mean what they mean with
-Docker's json-file, but the default is bounded (20 MiB, 5 files, like Docker's `local`).
-`none` discards the output.
+It is conmon's k8s-file format with moord's rotation: Docker users' `--log-opt
+max-size/max-file` mean what they mean with Docker's json-file, but the default is
+bounded (20 MiB, 5 files, like Docker's `local`).
 """
 
 from __future__ import annotations
@@ -13,8 +12,7 @@ from collections.abc import Mapping, Sequence
 import attrs
 
 from engine.units import ram_in_bytes
-from plugins import hookimpl
-from plugins.contracts import InvalidLogOption, LogDriver, LoggedContainer, LogRecord
+from plugins.contracts import InvalidLogOption, LoggedContainer, LogRecord
 
 # options Docker's json-file driver accepts; moord acts on the first two
 FILE_OPTIONS = frozenset({"max-size", "max-file", "compress", "labels", "labels-regex", "env",
@@ -51,26 +49,3 @@ class FileDriver:
 
     async def ship(self, container: LoggedContainer, records: Sequence[LogRecord]) -> None:
         return None
-
-
-@attrs.frozen
-class NoneDriver:
-    """Discard the output; `docker logs` says the driver doesn't support reading."""
-
-    name: str = "none"
-    readable: bool = False
-    ships: bool = False
-
-    def validate(self, options: Mapping[str, str]) -> Mapping[str, str]:
-        for key in options:
-            if key not in ("mode", "max-buffer-size"):
-                raise InvalidLogOption(f"unknown log opt '{key}' for none log driver")
-        return dict(options)
-
-    async def ship(self, container: LoggedContainer, records: Sequence[LogRecord]) -> None:
-        return None
-
-
-@hookimpl
-def moorage_log_drivers() -> Sequence[LogDriver]:
-    return [FileDriver("json-file"), FileDriver("k8s-file"), FileDriver("local"), NoneDriver()]
