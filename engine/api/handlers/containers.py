@@ -182,12 +182,7 @@ async def rename(req: Request, engine: Engine) -> EmptyResponse:
 
 @router.route("POST", "/containers/prune")
 async def prune(req: Request, engine: Engine) -> JSONResponse:
-    from engine.api.streams import parse_docker_time
-
-    def until(value: str) -> float:
-        return parse_docker_time(value, name="until") / 1e9
-
-    keep = prune_keep(req.filters(), until)
+    keep = prune_keep(req.filters())
     removed = await engine.containers.prune(keep)
     engine.events.publish("container", "prune", "", {"reclaimed": "0"})
     return JSONResponse({"ContainersDeleted": removed or None, "SpaceReclaimed": 0})

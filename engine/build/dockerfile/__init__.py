@@ -25,8 +25,8 @@ duplicates (the builder decides).
 
 The package, one job a module: `records` (what comes out), `errors` (Docker's
 wording), `lines` (pass 1), `nodes` (splitting one logical line), `heredocs`
-(heredoc words), `flags` (builder flags), `mounts` (`RUN --mount`), `durations`
-(Go durations), `instructions` (pass 2), `parser` (`parse`, stages).
+(heredoc words), `flags` (builder flags), `mounts` (`RUN --mount`), `instructions`
+(pass 2; Go durations are `engine.durations`'), `parser` (`parse`, stages).
 """
 
 from engine.build.dockerfile.errors import DockerfileError
