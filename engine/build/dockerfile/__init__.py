@@ -31,7 +31,7 @@ wording), `lines` (pass 1), `nodes` (splitting one logical line), `heredocs`
 
 from engine.build.dockerfile.errors import DockerfileError
 from engine.build.dockerfile.heredocs import parse_heredoc_word
-from engine.build.dockerfile.parser import parse, parse_instruction
+from engine.build.dockerfile.parser import parse, parse_instruction, parse_instructions
 from engine.build.dockerfile.records import (
     DEFAULT_ESCAPE,
     Add,
@@ -92,4 +92,5 @@ __all__ = [
     "parse",
     "parse_heredoc_word",
     "parse_instruction",
+    "parse_instructions",
 ]

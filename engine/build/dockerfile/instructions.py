@@ -201,7 +201,7 @@ def _arg(node: _Node, base: _Where) -> Arg:
 def _expose(node: _Node, base: _Where) -> Expose:
     _at_least_one(node, "EXPOSE")
     _parse_flags(node.flags, {})
-    return Expose(ports=tuple(sorted(node.args)), **base)
+    return Expose(ports=tuple(sorted(node.args)), in_order=node.args, **base)
 
 
 def _workdir(node: _Node, base: _Where) -> Workdir:
