@@ -65,14 +65,16 @@ class EventBus:
         return event
 
     @contextmanager
-    def subscribe(self, wanted: EventFilter, *, since_ns: int = 0
+    def subscribe(self, wanted: EventFilter, *, since_ns: int | None = None
                   ) -> Iterator[tuple[list[Event], trio.MemoryReceiveChannel[Event]]]:
-        """Past events at or after `since_ns` that match, and a channel of new ones.
+        """Past events at or after `since_ns` that match (none without `since_ns`; 0 is
+        the epoch, so every stored one), and a channel of new ones.
 
         Both are taken at the same instant, so nothing falls between them.
         """
         send, receive = trio.open_memory_channel[Event](SUBSCRIBER_QUEUE)
-        past = [e for e in self.history if e.time_ns >= since_ns and wanted(e)] if since_ns else []
+        past = ([] if since_ns is None else
+                [e for e in self.history if e.time_ns >= since_ns and wanted(e)])
         sub = _Subscriber(send, wanted)
         self.subscribers.append(sub)
         try:

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import attrs
 
 from engine.errors import InvalidParameter
+from engine.filtering import parse_filters
 
 _FALSE_WORDS = frozenset({"", "0", "no", "false", "none"})
 
@@ -54,25 +55,8 @@ class Request:
             raise InvalidParameter(f"invalid value for {name}: {value!r}: not an integer") from None
 
     def filters(self) -> dict[str, list[str]]:
-        """The `filters` query argument, in both the new and the legacy JSON forms."""
-        raw = self.arg("filters")
-        if not raw:
-            return {}
-        try:
-            parsed = json.loads(raw)
-        except ValueError:
-            raise InvalidParameter(f"invalid filter '{raw}'") from None
-        if not isinstance(parsed, dict):
-            raise InvalidParameter(f"invalid filter '{raw}'")
-        result: dict[str, list[str]] = {}
-        for key, value in parsed.items():
-            if isinstance(value, dict):
-                result[key] = [k for k, enabled in value.items() if enabled]
-            elif isinstance(value, list):
-                result[key] = [str(v) for v in value]
-            else:
-                raise InvalidParameter(f"invalid filter '{raw}'")
-        return result
+        """The `filters` query argument as `{key: [values]}` (`engine.filtering`)."""
+        return parse_filters(self.arg("filters"))
 
     # body helpers ---------------------------------------------------------
     async def body_chunks(self) -> AsyncIterator[bytes]:

@@ -9,16 +9,12 @@ clients are told which one it is in ``Content-Type``.
 
 from __future__ import annotations
 
-import calendar
-import re
 import struct
 import time
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import Final
 from urllib.parse import quote_plus
 
-from engine.errors import InvalidParameter
 from engine.logs.k8sfile import LogLine
 
 MULTIPLEXED_STREAM: Final = "application/vnd.docker.multiplexed-stream"
@@ -162,48 +158,3 @@ def parse_tail(value: str | None) -> int | None:
     except ValueError:
         return None
     return n if n >= 0 else None
-
-
-_NUMERIC = re.compile(r"([+-]?\d+)(?:\.(\d+))?")
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9})\d*)?)?"
-    r"([Zz]|[+-]\d{2}:?\d{2})?)?"
-)
-
-
-def parse_docker_time(value: str | None, *, name: str = "timestamp") -> int:
-    """Nanoseconds since the epoch of a ``since``/``until`` value; 0 for none.
-
-    Accepts what the API receives (``<sec>`` or ``<sec>.<fraction>``, as the docker CLI
-    sends after converting durations and dates itself) and RFC3339 dates, which other
-    clients send. A date without an offset is local time, as the docker CLI reads it.
-    """
-    if value is None or not value.strip():
-        return 0
-    text = value.strip()
-    m = _NUMERIC.fullmatch(text)
-    if m:
-        secs = int(m.group(1))
-        frac = (m.group(2) or "")[:9].ljust(9, "0")
-        return secs * _NS + int(frac)
-    m = _RFC3339.fullmatch(text)
-    if m:
-        year, month, day, hour, minute, second, frac, offset = m.groups()
-        try:
-            fields = (int(year), int(month), int(day), int(hour or 0), int(minute or 0))
-            dt = datetime(*fields, int(second or 0))
-        except ValueError:
-            raise InvalidParameter(f"invalid value for {name}: {value!r}") from None
-        if offset is None:
-            secs = int(dt.astimezone().timestamp())
-        else:
-            secs = calendar.timegm(dt.timetuple())
-            if offset not in ("Z", "z"):
-                digits = offset[1:].replace(":", "")
-                shift = int(digits[:2]) * 3600 + int(digits[2:]) * 60
-                secs += -shift if offset[0] == "+" else shift
-        return secs * _NS + int((frac or "").ljust(9, "0"))
-    raise InvalidParameter(
-        f"invalid value for {name}: {value!r}: "
-        "want seconds since the epoch (<sec>[.<nanosec>]) or an RFC3339 date"
-    )

@@ -24,7 +24,6 @@ import io
 import json
 import logging
 import os
-import posixpath
 import secrets
 import shutil
 import tarfile
@@ -44,31 +43,22 @@ from engine.build.dockerfile import (
     Cmd,
     Copy,
     Dockerfile,
-    Entrypoint,
     Env,
-    Expose,
-    Healthcheck,
     Instruction,
-    Label,
     Maintainer,
-    Onbuild,
     Run,
-    Shell,
     Stage,
-    StopSignal,
-    User,
-    Volume,
     Workdir,
     parse_instruction,
 )
 from engine.build.rootfs import dir_stat, mounted_image, path_kind
-from engine.build.substitution import ArgScope, expand, expand_words
+from engine.build.substitution import ArgScope, expand
 from engine.containers.commit import commit_upper
 from engine.containers.model import ContainerSpec, HostSpec
 from engine.errors import EngineError, InvalidParameter, NotFound
 from engine.images import ociconfig
+from engine.images.changes import DEFAULT_SHELL, apply_instruction, set_env
 from engine.images.importer import parse_platform
-from engine.images.model import Healthcheck as ImageHealthcheck
 from engine.images.model import HistoryEntry, Image, ImageConfig
 from engine.images.reference import Reference, parse
 from engine.images.upperdir import LayerTar
@@ -85,7 +75,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
-DEFAULT_SHELL = ("/bin/sh", "-c")
 _NOP = "/bin/sh -c #(nop) "
 
 
@@ -111,6 +100,7 @@ class _Stage:
     image: Image
     config: ImageConfig
     scope: ArgScope
+    cmd_set: bool = False  # a CMD in this stage: a later ENTRYPOINT keeps it
 
 
 def _copy_config(config: ImageConfig) -> ImageConfig:
@@ -122,11 +112,6 @@ def _copy_config(config: ImageConfig) -> ImageConfig:
 def _scratch() -> Image:
     return Image(id="", config=ImageConfig(), diff_ids=[],
                  created=dt.datetime.now(dt.UTC))
-
-
-def _set_env(env: list[str], name: str, value: str) -> list[str]:
-    kept = [e for e in env if e.partition("=")[0] != name]
-    return [*kept, f"{name}={value}"]
 
 
 class Builder:
@@ -266,7 +251,7 @@ class _Run:
         if isinstance(ins, Env):
             state.scope = state.scope.apply_env(list(ins.pairs), escape=self.dockerfile.escape)
             for name, value in state.scope.env.items():
-                state.config.env = _set_env(state.config.env, name, value)
+                set_env(state.config.env, name, value)
             return await self._cached_config(state, "ENV " + " ".join(
                 f"{k}={v}" for k, v in state.scope.env.items()))
         if isinstance(ins, Run):
@@ -279,48 +264,11 @@ class _Run:
         return await self._cached_config(state, ins.original)
 
     def _apply_metadata(self, state: _Stage, ins: Instruction) -> None:
-        c = state.config
-        if isinstance(ins, Label):
-            for k, v in ins.pairs:
-                c.labels[self._expand(state, k)] = self._expand(state, v)
-        elif isinstance(ins, Cmd):
-            c.cmd = self._command(state, ins.command)
-        elif isinstance(ins, Entrypoint):
-            c.entrypoint = self._command(state, ins.command)
-            if not isinstance(ins.command, tuple):
-                c.cmd = None  # a shell-form ENTRYPOINT drops CMD, as Docker does
-        elif isinstance(ins, Expose):
-            ports = [p for word in ins.ports for p in expand_words(
-                word, state.scope.values(), escape=self.dockerfile.escape)]
-            for port in ports:
-                full = port if "/" in port else f"{port}/tcp"
-                if full not in c.exposed_ports:
-                    c.exposed_ports.append(full)
-        elif isinstance(ins, User):
-            c.user = self._expand(state, ins.user)
-        elif isinstance(ins, Volume):
-            for path in ins.paths:
-                expanded = self._expand(state, path)
-                if expanded not in c.volumes:
-                    c.volumes.append(expanded)
-        elif isinstance(ins, StopSignal):
-            c.stop_signal = self._expand(state, ins.signal)
-        elif isinstance(ins, Healthcheck):
-            c.healthcheck = ImageHealthcheck(tuple(ins.test), ins.interval, ins.timeout,
-                                             ins.start_period, ins.start_interval, ins.retries)
-        elif isinstance(ins, Shell):
-            c.shell = list(ins.shell)
-        elif isinstance(ins, Onbuild):
-            c.on_build.append(ins.expression)
-        elif isinstance(ins, Maintainer):
-            pass  # recorded as the image's author below
-        else:
-            raise InvalidParameter(f"{ins.keyword} is not supported by the builder")
-
-    def _command(self, state: _Stage, command: str | tuple[str, ...]) -> list[str]:
-        if isinstance(command, tuple):
-            return list(command)
-        return [*(state.config.shell or DEFAULT_SHELL), command]
+        if isinstance(ins, Maintainer):
+            return  # recorded as the image's author below
+        apply_instruction(state.config, ins, state.scope.values(), escape=self.dockerfile.escape,
+                          cmd_set=state.cmd_set)
+        state.cmd_set = state.cmd_set or isinstance(ins, Cmd)
 
     async def _cached_config(self, state: _Stage, text: str) -> Image:
         key = step_key(state.image.id, text, json.dumps(state.scope.history_args()))
@@ -438,10 +386,7 @@ class _Run:
 
     # WORKDIR ------------------------------------------------------------------------------
     async def _workdir(self, state: _Stage, ins: Workdir) -> Image:
-        path = self._expand(state, ins.path)
-        if not path.startswith("/"):
-            path = posixpath.join(state.config.working_dir or "/", path)
-        state.config.working_dir = posixpath.normpath(path)
+        apply_instruction(state.config, ins, state.scope.values(), escape=self.dockerfile.escape)
         text = f"WORKDIR {state.config.working_dir}"
         key = step_key(state.image.id, text)
         cached = self._lookup(key)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import time
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import attrs
+
+from engine.durations import SECOND, DurationError, parse_duration
+from engine.timestamps import TimestampError, get_timestamp
 
 
 class OptionError(Exception):
@@ -132,85 +132,25 @@ def build_filters(values: Iterable[str]) -> str | None:
 
 # --- time ----------------------------------------------------------------------------
 
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3,
-                   "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION = re.compile(r"([0-9]*\.?[0-9]*)(ns|us|µs|μs|ms|s|m|h)")
-
-
 def parse_go_duration(value: str) -> float | None:
     """Go's `time.ParseDuration` (`1h30m`, `1.5s`, `-10m`) in seconds; None if not one."""
-    text = value.strip()
-    sign = 1.0
-    if text and text[0] in "+-":
-        sign = -1.0 if text[0] == "-" else 1.0
-        text = text[1:]
-    if text == "0":
-        return 0.0
-    if not text:
+    try:
+        return parse_duration(value.strip()) / SECOND
+    except DurationError:
         return None
-    total = 0.0
-    pos = 0
-    while pos < len(text):
-        m = _DURATION.match(text, pos)
-        if not m or m.group(1) in ("", "."):
-            return None
-        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-        pos = m.end()
-    return sign * total
-
-
-_DATE = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})"
-    r"(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?)?"
-    r"(Z|z|[+-]\d{2}:\d{2})?$"
-)
-_UNIX = re.compile(r"^\d+(?:\.\d{1,9})?$")
 
 
 def api_timestamp(value: str, now: float | None = None) -> str:
     """A `--since`/`--until` value as the API wants it: `<seconds>.<nanoseconds>`.
 
-    Accepts what docker accepts: a Go duration counted back from now (`10m`, `1h30m`),
-    an RFC 3339 date or date-time (local time if it has no zone), or unix seconds
-    (passed through as given).
+    Docker's GetTimestamp (`engine.timestamps`): a Go duration counted back from now
+    (`10m`, `1h30m`), an RFC 3339 date or date-time (local time if it has no zone), or
+    unix seconds (passed through as given).
     """
-    text = value.strip()
-    if text != "0":
-        seconds = parse_go_duration(text)
-        if seconds is not None:
-            reference = time.time() if now is None else now
-            return _sec_nanos(reference - seconds)
-    m = _DATE.match(text)
-    if m:
-        year, month, day, hour, minute, sec, frac, zone = m.groups()
-        nanos = int((frac or "0").ljust(9, "0"))
-        try:
-            naive = datetime(int(year), int(month), int(day), int(hour or 0),
-                             int(minute or 0), int(sec or 0))
-        except ValueError as exc:
-            raise OptionError(f"invalid time {value!r}: {exc}") from None
-        if zone is None:
-            moment = naive.astimezone()  # local time, as docker does without a zone
-        elif zone in ("Z", "z"):
-            moment = naive.replace(tzinfo=UTC)
-        else:
-            offset = int(zone[1:3]) * 60 + int(zone[4:6])
-            tz = timezone(timedelta(minutes=offset if zone[0] == "+" else -offset))
-            moment = naive.replace(tzinfo=tz)
-        return f"{int(moment.timestamp())}.{nanos:09d}"
-    if _UNIX.match(text):
-        return text
-    if "-" in text:
-        raise OptionError(f"invalid time {value!r}: not an RFC 3339 date-time")
-    raise OptionError(f'failed to parse value as time or duration: "{value}"')
-
-
-def _sec_nanos(moment: float) -> str:
-    whole = int(moment // 1)
-    nanos = round((moment - whole) * 1e9)
-    if nanos >= 1_000_000_000:
-        whole, nanos = whole + 1, nanos - 1_000_000_000
-    return f"{whole}.{nanos:09d}"
+    try:
+        return get_timestamp(value, None if now is None else round(now * SECOND))
+    except TimestampError as exc:
+        raise OptionError(exc.message) from None
 
 
 # --- run/create ----------------------------------------------------------------------
@@ -250,11 +190,10 @@ def duration_ns(value: str | None, flag: str) -> int:
     """A Go duration flag value (`30s`, `1m30s`, `500ms`) in nanoseconds; unset is 0."""
     if value is None or value == "":
         return 0
-    seconds = parse_go_duration(value)
-    if seconds is None:
-        raise OptionError(
-            f'invalid argument "{value}" for "{flag}" flag: time: invalid duration "{value}"')
-    return round(seconds * 1_000_000_000)
+    try:
+        return parse_duration(value.strip())
+    except DurationError as exc:
+        raise OptionError(f'invalid argument "{value}" for "{flag}" flag: {exc.message}') from None
 
 
 def health_config(*, cmd: str | None = None, interval: str | None = None,

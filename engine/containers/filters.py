@@ -7,19 +7,15 @@ from collections.abc import Callable
 
 from engine.containers.model import Container, HealthStatus, Status
 from engine.errors import InvalidParameter
-from engine.filtering import label_matches
+from engine.filtering import check_filters, invalid_filter, labels_match, one_of
+from engine.timestamps import filter_time_ns
 
 LIST_FILTERS = frozenset({"name", "status", "label", "id", "exited", "ancestor", "before",
                           "since", "health", "network", "volume", "publish", "expose",
                           "is-task"})
+PRUNE_FILTERS = frozenset({"until", "label", "label!"})
 STATUSES = frozenset(s.value for s in Status)
 HEALTH_VALUES = frozenset(h.value for h in HealthStatus)  # none, starting, healthy, unhealthy
-
-
-def _check_keys(filters: dict[str, list[str]], allowed: frozenset[str]) -> None:
-    for key in filters:
-        if key not in allowed:
-            raise InvalidParameter(f"invalid filter '{key}'")
 
 
 def list_predicate(
@@ -28,10 +24,8 @@ def list_predicate(
     image_ids_for: Callable[[str], set[str]],
 ) -> Callable[[Container], bool]:
     """A predicate for `GET /containers/json?filters=` (values OR'd, keys AND'd)."""
-    _check_keys(filters, LIST_FILTERS)
-    for status in filters.get("status", []):
-        if status not in STATUSES:
-            raise InvalidParameter(f"invalid filter 'status={status}'")
+    check_filters(filters, LIST_FILTERS)
+    one_of(filters, "status", STATUSES)
     for value in filters.get("health", []):
         if value not in HEALTH_VALUES:
             raise InvalidParameter(f"Unrecognised filter value for health: {value}")
@@ -40,13 +34,13 @@ def list_predicate(
         try:
             name_patterns.append(re.compile(pattern))
         except re.error:
-            raise InvalidParameter(f"invalid filter 'name={pattern}'") from None
+            raise invalid_filter("name", pattern) from None
     exited: list[int] = []
     for value in filters.get("exited", []):
         try:
             exited.append(int(value))
         except ValueError:
-            raise InvalidParameter(f"invalid filter 'exited={value}'") from None
+            raise invalid_filter("exited", value) from None
     before = [lookup(ref).created for ref in filters.get("before", [])]
     since = [lookup(ref).created for ref in filters.get("since", [])]
     ancestors: set[str] = set()
@@ -62,7 +56,7 @@ def list_predicate(
             return False
         if filters.get("health") and _health(c) not in filters["health"]:
             return False
-        if filters.get("label") and not all(label_matches(c.spec.labels, w) for w in filters["label"]):
+        if not labels_match(c.spec.labels, filters):
             return False
         if exited and (c.state.status is not Status.EXITED or c.state.exit_code not in exited):
             return False
@@ -79,19 +73,16 @@ def _health(c: Container) -> str:
     return c.state.health.status.value if c.state.health is not None else HealthStatus.NONE.value
 
 
-def prune_keep(filters: dict[str, list[str]],
-               parse_until: Callable[[str], float]) -> Callable[[Container], bool]:
-    """A predicate that is True for containers prune must leave alone."""
-    _check_keys(filters, frozenset({"until", "label", "label!"}))
-    untils = [parse_until(v) for v in filters.get("until", [])]
+def prune_keep(filters: dict[str, list[str]]) -> Callable[[Container], bool]:
+    """A predicate that is True for containers prune must leave alone: created at or
+    after an `until` (a time or a duration ago), or not matching the label filters."""
+    check_filters(filters, PRUNE_FILTERS)
+    untils = [filter_time_ns(v) / 1e9 for v in filters.get("until", [])]
 
     def keep(c: Container) -> bool:
         created = c.created.timestamp()
         if untils and not all(created < u for u in untils):
             return True
-        if filters.get("label") and not all(label_matches(c.spec.labels, w) for w in filters["label"]):
-            return True
-        return bool(filters.get("label!")) and any(
-            label_matches(c.spec.labels, w) for w in filters["label!"])
+        return not labels_match(c.spec.labels, filters)
 
     return keep

@@ -26,6 +26,7 @@ import attrs
 import trio
 
 from engine.containers.model import Container, HealthProbe, HealthState, HealthStatus, Status
+from engine.durations import format_duration
 from engine.images.model import Healthcheck
 from engine.runtime.exec import (
     ExecResult,
@@ -132,38 +133,9 @@ def probe_output(result: ExecResult, timeout_ns: int) -> str:
     if result.truncated:
         text += "..."
     if result.timed_out:
-        prefix = f"Health check exceeded timeout ({go_duration(timeout_ns)})"
+        prefix = f"Health check exceeded timeout ({format_duration(timeout_ns)})"
         return f"{prefix}: {text}" if text else prefix
     return text
-
-
-def go_duration(ns: int) -> str:
-    """A duration as Go prints one (`30s`, `1m30s`, `1.5s`, `500ms`), as Docker's messages do."""
-    if ns == 0:
-        return "0s"
-    sign, u = ("-", -ns) if ns < 0 else ("", ns)
-    if u < 1000:
-        return f"{sign}{u}ns"
-    if u < 1_000_000:
-        return f"{sign}{_decimal(u, 1000)}µs"
-    if u < SECOND_NS:
-        return f"{sign}{_decimal(u, 1_000_000)}ms"
-    hours, rest = divmod(u, 3600 * SECOND_NS)
-    minutes, rest = divmod(rest, 60 * SECOND_NS)
-    text = f"{_decimal(rest, SECOND_NS)}s"
-    if hours:
-        text = f"{hours}h{minutes}m{text}"
-    elif minutes:
-        text = f"{minutes}m{text}"
-    return sign + text
-
-
-def _decimal(value: int, unit: int) -> str:
-    whole, fraction = divmod(value, unit)
-    if not fraction:
-        return str(whole)
-    digits = str(fraction).rjust(len(str(unit)) - 1, "0").rstrip("0")
-    return f"{whole}.{digits}"
 
 
 def _now() -> dt.datetime:

@@ -36,7 +36,7 @@ import trio
 
 from engine import ids
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound, SystemFailure
-from engine.filtering import bool_filter, label_matches
+from engine.filtering import bool_filter, check_filters, labels_match
 from engine.securejoin import ScopeError, resolve_in_root
 from engine.store import RecordStore
 from engine.volumes import copy as content
@@ -271,12 +271,9 @@ class VolumeService:
     def list(self, filters: Mapping[str, Sequence[str]] | None = None) -> builtins.list[Volume]:
         """`GET /volumes`: filters `dangling`, `name` (a pattern), `label`, `driver`."""
         filters = filters or {}
-        for key in filters:
-            if key not in LIST_FILTERS:
-                raise InvalidParameter(f"invalid filter '{key}'")
+        check_filters(filters, LIST_FILTERS)
         dangling = bool_filter(filters, "dangling")
         names = filters.get("name", [])
-        labels = filters.get("label", [])
         drivers = set(filters.get("driver", []))
         found = []
         for volume in sorted(self.records.values(), key=lambda v: v.name):
@@ -286,7 +283,7 @@ class VolumeService:
                 continue
             if drivers and volume.driver not in drivers:
                 continue
-            if not all(label_matches(volume.labels, w) for w in labels):
+            if not labels_match(volume.labels, filters):
                 continue
             found.append(volume)
         return found
@@ -334,20 +331,14 @@ class VolumeService:
         removed is logged and skipped.
         """
         filters = filters or {}
-        for key in filters:
-            if key not in PRUNE_FILTERS:
-                raise InvalidParameter(f"invalid filter '{key}'")
+        check_filters(filters, PRUNE_FILTERS)
         everything = bool_filter(filters, "all") or False
-        labels = filters.get("label", [])
-        unwanted = filters.get("label!", [])
         removed: builtins.list[str] = []
         reclaimed = 0
         for volume in list(self.records.values()):
             if self.in_use(volume.name) or not (everything or volume.anonymous):
                 continue
-            if not all(label_matches(volume.labels, w) for w in labels):
-                continue
-            if any(label_matches(volume.labels, w) for w in unwanted):
+            if not labels_match(volume.labels, filters):
                 continue
             size = await self._size(volume)
             try:
@@ -697,6 +688,5 @@ __all__ = [
     "LIST_FILTERS",
     "PRUNE_FILTERS",
     "VolumeService",
-    "bool_filter",
     "volume_drivers_from",
 ]

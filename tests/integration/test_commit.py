@@ -90,3 +90,37 @@ def test_commit_of_a_stopped_container_with_docker_py(moord: Moord) -> None:
             except docker.errors.ImageNotFound:
                 pass
         client.close()
+
+
+def test_commit_change_reads_what_a_dockerfile_reads(moord: Moord) -> None:
+    """`--change` goes through the Dockerfile parser: quoted flag values, ranges, JSON
+    forms, variables from the image's environment; a bad line is dockerd's 400."""
+    name = f"changed-{secrets.token_hex(3)}"
+    cid = moord.docker("create", "-e", "PORT=9000", "busybox", "true").stdout.strip()
+    try:
+        moord.docker(
+            "commit",
+            "--change", 'HEALTHCHECK --interval="5s" --retries=2 CMD ["true"]',
+            "--change", "EXPOSE 8000-8001/udp $PORT",
+            "--change", "ENV GREETING=\"hello there\" COPY_OF_PORT=$PORT",
+            "--change", "STOPSIGNAL SIGQUIT",
+            cid, f"{name}:v1")
+        config = inspect(moord, f"{name}:v1")["Config"]
+        assert isinstance(config, dict)
+        assert config["Healthcheck"]["Test"] == ["CMD", "true"]
+        assert config["Healthcheck"]["Interval"] == 5_000_000_000
+        assert config["Healthcheck"]["Retries"] == 2
+        assert set(config["ExposedPorts"]) == {"8000/udp", "8001/udp", "9000/tcp"}
+        assert "GREETING=hello there" in config["Env"]
+        assert "COPY_OF_PORT=9000" in config["Env"]
+        assert config["StopSignal"] == "SIGQUIT"
+        refused = moord.docker("commit", "--change", "SHELL [\"/bin/bash\", \"-c\"]", cid,
+                               f"{name}:bad", check=False)
+        assert refused.returncode != 0
+        assert "shell is not a valid change command" in refused.stderr
+        refused = moord.docker("commit", "--change", "HEALTHCHECK --interval=1s --interval=2s "
+                               "CMD true", cid, f"{name}:bad", check=False)
+        assert "duplicate flag specified: --interval" in refused.stderr
+    finally:
+        moord.docker("rm", "-f", cid, check=False)
+        moord.docker("rmi", f"{name}:v1", check=False)

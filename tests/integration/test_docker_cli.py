@@ -174,6 +174,29 @@ def test_ps_filters_and_prune(moord: Moord) -> None:
         moord.docker("rm", "-f", "pr1", "pr2", check=False)
 
 
+def test_container_prune_until_takes_a_duration(moord: Moord) -> None:
+    """`until` is read as dockerd reads it for every prune: a duration ago, a date, or
+    unix seconds (container prune once took only the last two)."""
+    moord.docker("create", "--name", "pru1", "--label", "suite=pruneuntil", "busybox", "true")
+    try:
+        moord.docker("container", "prune", "-f", "--filter", "until=1h",
+                     "--filter", "label=suite=pruneuntil")
+        left = moord.docker("ps", "-a", "--filter", "label=suite=pruneuntil",
+                            "--format", "{{.Names}}").stdout.split()
+        assert left == ["pru1"], "created less than an hour ago: kept"
+        moord.docker("container", "prune", "-f", "--filter", "until=-1m",
+                     "--filter", "label=suite=pruneuntil")
+        left = moord.docker("ps", "-a", "--filter", "label=suite=pruneuntil",
+                            "--format", "{{.Names}}").stdout.split()
+        assert left == []
+        refused = moord.docker("container", "prune", "-f", "--filter", "until=soon", check=False)
+        assert refused.returncode != 0
+        assert 'failed to parse value as time or duration: \"soon\"' in refused.stderr \
+            or 'failed to parse value as time or duration: "soon"' in refused.stderr
+    finally:
+        moord.docker("rm", "-f", "pru1", check=False)
+
+
 def test_stdin_is_passed_to_container(moord: Moord) -> None:
     result = moord.docker("run", "--rm", "-i", "busybox", "sh", "-c", "tr a-z A-Z",
                           input=b"hello stdin\n")

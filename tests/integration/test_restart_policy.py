@@ -251,6 +251,17 @@ def test_events_since_until_replay(moord: Moord) -> None:
     assert die["Actor"]["Attributes"]["reason"] == "exited"  # type: ignore[index]
 
 
+def test_events_since_zero_lists_earlier_events(moord: Moord) -> None:
+    """`--since 0` is the epoch: every stored event (it once listed none, 0 being taken
+    for "no since")."""
+    moord.docker("run", "--rm", "--label", "evkind=sincezero", "busybox", "true")
+    out = moord.docker("events", "--since", "0", "--until", f"{time.time():.9f}",
+                       "--filter", "label=evkind=sincezero", "--format", "{{.Action}}").stdout
+    actions = out.split()
+    assert actions[0] == "create"
+    assert actions[-1] == "destroy"
+
+
 
 
 def test_moor_update_and_events(moord: Moord) -> None:

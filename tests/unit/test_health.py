@@ -23,7 +23,6 @@ from engine.containers.health import (
     MAX_LOG_ENTRIES,
     MAX_OUTPUT_LEN,
     Timing,
-    go_duration,
     probe_command,
     probe_output,
     record_probe,
@@ -39,6 +38,7 @@ from engine.containers.model import (
     HostSpec,
     Status,
 )
+from engine.durations import format_duration
 from engine.images.model import Healthcheck
 from engine.runtime.exec import ExecResult, exec_capture, exec_process
 from engine.runtime.oci import OCIRuntime
@@ -366,7 +366,7 @@ def test_output_truncation_is_marked() -> None:
     (3600 * S, "1h0m0s"), (1500, "1.5µs"), (999, "999ns"), (3601 * S + S // 4, "1h0m1.25s"),
 ])
 def test_go_duration(ns: int, text: str) -> None:
-    assert go_duration(ns) == text
+    assert format_duration(ns) == text
 
 
 def test_timing_defaults() -> None:

@@ -31,6 +31,7 @@ from engine.errors import InvalidParameter, NotFound, SystemFailure, Unsupported
 from engine.events import EventBus
 from engine.images.store import ImageStore
 from engine.registry.service import RegistryService
+from engine.timestamps import filter_time
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="layer unpacking needs root")
 
@@ -289,14 +290,14 @@ def test_go_path_match_and_timestamps() -> None:
     assert not m("a\\*", "ab")
     with pytest.raises(InvalidParameter):
         m("[", "x")
-    now = handlers.parse_timestamp("0")
+    now = filter_time("0")
     assert now.timestamp() == 0
-    assert handlers.parse_timestamp("2020-01-02T03:04:05Z").year == 2020
-    assert handlers.parse_timestamp("2020-01-02").day == 2
+    assert filter_time("2020-01-02T03:04:05Z").year == 2020
+    assert filter_time("2020-01-02").day == 2
     import datetime as dt
 
     base = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-    assert handlers.parse_timestamp("1h30m", base) == base - dt.timedelta(minutes=90)
+    assert filter_time("1h30m", base) == base - dt.timedelta(minutes=90)
 
 
 # the docker CLI over a real socket ------------------------------------------------------

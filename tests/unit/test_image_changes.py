@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from engine.build.substitution import expand as expand_word
+from engine.build.substitution import expand_words
+from engine.durations import parse_duration
 from engine.errors import InvalidParameter
 from engine.images.changes import (
     apply_changes,
-    expand_word,
-    expand_words,
-    parse_duration,
+    env_values,
     parse_exposed_port,
 )
 from engine.images.model import Healthcheck, ImageConfig
@@ -23,9 +24,10 @@ def test_cmd_exec_and_shell_forms() -> None:
     assert apply('CMD ["sh", "-c", "echo hi"]').cmd == ["sh", "-c", "echo hi"]
     assert apply("CMD echo hi there").cmd == ["/bin/sh", "-c", "echo hi there"]
     assert apply("cmd []").cmd == []
-    # not a JSON array of strings: shell form, as Docker does
-    assert apply("CMD [1, 2]").cmd == ["/bin/sh", "-c", "[1, 2]"]
+    # not JSON: shell form; a JSON array of other things is refused, as in a Dockerfile
     assert apply("CMD [oops").cmd == ["/bin/sh", "-c", "[oops"]
+    with pytest.raises(InvalidParameter, match="arrays must be comprised of strings only"):
+        apply("CMD [1, 2]")
 
 
 def test_entrypoint_and_cmd_interplay() -> None:
@@ -109,7 +111,7 @@ def test_healthcheck() -> None:
     )
     assert apply('HEALTHCHECK CMD ["true"]').healthcheck == Healthcheck(test=("CMD", "true"))
     assert apply("HEALTHCHECK NONE").healthcheck == Healthcheck(test=("NONE",))
-    with pytest.raises(InvalidParameter, match="Unknown flag: bogus"):
+    with pytest.raises(InvalidParameter, match="unknown flag: --bogus"):
         apply("HEALTHCHECK --bogus=1 CMD true")
 
 
@@ -157,7 +159,7 @@ def test_input_config_is_not_modified() -> None:
 
 
 def test_lexer_helpers() -> None:
-    env = ["HOME=/root", "EMPTY="]
+    env = env_values(["HOME=/root", "EMPTY="])
     assert expand_word("$HOME/x", env) == "/root/x"
     assert expand_word("${EMPTY:-d} ${EMPTY-d}", env) == "d "
     assert expand_word("'$HOME' \"$HOME\" \\$HOME", env) == "$HOME /root $HOME"
@@ -187,3 +189,35 @@ def test_times_are_go_s_rfc3339_including_the_zero_time() -> None:
     assert format_time(None) == format_time(ZERO_TIME) == "0001-01-01T00:00:00Z"
     when = dt.datetime(2026, 11, 25, 6, 5, 4, 120000, tzinfo=dt.UTC)
     assert format_time(when) == "2026-11-25T06:05:04.12Z"
+
+
+# the Dockerfile parser's forms, which --change did not read before it used that parser ---
+
+
+def test_healthcheck_flags_as_a_dockerfile_writes_them() -> None:
+    hc = apply('HEALTHCHECK --interval="5s"\t--timeout=2s CMD ["true"]').healthcheck
+    assert hc == Healthcheck(test=("CMD", "true"), interval=5_000_000_000,
+                             timeout=2_000_000_000)
+    with pytest.raises(InvalidParameter, match="duplicate flag specified: --interval"):
+        apply("HEALTHCHECK --interval=1s --interval=2s CMD true")
+    with pytest.raises(InvalidParameter, match='time: missing unit in duration "10"'):
+        apply("HEALTHCHECK --interval=10 CMD true")
+    with pytest.raises(InvalidParameter, match="cannot be less than 1ms"):
+        apply("HEALTHCHECK --start-period=500us CMD true")
+
+
+def test_escape_directive_and_its_continuations() -> None:
+    cfg = apply("# escape=`", "ENV A=1 `", "  B=2 C=`$A", "WORKDIR C:\\data")
+    assert cfg.env == ["A=1", "B=2", "C=$A"]
+    assert cfg.working_dir == "/C:\\data"
+
+
+def test_onbuild_with_a_heredoc_keeps_its_body() -> None:
+    cfg = apply("ONBUILD RUN <<EOF\necho hi\nEOF")
+    assert cfg.on_build == ["RUN <<EOF\necho hi\nEOF"]
+
+
+def test_shell_is_not_a_change_even_if_a_dockerfile_takes_it() -> None:
+    with pytest.raises(InvalidParameter) as info:
+        apply('SHELL ["/bin/bash", "-c"]')
+    assert info.value.message == "shell is not a valid change command"

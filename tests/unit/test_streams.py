@@ -17,13 +17,13 @@ from engine.api.streams import (
     encode_log_lines,
     format_timestamp,
     frame,
-    parse_docker_time,
     parse_tail,
     stream_media_type,
     system_error_frame,
 )
 from engine.errors import InvalidParameter
 from engine.logs.k8sfile import LogLine
+from engine.timestamps import query_time_ns
 
 NS = 1_000_000_000
 
@@ -146,12 +146,12 @@ def test_encoding_many_lines_in_one_batch() -> None:
     ],
 )
 def test_parse_docker_time(value: str | None, ns: int) -> None:
-    assert parse_docker_time(value) == ns
+    assert query_time_ns(value) == ns
 
 
 def test_parse_docker_time_without_offset_is_local_time() -> None:
     expected = int(time.mktime((2023, 11, 14, 22, 13, 20, 0, 0, -1))) * NS
-    assert parse_docker_time("2023-11-14T22:13:20") == expected
+    assert query_time_ns("2023-11-14T22:13:20") == expected
 
 
 @pytest.mark.parametrize(
@@ -159,7 +159,7 @@ def test_parse_docker_time_without_offset_is_local_time() -> None:
 )
 def test_parse_docker_time_refuses_garbage(value: str) -> None:
     with pytest.raises(InvalidParameter, match="since"):
-        parse_docker_time(value, name="since")
+        query_time_ns(value, name="since")
 
 
 @pytest.mark.parametrize(

@@ -29,16 +29,6 @@ def _container(req: Request, engine: Engine) -> Container:
     return engine.containers.get(req.params["id"])
 
 
-def _image_name(engine: Engine, c: Container) -> str:
-    """What `ps` shows in IMAGE: the name as typed while it still names the same image."""
-    try:
-        if engine.images.resolve(c.spec.image).id == c.image_id:
-            return c.spec.image
-    except EngineError:
-        pass
-    return c.image_id
-
-
 @router.route("POST", "/containers/create")
 async def create(req: Request, engine: Engine) -> JSONResponse:
     body = await req.json()
@@ -77,7 +67,7 @@ async def list_containers(req: Request, engine: Engine) -> JSONResponse:
             continue
         if not keep(c):
             continue
-        result.append(wire.summary_json(c, _image_name(engine, c), engine.networks))
+        result.append(wire.summary_json(c, wire.shown_image(c, engine.images.resolve), engine.networks))
     if req.flag("latest"):
         result = result[:1]
     elif limit > 0:
@@ -182,12 +172,7 @@ async def rename(req: Request, engine: Engine) -> EmptyResponse:
 
 @router.route("POST", "/containers/prune")
 async def prune(req: Request, engine: Engine) -> JSONResponse:
-    from engine.api.streams import parse_docker_time
-
-    def until(value: str) -> float:
-        return parse_docker_time(value, name="until") / 1e9
-
-    keep = prune_keep(req.filters(), until)
+    keep = prune_keep(req.filters())
     removed = await engine.containers.prune(keep)
     engine.events.publish("container", "prune", "", {"reclaimed": "0"})
     return JSONResponse({"ContainersDeleted": removed or None, "SpaceReclaimed": 0})

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from engine.api.handlers.containers import _image_name
 from engine.api.http import JSONResponse, Request
 from engine.api.router import Router
 from engine.api.wire import containers as containers_wire
@@ -100,7 +99,8 @@ async def disk_usage(req: Request, engine: Engine) -> JSONResponse:
         body["Containers"] = []
         for c, size_rw in zip(shown, container_sizes, strict=True):
             image = engine.images.get(c.image_id)
-            summary = containers_wire.summary_json(c, _image_name(engine, c), engine.networks)
+            summary = containers_wire.summary_json(
+                c, containers_wire.shown_image(c, engine.images.resolve), engine.networks)
             summary["SizeRw"] = size_rw
             summary["SizeRootFs"] = size_rw + (engine.images.layers_size(image) if image else 0)
             body["Containers"].append(summary)

@@ -5,9 +5,7 @@ remove, prune, save (`GET /images/get`), load (`POST /images/load`). Pulls are
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import re
 from collections.abc import Callable
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
@@ -24,13 +22,13 @@ from engine.api.http import (
 from engine.api.router import Router
 from engine.api.wire import images as wire
 from engine.errors import InvalidParameter, Unsupported
-from engine.filtering import bool_filter, label_matches
+from engine.filtering import bool_filter, check_filters, labels_match
 from engine.gopattern import go_pattern
-from engine.images import archive, ociconfig
-from engine.images.changes import parse_duration
+from engine.images import archive
 from engine.images.model import Image
 from engine.images.reference import Reference, parse, parse_repository_and_tag
 from engine.images.store import DeleteItem
+from engine.timestamps import filter_time
 
 if TYPE_CHECKING:
     from engine.engine import Engine
@@ -42,26 +40,6 @@ _PRUNE_FILTERS = {"dangling", "label", "label!", "until"}
 
 
 # filters ----------------------------------------------------------------------
-
-
-def _check_filters(filters: dict[str, list[str]], accepted: set[str]) -> None:
-    for key in filters:
-        if key not in accepted:
-            raise InvalidParameter(f"invalid filter '{key}'")
-
-
-def _bool_filter(filters: dict[str, list[str]], key: str, default: bool) -> bool:
-    value = bool_filter(filters, key)
-    return default if value is None else value
-
-
-def _labels_match(image: Image, wanted: list[str]) -> bool:
-    """Every `key` or `key=value` in `wanted` holds for the image's labels."""
-    return all(label_matches(image.config.labels, item) for item in wanted)
-
-
-def _labels_absent(image: Image, unwanted: list[str]) -> bool:
-    return not any(_labels_match(image, [item]) for item in unwanted)
 
 
 def go_path_match(pattern: str, name: str) -> bool:
@@ -78,28 +56,8 @@ def _reference_matches(patterns: list[str], ref: Reference) -> bool:
     )
 
 
-def parse_timestamp(value: str, now: dt.datetime | None = None) -> dt.datetime:
-    """Docker's `until`/`since` values: unix seconds, RFC 3339 / date, or a Go duration ago."""
-    now = now or dt.datetime.now(dt.UTC)
-    text = value.strip()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return dt.datetime.fromtimestamp(float(text), dt.UTC)
-    if re.fullmatch(r"(\d+(\.\d*)?(ns|us|µs|ms|s|m|h))+", text):
-        return now - dt.timedelta(microseconds=parse_duration(text) / 1000)
-    parsed = ociconfig.parse_time(text)
-    if parsed is None:
-        try:
-            parsed = dt.datetime.fromisoformat(text)
-        except ValueError:
-            raise InvalidParameter(f"failed to parse value as time or duration: \"{value}\"") \
-                from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed
-
-
 def _created_before(until: list[str]) -> Callable[[Image], bool]:
-    limits = [parse_timestamp(u) for u in until]
+    limits = [filter_time(u) for u in until]
     return lambda img: all(img.created < limit for limit in limits)
 
 
@@ -111,9 +69,8 @@ async def list_images(req: Request, engine: Engine) -> JSONResponse:
     filters = req.filters()
     if req.arg("filter"):  # the pre-1.13 form of a reference filter
         filters.setdefault("reference", []).append(req.arg("filter") or "")
-    _check_filters(filters, _LIST_FILTERS)
-    dangling = _bool_filter(filters, "dangling", False) if "dangling" in filters else None
-    labels = filters.get("label", [])
+    check_filters(filters, _LIST_FILTERS)
+    dangling = bool_filter(filters, "dangling")
     patterns = filters.get("reference", [])
     before = [engine.images.resolve(r).created for r in filters.get("before", [])]
     since = [engine.images.resolve(r).created for r in filters.get("since", [])]
@@ -126,7 +83,7 @@ async def list_images(req: Request, engine: Engine) -> JSONResponse:
     for image in images:
         if image.id in parents and not image.repo_tags and not image.repo_digests:
             continue
-        if labels and not _labels_match(image, labels):
+        if not labels_match(image.config.labels, filters):
             continue
         if any(image.created >= b for b in before) or any(image.created <= s for s in since):
             continue
@@ -302,18 +259,15 @@ async def load(req: Request, engine: Engine) -> StreamResponse:
 @router.route("POST", "/images/prune")
 async def prune(req: Request, engine: Engine) -> JSONResponse:
     filters = req.filters()
-    _check_filters(filters, _PRUNE_FILTERS)
-    dangling_only = _bool_filter(filters, "dangling", True)
+    check_filters(filters, _PRUNE_FILTERS)
+    dangling = bool_filter(filters, "dangling")
+    dangling_only = True if dangling is None else dangling
     until = _created_before(filters["until"]) if "until" in filters else None
-    labels = filters.get("label", [])
-    not_labels = filters.get("label!", [])
 
     def select(image: Image) -> bool:
         if until is not None and not until(image):
             return False
-        if labels and not _labels_match(image, labels):
-            return False
-        return not (not_labels and not _labels_absent(image, not_labels))
+        return labels_match(image.config.labels, filters)
 
     def in_use(image_id: str) -> bool:
         return bool(engine.containers.image_users(image_id))
@@ -358,4 +312,4 @@ def _publish_deletions(engine: Engine, items: list[DeleteItem]) -> None:
             engine.events.publish("image", "delete", item.deleted, {"name": item.deleted})
 
 
-__all__ = ["go_path_match", "load_messages", "parse_timestamp", "router"]
+__all__ = ["go_path_match", "load_messages", "router"]

@@ -11,7 +11,6 @@ from engine.api.router import Router
 from engine.api.streams import (
     TimestampFormatter,
     encode_log_lines,
-    parse_docker_time,
     parse_tail,
     stream_media_type,
 )
@@ -20,6 +19,7 @@ from engine.errors import InvalidParameter, Unsupported
 from engine.logs.k8sfile import LogLine
 from engine.logs.reader import LogQuery, read_logs
 from engine.logs.rotation import rotated_files
+from engine.timestamps import query_time_ns
 
 if TYPE_CHECKING:
     from engine.engine import Engine
@@ -38,8 +38,9 @@ async def logs(req: Request, engine: Engine) -> StreamResponse:
     query = LogQuery(
         stdout=stdout,
         stderr=stderr,
-        since_ns=parse_docker_time(req.arg("since"), name="since"),
-        until_ns=parse_docker_time(req.arg("until"), name="until"),
+        # 0 is "from the start" and "no end" alike, as dockerd reads them for logs
+        since_ns=query_time_ns(req.arg("since"), name="since"),
+        until_ns=query_time_ns(req.arg("until"), name="until"),
         tail=parse_tail(req.arg("tail")),
         timestamps=req.flag("timestamps"),
         details=req.flag("details"),

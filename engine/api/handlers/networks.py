@@ -8,12 +8,16 @@ from engine.api.http import EmptyResponse, JSONResponse, Request
 from engine.api.router import Router
 from engine.api.wire import networks as wire
 from engine.errors import InvalidParameter, NotFound, SystemFailure
+from engine.filtering import check_filters
+from engine.timestamps import filter_time
 
 if TYPE_CHECKING:
     from engine.engine import Engine
     from engine.networks.service import NetworkService
 
 router = Router()
+
+_PRUNE_FILTERS = frozenset({"until", "label", "label!"})
 
 
 def _service(engine: Engine) -> NetworkService:
@@ -103,10 +107,8 @@ async def disconnect(req: Request, engine: Engine) -> EmptyResponse:
 @router.route("POST", "/networks/prune")
 async def prune(req: Request, engine: Engine) -> JSONResponse:
     filters = req.filters()
-    for key in filters:
-        if key not in ("until", "label", "label!"):
-            raise InvalidParameter(f"invalid filter '{key}'")
-    untils = [wire.parse_until(v) for v in filters.get("until", [])]
+    check_filters(filters, _PRUNE_FILTERS)
+    untils = [filter_time(v) for v in filters.get("until", [])]
     deleted = await _service(engine).prune(
         until=min(untils) if untils else None, labels=filters.get("label", []),
         not_labels=filters.get("label!", []))

@@ -8,6 +8,7 @@ ignored, so nobody believes their data is on a volume when it is not.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from engine.api.wire import networks as _net
@@ -25,8 +26,8 @@ from engine.containers.model import (
 )
 from engine.containers.resources import ResourceUpdate
 from engine.containers.status import status_text
-from engine.errors import InvalidParameter
-from engine.images.model import Healthcheck
+from engine.errors import EngineError, InvalidParameter
+from engine.images.model import Healthcheck, Image
 from engine.images.ociconfig import format_time as rfc3339
 from engine.limits import LIMITS, Limit
 from engine.volumes.parse import parse_mount_requests, parse_volumes_from
@@ -522,6 +523,17 @@ def command_text(c: Container) -> str:
         return c.path
     args = [f"'{a}'" if " " in a else a for a in c.args]
     return f"{c.path} {' '.join(args)}"
+
+
+def shown_image(c: Container, resolve: Callable[[str], Image]) -> str:
+    """What `ps` shows in IMAGE: the name as typed while it still names the same image
+    (`resolve` finds an image by name), else the image ID."""
+    try:
+        if resolve(c.spec.image).id == c.image_id:
+            return c.spec.image
+    except EngineError:
+        pass
+    return c.image_id
 
 
 def summary_json(c: Container, image_name: str, networks: Any = None) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from engine.errors import InvalidParameter
 from engine.events import Event, EventFilter
-from engine.filtering import label_matches
+from engine.filtering import check_filters, labels_match
 
 FILTER_KEYS = frozenset({"type", "container", "event", "image", "label", "daemon", "network",
                          "volume", "scope", "plugin", "node", "service", "secret", "config"})
@@ -34,9 +34,7 @@ def event_json(e: Event) -> dict[str, Any]:
 
 def event_filter(filters: dict[str, list[str]]) -> EventFilter:
     """Values of one key OR'd, keys AND'd, as Docker matches them."""
-    for key in filters:
-        if key not in FILTER_KEYS:
-            raise InvalidParameter(f"invalid filter '{key}'")
+    check_filters(filters, FILTER_KEYS)
     for t in filters.get("type", []):
         if t not in TYPES:
             raise InvalidParameter(f"unknown event type: {t}")
@@ -60,7 +58,7 @@ def event_filter(filters: dict[str, list[str]]) -> EventFilter:
             if not any(i in names or image.startswith(i) or _base(image) == i
                        for i in filters["image"]):
                 return False
-        if filters.get("label") and not all(label_matches(e.attributes, w) for w in filters["label"]):
+        if not labels_match(e.attributes, filters):
             return False
         return not filters.get("scope") or "local" in filters["scope"]
 

@@ -9,9 +9,6 @@ renders these through the functions here, passing the `NetworkService`.
 
 from __future__ import annotations
 
-import datetime as dt
-import re
-import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -159,27 +156,6 @@ def port_bindings_pairs(bindings: Mapping[str, Iterable[Any]]) -> dict[str, list
                 pairs.append((str(getattr(entry, "host_ip", "")), str(getattr(entry, "host_port", ""))))
         result[key] = pairs
     return result
-
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)$")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_until(value: str) -> dt.datetime:
-    """A prune `until` filter: a Go duration before now (`24h`), or a timestamp."""
-    from engine.api.streams import parse_docker_time
-
-    text = value.strip()
-    total = 0.0
-    parts = re.findall(r"\d+(?:\.\d+)?(?:ns|us|ms|s|m|h)", text)
-    if parts and "".join(parts) == text:
-        for part in parts:
-            m = _DURATION.match(part)
-            assert m is not None
-            total += float(m.group(1)) * _UNITS[m.group(2)]
-        return dt.datetime.fromtimestamp(time.time() - total, dt.timezone.utc)
-    nanos = parse_docker_time(text, name="until")
-    return dt.datetime.fromtimestamp(nanos / 1e9, dt.timezone.utc)
 
 
 # writing: networks --------------------------------------------------------------------------

@@ -25,13 +25,13 @@ duplicates (the builder decides).
 
 The package, one job a module: `records` (what comes out), `errors` (Docker's
 wording), `lines` (pass 1), `nodes` (splitting one logical line), `heredocs`
-(heredoc words), `flags` (builder flags), `mounts` (`RUN --mount`), `durations`
-(Go durations), `instructions` (pass 2), `parser` (`parse`, stages).
+(heredoc words), `flags` (builder flags), `mounts` (`RUN --mount`), `instructions`
+(pass 2; Go durations are `engine.durations`'), `parser` (`parse`, stages).
 """
 
 from engine.build.dockerfile.errors import DockerfileError
 from engine.build.dockerfile.heredocs import parse_heredoc_word
-from engine.build.dockerfile.parser import parse, parse_instruction
+from engine.build.dockerfile.parser import parse, parse_instruction, parse_instructions
 from engine.build.dockerfile.records import (
     DEFAULT_ESCAPE,
     Add,
@@ -92,4 +92,5 @@ __all__ = [
     "parse",
     "parse_heredoc_word",
     "parse_instruction",
+    "parse_instructions",
 ]

@@ -8,7 +8,6 @@ from typing import TypedDict
 
 import attrs
 
-from engine.build.dockerfile.durations import _parse_duration
 from engine.build.dockerfile.errors import _go_quote, _Refused, _suggest
 from engine.build.dockerfile.flags import _FlagValue, _opt_str, _opt_strs, _parse_flags
 from engine.build.dockerfile.heredocs import parse_heredoc_word
@@ -37,6 +36,7 @@ from engine.build.dockerfile.records import (
     Volume,
     Workdir,
 )
+from engine.durations import MILLISECOND, DurationError, parse_duration
 
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
 _ONBUILD_PREFIX = re.compile(r"^\s*ONBUILD\s*", re.IGNORECASE)
@@ -61,8 +61,11 @@ def _interval(flags: Mapping[str, _FlagValue], name: str) -> int:
     value = _opt_str(flags, name)
     if not value:
         return 0
-    nanos = _parse_duration(value)
-    if nanos != 0 and nanos < 1_000_000:
+    try:
+        nanos = parse_duration(value)
+    except DurationError as err:
+        raise _Refused(err.message) from None
+    if nanos != 0 and nanos < MILLISECOND:
         raise _Refused(f"Interval {_go_quote(name)} cannot be less than 1ms")
     return nanos
 
@@ -198,7 +201,7 @@ def _arg(node: _Node, base: _Where) -> Arg:
 def _expose(node: _Node, base: _Where) -> Expose:
     _at_least_one(node, "EXPOSE")
     _parse_flags(node.flags, {})
-    return Expose(ports=tuple(sorted(node.args)), **base)
+    return Expose(ports=tuple(sorted(node.args)), in_order=node.args, **base)
 
 
 def _workdir(node: _Node, base: _Where) -> Workdir:

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import attrs
 
 from engine.build.dockerfile.errors import DockerfileError, _Refused
 from engine.build.dockerfile.instructions import _instruction
 from engine.build.dockerfile.lines import _logical_lines
-from engine.build.dockerfile.records import DEFAULT_ESCAPE, Arg, Dockerfile, From, Instruction, Stage
+from engine.build.dockerfile.records import (
+    DEFAULT_ESCAPE,
+    Arg,
+    Directives,
+    Dockerfile,
+    From,
+    Instruction,
+    Stage,
+)
 
 
 def parse(source: bytes | str) -> Dockerfile:
@@ -45,6 +55,28 @@ def parse(source: bytes | str) -> Dockerfile:
         stages=tuple(stages),
         warnings=tuple(warnings),
     )
+
+
+def parse_instructions(
+    source: str, *, accept: Callable[[str], None] | None = None
+) -> tuple[Directives, tuple[Instruction, ...]]:
+    """Instructions on their own, not grouped into stages and with no FROM needed, as
+    `docker commit --change` gives them (dockerd's BuildFromConfig parses them so).
+
+    `accept` sees each keyword, lower-cased, once the whole text is split into lines and
+    before any instruction is checked; it raises to refuse one.
+    """
+    directives, nodes, _ = _logical_lines(source)
+    if accept is not None:
+        for node in nodes:
+            accept(node.keyword.lower())
+    instructions = []
+    for node in nodes:
+        try:
+            instructions.append(_instruction(node))
+        except _Refused as err:
+            raise DockerfileError(str(err), node.line, node.end_line) from None
+    return directives, tuple(instructions)
 
 
 def parse_instruction(line: str, *, escape: str = DEFAULT_ESCAPE, number: int = 1) -> Instruction:

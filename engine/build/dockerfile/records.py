@@ -125,6 +125,8 @@ class Label(Instruction):
 class Expose(Instruction):
     keyword: ClassVar[str] = "EXPOSE"
     ports: tuple[str, ...]  # sorted, as Docker sorts them before expansion
+    # as written: the order they go into a config's list (Docker's is a set)
+    in_order: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
