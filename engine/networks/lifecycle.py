@@ -17,7 +17,7 @@ import trio
 
 from engine import ids
 from engine.errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound
-from engine.filtering import label_matches
+from engine.filtering import labels_match
 from engine.networks.attachments import Attachments
 from engine.networks.catalog import NetworkCatalog, driver_error, now
 from engine.networks.dns_servers import NetworkDNS
@@ -147,9 +147,7 @@ class NetworkLifecycle:
                     continue
                 if until is not None and record.created >= until:
                     continue
-                if labels and not all(label_matches(record.labels, f) for f in labels):
-                    continue
-                if not_labels and any(label_matches(record.labels, f) for f in not_labels):
+                if not labels_match(record.labels, {"label": labels, "label!": not_labels}):
                     continue
                 try:
                     await self._delete(record)

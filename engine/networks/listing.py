@@ -1,43 +1,37 @@
 """`GET /networks` and its filters (driver, id, label, name, scope, type, dangling).
 
-Docker's filter keys and its "invalid filter" refusals, in one place.
+Docker's filter keys, checked through `engine.filtering` (one odd refusal of its own).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 
 from engine.errors import InvalidParameter
-from engine.filtering import label_matches
+from engine.filtering import Filters, bool_filter, check_filters, labels_match
 from engine.networks.attachments import Attachments
 from engine.networks.catalog import NetworkCatalog
 from engine.networks.model import NetworkRecord
 
+ACCEPTED_FILTERS = frozenset({"driver", "id", "label", "name", "scope", "type", "dangling"})
+
 
 def list_networks(catalog: NetworkCatalog, attachments: Attachments,
-                  filters: Mapping[str, Sequence[str]] | None = None) -> list[NetworkRecord]:
+                  filters: Filters | None = None) -> list[NetworkRecord]:
     """`GET /networks`, with Docker's filters (driver, id, label, name, scope, type,
     dangling)."""
     filters = dict(filters or {})
-    known = {"driver", "id", "label", "name", "scope", "type", "dangling"}
-    for key in filters:
-        if key not in known:
-            raise InvalidParameter(f"invalid filter '{key}'")
+    check_filters(filters, ACCEPTED_FILTERS)
     for value in filters.get("type", []):
         if value not in ("custom", "builtin"):
+            # dockerd words this one refusal differently from its other filters
             raise InvalidParameter(f"invalid filter: 'type'='{value}'")
-    for value in filters.get("dangling", []):
-        if value.lower() not in ("true", "false", "1", "0"):
-            raise InvalidParameter(f"invalid filter 'dangling={value}'")
-    result = []
-    for record in sorted(catalog.records.values(), key=lambda r: r.created):
-        if not _matches(record, filters, attachments):
-            continue
-        result.append(record)
-    return result
+    dangling = bool_filter(filters, "dangling")
+    return [record for record in sorted(catalog.records.values(), key=lambda r: r.created)
+            if _matches(record, filters, dangling, attachments)]
 
 
-def _matches(record: NetworkRecord, filters: Mapping[str, Sequence[str]],
+def _matches(record: NetworkRecord, filters: Filters, dangling: bool | None,
              attachments: Attachments) -> bool:
     def any_of(key: str, test: Callable[[str], bool]) -> bool:
         values = filters.get(key)
@@ -53,11 +47,9 @@ def _matches(record: NetworkRecord, filters: Mapping[str, Sequence[str]],
         return False
     if not any_of("type", lambda v: (v == "builtin") == record.predefined):
         return False
-    labels = filters.get("label")
-    if labels and not all(label_matches(record.labels, f) for f in labels):
+    if not labels_match(record.labels, filters):
         return False
-    for value in filters.get("dangling", []):
-        dangling = value.lower() in ("true", "1")
+    if dangling is not None:
         used = bool(attachments.endpoints_on(record.id)) or record.predefined
         if dangling == used:
             return False
