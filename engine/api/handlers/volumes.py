@@ -8,13 +8,14 @@ older clients get `all=true` unless they say otherwise).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from engine.api.http import EmptyResponse, JSONResponse, Request
 from engine.api.router import Router
+from engine.api.wire import fields
 from engine.api.wire import volumes as wire
 from engine.api.wire.images import older_than
-from engine.errors import InvalidParameter, Unsupported
+from engine.errors import Unsupported
 
 if TYPE_CHECKING:
     from engine.engine import Engine
@@ -28,32 +29,14 @@ def service(engine: Engine) -> VolumeService:
     return engine.volumes
 
 
-def _string(body: dict[str, Any], key: str) -> str:
-    value = body.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise InvalidParameter(f"invalid type for {key}: expected a string")
-    return value
-
-
-def _string_map(body: dict[str, Any], key: str) -> dict[str, str]:
-    value = body.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise InvalidParameter(f"invalid type for {key}: expected an object of strings")
-    return dict(value)
-
-
 @router.route("POST", "/volumes/create")
 async def create(req: Request, engine: Engine) -> JSONResponse:
     body = await req.json_object()
     if body.get("ClusterVolumeSpec"):
         raise Unsupported("cluster volumes need a swarm, which moorage does not have")
     volume = await service(engine).create(
-        _string(body, "Name"), driver=_string(body, "Driver"),
-        options=_string_map(body, "DriverOpts"), labels=_string_map(body, "Labels"))
+        fields.string(body, "Name"), driver=fields.string(body, "Driver"),
+        options=fields.string_map(body, "DriverOpts"), labels=fields.string_map(body, "Labels"))
     return JSONResponse(wire.volume_json(volume), status=201)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from engine.api.wire import fields
 from engine.api.wire import networks as _net
 from engine.api.wire.volumes import mounts_json
 from engine.containers.model import (
@@ -38,87 +39,6 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 # reading ------------------------------------------------------------------------
 
 
-def _str(d: dict[str, Any], key: str, where: str = "") -> str:
-    value = d.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise InvalidParameter(f"invalid type for {where}{key}: expected a string")
-    return value
-
-
-def _bool(d: dict[str, Any], key: str, where: str = "") -> bool:
-    value = d.get(key)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise InvalidParameter(f"invalid type for {where}{key}: expected a boolean")
-    return value
-
-
-def _int(d: dict[str, Any], key: str, where: str = "", default: int = 0) -> int:
-    value = d.get(key)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidParameter(f"invalid type for {where}{key}: expected an integer")
-    return value
-
-
-def _opt_int(d: dict[str, Any], key: str, where: str = "") -> int | None:
-    if d.get(key) is None:
-        return None
-    return _int(d, key, where)
-
-
-def _str_list(d: dict[str, Any], key: str, where: str = "") -> list[str]:
-    value = d.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidParameter(f"invalid type for {where}{key}: expected a list of strings")
-    return list(value)
-
-
-def _str_slice(d: dict[str, Any], key: str, where: str = "") -> list[str] | None:
-    """Docker's StrSlice: null, a string, or a list of strings."""
-    value = d.get(key)
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidParameter(f"invalid type for {where}{key}: expected a string or a list of strings")
-    return list(value)
-
-
-def _str_map(d: dict[str, Any], key: str, where: str = "") -> dict[str, str]:
-    value = d.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise InvalidParameter(f"invalid type for {where}{key}: expected an object of strings")
-    return dict(value)
-
-
-def _set_keys(d: dict[str, Any], key: str, where: str = "") -> list[str]:
-    value = d.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, dict):
-        raise InvalidParameter(f"invalid type for {where}{key}: expected an object")
-    return list(value.keys())
-
-
-def _object(d: dict[str, Any], key: str, where: str = "") -> dict[str, Any]:
-    value = d.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidParameter(f"invalid type for {where}{key}: expected an object")
-    return value
-
-
 def _healthcheck(d: dict[str, Any]) -> Healthcheck | None:
     hc = d.get("Healthcheck")
     if hc is None:
@@ -127,12 +47,12 @@ def _healthcheck(d: dict[str, Any]) -> Healthcheck | None:
         raise InvalidParameter("invalid type for Healthcheck: expected an object")
     w = "Healthcheck."
     return Healthcheck(
-        test=tuple(_str_list(hc, "Test", w)),
-        interval=_int(hc, "Interval", w),
-        timeout=_int(hc, "Timeout", w),
-        start_period=_int(hc, "StartPeriod", w),
-        start_interval=_int(hc, "StartInterval", w),
-        retries=_int(hc, "Retries", w),
+        test=tuple(fields.string_list(hc, "Test", w)),
+        interval=fields.integer(hc, "Interval", w),
+        timeout=fields.integer(hc, "Timeout", w),
+        start_period=fields.integer(hc, "StartPeriod", w),
+        start_interval=fields.integer(hc, "StartInterval", w),
+        retries=fields.integer(hc, "Retries", w),
     )
 
 
@@ -155,7 +75,7 @@ def _health_on_failure(body: dict[str, Any]) -> str:
 
 
 def _port_bindings(d: dict[str, Any]) -> dict[str, list[PortBinding]]:
-    raw = _object(d, "PortBindings", "HostConfig.")
+    raw = fields.json_object(d, "PortBindings", "HostConfig.")
     result: dict[str, list[PortBinding]] = {}
     for port, bindings in raw.items():
         if bindings is None:
@@ -164,7 +84,8 @@ def _port_bindings(d: dict[str, Any]) -> dict[str, list[PortBinding]]:
         if not isinstance(bindings, list):
             raise InvalidParameter("invalid type for HostConfig.PortBindings: expected lists")
         result[port] = [
-            PortBinding(_str(b, "HostIp"), _str(b, "HostPort")) for b in bindings if isinstance(b, dict)
+            PortBinding(fields.string(b, "HostIp"), fields.string(b, "HostPort"))
+            for b in bindings if isinstance(b, dict)
         ]
     return result
 
@@ -177,19 +98,19 @@ def _ulimits(d: dict[str, Any]) -> list[Ulimit]:
     for u in raw:
         if not isinstance(u, dict):
             raise InvalidParameter("invalid type for HostConfig.Ulimits: expected objects")
-        out.append(Ulimit(_str(u, "Name"), _int(u, "Soft"), _int(u, "Hard")))
+        out.append(Ulimit(fields.string(u, "Name"), fields.integer(u, "Soft"), fields.integer(u, "Hard")))
     return out
 
 
 def _limit(d: dict[str, Any], limit: Limit, key: str, where: str = "") -> Any:
     """One resource limit under `key`, typed as its field is (see `engine.limits`)."""
     if isinstance(limit.default, bool):
-        return _bool(d, key, where)
+        return fields.boolean(d, key, where)
     if isinstance(limit.default, str):
-        return _str(d, key, where)
+        return fields.string(d, key, where)
     if limit.default is None:
-        return _opt_int(d, key, where)
-    return _int(d, key, where)
+        return fields.optional_integer(d, key, where)
+    return fields.integer(d, key, where)
 
 
 def _not_yet(condition: bool, what: str) -> None:
@@ -199,97 +120,97 @@ def _not_yet(condition: bool, what: str) -> None:
 
 def parse_create(body: dict[str, Any]) -> tuple[ContainerSpec, HostSpec]:
     """A `POST /containers/create` body as records (image defaults not merged yet)."""
-    image = _str(body, "Image")
+    image = fields.string(body, "Image")
     if not image:
         raise InvalidParameter("config cannot be empty in order to create a container")
-    hc = _object(body, "HostConfig")
+    hc = fields.json_object(body, "HostConfig")
     w = "HostConfig."
     raw_mounts = hc.get("Mounts") or []
     if not isinstance(raw_mounts, list):
         raise InvalidParameter("invalid type for HostConfig.Mounts: expected a list")
     # refuse bad mounts before anything is created (image volumes are checked at create)
-    parse_mount_requests(binds=_str_list(hc, "Binds", w), mounts=raw_mounts,
-                         anonymous=_set_keys(body, "Volumes"), tmpfs=_str_map(hc, "Tmpfs", w),
-                         volume_driver=_str(hc, "VolumeDriver", w))
-    for source in _str_list(hc, "VolumesFrom", w):
+    parse_mount_requests(binds=fields.string_list(hc, "Binds", w), mounts=raw_mounts,
+                         anonymous=fields.key_set(body, "Volumes"), tmpfs=fields.string_map(hc, "Tmpfs", w),
+                         volume_driver=fields.string(hc, "VolumeDriver", w))
+    for source in fields.string_list(hc, "VolumesFrom", w):
         parse_volumes_from(source)
     _not_yet(bool(hc.get("Devices")), "devices (--device)")
     bindings = _port_bindings(hc)
     spec = ContainerSpec(
         image=image,
-        cmd=_str_slice(body, "Cmd"),
-        entrypoint=_str_slice(body, "Entrypoint"),
-        env=_str_list(body, "Env"),
-        working_dir=_str(body, "WorkingDir"),
-        user=_str(body, "User"),
-        labels=_str_map(body, "Labels"),
-        hostname=_str(body, "Hostname"),
-        domainname=_str(body, "Domainname"),
-        tty=_bool(body, "Tty"),
-        open_stdin=_bool(body, "OpenStdin"),
-        stdin_once=_bool(body, "StdinOnce"),
-        attach_stdin=_bool(body, "AttachStdin"),
-        attach_stdout=_bool(body, "AttachStdout"),
-        attach_stderr=_bool(body, "AttachStderr"),
-        stop_signal=_str(body, "StopSignal"),
-        stop_timeout=_opt_int(body, "StopTimeout"),
-        exposed_ports=sorted(_set_keys(body, "ExposedPorts")),
-        volumes=sorted(_set_keys(body, "Volumes")),
+        cmd=fields.string_slice(body, "Cmd"),
+        entrypoint=fields.string_slice(body, "Entrypoint"),
+        env=fields.string_list(body, "Env"),
+        working_dir=fields.string(body, "WorkingDir"),
+        user=fields.string(body, "User"),
+        labels=fields.string_map(body, "Labels"),
+        hostname=fields.string(body, "Hostname"),
+        domainname=fields.string(body, "Domainname"),
+        tty=fields.boolean(body, "Tty"),
+        open_stdin=fields.boolean(body, "OpenStdin"),
+        stdin_once=fields.boolean(body, "StdinOnce"),
+        attach_stdin=fields.boolean(body, "AttachStdin"),
+        attach_stdout=fields.boolean(body, "AttachStdout"),
+        attach_stderr=fields.boolean(body, "AttachStderr"),
+        stop_signal=fields.string(body, "StopSignal"),
+        stop_timeout=fields.optional_integer(body, "StopTimeout"),
+        exposed_ports=sorted(fields.key_set(body, "ExposedPorts")),
+        volumes=sorted(fields.key_set(body, "Volumes")),
         healthcheck=_healthcheck(body),
         health_on_failure=_health_on_failure(body),
-        network_disabled=_bool(body, "NetworkDisabled"),
-        on_build=_str_list(body, "OnBuild"),
-        shell=_str_slice(body, "Shell"),
-        args_escaped=_bool(body, "ArgsEscaped"),
+        network_disabled=fields.boolean(body, "NetworkDisabled"),
+        on_build=fields.string_list(body, "OnBuild"),
+        shell=fields.string_slice(body, "Shell"),
+        args_escaped=fields.boolean(body, "ArgsEscaped"),
     )
-    policy = _object(hc, "RestartPolicy", w)
-    log_config = _object(hc, "LogConfig", w)
-    log_type = _str(log_config, "Type", "HostConfig.LogConfig.")
+    policy = fields.json_object(hc, "RestartPolicy", w)
+    log_config = fields.json_object(hc, "LogConfig", w)
+    log_type = fields.string(log_config, "Type", "HostConfig.LogConfig.")
     console = hc.get("ConsoleSize") or [0, 0]
     if not (isinstance(console, list) and len(console) == 2 and all(isinstance(x, int) for x in console)):
         raise InvalidParameter("invalid type for HostConfig.ConsoleSize: expected [height, width]")
-    network_mode = _str(hc, "NetworkMode", w) or "default"
+    network_mode = fields.string(hc, "NetworkMode", w) or "default"
     init = hc.get("Init")
     if init is not None and not isinstance(init, bool):
         raise InvalidParameter("invalid type for HostConfig.Init: expected a boolean")
     host = HostSpec(
         network_mode=network_mode,
-        auto_remove=_bool(hc, "AutoRemove", w),
+        auto_remove=fields.boolean(hc, "AutoRemove", w),
         restart_policy=RestartPolicy(
-            _str(policy, "Name", "HostConfig.RestartPolicy.") or "no",
-            _int(policy, "MaximumRetryCount", "HostConfig.RestartPolicy."),
+            fields.string(policy, "Name", "HostConfig.RestartPolicy.") or "no",
+            fields.integer(policy, "MaximumRetryCount", "HostConfig.RestartPolicy."),
         ),
         init=init,
-        runtime=_str(hc, "Runtime", w),
-        privileged=_bool(hc, "Privileged", w),
-        cap_add=_str_list(hc, "CapAdd", w),
-        cap_drop=_str_list(hc, "CapDrop", w),
-        readonly_rootfs=_bool(hc, "ReadonlyRootfs", w),
-        binds=_str_list(hc, "Binds", w),
+        runtime=fields.string(hc, "Runtime", w),
+        privileged=fields.boolean(hc, "Privileged", w),
+        cap_add=fields.string_list(hc, "CapAdd", w),
+        cap_drop=fields.string_list(hc, "CapDrop", w),
+        readonly_rootfs=fields.boolean(hc, "ReadonlyRootfs", w),
+        binds=fields.string_list(hc, "Binds", w),
         mounts=list(raw_mounts),
-        volumes_from=_str_list(hc, "VolumesFrom", w),
-        volume_driver=_str(hc, "VolumeDriver", w),
-        log_config=LogConfig(log_type, _str_map(log_config, "Config")),
+        volumes_from=fields.string_list(hc, "VolumesFrom", w),
+        volume_driver=fields.string(hc, "VolumeDriver", w),
+        log_config=LogConfig(log_type, fields.string_map(log_config, "Config")),
         port_bindings=bindings,
-        publish_all_ports=_bool(hc, "PublishAllPorts", w),
-        dns=_str_list(hc, "Dns", w),
-        dns_search=_str_list(hc, "DnsSearch", w),
-        dns_options=_str_list(hc, "DnsOptions", w),
-        extra_hosts=_str_list(hc, "ExtraHosts", w),
+        publish_all_ports=fields.boolean(hc, "PublishAllPorts", w),
+        dns=fields.string_list(hc, "Dns", w),
+        dns_search=fields.string_list(hc, "DnsSearch", w),
+        dns_options=fields.string_list(hc, "DnsOptions", w),
+        extra_hosts=fields.string_list(hc, "ExtraHosts", w),
         ulimits=_ulimits(hc),
-        shm_size=_int(hc, "ShmSize", w) or 64 * 1024 * 1024,
+        shm_size=fields.integer(hc, "ShmSize", w) or 64 * 1024 * 1024,
         **{limit.name: _limit(hc, limit, limit.key, w) for limit in LIMITS},
-        oom_score_adj=_int(hc, "OomScoreAdj", w),
-        security_opt=_str_list(hc, "SecurityOpt", w),
-        sysctls=_str_map(hc, "Sysctls", w),
-        tmpfs=_str_map(hc, "Tmpfs", w),
-        group_add=_str_list(hc, "GroupAdd", w),
+        oom_score_adj=fields.integer(hc, "OomScoreAdj", w),
+        security_opt=fields.string_list(hc, "SecurityOpt", w),
+        sysctls=fields.string_map(hc, "Sysctls", w),
+        tmpfs=fields.string_map(hc, "Tmpfs", w),
+        group_add=fields.string_list(hc, "GroupAdd", w),
         console_size=(console[0], console[1]),
-        ipc_mode=_str(hc, "IpcMode", w) or "private",
-        pid_mode=_str(hc, "PidMode", w),
-        uts_mode=_str(hc, "UTSMode", w),
-        cgroupns_mode=_str(hc, "CgroupnsMode", w),
-        annotations=_str_map(hc, "Annotations", w),
+        ipc_mode=fields.string(hc, "IpcMode", w) or "private",
+        pid_mode=fields.string(hc, "PidMode", w),
+        uts_mode=fields.string(hc, "UTSMode", w),
+        cgroupns_mode=fields.string(hc, "CgroupnsMode", w),
+        annotations=fields.string_map(hc, "Annotations", w),
     )
     if host.memory and not host.memory_swap:
         host.memory_swap = 2 * host.memory
@@ -575,11 +496,11 @@ def parse_update(body: dict[str, Any]) -> tuple[RestartPolicy | None, ResourceUp
     (zero or absent: unchanged; PidsLimit null: unchanged, 0 or -1: unlimited)."""
     policy = None
     if body.get("RestartPolicy") is not None:
-        raw = _object(body, "RestartPolicy")
-        name = _str(raw, "Name", "RestartPolicy.")
+        raw = fields.json_object(body, "RestartPolicy")
+        name = fields.string(raw, "Name", "RestartPolicy.")
         if name or raw.get("MaximumRetryCount"):
             policy = RestartPolicy(name or "no",
-                                   _int(raw, "MaximumRetryCount", "RestartPolicy."))
+                                   fields.integer(raw, "MaximumRetryCount", "RestartPolicy."))
     unsupported = sorted(k for k, v in body.items()
                          if k not in _UPDATABLE and v not in (None, 0, "", [], {}, False))
     if unsupported:

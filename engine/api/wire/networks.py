@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from engine.api.wire import fields
 from engine.errors import InvalidParameter
 from engine.images.ociconfig import format_time as rfc3339
 from engine.networks.model import (
@@ -31,54 +32,9 @@ if TYPE_CHECKING:
 # reading ----------------------------------------------------------------------------------
 
 
-def _str(d: Mapping[str, Any], key: str, where: str = "") -> str:
-    value = d.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise InvalidParameter(f"invalid type for {where}{key}: expected a string")
-    return value
-
-
-def _bool(d: Mapping[str, Any], key: str, where: str = "") -> bool:
-    value = d.get(key)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise InvalidParameter(f"invalid type for {where}{key}: expected a boolean")
-    return value
-
-
-def _str_map(d: Mapping[str, Any], key: str, where: str = "") -> dict[str, str]:
-    value = d.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise InvalidParameter(f"invalid type for {where}{key}: expected an object of strings")
-    return dict(value)
-
-
-def _str_list(d: Mapping[str, Any], key: str, where: str = "") -> list[str]:
-    value = d.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidParameter(f"invalid type for {where}{key}: expected a list of strings")
-    return list(value)
-
-
-def _object(d: Mapping[str, Any], key: str, where: str = "") -> dict[str, Any]:
-    value = d.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidParameter(f"invalid type for {where}{key}: expected an object")
-    return value
-
-
 def parse_create(body: Mapping[str, Any]) -> dict[str, Any]:
     """A `POST /networks/create` body as keyword arguments of `NetworkService.create_network`."""
-    ipam = _object(body, "IPAM")
+    ipam = fields.json_object(body, "IPAM")
     configs = ipam.get("Config") or []
     if not isinstance(configs, list) or not all(isinstance(c, dict) for c in configs):
         raise InvalidParameter("invalid type for IPAM.Config: expected a list of objects")
@@ -86,26 +42,26 @@ def parse_create(body: Mapping[str, Any]) -> dict[str, Any]:
     enable_ipv4 = body.get("EnableIPv4")
     if enable_ipv4 is not None and not isinstance(enable_ipv4, bool):
         raise InvalidParameter("invalid type for EnableIPv4: expected a boolean")
-    config_from = _object(body, "ConfigFrom")
+    config_from = fields.json_object(body, "ConfigFrom")
     return {
-        "name": _str(body, "Name"),
-        "driver": _str(body, "Driver") or "bridge",
-        "scope": _str(body, "Scope"),
-        "internal": _bool(body, "Internal"),
-        "attachable": _bool(body, "Attachable"),
-        "ingress": _bool(body, "Ingress"),
-        "config_only": _bool(body, "ConfigOnly"),
-        "config_from": _str(config_from, "Network", "ConfigFrom."),
+        "name": fields.string(body, "Name"),
+        "driver": fields.string(body, "Driver") or "bridge",
+        "scope": fields.string(body, "Scope"),
+        "internal": fields.boolean(body, "Internal"),
+        "attachable": fields.boolean(body, "Attachable"),
+        "ingress": fields.boolean(body, "Ingress"),
+        "config_only": fields.boolean(body, "ConfigOnly"),
+        "config_from": fields.string(config_from, "Network", "ConfigFrom."),
         "enable_ipv4": True if enable_ipv4 is None else enable_ipv4,
         "enable_ipv6": bool(body.get("EnableIPv6")),
-        "options": _str_map(body, "Options"),
-        "labels": _str_map(body, "Labels"),
-        "ipam_driver": _str(ipam, "Driver", "IPAM."),
-        "ipam_options": _str_map(ipam, "Options", "IPAM."),
+        "options": fields.string_map(body, "Options"),
+        "labels": fields.string_map(body, "Labels"),
+        "ipam_driver": fields.string(ipam, "Driver", "IPAM."),
+        "ipam_options": fields.string_map(ipam, "Options", "IPAM."),
         "ipam_configs": [
-            IPAMConfig(subnet=_str(c, "Subnet", w), gateway=_str(c, "Gateway", w),
-                       ip_range=_str(c, "IPRange", w),
-                       aux_addresses=_str_map(c, "AuxiliaryAddresses", w))
+            IPAMConfig(subnet=fields.string(c, "Subnet", w), gateway=fields.string(c, "Gateway", w),
+                       ip_range=fields.string(c, "IPRange", w),
+                       aux_addresses=fields.string_map(c, "AuxiliaryAddresses", w))
             for c in configs
         ],
     }
@@ -117,15 +73,15 @@ def parse_endpoint_request(settings: Mapping[str, Any] | None) -> EndpointReques
     if not settings:
         return EndpointRequest()
     w = "EndpointSettings."
-    ipam = _object(settings, "IPAMConfig", w)
-    if _str(ipam, "IPv6Address", w + "IPAMConfig."):
+    ipam = fields.json_object(settings, "IPAMConfig", w)
+    if fields.string(ipam, "IPv6Address", w + "IPAMConfig."):
         raise InvalidParameter("IPv6 addresses are not supported by moorage yet")
     return EndpointRequest(
-        aliases=tuple(_str_list(settings, "Aliases", w)),
-        ipv4_address=_str(ipam, "IPv4Address", w + "IPAMConfig."),
-        mac_address=_str(settings, "MacAddress", w),
-        links=tuple(_str_list(settings, "Links", w)),
-        driver_opts=_str_map(settings, "DriverOpts", w),
+        aliases=tuple(fields.string_list(settings, "Aliases", w)),
+        ipv4_address=fields.string(ipam, "IPv4Address", w + "IPAMConfig."),
+        mac_address=fields.string(settings, "MacAddress", w),
+        links=tuple(fields.string_list(settings, "Links", w)),
+        driver_opts=fields.string_map(settings, "DriverOpts", w),
     )
 
 
@@ -133,7 +89,7 @@ def parse_endpoints_config(networking_config: Mapping[str, Any] | None) -> dict[
     """`NetworkingConfig` of a container create body: {network name or ID: request}."""
     if not networking_config:
         return {}
-    endpoints = _object(networking_config, "EndpointsConfig", "NetworkingConfig.")
+    endpoints = fields.json_object(networking_config, "EndpointsConfig", "NetworkingConfig.")
     result: dict[str, EndpointRequest] = {}
     for key, settings in endpoints.items():
         if settings is not None and not isinstance(settings, dict):

@@ -1,0 +1,96 @@
+"""Reading typed fields out of a request's JSON object, with dockerd's 400 for a wrong type.
+
+Every create and update body (containers, networks, volumes) goes through these, so a
+string where a number belongs is refused the same way everywhere: `invalid type for
+<where><key>: expected …`. A missing or null field reads as the type's empty value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from engine.errors import InvalidParameter
+
+Body = Mapping[str, Any]
+
+
+def _wrong_type(where: str, key: str, expected: str) -> InvalidParameter:
+    return InvalidParameter(f"invalid type for {where}{key}: expected {expected}")
+
+
+def string(d: Body, key: str, where: str = "") -> str:
+    value = d.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _wrong_type(where, key, "a string")
+    return value
+
+
+def boolean(d: Body, key: str, where: str = "") -> bool:
+    value = d.get(key)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _wrong_type(where, key, "a boolean")
+    return value
+
+
+def integer(d: Body, key: str, where: str = "", default: int = 0) -> int:
+    value = d.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _wrong_type(where, key, "an integer")
+    return value
+
+
+def optional_integer(d: Body, key: str, where: str = "") -> int | None:
+    if d.get(key) is None:
+        return None
+    return integer(d, key, where)
+
+
+def string_list(d: Body, key: str, where: str = "") -> list[str]:
+    value = d.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _wrong_type(where, key, "a list of strings")
+    return list(value)
+
+
+def string_slice(d: Body, key: str, where: str = "") -> list[str] | None:
+    """Docker's StrSlice: null, a string, or a list of strings."""
+    value = d.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _wrong_type(where, key, "a string or a list of strings")
+    return list(value)
+
+
+def string_map(d: Body, key: str, where: str = "") -> dict[str, str]:
+    value = d.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise _wrong_type(where, key, "an object of strings")
+    return dict(value)
+
+
+def key_set(d: Body, key: str, where: str = "") -> list[str]:
+    """An object used as a set (`ExposedPorts`, `Volumes`): its keys."""
+    return list(json_object(d, key, where).keys())
+
+
+def json_object(d: Body, key: str, where: str = "") -> dict[str, Any]:
+    value = d.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _wrong_type(where, key, "an object")
+    return value
