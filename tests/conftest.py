@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -64,6 +65,20 @@ def docker_client(moord: Moord):  # type: ignore[no-untyped-def]
         yield client
     finally:
         client.close()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test that needs root or a program and can't have it fails, saying what is
+    missing: it never passes by skipping the work."""
+    for mark in item.iter_markers("needs_root"):
+        if os.geteuid() != 0:
+            why = mark.args[0] if mark.args else "it needs root"
+            pytest.fail(f"this test must run as root: {why}", pytrace=False)
+    for mark in item.iter_markers("needs_tools"):
+        missing = [name for name in mark.args if shutil.which(name) is None]
+        if missing:
+            pytest.fail(f"this test needs {', '.join(missing)} on PATH (scripts/test.sh "
+                        "installs them)", pytrace=False)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

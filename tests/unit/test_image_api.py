@@ -33,7 +33,7 @@ from engine.images.store import ImageStore
 from engine.registry.service import RegistryService
 from engine.timestamps import filter_time
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="layer unpacking needs root")
+pytestmark = pytest.mark.needs_root("layer unpacking needs root")
 
 
 def rootfs(*files: tuple[str, bytes]) -> bytes:
@@ -328,7 +328,7 @@ async def docker(sock: Path, config_dir: Path, *args: str, stdin: bytes = b""
     return result
 
 
-@pytest.mark.skipif(shutil.which("docker") is None, reason="the docker CLI is not installed")
+@pytest.mark.needs_tools("docker")
 async def test_docker_cli(engine: Engine, short_dir: Path, tmp_path: Path) -> None:
     sock = short_dir / "api.sock"
     server = APIServer(route_table([ping, handlers.router]), engine)

@@ -23,7 +23,7 @@ from engine.images.model import Image
 from engine.images.reference import parse
 from engine.images.store import CorruptBlob, ImageStore
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="layer unpacking needs root")
+pytestmark = pytest.mark.needs_root("layer unpacking needs root")
 
 
 # building blocks -----------------------------------------------------------------

@@ -18,7 +18,7 @@ from engine.images.model import Image
 from engine.images.reference import parse
 from engine.images.store import DeleteItem, ImageStore
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="layer unpacking needs root")
+pytestmark = pytest.mark.needs_root("layer unpacking needs root")
 
 
 def rootfs(*files: tuple[str, bytes]) -> bytes:

@@ -23,7 +23,7 @@ from engine.images import unpack
 from engine.images.unpack import unpack_layer
 from engine.tarball import compression
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="layer unpacking tests need root")
+pytestmark = pytest.mark.needs_root("layer unpacking tests need root")
 
 MTIME = 1_600_000_000
 

@@ -40,8 +40,7 @@ def test_the_root_is_a_mount_point_and_a_fresh_directory_is_not(tmp_path: Path) 
     assert mounts.mounts_under(tmp_path) == []
 
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0,
-                                reason="umount2 says EPERM before anything else to a non-root caller")
+needs_root = pytest.mark.needs_root("umount2 says EPERM before anything else to a non-root caller")
 
 
 @needs_root

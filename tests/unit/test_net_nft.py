@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
-import shutil
 
 import pytest
 
@@ -73,8 +71,8 @@ def test_names_are_checked() -> None:
                          prefix="t")
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("nft") is None,
-                    reason="nft -c needs root and the nftables CLI")
+@pytest.mark.needs_root("nft -c needs root")
+@pytest.mark.needs_tools("nft")
 async def test_nft_accepts_the_ruleset() -> None:
     await nft.apply(_ruleset(), check_only=True)
 

@@ -16,7 +16,7 @@ from engine.images.model import Image
 from engine.images.store import ImageStore
 from engine.runtime import mounts
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="layers and mounts need root")
+pytestmark = pytest.mark.needs_root("layers and mounts need root")
 
 LAYERS = 128  # Docker's overlay2 limit
 

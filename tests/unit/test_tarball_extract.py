@@ -17,7 +17,7 @@ from engine.errors import InvalidParameter
 from engine.images.unpack import LAYER_RULES
 from engine.tarball.extract import ExtractRules, Owner, extract_tar
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="owners and device nodes need root")
+pytestmark = pytest.mark.needs_root("owners and device nodes need root")
 
 CP_RULES = ExtractRules.foreign("archive", absolute_names=True)
 ALL_RULES = [LAYER_RULES, CONTEXT_RULES, CP_RULES]

@@ -33,7 +33,7 @@ from engine.volumes.parse import parse_mount_requests
 from engine.volumes.service import VolumeService
 from volume_drivers.local import LocalDriver
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="volumes are made as root")
+pytestmark = pytest.mark.needs_root("volumes are made as root")
 
 REPO = Path(__file__).resolve().parents[2]
 C1 = "ab" * 32
@@ -223,7 +223,7 @@ async def run(argv: list[str], sock: Path, cfg: Path, stdin: bytes = b""
     return result
 
 
-@pytest.mark.skipif(shutil.which("docker") is None, reason="the docker CLI is not installed")
+@pytest.mark.needs_tools("docker")
 async def test_docker_sdk_and_moor(engine: FakeEngine, short_dir: Path) -> None:
     sock = short_dir / "api.sock"
     cfg = short_dir / "cfg"

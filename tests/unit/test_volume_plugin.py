@@ -3,7 +3,6 @@ entry points and used by the volume service like the built-in one."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from plugins import load_plugin_manager
 from plugins.volume_contract import VolumeDriver
 from tests.support.volume_plugin import DRIVER, volume_plugin_installed
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="installs into the venv, as root")
+pytestmark = pytest.mark.needs_root("installs into the venv, as root")
 
 C1 = "c1" * 32
 

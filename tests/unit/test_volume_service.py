@@ -26,7 +26,7 @@ from volume_drivers.local import LocalDriver
 # These tests look at the files the service made, from the test task: blocking is fine here.
 # ruff: noqa: ASYNC240
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="chown and mount need root")
+pytestmark = pytest.mark.needs_root("chown and mount need root")
 
 C1 = "c1" * 32
 C2 = "c2" * 32
