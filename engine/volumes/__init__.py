@@ -4,8 +4,12 @@
 - `parse`: `-v`, `--mount`, `--tmpfs`, `--volumes-from` and image `VOLUME`s, with
   Docker's rules and messages;
 - `service`: `VolumeService`, which creates, lists and removes volumes through their
-  drivers (pluggy plugins, `plugins.volume_contract`) and gives containers their mounts;
-- `copy`: copying an image's directory into a new volume.
+  drivers (pluggy plugins, `plugins.volume_contract`), and is the container manager's
+  one handle on volumes;
+- `usage`: who uses and who has mounted each volume, and the container side (claim,
+  mount at start, unmount at exit, release at removal, re-adopt at start-up);
+- `populate` and `copy`: filling a new volume from the image's directory;
+- `binds`: bind sources on the host (present, or made for `-v`).
 
 The whole story is in docs/volumes.md.
 """
