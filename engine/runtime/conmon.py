@@ -1,10 +1,14 @@
-"""Starting a container under conmon: the start and sync pipe protocol.
+"""Speaking to conmon: the start and sync pipes at launch, and the control FIFO after.
 
 conmon 2.1.6 has no pipe flags: `_OCI_SYNCPIPE` and `_OCI_STARTPIPE` name inherited
 fds. It blocks on the start pipe before it forks (our chance to move it out of
 moord's cgroup), double-forks (the first child writes `-P` and exits), runs the OCI
 runtime's `create`, and answers on the sync pipe with `{"data": <pid>}` or
 `{"data": -1, "message": …}`. Then the caller runs `<runtime> start`.
+
+While the container runs, conmon reads `<bundle>/ctl`, a FIFO of lines
+`<kind> <height> <width>`: kind 1 is a terminal resize, kind 2 "reopen the log file".
+`write_ctl` is the one place that writes it.
 """
 
 from __future__ import annotations
@@ -22,14 +26,13 @@ import trio
 
 from engine.errors import SystemFailure
 from engine.runtime.exits import read_pid_file
+from engine.runtime.interface import RuntimeCreateFailed
 
 log = logging.getLogger(__name__)
 
 CREATE_TIMEOUT = 240.0
-
-
-class RuntimeCreateFailed(SystemFailure):
-    """The OCI runtime refused to create the container; the message is its own words."""
+CTL_RESIZE = 1
+CTL_REOPEN_LOG = 2
 
 
 @attrs.frozen
@@ -175,3 +178,15 @@ def attach_socket_path(bundle: Path) -> tuple[int, str]:
     """
     fd = os.open(bundle, os.O_PATH | os.O_DIRECTORY)
     return fd, f"/proc/self/fd/{fd}/attach"
+
+
+def write_ctl(bundle: Path, kind: int, height: int = 0, width: int = 0) -> None:
+    """One message on conmon's control FIFO (blocking, brief; never waits for a reader).
+
+    Raises OSError when conmon is not listening (it may be exiting with its container).
+    """
+    fd = os.open(bundle / "ctl", os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        os.write(fd, f"{kind} {height} {width}\n".encode())
+    finally:
+        os.close(fd)
