@@ -26,7 +26,7 @@ import trio
 
 from engine.errors import SystemFailure
 from engine.runtime.exits import read_pid_file
-from engine.runtime.interface import RuntimeCreateFailed
+from engine.runtime.interface import LaunchOptions, RuntimeCreateFailed, RuntimeTarget
 
 log = logging.getLogger(__name__)
 
@@ -39,43 +39,37 @@ CTL_REOPEN_LOG = 2
 class ConmonLaunch:
     """Everything conmon needs to create one container."""
 
-    container_id: str
-    name: str
-    bundle: Path
-    userdata: Path
-    log_path: Path
+    target: RuntimeTarget
+    options: LaunchOptions
     runtime_path: str
     runtime_root: Path
     conmon_path: str
     socket_dir: Path
-    stdin: bool = False
-    tty: bool = False
-    leave_stdin_open: bool = True  # False: the first attach client's end closes stdin
-    keep_log: bool = True  # False: conmon discards the output (log driver `none`)
 
     def argv(self) -> list[str]:
+        target, options = self.target, self.options
         args = [
             self.conmon_path,
             "--api-version",
-            "-c", self.container_id,
-            "-u", self.container_id,
-            "-n", self.name,
+            "-c", target.id,
+            "-u", target.id,
+            "-n", options.name,
             "-r", self.runtime_path,
             "--runtime-arg", f"--root={self.runtime_root}",
-            "-b", str(self.bundle),
-            "-p", str(self.userdata / "pidfile"),
-            "-P", str(self.userdata / "conmon.pid"),
-            "-l", f"k8s-file:{self.log_path}" if self.keep_log else "none",
-            "--persist-dir", str(self.userdata),
+            "-b", str(target.bundle),
+            "-p", str(target.userdata / "pidfile"),
+            "-P", str(target.userdata / "conmon.pid"),
+            "-l", f"k8s-file:{options.log_path}" if options.keep_log else "none",
+            "--persist-dir", str(target.userdata),
             "--socket-dir-path", str(self.socket_dir),
             "--full-attach",
             "--log-level", "error",
         ]
-        if self.stdin:
+        if options.stdin:
             args.append("-i")
-            if self.leave_stdin_open:
+            if options.leave_stdin_open:
                 args.append("--leave-stdin-open")
-        if self.tty:
+        if options.tty:
             args.append("-t")
         return args
 
@@ -99,7 +93,7 @@ async def launch(
         "_OCI_SYNCPIPE": str(sync_child.fileno()),
         "_OCI_STARTPIPE": str(start_child.fileno()),
     }
-    stderr_path = spec.userdata / "conmon.stderr"
+    stderr_path = spec.target.userdata / "conmon.stderr"
     try:
         stderr_file = await trio.to_thread.run_sync(open, stderr_path, "wb")
         with stderr_file:
@@ -109,7 +103,7 @@ async def launch(
                 stdout=subprocess.DEVNULL,
                 stderr=stderr_file,
                 pass_fds=(sync_child.fileno(), start_child.fileno()),
-                cwd=str(spec.userdata),
+                cwd=str(spec.target.userdata),
                 env=env,
                 start_new_session=True,
             )
@@ -128,7 +122,7 @@ async def launch(
             raise
         if returncode != 0:
             raise SystemFailure(f"conmon failed to start: {_stderr_text(stderr_path)}")
-        conmon_pid = read_pid_file(spec.userdata / "conmon.pid")
+        conmon_pid = read_pid_file(spec.target.userdata / "conmon.pid")
         message = await _read_sync_message(sync_parent, stderr_path)
     finally:
         for s in (sync_parent, sync_child, start_parent, start_child):

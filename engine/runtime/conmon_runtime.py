@@ -62,21 +62,9 @@ class ConmonRuntime:
 
     async def create(self, target: RuntimeTarget, options: LaunchOptions) -> Created:
         oci = self.command_line(target.runtime)
-        launch = conmon.ConmonLaunch(
-            container_id=target.id,
-            name=options.name,
-            bundle=target.bundle,
-            userdata=target.userdata,
-            log_path=options.log_path,
-            runtime_path=oci.path,
-            runtime_root=oci.root,
-            conmon_path=self.host.conmon_path,
-            socket_dir=self.exec_root / "socks",
-            stdin=options.stdin,
-            tty=options.tty,
-            leave_stdin_open=options.leave_stdin_open,
-            keep_log=options.keep_log,
-        )
+        launch = conmon.ConmonLaunch(target, options, runtime_path=oci.path,
+                                     runtime_root=oci.root, conmon_path=self.host.conmon_path,
+                                     socket_dir=self.exec_root / "socks")
         launched = await conmon.launch(launch, place=self._place_monitor)
         return Created(pid=launched.container_pid, monitor_pid=launched.conmon_pid,
                        watch=watch_conmon(launched.conmon_pid, target.id))
