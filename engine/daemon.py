@@ -108,7 +108,7 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
         raise HostNotReady(f"log-driver {config.log_driver!r} is not a known log driver "
                            f"({', '.join(sorted(log_drivers))})")
     containers.volumes = volumes
-    for c in containers.registry:
+    for c in containers.table:
         volumes.adopt(c.id, c.mounts, running=c.state.is_live)
     engine = Engine(config=config, host=host, images=images, containers=containers, events=events,
                     volumes=volumes, networks=networks, id=engine_id,

@@ -66,6 +66,10 @@ class BundleMaker:
                 await trio.to_thread.run_sync(mounts.unmount, paths.rootfs)
             raise
 
+    async def unmount(self, paths: ContainerPaths) -> None:
+        """Unmount the overlay root `prepare` mounted (not mounted: nothing to do)."""
+        await trio.to_thread.run_sync(mounts.unmount, paths.rootfs)
+
     def _prepare_sync(self, c: Container, paths: ContainerPaths, cgroups_path: str,
                       extra: list[Mount], attachment: Attachment) -> None:
         """The blocking part; `prepare` undoes the mounts if it fails."""

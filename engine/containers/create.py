@@ -3,17 +3,34 @@
 The image's config supplies what the request leaves out (moby's `merge`): env is
 the image's with the request's values replacing same-named ones, labels likewise,
 ports and volumes are unions, and the command follows the entrypoint rules below.
+`create_container` checks the request as Docker does, names it, claims its volumes
+and writes the record.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import posixpath
+from typing import TYPE_CHECKING, Any
 
-from engine.containers.model import ContainerSpec, HostSpec
+import trio
+
+from engine import ids
+from engine.containers import names
+from engine.containers.layout import ContainerPaths
+from engine.containers.model import Container, ContainerSpec, HostSpec, LogConfig
 from engine.containers.resources import check_limits
 from engine.errors import InvalidParameter
 from engine.images.model import Healthcheck, ImageConfig
+from engine.runtime.rlimits import validate_ulimits
+from engine.runtime.security import parse_security_opt
+from engine.volumes.model import MountRequest
+from engine.volumes.parse import parse_mount_requests, parse_volumes_from, volumes_from
+from plugins.contracts import InvalidLogOption
+
+if TYPE_CHECKING:
+    from engine.containers.manager import ContainerManager
 
 RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
 
@@ -121,3 +138,101 @@ def validate(spec: ContainerSpec, host: HostSpec) -> None:
                 raise InvalidParameter(f"{label} in Healthcheck cannot be less than 1ms")
         if hc.retries < 0:
             raise InvalidParameter("Retries in Healthcheck cannot be negative")
+
+
+async def create_container(m: ContainerManager, name: str | None, spec: ContainerSpec,
+                           host: HostSpec, endpoints: Any = None) -> tuple[Container, list[str]]:
+    """A new record from a create request: checked, named, its volumes claimed, persisted."""
+    warnings: list[str] = []
+    image = m.images.resolve(spec.image)
+    merged = merge_image_config(spec, image.config)
+    validate(merged, host)
+    networking = None
+    if m.networks is not None:
+        networking, net_warnings = m.networks.validate_container_networking(
+            network_mode=host.network_mode, endpoints=endpoints,
+            port_bindings={k: [(b.host_ip, b.host_port) for b in v]
+                           for k, v in host.port_bindings.items()},
+            publish_all=host.publish_all_ports, exposed_ports=merged.exposed_ports,
+            dns=host.dns, dns_search=host.dns_search, dns_options=host.dns_options,
+            extra_hosts=host.extra_hosts)
+        warnings += net_warnings
+    host.log_config = log_config(m, host.log_config)
+    parse_security_opt(host.security_opt)
+    validate_ulimits(host.ulimits)
+    path, args = process_of(merged)
+    runtime = m.host.runtime_for(host.runtime).name
+    if host.init and not m.host.init_path:
+        raise InvalidParameter("--init needs tini-static or catatonit on the host")
+    container_id = ids.new_id()
+    name = names.validate(name) if name else names.generate(m.table.names)
+    if not merged.hostname:
+        merged.hostname = container_id[:12]
+    container = Container(
+        id=container_id,
+        name=name,
+        created=dt.datetime.now(dt.timezone.utc),
+        image_id=image.id,
+        spec=merged,
+        host=host,
+        path=path,
+        args=args,
+        runtime=runtime,
+        networking=networking,
+    )
+    requests = _mount_requests(m, merged, host, image.config.volumes)
+    m.table.reserve_name(name, container_id)
+    try:
+        assert m.volumes is not None
+        container.mounts = await m.volumes.claim(container_id, requests)
+        paths = m.paths(container)
+        await trio.to_thread.run_sync(_make_dirs, paths)
+        m.table.add(container)
+        await m.table.save(container)
+    except BaseException:
+        m.table.discard(container)
+        if m.volumes is not None and container.mounts:
+            with trio.CancelScope(shield=True):
+                await m.volumes.release(container_id, container.mounts, remove_anonymous=True)
+        raise
+    m.live_of(container)
+    m.publish(container, "create")
+    return container, warnings
+
+
+def _mount_requests(m: ContainerManager, spec: ContainerSpec, host: HostSpec,
+                    image_volumes: list[str]) -> list[MountRequest]:
+    inherited: list[MountRequest] = []
+    for source in host.volumes_from:
+        ref, mode = parse_volumes_from(source)
+        other = m.table.lookup(ref)
+        inherited += volumes_from(other.mounts, mode)
+    return parse_mount_requests(binds=host.binds, mounts=host.mounts, anonymous=spec.volumes,
+                                tmpfs=host.tmpfs, image_volumes=image_volumes,
+                                inherited=inherited, volume_driver=host.volume_driver)
+
+
+def log_config(m: ContainerManager, requested: LogConfig) -> LogConfig:
+    """The driver (daemon default when none is named) and its options, checked; the
+    daemon's default options apply when the container uses the default driver."""
+    name = requested.type or m.config.log_driver
+    driver = m.log_drivers.get(name)
+    if driver is None:
+        raise InvalidParameter(f"logger: no log driver named '{name}' is registered")
+    options = dict(requested.config)
+    # the daemon's defaults become the container's own, as dockerd merges its log-opts
+    # (a driver that is only the file moord keeps: readable, shipping nothing)
+    if (not requested.type or name == m.config.log_driver) and driver.readable \
+            and not driver.ships:
+        options.setdefault("max-size", m.config.log_max_size)
+        options.setdefault("max-file", str(m.config.log_max_file))
+    try:
+        options = dict(driver.validate(options))
+    except InvalidLogOption as exc:
+        raise InvalidParameter(str(exc)) from None
+    return LogConfig(name, options)
+
+
+def _make_dirs(paths: ContainerPaths) -> None:
+    for d in (paths.root, paths.upper, paths.work, paths.bundle, paths.rootfs, paths.userdata):
+        d.mkdir(parents=True, exist_ok=True)

@@ -127,7 +127,7 @@ class ExecManager:
         c = self.check_startable(session)
         session.started = True
         m = self.containers
-        runtime = m.runtime_of(c)
+        runtime = m.runtime.command_line(c.runtime)
         paths = m.paths(c)
         template = await read_process_template(paths.config_json)
         env = _merge_env(list(template.get("env") or []), session.env)

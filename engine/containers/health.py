@@ -2,10 +2,10 @@
 
 The manager starts `run_health_checks` when a container with a health check starts,
 and cancels it when the container exits or is removed. The task sleeps an interval,
-runs the probe inside the container (`engine.runtime.exec`), keeps the last five
-results and the failing streak in `c.state.health`, and on each change of status
-persists the record, publishes `health_status: <status>` and, on turning unhealthy,
-hands the container to `manager.health_failed` (`--health-on-failure`).
+runs the probe inside the container (`RuntimeExecutor`, `engine.runtime.exec`), keeps
+the last five results and the failing streak in `c.state.health`, and on each change of
+status tells its `HealthReceiver` (the manager): persist the record, publish
+`health_status: <status>` and, on turning unhealthy, act (`--health-on-failure`).
 
 Docker's rules: exit 0 is healthy, anything else (including a probe that could not
 run, exit -1) a failure; `retries` consecutive failures make it unhealthy; failures
@@ -20,7 +20,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import attrs
 import trio
@@ -35,9 +36,6 @@ from engine.runtime.exec import (
     remove_stale_scratch,
 )
 from engine.runtime.oci import OCIRuntime
-
-if TYPE_CHECKING:
-    from engine.containers.manager import ContainerManager
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +52,19 @@ DEFAULT_SHELL = ("/bin/sh", "-c")
 # Runs one probe: argv, and seconds after which it is killed → the result, or None when there is no verdict
 # (the container stopped running under it).
 Executor = Callable[[list[str], float], Awaitable["ExecResult | None"]]
+
+
+class HealthReceiver(Protocol):
+    """Where a health check's verdicts go (the container manager is one)."""
+
+    async def save(self, c: Container) -> None:
+        """Persist the record (its health changed)."""
+
+    def publish(self, c: Container, action: str, **extra: str) -> None:
+        """A container event: `health_status: <status>`."""
+
+    def health_failed(self, c: Container) -> None:
+        """`c` just turned unhealthy: act as its `--health-on-failure` says."""
 
 
 def probe_command(hc: Healthcheck | None, shell: Sequence[str] | None = None) -> list[str] | None:
@@ -157,41 +168,34 @@ class RuntimeExecutor:
     start also starts a new health task).
     """
 
-    manager: ContainerManager
     c: Container
+    oci: OCIRuntime
+    config_json: Path
+    scratch: Path  # where the runtime's exec files go
+    going_down: Callable[[], Awaitable[bool]]  # being stopped, or no longer running?
     template: dict[str, Any] | None = None
 
     async def __call__(self, argv: list[str], kill_after: float) -> ExecResult | None:
-        runtime = self.manager.runtime_of(self.c)
-        scratch = self.manager.config.exec_root / "exec"
         if self.template is None:
             # one health task per container: no exec of ours is using this container's files
-            await trio.to_thread.run_sync(remove_stale_scratch, scratch, self.c.id)
+            await trio.to_thread.run_sync(remove_stale_scratch, self.scratch, self.c.id)
             try:
-                self.template = await read_process_template(
-                    self.manager.paths(self.c).config_json)
+                self.template = await read_process_template(self.config_json)
             except (OSError, ValueError) as exc:
                 return ExecResult(exit_code=-1, error=f"reading the container's process: {exc}")
         env = _exec_env(self.c, list(self.template.get("env") or []))
         result = await exec_capture(
-            runtime, self.c.id, argv, process=self.template, env=env, kill_after=kill_after,
-            limit=MAX_OUTPUT_LEN, scratch=scratch)
-        if result.exit_code != 0 and await self._going_down(runtime):
+            self.oci, self.c.id, argv, process=self.template, env=env, kill_after=kill_after,
+            limit=MAX_OUTPUT_LEN, scratch=self.scratch)
+        if result.exit_code != 0 and await self.going_down():
             return None  # a stop's SIGKILL took the probe with it: that says nothing
         return result
 
-    async def _going_down(self, runtime: OCIRuntime) -> bool:
-        """Is the container being stopped, or no longer running (or paused) at all?"""
-        live = self.manager.live.get(self.c.id)
-        if live is None or live.stop_requested:
-            return True
-        state = await runtime.state(self.c.id)
-        return (state or {}).get("status") != "running"
 
-
-async def run_health_checks(manager: ContainerManager, c: Container, *,
-                            execute: Executor | None = None) -> None:
-    """Probe `c` for as long as it runs; the manager cancels this when it stops."""
+async def run_health_checks(receiver: HealthReceiver, c: Container, *,
+                            execute: Executor) -> None:
+    """Probe `c` with `execute` for as long as it runs; the manager cancels this when it
+    stops."""
     hc = c.spec.healthcheck
     health = c.state.health
     command = probe_command(hc, c.spec.shell)
@@ -201,7 +205,6 @@ async def run_health_checks(manager: ContainerManager, c: Container, *,
         log.warning("%s: health check %r has nothing to run", c.short_id, list(hc.test))
         return
     timing = Timing.of(hc)
-    run = execute if execute is not None else RuntimeExecutor(manager, c)
     # the start period counts from the container's start, even if we came later (recovery)
     since_start = (_now() - c.state.started_at).total_seconds() if c.state.started_at else 0.0
     started = trio.current_time() - max(0.0, since_start)
@@ -211,7 +214,7 @@ async def run_health_checks(manager: ContainerManager, c: Container, *,
             continue  # paused: not probed, nothing counts
         probe_time = trio.current_time()
         start = _now()
-        result = await run(command, timing.timeout)
+        result = await execute(command, timing.timeout)
         end = _now()
         if result is None or c.state.status is not Status.RUNNING:
             continue
@@ -220,16 +223,16 @@ async def run_health_checks(manager: ContainerManager, c: Container, *,
         changed = record_probe(health, probe, retries=timing.retries,
                                in_start_period=probe_time - started < timing.start_period)
         if changed:
-            await _announce(manager, c, health)
+            await _announce(receiver, c, health)
 
 
-async def _announce(manager: ContainerManager, c: Container, health: HealthState) -> None:
+async def _announce(receiver: HealthReceiver, c: Container, health: HealthState) -> None:
     """Persist, publish `health_status: …`, and act if it just turned unhealthy."""
     status = health.status
     try:
-        await manager.registry.save(c)
+        await receiver.save(c)
     except Exception:
         log.exception("saving the health of %s failed", c.short_id)
-    manager.publish(c, f"health_status: {status.value}")
+    receiver.publish(c, f"health_status: {status.value}")
     if status is HealthStatus.UNHEALTHY:
-        manager.health_failed(c)
+        receiver.health_failed(c)

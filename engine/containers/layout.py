@@ -15,7 +15,12 @@ class ContainerPaths:
 
     @classmethod
     def under(cls, data_root: Path, container_id: str) -> ContainerPaths:
-        return cls(data_root / "containers" / container_id)
+        return cls(cls.parent_under(data_root) / container_id)
+
+    @staticmethod
+    def parent_under(data_root: Path) -> Path:
+        """The directory that holds every container's."""
+        return data_root / "containers"
 
     @property
     def upper(self) -> Path:

@@ -12,37 +12,77 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import trio
 
 from engine import fsutil
 from engine.containers import policy
+from engine.containers.layout import ContainerPaths
 from engine.containers.model import Container, Status, StopReason
-from engine.runtime import cgroups, mounts
-from engine.runtime.exits import (
-    close_fd,
-    open_conmon_pidfd,
-    read_exit_file,
-    read_pid_file,
-    wait_for_pidfd,
-)
-from engine.runtime.oci import OCIRuntime
+from engine.runtime import mounts
+from engine.runtime.interface import ContainerRuntime, ExitWatch, RuntimeState, RuntimeTarget
 
-if TYPE_CHECKING:
-    from engine.containers.manager import ContainerManager
+
+class Recoverable(Protocol):
+    """What recovery needs of the container manager (which is one)."""
+
+    @property
+    def runtime(self) -> ContainerRuntime: ...
+
+    @property
+    def boot_id(self) -> str:
+        """This boot's: a record started under another one outlived a host reboot."""
+
+    @property
+    def containers_dir(self) -> Path:
+        """Where the containers' directories are (orphans too)."""
+
+    def records(self) -> list[Container]: ...
+
+    def recorded(self, container_id: str) -> bool: ...
+
+    def paths(self, c: Container | str) -> ContainerPaths: ...
+
+    def target(self, c: Container) -> RuntimeTarget: ...
+
+    async def save(self, c: Container) -> None: ...
+
+    def publish(self, c: Container, action: str, **extra: str) -> None: ...
+
+    async def unmount_rootfs(self, c: Container) -> None: ...
+
+    async def record_exit(self, c: Container, *, reason: StopReason | None = None,
+                          fallback_code: int = 255) -> None:
+        """Record an exit (and apply the restart policy), as if its monitor had reported it."""
+
+    def watch_exit(self, c: Container, watch: ExitWatch | None) -> None:
+        """Handle `c`'s exit when the watched monitor reports it."""
+
+    def start_run_tasks(self, c: Container) -> None:
+        """Health checks, log rotation and shipping for a running container."""
+
+    async def finish_removal(self, c: Container) -> None: ...
+
+    async def restore_networks(self, container_ids: list[str]) -> None: ...
+
+    def spawn(self, fn: Callable[..., Awaitable[object]], *args: object) -> None: ...
+
+    async def start_by_policy(self, c: Container) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
 
-async def recover(manager: ContainerManager) -> None:
+async def recover(manager: Recoverable) -> None:
     """Reconcile every record, then start what the restart policies say should run.
 
     Containers are reconciled in parallel (each is a few syscalls and maybe a
     `crun state`), so adopting hundreds of them takes little longer than one.
     """
-    resting = [c for c in manager.registry if c.state.status in (Status.EXITED, Status.RESTARTING)]
+    resting = [c for c in manager.records() if c.state.status in (Status.EXITED, Status.RESTARTING)]
     limiter = trio.CapacityLimiter(16)
 
     async def one(c: Container) -> None:
@@ -53,130 +93,121 @@ async def recover(manager: ContainerManager) -> None:
                 log.exception("could not recover container %s", c.short_id)
 
     async with trio.open_nursery() as nursery:
-        for c in list(manager.registry):
+        for c in manager.records():
             nursery.start_soon(one, c)
     try:
         await sweep_orphans(manager)
     except Exception:
         log.exception("could not sweep leftover container directories")
-    if manager.networks is not None:
-        await manager.networks.restore([c.id for c in manager.registry if c.state.is_live])
+    await manager.restore_networks([c.id for c in manager.records() if c.state.is_live])
     for c in resting:
-        if c.id not in manager.registry.by_id or c.state.status not in (Status.EXITED,
-                                                                         Status.RESTARTING):
+        if not manager.recorded(c.id) or c.state.status not in (Status.EXITED, Status.RESTARTING):
             continue
-        rebooted = bool(c.state.boot_id) and c.state.boot_id != manager.host.boot_id
+        rebooted = bool(c.state.boot_id) and c.state.boot_id != manager.boot_id
         if policy.starts_at_daemon_start(c.host.restart_policy, c.state, host_rebooted=rebooted):
             log.info("starting %s (restart policy %s)", c.short_id, c.host.restart_policy.name)
             manager.spawn(manager.start_by_policy, c)
 
 
-async def _recover_one(m: ContainerManager, c: Container) -> None:
-    paths = m.paths(c)
+async def _recover_one(m: Recoverable, c: Container) -> None:
     if c.state.status is Status.REMOVING:
         log.info("finishing the removal of %s", c.short_id)
-        await m._remove_locked(c)
+        await m.finish_removal(c)
         return
-    conmon_pid = c.state.conmon_pid or await trio.to_thread.run_sync(
-        read_pid_file, paths.userdata / "conmon.pid")
-    pidfd = open_conmon_pidfd(conmon_pid, c.id) if conmon_pid else None
-    if pidfd is not None:
-        await _with_live_conmon(m, c, conmon_pid, pidfd)
+    target = m.target(c)
+    watch = await m.runtime.adopt(target, c.state.conmon_pid)
+    if watch is not None:
+        await _with_live_conmon(m, c, watch)
         return
-    runtime = m.runtime_of(c)
     # without its conmon, a container the runtime still knows can't be supervised: end it
     # (a start cut short while `crun create` ran leaves one in "created", process alive)
-    crun_state = await runtime.state(c.id) if await trio.to_thread.run_sync(
-        (runtime.root / c.id).exists) else None
+    crun_state = await m.runtime.state(target)
     if crun_state is not None:
         log.warning("%s has no conmon but the runtime knows it (%s); removing it from the runtime",
-                    c.short_id, crun_state.get("status"))
-        await runtime.delete(c.id, force=True)
+                    c.short_id, crun_state.status)
+        await m.runtime.delete(target)
     if c.state.status is Status.RESTARTING:
         # its exit is recorded; the restart was pending: the start-up pass starts it
-        await trio.to_thread.run_sync(mounts.unmount, paths.rootfs)
+        await m.unmount_rootfs(c)
         return
-    exit_code = await trio.to_thread.run_sync(read_exit_file, paths.userdata)
+    recorded = await m.runtime.exit_status(target)
     was_live = c.state.status in (Status.RUNNING, Status.PAUSED)
-    unseen_exit = exit_code is not None and await trio.to_thread.run_sync(
-        _exit_file_is_newer, c, paths.userdata / "exit")
+    unseen_exit = recorded.code is not None and _unseen(c, recorded.recorded_at)
     if was_live or unseen_exit:
-        rebooted = bool(c.state.boot_id) and c.state.boot_id != m.host.boot_id
-        if exit_code is not None:
-            log.info("%s exited (%d) while moord was away", c.short_id, exit_code)
+        rebooted = bool(c.state.boot_id) and c.state.boot_id != m.boot_id
+        if recorded.code is not None:
+            log.info("%s exited (%d) while moord was away", c.short_id, recorded.code)
             # an exit as the host went down (systemd killing it) is not the container's doing
-            await m.handle_exit(c, reason=StopReason.HOST_CRASH if rebooted else StopReason.EXITED)
+            await m.record_exit(c, reason=StopReason.HOST_CRASH if rebooted else StopReason.EXITED)
             return
         reason = StopReason.HOST_CRASH if rebooted else StopReason.MONITOR_LOST
         log.info("%s: no exit record (%s)", c.short_id, reason.value)
-        await m.handle_exit(c, reason=reason, fallback_code=255)
+        await m.record_exit(c, reason=reason, fallback_code=255)
         return
     # a stopped container: make sure nothing of a half-finished exit or start is left
-    await trio.to_thread.run_sync(mounts.unmount, paths.rootfs)
+    await m.unmount_rootfs(c)
     if c.host.auto_remove:
         # an interrupted `run --rm`: Docker removes such containers at start-up too
         log.info("removing %s (auto-remove, not running)", c.short_id)
-        await m._remove_locked(c)
+        await m.finish_removal(c)
 
 
-async def _with_live_conmon(m: ContainerManager, c: Container, conmon_pid: int,
-                            pidfd: int) -> None:
+async def _with_live_conmon(m: Recoverable, c: Container, watch: ExitWatch) -> None:
     """conmon is alive: re-adopt its container, or roll back a start moord never finished."""
-    paths = m.paths(c)
-    runtime = m.runtime_of(c)
+    target = m.target(c)
+    state: RuntimeState | None
     if c.state.is_live:
         # the usual case after a moord restart: the record and a verified conmon agree, so
         # no `crun state` per container (a process each: adopting 100 would cost 100); the
         # freezer file says whether a pause or unpause landed after the record was written
-        frozen = await trio.to_thread.run_sync(cgroups.is_frozen, m.host.cgroups,
-                                               m.cgroup_path(c))
+        frozen = await m.runtime.frozen(target)
         live = c.state.status.value if frozen is None else ("paused" if frozen else "running")
-        state: dict[str, object] | None = {"status": live, "pid": c.state.pid}
+        state = RuntimeState(status=live, pid=c.state.pid)
     else:
-        state = await runtime.state(c.id)
-    status = (state or {}).get("status")
-    if status in ("running", "paused"):
+        state = await m.runtime.state(target)
+    status = state.status if state is not None else None
+    if state is not None and status in ("running", "paused"):
         if not c.state.is_live:
             # started, but moord died before it recorded so: record it now
             c.state.started_at = dt.datetime.now(dt.timezone.utc)
             c.state.has_been_started = True
-            c.state.boot_id = m.host.boot_id
+            c.state.boot_id = m.boot_id
             c.state.exit_code = 0
             c.state.error = ""
             c.state.stop_reason = StopReason.NONE
             m.publish(c, "start")
         before = (c.state.status, c.state.conmon_pid, c.state.pid)
         c.state.status = Status.PAUSED if status == "paused" else Status.RUNNING
-        c.state.conmon_pid = conmon_pid
-        c.state.pid = int(str((state or {}).get("pid") or c.state.pid))
+        c.state.conmon_pid = watch.monitor_pid
+        c.state.pid = state.pid or c.state.pid
         if (c.state.status, c.state.conmon_pid, c.state.pid) != before or c.state.started_at is None:
-            await m.registry.save(c)
-        log.info("re-adopted %s (%s, conmon %d)", c.short_id, status, conmon_pid)
-        m._watch(c, pidfd)
+            await m.save(c)
+        log.info("re-adopted %s (%s, conmon %d)", c.short_id, status, watch.monitor_pid)
+        m.watch_exit(c, watch)
         m.start_run_tasks(c)
         return
     if status == "created":
         # moord died between conmon's create and the runtime's start: roll back
         log.info("rolling back the interrupted start of %s", c.short_id)
-        await runtime.delete(c.id, force=True)
+        await m.runtime.delete(target)
         with trio.move_on_after(5):
-            await wait_for_pidfd(pidfd)
-        close_fd(pidfd)
-        await trio.to_thread.run_sync(mounts.unmount, paths.rootfs)
+            await watch.wait()
+        watch.close()
+        await m.unmount_rootfs(c)
         if c.state.status is not Status.RESTARTING:
             c.state.error = "moord stopped while the container was starting"
-        await m.registry.save(c)
+        await m.save(c)
         if c.host.auto_remove and c.state.status is not Status.RESTARTING:
-            await m._remove_locked(c)
+            await m.finish_removal(c)
         return
     # conmon alive but the container is stopped: conmon is finishing up
-    m._watch(c, pidfd)
+    m.watch_exit(c, watch)
 
 
-async def sweep_orphans(m: ContainerManager) -> int:
+async def sweep_orphans(m: Recoverable) -> int:
     """Container directories without a record (a create cut short): unmount and remove."""
-    root = m.config.data_root / "containers"
-    known = set(m.registry.by_id)
+    root = m.containers_dir
+    known = {c.id for c in m.records()}
 
     def orphans() -> list[str]:
         try:
@@ -187,10 +218,7 @@ async def sweep_orphans(m: ContainerManager) -> int:
     names = await trio.to_thread.run_sync(orphans)
     for cid in names:
         paths = m.paths(cid)
-        for info in m.host.runtimes.values():
-            if info.usable:
-                await OCIRuntime(info.name, info.path, m.config.exec_root / info.name).delete(
-                    cid, force=True)
+        await m.runtime.forget(cid)
         await trio.to_thread.run_sync(_remove_orphan, paths.rootfs, paths.root)
         log.info("removed the leftovers of %s, a create that never finished", cid[:12])
     return len(names)
@@ -201,11 +229,9 @@ def _remove_orphan(rootfs: Path, root: Path) -> None:
     fsutil.remove_tree(root)
 
 
-def _exit_file_is_newer(c: Container, exit_file: Path) -> bool:
-    """An exit file newer than the last exit we recorded: a run we never saw end."""
-    try:
-        mtime = exit_file.stat().st_mtime
-    except FileNotFoundError:
+def _unseen(c: Container, exit_recorded_at: float | None) -> bool:
+    """An exit recorded after the last exit we recorded: a run we never saw end."""
+    if exit_recorded_at is None:
         return False
     recorded = c.state.finished_at or c.created
-    return mtime > recorded.timestamp() + 0.5
+    return exit_recorded_at > recorded.timestamp() + 0.5

@@ -2,7 +2,8 @@
 
 conmon holds the log open and appends to it. To rotate, moord renames `ctr.log` to
 `ctr.log.1` (older ones shift to `.2`, `.3`…, the oldest is deleted) and then asks
-conmon, through the container's `ctl` FIFO, to reopen: conmon closes its descriptor
+conmon to reopen (the runtime's `reopen_log`, through the container's `ctl` FIFO):
+conmon closes its descriptor
 (lines written in between land at the end of `.1`, which still is the file it had
 open) and creates a fresh `ctr.log`. Readers follow by inode, so a follower drains
 `.1` and carries on in the new file. conmon's own `--log-size-max` is not used: it
@@ -15,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 import attrs
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 MIN_CHECK_INTERVAL = 0.02  # at most 50 size checks a second, however fast the writes
 POLL_INTERVAL = 1.0  # a look without being told, in case inotify is missing or misses
 REOPEN_WAIT = 5.0
+
+# asks the log's writer to reopen it by name; False if it could not be asked
+Reopen = Callable[[], Awaitable[bool]]
 
 
 @attrs.frozen
@@ -82,21 +86,6 @@ def shift_files(log_path: Path, max_files: int) -> Path | None:
     return None
 
 
-def ask_conmon_to_reopen(ctl: Path) -> bool:
-    """Write conmon's "reopen the log" message to its control FIFO (blocking, brief)."""
-    try:
-        fd = os.open(ctl, os.O_WRONLY | os.O_NONBLOCK)
-    except OSError:
-        return False
-    try:
-        os.write(fd, b"2 0 0\n")
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-
-
 def _size(path: Path) -> int:
     try:
         return os.stat(path).st_size
@@ -104,7 +93,7 @@ def _size(path: Path) -> int:
         return 0
 
 
-async def keep_rotated(log_path: Path, ctl: Path, policy: RotationPolicy) -> None:
+async def keep_rotated(log_path: Path, reopen: Reopen, policy: RotationPolicy) -> None:
     """Rotate `log_path` whenever it reaches the policy's size, until cancelled."""
     if policy.max_size <= 0:
         return
@@ -124,7 +113,7 @@ async def keep_rotated(log_path: Path, ctl: Path, policy: RotationPolicy) -> Non
                 nursery.start_soon(watch)
             while True:
                 if await trio.to_thread.run_sync(_size, log_path) >= policy.max_size:
-                    await rotate(log_path, ctl, policy)
+                    await rotate(log_path, reopen, policy)
                 with trio.move_on_after(POLL_INTERVAL):
                     await woken.wait()
                 woken = trio.Event()
@@ -134,11 +123,11 @@ async def keep_rotated(log_path: Path, ctl: Path, policy: RotationPolicy) -> Non
             inotify.close()
 
 
-async def rotate(log_path: Path, ctl: Path, policy: RotationPolicy) -> None:
+async def rotate(log_path: Path, reopen: Reopen, policy: RotationPolicy) -> None:
     """One rotation: shift and rename, ask conmon to reopen, wait for the new file."""
     old_inode = await trio.to_thread.run_sync(lambda: os.stat(log_path).st_ino)
     discard = await trio.to_thread.run_sync(shift_files, log_path, policy.max_files)
-    if not await trio.to_thread.run_sync(ask_conmon_to_reopen, ctl):
+    if not await reopen():
         log.warning("could not ask conmon to reopen %s", log_path)
     with trio.move_on_after(REOPEN_WAIT):
         while True:

@@ -1,10 +1,14 @@
-"""Starting a container under conmon: the start and sync pipe protocol.
+"""Speaking to conmon: the start and sync pipes at launch, and the control FIFO after.
 
 conmon 2.1.6 has no pipe flags: `_OCI_SYNCPIPE` and `_OCI_STARTPIPE` name inherited
 fds. It blocks on the start pipe before it forks (our chance to move it out of
 moord's cgroup), double-forks (the first child writes `-P` and exits), runs the OCI
 runtime's `create`, and answers on the sync pipe with `{"data": <pid>}` or
 `{"data": -1, "message": …}`. Then the caller runs `<runtime> start`.
+
+While the container runs, conmon reads `<bundle>/ctl`, a FIFO of lines
+`<kind> <height> <width>`: kind 1 is a terminal resize, kind 2 "reopen the log file".
+`write_ctl` is the one place that writes it.
 """
 
 from __future__ import annotations
@@ -22,57 +26,50 @@ import trio
 
 from engine.errors import SystemFailure
 from engine.runtime.exits import read_pid_file
+from engine.runtime.interface import LaunchOptions, RuntimeCreateFailed, RuntimeTarget
 
 log = logging.getLogger(__name__)
 
 CREATE_TIMEOUT = 240.0
-
-
-class RuntimeCreateFailed(SystemFailure):
-    """The OCI runtime refused to create the container; the message is its own words."""
+CTL_RESIZE = 1
+CTL_REOPEN_LOG = 2
 
 
 @attrs.frozen
 class ConmonLaunch:
     """Everything conmon needs to create one container."""
 
-    container_id: str
-    name: str
-    bundle: Path
-    userdata: Path
-    log_path: Path
+    target: RuntimeTarget
+    options: LaunchOptions
     runtime_path: str
     runtime_root: Path
     conmon_path: str
     socket_dir: Path
-    stdin: bool = False
-    tty: bool = False
-    leave_stdin_open: bool = True  # False: the first attach client's end closes stdin
-    keep_log: bool = True  # False: conmon discards the output (log driver `none`)
 
     def argv(self) -> list[str]:
+        target, options = self.target, self.options
         args = [
             self.conmon_path,
             "--api-version",
-            "-c", self.container_id,
-            "-u", self.container_id,
-            "-n", self.name,
+            "-c", target.id,
+            "-u", target.id,
+            "-n", options.name,
             "-r", self.runtime_path,
             "--runtime-arg", f"--root={self.runtime_root}",
-            "-b", str(self.bundle),
-            "-p", str(self.userdata / "pidfile"),
-            "-P", str(self.userdata / "conmon.pid"),
-            "-l", f"k8s-file:{self.log_path}" if self.keep_log else "none",
-            "--persist-dir", str(self.userdata),
+            "-b", str(target.bundle),
+            "-p", str(target.userdata / "pidfile"),
+            "-P", str(target.userdata / "conmon.pid"),
+            "-l", f"k8s-file:{options.log_path}" if options.keep_log else "none",
+            "--persist-dir", str(target.userdata),
             "--socket-dir-path", str(self.socket_dir),
             "--full-attach",
             "--log-level", "error",
         ]
-        if self.stdin:
+        if options.stdin:
             args.append("-i")
-            if self.leave_stdin_open:
+            if options.leave_stdin_open:
                 args.append("--leave-stdin-open")
-        if self.tty:
+        if options.tty:
             args.append("-t")
         return args
 
@@ -96,7 +93,7 @@ async def launch(
         "_OCI_SYNCPIPE": str(sync_child.fileno()),
         "_OCI_STARTPIPE": str(start_child.fileno()),
     }
-    stderr_path = spec.userdata / "conmon.stderr"
+    stderr_path = spec.target.userdata / "conmon.stderr"
     try:
         stderr_file = await trio.to_thread.run_sync(open, stderr_path, "wb")
         with stderr_file:
@@ -106,7 +103,7 @@ async def launch(
                 stdout=subprocess.DEVNULL,
                 stderr=stderr_file,
                 pass_fds=(sync_child.fileno(), start_child.fileno()),
-                cwd=str(spec.userdata),
+                cwd=str(spec.target.userdata),
                 env=env,
                 start_new_session=True,
             )
@@ -125,7 +122,7 @@ async def launch(
             raise
         if returncode != 0:
             raise SystemFailure(f"conmon failed to start: {_stderr_text(stderr_path)}")
-        conmon_pid = read_pid_file(spec.userdata / "conmon.pid")
+        conmon_pid = read_pid_file(spec.target.userdata / "conmon.pid")
         message = await _read_sync_message(sync_parent, stderr_path)
     finally:
         for s in (sync_parent, sync_child, start_parent, start_child):
@@ -175,3 +172,15 @@ def attach_socket_path(bundle: Path) -> tuple[int, str]:
     """
     fd = os.open(bundle, os.O_PATH | os.O_DIRECTORY)
     return fd, f"/proc/self/fd/{fd}/attach"
+
+
+def write_ctl(bundle: Path, kind: int, height: int = 0, width: int = 0) -> None:
+    """One message on conmon's control FIFO (blocking, brief; never waits for a reader).
+
+    Raises OSError when conmon is not listening (it may be exiting with its container).
+    """
+    fd = os.open(bundle / "ctl", os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        os.write(fd, f"{kind} {height} {width}\n".encode())
+    finally:
+        os.close(fd)

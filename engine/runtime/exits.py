@@ -12,6 +12,7 @@ import contextlib
 import os
 from pathlib import Path
 
+import attrs
 import trio
 
 
@@ -48,6 +49,27 @@ def close_fd(fd: int) -> None:
         os.close(fd)
 
 
+@attrs.define(eq=False)
+class PidfdWatch:
+    """An `ExitWatch` on a conmon process through its pidfd."""
+
+    fd: int
+    monitor_pid: int
+
+    async def wait(self) -> None:
+        await wait_for_pidfd(self.fd)
+
+    def close(self) -> None:
+        close_fd(self.fd)
+
+
+def watch_conmon(pid: int, container_id: str) -> PidfdWatch | None:
+    """A watch on conmon `pid` if it still is the conmon of `container_id` (see
+    `open_conmon_pidfd`)."""
+    fd = open_conmon_pidfd(pid, container_id)
+    return None if fd is None else PidfdWatch(fd, pid)
+
+
 def read_exit_file(userdata: Path) -> int | None:
     """The exit status conmon recorded (decimal, 128+signal for a signal death)."""
     try:
@@ -62,6 +84,21 @@ def read_exit_file(userdata: Path) -> int | None:
 
 def oom_recorded(userdata: Path) -> bool:
     return (userdata / "oom").exists()
+
+
+def exit_recorded_at(userdata: Path) -> float | None:
+    """When conmon wrote the exit file (its mtime), None without one."""
+    try:
+        return (userdata / "exit").stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
+def clear_run_files(userdata: Path) -> None:
+    """Forget a run's exit record and pid files before conmon could write new ones."""
+    for name in ("exit", "oom", "pidfile", "conmon.pid"):
+        with contextlib.suppress(FileNotFoundError):
+            (userdata / name).unlink()
 
 
 def read_pid_file(path: Path) -> int:

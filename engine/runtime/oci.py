@@ -1,4 +1,5 @@
-"""The OCI runtime's command line (crun or runc): start, kill, pause, resume, state, delete.
+"""The OCI runtime's command line (crun or runc): start, kill, pause, resume, update, state,
+delete.
 
 conmon runs `create`; everything after that is ours. Each call is a short-lived
 process started with trio's process API, so the trio thread never blocks on it.
@@ -16,6 +17,7 @@ import attrs
 import trio
 
 from engine.errors import SystemFailure
+from engine.runtime.interface import ContainerGone
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +29,6 @@ _GONE_MARKERS = (
     "container not found",
     "cannot find",
 )
-
-
-class ContainerGone(SystemFailure):
-    """The runtime has no live process for this container (it already exited)."""
 
 
 @attrs.frozen

@@ -11,7 +11,7 @@ import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import attrs
 import pytest
@@ -28,7 +28,6 @@ from engine.containers.health import (
     record_probe,
     run_health_checks,
 )
-from engine.containers.manager import ContainerManager
 from engine.containers.model import (
     Container,
     ContainerSpec,
@@ -49,23 +48,15 @@ S = 1_000_000_000
 # --- a fake manager and a scripted probe ------------------------------------------------
 
 @attrs.define
-class FakeRegistry:
-    journal: list[str]
+class FakeManager:
+    """What run_health_checks uses of the manager (its HealthReceiver): save, publish,
+    health_failed."""
+
+    journal: list[str] = attrs.field(factory=list)
+    failed: int = 0
 
     async def save(self, c: Container) -> None:
         self.journal.append(f"save {c.state.health.status.value if c.state.health else None}")
-
-
-@attrs.define
-class FakeManager:
-    """What run_health_checks uses of the manager: save, publish, health_failed."""
-
-    journal: list[str] = attrs.field(factory=list)
-    registry: FakeRegistry = attrs.field(init=False)
-    failed: int = 0
-
-    def __attrs_post_init__(self) -> None:
-        self.registry = FakeRegistry(self.journal)
 
     def publish(self, c: Container, action: str, **extra: str) -> None:
         self.journal.append(f"event {action}")
@@ -119,7 +110,7 @@ def _check(test: tuple[str, ...] = ("CMD-SHELL", "true"), **kw: int) -> Healthch
 async def _run_until(manager: FakeManager, c: Container, script: Script, seconds: float,
                      start: float | None = None) -> None:
     with trio.move_on_after(seconds):
-        await run_health_checks(cast(ContainerManager, manager), c, execute=script)
+        await run_health_checks(manager, c, execute=script)
 
 
 def _mock_run(fn: Callable[[], Any]) -> None:

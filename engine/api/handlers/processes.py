@@ -10,7 +10,7 @@ import trio
 from engine.api.http import JSONResponse, Request, StreamResponse, StreamWriter
 from engine.api.router import Router
 from engine.api.wire.stats import stats_json
-from engine.containers.changes import container_changes
+from engine.containers.diff import container_changes
 from engine.containers.stats import Sample, sample
 from engine.containers.top import parse_ps, run_ps
 from engine.errors import Conflict

@@ -1,4 +1,6 @@
-"""The set of containers: lookup by ID, name or prefix, name reservation, persistence."""
+"""The table of containers moord knows: lookup by ID, name or prefix, name reservation,
+and persistence of each record (not to be confused with `engine.registry`, which talks
+to image registries)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from engine.store import RecordStore
 
 
 @attrs.define(eq=False)
-class Registry:
+class ContainerTable:
     store: RecordStore[Container]
     by_id: dict[str, Container] = attrs.field(factory=dict)
     names: dict[str, str] = attrs.field(factory=dict)  # name -> id
