@@ -1,6 +1,7 @@
-"""The classic builder: Dockerfiles and build contexts turned into images (issue 8).
+"""The classic builder: Dockerfiles and build contexts turned into images.
 
-The front end is pure: `dockerfile` parses a Dockerfile into records, `substitution`
-expands `$VAR` in instruction arguments and models ARG/ENV scoping, `dockerignore`
-decides which context files are excluded. None of them touches a file.
+The Dockerfile language itself (parser, `$VAR` substitution, ARG/ENV scoping) lives in
+`engine.dockerfile`, shared with `commit --change`; here are the build's own parts:
+`dockerignore` decides which context files are excluded, `context` receives the
+context, `copying` makes COPY/ADD layers, `builder` runs the steps.
 """

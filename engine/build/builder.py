@@ -37,7 +37,10 @@ import trio
 
 from engine.build import copying
 from engine.build.cache import BuildCache, step_key
-from engine.build.dockerfile import (
+from engine.build.rootfs import dir_stat, mounted_image, path_kind
+from engine.containers.commit import commit_upper
+from engine.containers.model import ContainerSpec, HostSpec
+from engine.dockerfile import (
     Add,
     Arg,
     Cmd,
@@ -51,10 +54,7 @@ from engine.build.dockerfile import (
     Workdir,
     parse_instruction,
 )
-from engine.build.rootfs import dir_stat, mounted_image, path_kind
-from engine.build.substitution import ArgScope, expand
-from engine.containers.commit import commit_upper
-from engine.containers.model import ContainerSpec, HostSpec
+from engine.dockerfile.substitution import ArgScope, expand
 from engine.errors import EngineError, InvalidParameter, NotFound
 from engine.images import ociconfig
 from engine.images.changes import DEFAULT_SHELL, apply_instruction, set_env

@@ -91,7 +91,7 @@ class BuildService:
 
     async def build(self, dockerfile: object, context: Path, workspace: Path,
                     options: BuildOptions, emit: Emit) -> Image:
-        from engine.build.dockerfile import Dockerfile
+        from engine.dockerfile import Dockerfile
 
         assert isinstance(dockerfile, Dockerfile)
         builder = Builder(self.containers, self.images, self.registry, self.cache,

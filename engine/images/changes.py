@@ -5,13 +5,13 @@ dockerd reads `--change` lines with its Dockerfile parser and runs them through 
 builder's own dispatchers (BuildFromConfig), so they are written exactly as in a
 Dockerfile: `CMD ["sh"]` or `CMD echo hi`, `ENV A=1 B="two words"`, `EXPOSE
 8000-8002/udp`, `HEALTHCHECK --interval=5s CMD true`, continuation lines, comments, an
-`# escape=` directive. The same here: `engine.build.dockerfile` parses them (its forms,
+`# escape=` directive. The same here: `engine.dockerfile` parses them (its forms,
 flags and errors) and `apply_instruction`, which the builder uses too, applies them.
 Only the instructions dockerd allows in a change are taken (`CHANGE_INSTRUCTIONS`);
 every line is checked before any is applied.
 
 Variables (`$VAR`, `${VAR:-default}`) in ENV, LABEL, USER, WORKDIR, VOLUME, EXPOSE and
-STOPSIGNAL expand (`engine.build.substitution`) with the values in scope before the
+STOPSIGNAL expand (`engine.dockerfile.substitution`) with the values in scope before the
 instruction: for a change, the config's environment.
 """
 
@@ -23,7 +23,7 @@ import re
 import signal
 from collections.abc import Iterable, Mapping
 
-from engine.build.dockerfile import (
+from engine.dockerfile import (
     DEFAULT_ESCAPE,
     Cmd,
     Command,
@@ -42,7 +42,7 @@ from engine.build.dockerfile import (
     Workdir,
     parse_instructions,
 )
-from engine.build.substitution import expand, expand_words
+from engine.dockerfile.substitution import expand, expand_words
 from engine.errors import InvalidParameter
 from engine.images.model import Healthcheck as ImageHealthcheck
 from engine.images.model import ImageConfig

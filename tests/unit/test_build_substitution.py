@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.build.substitution import (
+from engine.dockerfile.substitution import (
     PROXY_ARGS,
     ArgScope,
     SubstitutionError,

@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
-from engine.build import dockerfile as df
-from engine.build.dockerfile import DockerfileError, parse
+from engine import dockerfile as df
+from engine.dockerfile import DockerfileError, parse
 from engine.errors import InvalidParameter
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.build.substitution import expand as expand_word
-from engine.build.substitution import expand_words
+from engine.dockerfile.substitution import expand as expand_word
+from engine.dockerfile.substitution import expand_words
 from engine.durations import parse_duration
 from engine.errors import InvalidParameter
 from engine.images.changes import (

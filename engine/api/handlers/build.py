@@ -126,7 +126,7 @@ class _Coalescer:
 @router.route("POST", "/build")
 async def build(req: Request, engine: Engine) -> StreamResponse:
     from engine.build import context as build_context
-    from engine.build.dockerfile import parse
+    from engine.dockerfile import parse
 
     service = _service(engine)
     options = _options(req)

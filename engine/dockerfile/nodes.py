@@ -12,8 +12,8 @@ import re
 
 import attrs
 
-from engine.build.dockerfile.errors import _go_quote, _Refused
-from engine.build.dockerfile.records import Heredoc
+from engine.dockerfile.errors import _go_quote, _Refused
+from engine.dockerfile.records import Heredoc
 
 # the ASCII blanks Docker splits instruction words on
 _SPLIT_WORDS = re.compile(r"[\t\v\f\r ]+")

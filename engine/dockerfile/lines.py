@@ -13,10 +13,10 @@ from collections.abc import Sequence
 
 import attrs
 
-from engine.build.dockerfile.errors import DockerfileError, _Refused
-from engine.build.dockerfile.heredocs import _can_have_heredoc, _raw_words, parse_heredoc_word
-from engine.build.dockerfile.nodes import _Node, _node
-from engine.build.dockerfile.records import DEFAULT_ESCAPE, Directives, Heredoc
+from engine.dockerfile.errors import DockerfileError, _Refused
+from engine.dockerfile.heredocs import _can_have_heredoc, _raw_words, parse_heredoc_word
+from engine.dockerfile.nodes import _Node, _node
+from engine.dockerfile.records import DEFAULT_ESCAPE, Directives, Heredoc
 
 _BOM = "\ufeff"
 _DIRECTIVE = re.compile(r"^([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import re
 
-from engine.build.dockerfile.nodes import _Node
-from engine.build.dockerfile.records import Heredoc
+from engine.dockerfile.nodes import _Node
+from engine.dockerfile.records import Heredoc
 
 _HEREDOC = re.compile(r"^(\d*)<<(-?)[\t\n\f\r ]*([^<]*)$")
 

@@ -8,12 +8,12 @@ from typing import TypedDict
 
 import attrs
 
-from engine.build.dockerfile.errors import _go_quote, _Refused, _suggest
-from engine.build.dockerfile.flags import _FlagValue, _opt_str, _opt_strs, _parse_flags
-from engine.build.dockerfile.heredocs import parse_heredoc_word
-from engine.build.dockerfile.mounts import _parse_mount
-from engine.build.dockerfile.nodes import _Node
-from engine.build.dockerfile.records import (
+from engine.dockerfile.errors import _go_quote, _Refused, _suggest
+from engine.dockerfile.flags import _FlagValue, _opt_str, _opt_strs, _parse_flags
+from engine.dockerfile.heredocs import parse_heredoc_word
+from engine.dockerfile.mounts import _parse_mount
+from engine.dockerfile.nodes import _Node
+from engine.dockerfile.records import (
     Add,
     Arg,
     Cmd,

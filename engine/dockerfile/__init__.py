@@ -1,5 +1,9 @@
 """Dockerfile parsing: bytes in, typed instruction records out, no I/O.
 
+The language itself, apart from any build: the builder (`engine.build`) runs what it
+parses, and `commit --change` / `import --change` (`engine.images.changes`) apply
+the same instructions with the same syntax.
+
 Two passes, as Docker's parser has them. The first joins physical lines into
 logical ones: parser directives (`# escape=`, `# syntax=`, `# check=`) are read
 from the leading comment block only; an escape character (`\\`, or `` ` ``) at the
@@ -12,7 +16,7 @@ records into stages; ARGs before the first FROM are kept apart.
 
 Arguments are kept as Docker keeps them before expansion: ENV, LABEL and ARG values
 and COPY/ADD paths are raw words (quotes and escapes still in), to be given to
-`engine.build.substitution.expand` with the values in scope at build time. RUN, CMD
+`engine.dockerfile.substitution.expand` with the values in scope at build time. RUN, CMD
 and ENTRYPOINT are a string (shell form) or a tuple (exec form, JSON); text that
 looks like JSON but does not parse is shell form, as in Docker.
 
@@ -29,10 +33,10 @@ wording), `lines` (pass 1), `nodes` (splitting one logical line), `heredocs`
 (pass 2; Go durations are `engine.durations`'), `parser` (`parse`, stages).
 """
 
-from engine.build.dockerfile.errors import DockerfileError
-from engine.build.dockerfile.heredocs import parse_heredoc_word
-from engine.build.dockerfile.parser import parse, parse_instruction, parse_instructions
-from engine.build.dockerfile.records import (
+from engine.dockerfile.errors import DockerfileError
+from engine.dockerfile.heredocs import parse_heredoc_word
+from engine.dockerfile.parser import parse, parse_instruction, parse_instructions
+from engine.dockerfile.records import (
     DEFAULT_ESCAPE,
     Add,
     Arg,

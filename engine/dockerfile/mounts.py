@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import csv
 
-from engine.build.dockerfile.errors import _go_quote, _Refused
-from engine.build.dockerfile.records import RunMount
+from engine.dockerfile.errors import _go_quote, _Refused
+from engine.dockerfile.records import RunMount
 
 _MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
 _MOUNT_KEYS = frozenset(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from engine.build.dockerfile.errors import _Refused, _suggest
+from engine.dockerfile.errors import _Refused, _suggest
 
 _FlagValue = bool | str | list[str]
 

@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import attrs
 
-from engine.build.dockerfile.errors import DockerfileError, _Refused
-from engine.build.dockerfile.instructions import _instruction
-from engine.build.dockerfile.lines import _logical_lines
-from engine.build.dockerfile.records import (
+from engine.dockerfile.errors import DockerfileError, _Refused
+from engine.dockerfile.instructions import _instruction
+from engine.dockerfile.lines import _logical_lines
+from engine.dockerfile.records import (
     DEFAULT_ESCAPE,
     Arg,
     Directives,
