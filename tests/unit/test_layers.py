@@ -125,10 +125,25 @@ def test_the_foundation_depends_on_nothing_above_it() -> None:
 
 def test_the_runtime_knows_nothing_of_containers_images_or_networks() -> None:
     """engine/runtime is the OCI seam: it takes decided inputs, it never looks them up."""
-    assert _violations(("engine.runtime",), {"engine.config", *FOUNDATION},
+    assert _violations(("engine.runtime",), {"engine.config", "engine.events", *FOUNDATION},
                        own=("engine.runtime",)) == []
 
 
 def test_moor_uses_only_light_modules() -> None:
     assert _violations(("engine.cli",), {*FOUNDATION, *CLI_MAY_USE},
                        own=("engine.cli",)) == []
+
+
+SERVICES = ("engine.networks", "engine.volumes", "engine.registry", "engine.images", "engine.logs")
+
+
+def test_services_do_not_reach_up_to_containers_build_or_the_api() -> None:
+    """They see containers through protocols of their own (ContainerDirectory …)."""
+    assert _violations(SERVICES, {*SERVICES, "engine.runtime", "engine.config", "engine.events",
+                                  "plugins", *FOUNDATION}) == []
+
+
+def test_containers_do_not_reach_up_to_the_build_or_the_api() -> None:
+    assert _violations(("engine.containers",),
+                       {"engine.containers", *SERVICES, "engine.runtime", "engine.config",
+                        "engine.events", "plugins", *FOUNDATION}) == []
