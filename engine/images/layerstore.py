@@ -13,7 +13,6 @@ The in-memory table changes only under the image store's lock; the methods endin
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import secrets
@@ -28,6 +27,7 @@ from engine import fsutil
 from engine.images.blobstore import HEX64, BlobStore, hex_of
 from engine.images.layerlinks import LayerLinks, read_link_name
 from engine.images.unpack import LayerStats, unpack_layer
+from engine.kernel import libc
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,8 @@ def _syncfs(path: Path) -> None:
     """Flush the filesystem holding `path`: one call instead of an fsync per unpacked file."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.syncfs(fd) != 0:
-            os.sync()
-    except (OSError, AttributeError):
+        libc.syncfs(fd)
+    except OSError:
         os.sync()
     finally:
         os.close(fd)

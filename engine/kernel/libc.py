@@ -1,4 +1,4 @@
-"""mount(2), umount2(2), unshare(2) and setns(2) through libc, bound once.
+"""mount(2), umount2(2), unshare(2), setns(2) and syncfs(2) through libc, bound once.
 
 Python's os module has none of these, so they go through ctypes. Each function raises
 `OSError(errno, strerror)` when the call fails; callers that want their own words or
@@ -46,6 +46,7 @@ LIBC.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes
 LIBC.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 LIBC.unshare.argtypes = [ctypes.c_int]
 LIBC.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+LIBC.syncfs.argtypes = [ctypes.c_int]
 
 
 def _check(rc: int) -> None:
@@ -73,3 +74,9 @@ def unshare(flags: int) -> None:
 def setns(fd: int, nstype: int) -> None:
     """setns(2): move the calling thread into the namespace open at `fd`."""
     _check(LIBC.setns(fd, nstype))
+
+
+def syncfs(fd: int) -> None:
+    """syncfs(2): flush the whole filesystem holding the open `fd` (one call instead of an
+    fsync per file, for a directory tree just written)."""
+    _check(LIBC.syncfs(fd))
