@@ -113,6 +113,12 @@ async def kill(m: ContainerManager, c: Container, signal: str | None) -> None:
         async with live.op_lock:
             await _come_to_rest(m, c, StopReason.USER)
         return
+    if not c.state.is_live and live.op_lock.locked():
+        # a start is finishing (the process may already run and print): dockerd's kill
+        # waits for the container's lock, so a signal the docker CLI proxies as the
+        # process comes up is delivered, not refused; then decide on what the start left
+        async with live.op_lock:
+            pass
     if not c.state.is_live:
         raise not_running
     if sig == signals.SIGKILL:

@@ -92,6 +92,8 @@ class FakeRuntime:
     create_error: str = ""
     deadly: frozenset[int] = frozenset({signal.SIGKILL, signal.SIGTERM})
     next_pid: int = 1000
+    start_gate: trio.Event | None = None  # set: `start` waits for it once the process runs
+    start_reached: trio.Event = attrs.field(factory=trio.Event)
 
     # test helpers
     def exit(self, container_id: str, code: int) -> None:
@@ -128,6 +130,9 @@ class FakeRuntime:
     async def start(self, target: RuntimeTarget) -> None:
         self.calls.append("start")
         self.processes[target.id].status = "running"
+        if self.start_gate is not None:  # the process runs; `crun start` has not returned
+            self.start_reached.set()
+            await self.start_gate.wait()
 
     async def kill(self, target: RuntimeTarget, sig: int) -> None:
         self.calls.append(f"kill {sig}")
@@ -520,6 +525,27 @@ async def test_kill_with_sigkill_and_with_a_signal_the_container_survives(
     assert [e.attributes["signal"] for e in m.events.history if e.action == "kill"] == ["1", "9"]
     await trio.sleep(30)
     assert c.state.status is Status.EXITED  # `unless-stopped` respects the user's kill
+
+
+async def test_a_signal_sent_while_the_start_finishes_is_delivered(
+        daemon: Daemon, host: Host, autojump_clock: trio.testing.MockClock) -> None:
+    """The process runs (and may print) before `crun start` returns; a signal the docker
+    CLI proxies then waits for the start, as dockerd's kill waits on the container's lock."""
+    m = daemon.m
+    c, _ = await m.create(None, ContainerSpec(image="busybox"), HostSpec())
+    host.runtime.start_gate = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(m.start, c)
+        await host.runtime.start_reached.wait()
+        assert c.state.status is Status.CREATED
+        nursery.start_soon(m.kill, c, "SIGTERM")
+        await _settle()
+        assert "kill 15" not in host.runtime.calls  # waits for the start
+        host.runtime.start_gate.set()
+    calls = host.runtime.calls
+    assert calls[calls.index("start") + 1] == "kill 15"  # delivered right after the start
+    await _until(lambda: c.state.status is Status.EXITED)
+    assert c.state.exit_code == 143
 
 
 async def test_a_user_signal_the_container_dies_of_is_a_user_stop(
