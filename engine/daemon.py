@@ -35,6 +35,7 @@ from engine.api.handlers import logs as logs_api
 from engine.api.handlers import networks as networks_api
 from engine.api.handlers import processes as processes_api
 from engine.api.handlers import registry as registry_api
+from engine.api.handlers import swarm as swarm_api
 from engine.api.handlers import system as system_api
 from engine.api.handlers import volumes as volumes_api
 from engine.api.router import route_table
@@ -120,7 +121,8 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
                           logs_api.router, images_api.router, events_api.router, volumes_api.router,
                           networks_api.router, registry_api.router,
                           commit_api.router, build_api.router, execs_api.router,
-                          processes_api.router, archive_api.router, df_api.router])
+                          processes_api.router, archive_api.router, df_api.router,
+                          swarm_api.router])
     server = APIServer(routes, engine)
     try:
         async with trio.open_nursery() as nursery:

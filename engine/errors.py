@@ -44,6 +44,10 @@ class Unsupported(EngineError):
     """The engine does not implement this (501)."""
 
 
+class Unavailable(EngineError):
+    """The engine is not in the state this needs, such as swarm mode when it has none (503)."""
+
+
 class SystemFailure(EngineError):
     """The host, the runtime or the store failed (500)."""
 

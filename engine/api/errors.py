@@ -10,6 +10,7 @@ from engine.errors import (
     NotFound,
     NotModified,
     Unauthorized,
+    Unavailable,
     Unsupported,
 )
 
@@ -21,6 +22,7 @@ _STATUS: list[tuple[type[EngineError], int]] = [
     (Conflict, 409),
     (NotModified, 304),
     (Unsupported, 501),
+    (Unavailable, 503),
 ]
 
 
