@@ -64,6 +64,17 @@ def base_headers() -> list[tuple[str, str]]:
     ]
 
 
+def _leaves(group: BaseExceptionGroup[EngineError]) -> list[EngineError]:
+    """The engine errors in a (possibly nested) exception group."""
+    found: list[EngineError] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found += _leaves(exc)
+        else:
+            found.append(exc)
+    return found
+
+
 @attrs.define(eq=False)
 class _Connection:
     stream: trio.SocketStream
@@ -224,6 +235,18 @@ class APIServer:
 
     # one connection ---------------------------------------------------------
     async def handle_connection(self, stream: trio.SocketStream) -> None:
+        """Serve one client until it leaves. Whatever goes wrong stays with this
+        connection: a client gone mid-answer (also when it surfaces inside a handler's
+        nursery, wrapped in an exception group) ends it quietly, anything else is logged;
+        nothing reaches the listener's nursery, which would take moord down."""
+        try:
+            await self._serve_connection(stream)
+        except* (ClientGone, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        except* Exception:
+            log.exception("serving a connection failed")
+
+    async def _serve_connection(self, stream: trio.SocketStream) -> None:
         conn = _Connection(stream)
         try:
             while True:
@@ -387,11 +410,12 @@ class APIServer:
             try:
                 await response.produce(writer)
                 completed = True
-            except ClientGone:
-                pass
-            except EngineError as exc:
-                log.info("stream ended with error: %s", exc.message)
-            except Exception:
+            except* ClientGone:
+                pass  # also from a task of the producer's own nursery
+            except* EngineError as group:
+                for exc in _leaves(group):
+                    log.info("stream ended with error: %s", exc.message)
+            except* Exception:
                 log.exception("stream producer failed")
             nursery.cancel_scope.cancel()
         if not completed or conn.peer_closed:
