@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import itertools
 import json
 import logging
 import os
@@ -37,6 +38,7 @@ import trio
 
 from engine.build import copying
 from engine.build.cache import BuildCache, step_key
+from engine.build.cachefrom import CacheSources, layers_in
 from engine.build.rootfs import dir_stat, mounted_image, path_kind
 from engine.containers.commit import commit_upper
 from engine.containers.model import ContainerSpec, HostSpec
@@ -64,6 +66,7 @@ from engine.images.reference import Reference, parse
 from engine.images.upperdir import LayerTar
 from engine.logs.k8sfile import LogLine
 from engine.logs.reader import LogQuery, read_logs
+from engine.runtime.spec import DEFAULT_PATH_ENV
 from engine.runtime.users import resolve_user
 
 if TYPE_CHECKING:
@@ -76,10 +79,19 @@ log = logging.getLogger(__name__)
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 _NOP = "/bin/sh -c #(nop) "
+#: what dockerd's build stream wraps a RUN's stderr in (ANSI bright red, then reset)
+_STDERR_START, _STDERR_END = "\x1b[91m", "\x1b[0m"
 
 
 class StepFailed(EngineError):
-    """A step did not work (a RUN's non-zero exit, a missing file): the build stops."""
+    """A step did not work (a RUN's non-zero exit, a missing file): the build stops.
+
+    `exit_code` is a RUN's non-zero status, which dockerd puts in the stream's
+    `errorDetail` as `code`."""
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @attrs.frozen
@@ -90,7 +102,9 @@ class BuildOptions:
     no_cache: bool = False
     pull: bool = False
     target: str = ""
-    network_mode: str = "default"
+    network_mode: str = "default"  # RUN containers': default, none, host, a network
+    extra_hosts: tuple[str, ...] = ()  # `--add-host` entries for RUN containers
+    cache_from: tuple[str, ...] = ()  # images whose steps alone may be reused (if any)
     quiet: bool = False
     credentials: dict[str, Credentials] = attrs.field(factory=dict)
 
@@ -140,6 +154,7 @@ class _Run:
     emit: Emit
     step: int = 0
     stages: dict[str, Image] = attrs.field(factory=dict)
+    sources: CacheSources | None = None  # with `--cache-from`: what may be reused
 
     async def say(self, text: str) -> None:
         if not self.options.quiet:
@@ -147,6 +162,8 @@ class _Run:
 
     async def all(self) -> Image:
         df = self.dockerfile
+        if self.options.cache_from:
+            self.sources = CacheSources.resolve(self.b.images, self.options.cache_from)
         stages = list(df.stages)
         if self.options.target:
             chosen = df.stage(self.options.target)
@@ -154,7 +171,9 @@ class _Run:
                 raise InvalidParameter(
                     f"failed to reach build target {self.options.target} in Dockerfile")
             stages = stages[: chosen.index + 1]
-        total = len(df.args_before_from) + sum(1 + len(s.instructions) for s in stages)
+        labels = sorted(self.options.labels.items())
+        total = (len(df.args_before_from) + sum(1 + len(s.instructions) for s in stages)
+                 + len(labels))
         scope = ArgScope(build_args=self.options.build_args)
         for arg in df.args_before_from:
             self.step += 1
@@ -165,16 +184,13 @@ class _Run:
                     name, None if default is None else expand(default, values, escape=df.escape))
         image: Image | None = None
         for stage in stages:
-            image = await self._stage(stage, scope, total)
+            # dockerd adds each `--label` to the last stage as a LABEL step of its own
+            image = await self._stage(stage, scope, total,
+                                      labels if stage is stages[-1] else [])
             self.stages[str(stage.index)] = image
             if stage.name:
                 self.stages[stage.name] = image
         assert image is not None
-        if self.options.labels:
-            config = _copy_config(image.config)
-            config.labels.update(self.options.labels)
-            image = await self._config_image(image, config, "LABEL " + " ".join(
-                f"{k}={json.dumps(v)}" for k, v in sorted(self.options.labels.items())))
         await self.emit({"aux": {"ID": image.id}})
         if self.options.quiet:
             await self.emit({"stream": f"{image.id}\n"})
@@ -185,14 +201,18 @@ class _Run:
         return image
 
     # stages --------------------------------------------------------------------------
-    async def _stage(self, stage: Stage, meta: ArgScope, total: int) -> Image:
+    async def _stage(self, stage: Stage, meta: ArgScope, total: int,
+                     labels: list[tuple[str, str]]) -> Image:
         self.step += 1
         await self.say(f"Step {self.step}/{total} : {stage.from_.original}\n")
         base = expand(stage.base, meta.meta_values(), escape=self.dockerfile.escape)
         image = await self._base(base)
         if image.id:
             await self.say(f" ---> {image.short_id}\n")
-        state = _Stage(image, _copy_config(image.config), meta.enter_stage(image.config.env))
+        config = _copy_config(image.config)
+        if not any(e.startswith("PATH=") for e in config.env):
+            config.env.append(f"PATH={DEFAULT_PATH_ENV}")  # as dockerd starts a stage
+        state = _Stage(image, config, meta.enter_stage(config.env))
         if image.config.on_build:
             await self.say(f"# Executing {len(image.config.on_build)} build trigger"
                            f"{'s' if len(image.config.on_build) > 1 else ''}\n")
@@ -206,6 +226,12 @@ class _Run:
             self.step += 1
             await self.say(f"Step {self.step}/{total} : {ins.original}\n")
             state.image = await self._instruction(state, ins)
+            await self.say(f" ---> {state.image.short_id}\n")
+        for key, value in labels:  # taken as they are: no variable expansion
+            self.step += 1
+            await self.say(f"Step {self.step}/{total} : LABEL {key}={value}\n")
+            state.config.labels[key] = value
+            state.image = await self._cached_config(state, f"LABEL {key}={value}")
             await self.say(f" ---> {state.image.short_id}\n")
         if not state.image.id:
             raise StepFailed("no image was made: a stage FROM scratch needs at least one step")
@@ -249,11 +275,12 @@ class _Run:
             state.scope = state.scope.apply_arg(list(ins.pairs), escape=self.dockerfile.escape)
             return await self._cached_config(state, ins.original)
         if isinstance(ins, Env):
-            state.scope = state.scope.apply_env(list(ins.pairs), escape=self.dockerfile.escape)
-            for name, value in state.scope.env.items():
+            pairs = state.scope.env_pairs(list(ins.pairs), escape=self.dockerfile.escape)
+            for name, value in pairs:
+                state.scope = state.scope.set_env(name, value)
                 set_env(state.config.env, name, value)
-            return await self._cached_config(state, "ENV " + " ".join(
-                f"{k}={v}" for k, v in state.scope.env.items()))
+            return await self._cached_config(
+                state, "ENV " + " ".join(f"{k}={v}" for k, v in pairs))
         if isinstance(ins, Run):
             return await self._run(state, ins)
         if isinstance(ins, (Copy, Add)):
@@ -272,7 +299,7 @@ class _Run:
 
     async def _cached_config(self, state: _Stage, text: str) -> Image:
         key = step_key(state.image.id, text, json.dumps(state.scope.history_args()))
-        cached = self._lookup(key)
+        cached = await self._reuse(state, key, _NOP + " " + text)
         if cached is not None:
             await self.say(" ---> Using cache\n")
             state.config = _copy_config(cached.config)
@@ -281,11 +308,32 @@ class _Run:
         await self.b.cache.record(key, image.id)
         return image
 
-    def _lookup(self, key: str) -> Image | None:
+    async def _reuse(self, state: _Stage, key: str, created_by: str) -> Image | None:
+        """The image for this step an earlier build made (or a `--cache-from` image
+        holds), if this build may reuse it; `created_by` is the step's history entry."""
         if self.options.no_cache:
             return None
         image_id = self.b.cache.lookup(key)
-        return self.b.images.get(image_id) if image_id else None
+        image = self.b.images.get(image_id) if image_id else None
+        if self.sources is None or (image is not None and self.sources.allows(image.id)):
+            return image
+        found = self.sources.continuing(state.image, created_by)
+        if found is None:
+            return None
+        source, entries = found
+        self.sources.follow(source)
+        if entries == len(source.history):
+            return source
+        diff_ids = layers_in(source, entries)
+        draft = Image(
+            id="", config=_copy_config(state.config), diff_ids=diff_ids,
+            created=source.history[entries - 1].created or dt.datetime.now(dt.UTC),
+            architecture=source.architecture, os=source.os, variant=source.variant,
+            author=state.image.author, parent=state.image.id,
+            history=list(source.history[:entries]),
+        )
+        with self.b.images.pin_layers(diff_ids):
+            return await self.b.images.add_image(ociconfig.image_to_config(draft))
 
     async def _config_image(self, parent: Image, config: ImageConfig, text: str) -> Image:
         now = dt.datetime.now(dt.UTC)
@@ -333,8 +381,9 @@ class _Run:
         argv = self._script(state, ins)
         shown = " ".join(argv)
         args = state.scope.history_args()
+        created_by = (f"|{len(args)} {' '.join(args)} " if args else "") + shown
         key = step_key(state.image.id, "RUN " + json.dumps(argv), json.dumps(args))
-        cached = self._lookup(key)
+        cached = await self._reuse(state, key, created_by)
         if cached is not None:
             await self.say(" ---> Using cache\n")
             return cached
@@ -342,17 +391,18 @@ class _Run:
                if k not in state.scope.env]
         spec = ContainerSpec(image=state.image.id, cmd=argv, entrypoint=[], env=env,
                              labels={}, attach_stdout=True, attach_stderr=True)
-        network = ins.network or self.options.network_mode
-        host = HostSpec(network_mode="none" if network == "none" else
-                        ("host" if network == "host" else "default"))
+        # dockerd's classic builder gives RUN containers the build's network mode (the
+        # default bridge, none, host, or a network by name or ID) and its extra hosts
+        host = HostSpec(network_mode=ins.network or self.options.network_mode or "default",
+                        extra_hosts=list(self.options.extra_hosts))
         m = self.b.containers
         c, _ = await m.create(None, spec, host)
         await self.say(f" ---> Running in {c.id[:12]}\n")
         try:
             code = await self._start_and_follow(c)
             if code != 0:
-                raise StepFailed(f"The command '{shown}' returned a non-zero code: {code}")
-            created_by = (f"|{len(args)} {' '.join(args)} " if args else "") + shown
+                raise StepFailed(f"The command '{shown}' returned a non-zero code: {code}",
+                                 exit_code=code)
             image = await commit_upper(
                 m, c, state.image, _copy_config(state.config),
                 HistoryEntry(created=dt.datetime.now(dt.UTC), created_by=created_by))
@@ -371,9 +421,12 @@ class _Run:
         path = m.paths(c).log
 
         async def emit(lines: list[LogLine]) -> None:
-            text = "".join(ln.data.decode("utf-8", "replace") for ln in lines)
-            if text:
-                await self.say(text)
+            for stream, group in itertools.groupby(lines, key=lambda ln: ln.stream):
+                text = b"".join(ln.data for ln in group).decode("utf-8", "replace")
+                if text and stream == "stderr":  # dockerd shows stderr in red
+                    text = f"{_STDERR_START}{text}{_STDERR_END}"
+                if text:
+                    await self.say(text)
 
         async def stopped() -> None:
             await m.wait(c, "not-running")
@@ -389,7 +442,7 @@ class _Run:
         apply_instruction(state.config, ins, state.scope.values(), escape=self.dockerfile.escape)
         text = f"WORKDIR {state.config.working_dir}"
         key = step_key(state.image.id, text)
-        cached = self._lookup(key)
+        cached = await self._reuse(state, key, _NOP + " " + text)
         if cached is not None:
             await self.say(" ---> Using cache\n")
             return cached
@@ -452,7 +505,7 @@ class _Run:
                         f"{'--chmod=' + ins.chmod + ' ' if ins.chmod else ''}"
                         f"{digest} in {dest}")
                 key = step_key(state.image.id, text)
-                cached = self._lookup(key)
+                cached = await self._reuse(state, key, _NOP + text)
                 if cached is not None:
                     await self.say(" ---> Using cache\n")
                     return cached

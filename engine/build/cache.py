@@ -21,8 +21,13 @@ from engine import fsutil
 log = logging.getLogger(__name__)
 
 
+#: bumped when the same step on the same parent comes to make a different image (2: a
+#: stage's config gets the default PATH), so entries from before no longer match
+KEY_VERSION = 2
+
+
 def step_key(parent_id: str, step: str, extra: str = "") -> str:
-    return hashlib.sha256(f"{parent_id}\n{step}\n{extra}".encode()).hexdigest()
+    return hashlib.sha256(f"{KEY_VERSION}\n{parent_id}\n{step}\n{extra}".encode()).hexdigest()
 
 
 class BuildCache:

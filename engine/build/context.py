@@ -12,7 +12,11 @@ the rules of a client's archive:
   something in a layer, not in a context);
 * ownership in the tar is ignored: the files belong to the daemon (root), as in
   Docker's classic builder, where COPY makes them root:root unless `--chown`;
-  modes and times are kept.
+  modes and times are kept;
+* the archive may end right after its last member's data, without the padding to a
+  512-byte block or the end-of-archive blocks: the docker CLI sends such contexts when
+  it adds a Dockerfile from elsewhere (`-f -`, `-f ../Dockerfile`), and Go's tar reader
+  (dockerd's) takes them. A member whose data is cut short is still refused.
 
 Then the `.dockerignore` is applied (`drop_ignored`) and the Dockerfile read
 (`read_dockerfile`). Everything here blocks: run it through `trio.to_thread`.
@@ -24,17 +28,23 @@ import errno
 import os
 import shutil
 import stat
+import tarfile
 from pathlib import Path
+from typing import IO, cast
+
+import attrs
 
 from engine.build.dockerignore import DOCKERIGNORE, DockerIgnore, clean_path
 from engine.errors import InvalidParameter, SystemFailure
 from engine.securejoin import ScopeError, resolve_in_root
-from engine.tarball.extract import ExtractRules, extract_tar, remove_any
+from engine.tarball.compression import decompressed
+from engine.tarball.extract import Extractor, ExtractRules, remove_any
 
 DEFAULT_DOCKERFILE = "Dockerfile"
 #: A Dockerfile is text a person wrote; more than this is a mistake or an attack.
 MAX_DOCKERFILE_BYTES = 16 * 1024 * 1024
 _CHUNK = 1024 * 1024
+_BLOCK = tarfile.BLOCKSIZE
 
 
 class DockerfileNotFound(SystemFailure):
@@ -45,10 +55,50 @@ class DockerfileNotFound(SystemFailure):
 CONTEXT_RULES = ExtractRules.foreign("build context")
 
 
+class _PaddedAtEnd:
+    """A tar stream read as if it ended on a block boundary: once the source is
+    exhausted, zeros up to the next 512-byte boundary. `real` counts the bytes that
+    came from the source, so what the zeros stood in for can be checked afterwards."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self.inner = inner
+        self.real = 0
+        self.zeros: int | None = None  # still to give, once the source has ended
+
+    def read(self, size: int = -1) -> bytes:
+        if self.zeros is None:
+            data = self.inner.read(size)
+            if data:
+                self.real += len(data)
+                return data
+            self.zeros = -self.real % _BLOCK
+        n = self.zeros if size < 0 else min(size, self.zeros)
+        self.zeros -= n
+        return bytes(n)
+
+
+@attrs.define
+class _ContextExtractor(Extractor):
+    """The extractor, noting where the last member's data ends in the stream."""
+
+    data_end: int = 0
+
+    def member(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+        self.data_end = m.offset_data + (m.size if m.isreg() else 0)
+        super().member(tf, m)
+
+
 def extract_context(tarball: Path, dest: Path) -> None:
     """Extract the build context tarball (plain, gzip, bzip2 or xz) into `dest`."""
     with open(tarball, "rb") as f:
-        extract_tar(f, dest, CONTEXT_RULES)
+        stream = _PaddedAtEnd(decompressed(f))
+        extractor = _ContextExtractor.into(dest, CONTEXT_RULES)
+
+        def whole() -> None:
+            if stream.real < extractor.data_end:
+                raise extractor.fail("unexpected end of data: the last member is cut short")
+
+        extractor.extract(cast(IO[bytes], stream), then=whole)
 
 
 def _read_regular(path: Path, limit: int) -> bytes | None:

@@ -11,6 +11,7 @@ A running container is paused while its files are read, unless asked not to be.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import TYPE_CHECKING
 
 import attrs
@@ -58,6 +59,11 @@ def config_of(spec: ContainerSpec) -> ImageConfig:
     )
 
 
+#: a layer tarball with no members (end-of-archive blocks only, or padded to a 10 KiB
+#: record as Python's tarfile pads it): a commit that changed nothing
+_EMPTY_TARS = frozenset("sha256:" + hashlib.sha256(bytes(n)).hexdigest() for n in (1024, 10240))
+
+
 def _tar_upper(upper: Path, target: Path) -> LayerTar:
     with open(target, "wb") as out:
         return write_upper_tar(upper, out)
@@ -98,6 +104,8 @@ async def commit_upper(m: ContainerManager, c: Container, parent: Image, config:
                        unpause: bool = False) -> Image:
     """`parent` plus a layer made of `c`'s writable layer, with `config` (commits, builds).
 
+    A writable layer with nothing in it adds no layer, only an `empty_layer` history
+    entry, as dockerd does (and two such layers would otherwise repeat one diff ID).
     With `unpause`, the (paused) container is let go as soon as its files are read.
     """
     tarball = m.images.tmp_path("commit-")
@@ -107,13 +115,18 @@ async def commit_upper(m: ContainerManager, c: Container, parent: Image, config:
         finally:
             if unpause and c.state.status is Status.PAUSED:
                 await m.unpause(c)
-        with m.images.pin_layers([*parent.diff_ids, layer.digest]):
-            await m.images.ingest_layer(tarball, blob_digest=layer.digest,
-                                        expected_diff_id=layer.digest)
+        empty = layer.digest in _EMPTY_TARS
+        diff_ids = list(parent.diff_ids) if empty else [*parent.diff_ids, layer.digest]
+        if empty:
+            history = attrs.evolve(history, empty_layer=True)
+        with m.images.pin_layers(diff_ids):
+            if not empty:
+                await m.images.ingest_layer(tarball, blob_digest=layer.digest,
+                                            expected_diff_id=layer.digest)
             draft = Image(
                 id="",
                 config=config,
-                diff_ids=[*parent.diff_ids, layer.digest],
+                diff_ids=diff_ids,
                 created=history.created or dt.datetime.now(dt.UTC),
                 architecture=parent.architecture,
                 os=parent.os,

@@ -489,12 +489,18 @@ class ArgScope:
             scope = scope.declare(expand(name, values, escape=escape), value)
         return scope
 
-    def apply_env(self, pairs: Sequence[tuple[str, str]], *, escape: str = DEFAULT_ESCAPE) -> ArgScope:
-        """One ENV line: keys and values expanded with the values from before it."""
+    def env_pairs(self, pairs: Sequence[tuple[str, str]], *,
+                  escape: str = DEFAULT_ESCAPE) -> list[tuple[str, str]]:
+        """One ENV line's pairs, keys and values expanded with the values from before it."""
         values = self.values()
+        return [(expand(name, values, escape=escape), expand(value, values, escape=escape))
+                for name, value in pairs]
+
+    def apply_env(self, pairs: Sequence[tuple[str, str]], *, escape: str = DEFAULT_ESCAPE) -> ArgScope:
+        """One ENV line (see `env_pairs`)."""
         scope = self
-        for name, value in pairs:
-            scope = scope.set_env(expand(name, values, escape=escape), expand(value, values, escape=escape))
+        for name, value in self.env_pairs(pairs, escape=escape):
+            scope = scope.set_env(name, value)
         return scope
 
 

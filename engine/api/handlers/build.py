@@ -18,7 +18,7 @@ import trio
 
 from engine.api.http import JSONResponse, Request, StreamResponse, StreamWriter
 from engine.api.router import Router
-from engine.build.builder import BuildOptions
+from engine.build.builder import BuildOptions, StepFailed
 from engine.errors import EngineError, InvalidParameter, SystemFailure, Unsupported
 from engine.images.reference import parse_repository_and_tag
 from engine.registry.auth import Credentials
@@ -48,6 +48,27 @@ def _json_map(req: Request, name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidParameter(f"invalid {name}: not a JSON object")
     return value
+
+
+def _cache_from(req: Request) -> tuple[str, ...]:
+    """`cachefrom`: a JSON list of image references whose build steps may be reused."""
+    raw = req.arg("cachefrom")
+    if not raw:
+        return ()
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise InvalidParameter("invalid cachefrom: not JSON") from None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidParameter("invalid cachefrom: not a JSON list of image names")
+    return tuple(v for v in value if v)
+
+
+def _dockerfile_name(req: Request) -> str:
+    """The first `dockerfile` value, as dockerd reads it: docker-py sends the generated
+    name of a Dockerfile it added to the context, then that Dockerfile's text."""
+    values = req.args("dockerfile")
+    return values[0] if values else ""
 
 
 def _registry_config(req: Request) -> dict[str, Credentials]:
@@ -85,6 +106,8 @@ def _options(req: Request) -> BuildOptions:
         pull=req.flag("pull"),
         target=req.arg("target") or "",
         network_mode=req.arg("networkmode") or "default",
+        extra_hosts=tuple(h for h in req.args("extrahosts") if h),
+        cache_from=_cache_from(req),
         quiet=req.flag("q"),
         credentials=_registry_config(req),
     )
@@ -130,7 +153,7 @@ async def build(req: Request, engine: Engine) -> StreamResponse:
 
     service = _service(engine)
     options = _options(req)
-    dockerfile_name = req.arg("dockerfile") or "Dockerfile"
+    dockerfile_name = _dockerfile_name(req) or "Dockerfile"
     workspace = await service.workspace()
     try:
         tarball = workspace / "context.tar"
@@ -161,6 +184,11 @@ async def build(req: Request, engine: Engine) -> StreamResponse:
             try:
                 image = await service.build(dockerfile, context, workspace, options, emit)
                 engine.events.publish("image", "build", image.id, {"name": image.id})
+            except StepFailed as exc:
+                detail: dict[str, Any] = {"message": exc.message}
+                if exc.exit_code is not None:  # dockerd's JSONError: a RUN's exit code
+                    detail = {"code": exc.exit_code, **detail}
+                await emit({"errorDetail": detail, "error": exc.message})
             except EngineError as exc:
                 await emit({"errorDetail": {"message": exc.message}, "error": exc.message})
             except Exception as exc:
