@@ -8,6 +8,7 @@ import secrets
 import subprocess
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -276,3 +277,156 @@ USER 1234
     assert moord.docker("run", "--rm", f"{tag}:child", "cat", "/tmp/onbuild").stdout == "triggered\n"
     assert not inspect(moord, f"{tag}:child")["Config"]["OnBuild"]  # type: ignore[index]
     moord.docker("rmi", f"{tag}:one", f"{tag}:two", f"{tag}:child")
+
+
+# docker-py's build parameters and the docker CLI's ways of sending a Dockerfile (issue 15)
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _client(d: Moord) -> Any:
+    import docker
+
+    return docker.APIClient(base_url=d.host, version="1.45")
+
+
+def _script(*lines: str) -> io.BytesIO:
+    return io.BytesIO("\n".join(lines).encode())
+
+
+def test_labels_env_path_and_stderr(moord: Moord) -> None:
+    api = _client(moord)
+    tag = _tag()
+    # each label is a LABEL step of its own, taken as written ($X is not expanded)
+    out = list(api.build(fileobj=_script("FROM scratch"), tag=tag, decode=True,
+                         labels={"b": "two", "a": "$X"}))
+    steps = [x["stream"] for x in out if x.get("stream", "").startswith("Step ")]
+    assert steps == ["Step 1/3 : FROM scratch\n", "Step 2/3 : LABEL a=$X\n",
+                     "Step 3/3 : LABEL b=two\n"]
+    config = api.inspect_image(tag)["Config"]
+    assert config["Labels"] == {"a": "$X", "b": "two"}
+    assert config["Env"] == [DEFAULT_PATH]  # a stage starts with dockerd's default PATH
+    # ENV keeps the base image's environment (busybox here has none: the default PATH)
+    base_env = api.inspect_image("busybox")["Config"]["Env"] or [DEFAULT_PATH]
+    list(api.build(fileobj=_script("FROM busybox", "ENV A=1 B=$A"), tag=f"{tag}-env"))
+    assert api.inspect_image(f"{tag}-env")["Config"]["Env"] == [*base_env, "A=1", "B="]
+    history = api.history(f"{tag}-env")
+    assert history[0]["CreatedBy"] == "/bin/sh -c #(nop)  ENV A=1 B="
+    # a RUN's stderr is in the stream, in red as dockerd sends it; stdout is not
+    out = list(api.build(fileobj=_script("FROM busybox", "RUN echo out; echo err >&2"),
+                         nocache=True, decode=True))
+    streams = [x.get("stream") for x in out]
+    assert "\x1b[91merr\n\x1b[0m" in streams
+    assert "out\n" in streams
+    api.remove_image(tag)
+    api.remove_image(f"{tag}-env")
+    api.close()
+
+
+def test_failing_run_has_its_code_and_cli_exits_with_it(moord: Moord, tmp_path: Path) -> None:
+    api = _client(moord)
+    out = list(api.build(fileobj=_script("FROM busybox", "RUN exit 7"), decode=True))
+    message = "The command '/bin/sh -c exit 7' returned a non-zero code: 7"
+    assert out[-1] == {"errorDetail": {"code": 7, "message": message}, "error": message}
+    api.close()
+    ctx = _write(tmp_path / "code", {"Dockerfile": "FROM busybox\nRUN exit 7\n"})
+    assert _build(moord, ctx, check=False).returncode == 7  # the CLI exits with the code
+
+
+def test_extra_hosts_and_network_modes(moord: Moord) -> None:
+    api = _client(moord)
+    tag = _tag()
+    script = _script("FROM busybox", "RUN ping -c1 -W2 hello.world.test",
+                     "RUN cp /etc/hosts /hosts-file")
+    out = list(api.build(fileobj=script, tag=tag, decode=True,
+                         extra_hosts={"hello.world.test": "127.0.0.1", "b.test": "127.0.0.2"}))
+    assert not [x for x in out if "error" in x], out
+    hosts = moord.docker("run", "--rm", tag, "cat", "/hosts-file").stdout
+    assert "127.0.0.1\thello.world.test\n" in hosts
+    assert "127.0.0.2\tb.test\n" in hosts
+    # a user network: RUN resolves a container there by its alias
+    net = f"bn-{secrets.token_hex(3)}"
+    moord.docker("network", "create", net)
+    target = moord.docker("run", "-d", "--network", net, "--network-alias", "pingtarget",
+                          "busybox", "sleep", "300").stdout.strip()
+    try:
+        out = list(api.build(fileobj=_script("FROM busybox", "RUN ping -c1 -W2 pingtarget"),
+                             network_mode=net, tag=f"{tag}-net", decode=True))
+        assert not [x for x in out if "error" in x], out
+        # the default bridge does not know the alias
+        out = list(api.build(fileobj=_script("FROM busybox", "RUN ping -c1 -W2 pingtarget"),
+                             nocache=True, decode=True))
+        assert out[-1]["errorDetail"]["code"] == 1
+    finally:
+        moord.docker("rm", "-f", target)
+        moord.docker("network", "rm", net)
+    # none: only a loopback
+    out = list(api.build(fileobj=_script("FROM busybox", "RUN ip -o link | grep -v ': lo:'"),
+                         network_mode="none", nocache=True, decode=True))
+    assert out[-1]["errorDetail"]["code"] == 1
+    # a network that does not exist: dockerd's words
+    out = list(api.build(fileobj=_script("FROM busybox", "RUN true"), decode=True,
+                         network_mode="nosuchnetwork", nocache=True))
+    assert out[-1]["error"] == "network nosuchnetwork not found"
+    api.remove_image(tag)
+    api.remove_image(f"{tag}-net")
+    api.close()
+
+
+def test_dockerfile_outside_the_context(moord: Moord, tmp_path: Path) -> None:
+    ctx = _write(tmp_path / "ctx", {"file.txt": "hello", ".dockerignore": ".dockerignore\n"})
+    dockerfile = "FROM busybox\nCOPY . /src\nCMD [\"ls\", \"-a\", \"/src\"]\n"
+    outside = _write(tmp_path / "elsewhere", {"Dockerfile": dockerfile}) / "Dockerfile"
+    tag = _tag()
+    # docker-py: `dockerfile=` twice (a generated name, then the text), the file in the tar
+    api = _client(moord)
+    out = list(api.build(path=str(ctx), dockerfile=str(outside), tag=tag, decode=True))
+    assert "Successfully tagged" in out[-1]["stream"], out
+    assert moord.docker("run", "--rm", tag).stdout.split() == [".", "..", "file.txt"]
+    api.close()
+    # the docker CLI: `-f ../elsewhere/Dockerfile` and `-f -` send a tar whose last member
+    # has no padding and no end-of-archive blocks
+    _build(moord, ctx, "-f", str(outside), "-t", f"{tag}-cli")
+    assert moord.docker("run", "--rm", f"{tag}-cli").stdout.split() == [".", "..", "file.txt"]
+    env = {**moord.env, "DOCKER_BUILDKIT": "0"}
+    piped = subprocess.run([DOCKER_CLI, "build", "-f", "-", "-t", f"{tag}-stdin", str(ctx)],
+                           input=dockerfile.encode(), env=env,
+                           capture_output=True, timeout=300)
+    assert piped.returncode == 0, piped.stderr.decode()
+    assert moord.docker("run", "--rm", f"{tag}-stdin").stdout.split() == [".", "..", "file.txt"]
+    moord.docker("rmi", tag, f"{tag}-cli", f"{tag}-stdin")
+
+
+def test_cache_from(moord: Moord, tmp_path: Path) -> None:
+    api = _client(moord)
+    dockerfile = ("FROM busybox", f"ENV RUN_ID={secrets.token_hex(4)}", "RUN echo one > /one",
+                  "RUN echo two > /two")
+    tag = _tag()
+    list(api.build(fileobj=_script(*dockerfile), tag=tag))
+
+    def cached(*cache_from: str) -> int:
+        out = list(api.build(fileobj=_script(*dockerfile), decode=True,
+                             cache_from=list(cache_from)))
+        return sum("Using cache" in x.get("stream", "") for x in out)
+
+    assert cached(tag) == 3
+    assert cached("nosuchimage") == 0  # only the named images' steps count
+    assert cached("busybox") == 0
+    # an image with no local build chain (saved, removed, loaded) is matched by its
+    # history: the build makes the same images again
+    image_id = api.inspect_image(tag)["Id"]
+    saved = tmp_path / "saved.tar"
+    moord.docker("save", "-o", str(saved), tag)
+    chain = [h["Id"] for h in api.history(tag) if h["Id"] != "<missing>"][:-1]  # not busybox
+    moord.docker("rmi", tag)
+    for built in chain:
+        moord.docker("rmi", built, check=False)
+    assert not [i for i in chain if moord.docker("image", "inspect", i, check=False).returncode == 0]
+    moord.docker("load", "-i", str(saved))
+    assert cached(tag) == 3
+    out = list(api.build(fileobj=_script(*dockerfile), decode=True, cache_from=[tag]))
+    assert out[-1]["stream"].startswith("Successfully built")
+    built_id = next(x["aux"]["ID"] for x in out if "aux" in x)
+    assert built_id == image_id
+    api.remove_image(tag)
+    api.close()

@@ -125,6 +125,41 @@ def test_garbage_is_invalid(tmp_path: Path) -> None:
         extract_context(tarball, tmp_path / "ctx")
 
 
+def _unterminated(members: list[Member]) -> bytes:
+    """What the docker CLI sends with `-f -`: the last member's data not padded to a
+    block, no end-of-archive blocks."""
+    raw = _tar(members)
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tf:
+        last = tf.getmembers()[-1]
+    return raw[: last.offset_data + last.size]
+
+
+@pytest.mark.parametrize("compress", [None, gzip.compress])
+def test_a_tar_ending_after_the_last_members_data_is_accepted(
+        tmp_path: Path, compress: Callable[[bytes], bytes] | None) -> None:
+    raw = _unterminated([_file("a", b"first"), _file(".dockerignore", b"x" * 47)])
+    assert len(raw) % 512 == 47
+    tarball = tmp_path / "ctx.tar"
+    tarball.write_bytes(compress(raw) if compress else raw)
+    extract_context(tarball, tmp_path / "ctx")
+    assert (tmp_path / "ctx/a").read_bytes() == b"first"
+    assert (tmp_path / "ctx/.dockerignore").read_bytes() == b"x" * 47
+    # on a block boundary, without the end blocks
+    whole = _unterminated([_file("b", b"y" * 512)])
+    tarball.write_bytes(whole)
+    extract_context(tarball, tmp_path / "ctx2")
+    assert (tmp_path / "ctx2/b").read_bytes() == b"y" * 512
+
+
+@pytest.mark.parametrize("cut", [1, 20, 600])
+def test_a_member_cut_short_is_refused(tmp_path: Path, cut: int) -> None:
+    raw = _unterminated([_file("a", b"first"), _file("big", b"z" * 1000)])
+    tarball = tmp_path / "ctx.tar"
+    tarball.write_bytes(raw[:-cut])
+    with pytest.raises(InvalidParameter, match="end of data"):
+        extract_context(tarball, tmp_path / "ctx")
+
+
 def _context(tmp_path: Path, files: dict[str, str]) -> Path:
     root = tmp_path / "ctx"
     for name, text in files.items():
