@@ -64,6 +64,7 @@ from engine.images.importer import parse_platform
 from engine.images.model import HistoryEntry, Image, ImageConfig
 from engine.images.reference import Reference, parse
 from engine.images.upperdir import LayerTar
+from engine.limits import Resources
 from engine.logs.k8sfile import LogLine
 from engine.logs.reader import LogQuery, read_logs
 from engine.runtime.spec import DEFAULT_PATH_ENV
@@ -104,6 +105,8 @@ class BuildOptions:
     target: str = ""
     network_mode: str = "default"  # RUN containers': default, none, host, a network
     extra_hosts: tuple[str, ...] = ()  # `--add-host` entries for RUN containers
+    limits: Resources = attrs.field(factory=Resources)  # `--memory`, `--cpu-shares` … for RUN
+    shm_size: int = 0  # RUN containers' /dev/shm; 0: the default
     cache_from: tuple[str, ...] = ()  # images whose steps alone may be reused (if any)
     quiet: bool = False
     credentials: dict[str, Credentials] = attrs.field(factory=dict)
@@ -394,7 +397,10 @@ class _Run:
         # dockerd's classic builder gives RUN containers the build's network mode (the
         # default bridge, none, host, or a network by name or ID) and its extra hosts
         host = HostSpec(network_mode=ins.network or self.options.network_mode or "default",
-                        extra_hosts=list(self.options.extra_hosts))
+                        extra_hosts=list(self.options.extra_hosts),
+                        **attrs.asdict(self.options.limits, recurse=False))
+        if self.options.shm_size:
+            host.shm_size = self.options.shm_size
         m = self.b.containers
         c, _ = await m.create(None, spec, host)
         await self.say(f" ---> Running in {c.id[:12]}\n")

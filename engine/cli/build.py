@@ -4,8 +4,10 @@ classic builder, its output shown as `docker build` shows it."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
+import secrets
 import sys
 import tarfile
 import tempfile
@@ -27,8 +29,25 @@ def _ignore(context: Path, dockerfile: str) -> DockerIgnore | None:
     return DockerIgnore.parse(path.read_bytes()).with_build_files_kept(dockerfile)
 
 
-def write_context(context: Path, dockerfile: str, target: tarfile.TarFile) -> None:
-    """Add the context's files to `target`, skipping what `.dockerignore` excludes."""
+def add_outside_dockerfile(context: Path, text: bytes, target: tarfile.TarFile) -> str:
+    """A Dockerfile from outside the context (`-f -`, `-f ../Dockerfile`) added to it
+    under a generated name, as the docker CLI adds it: that name and `.dockerignore` are
+    appended to the `.dockerignore` sent, so neither is part of what COPY sees. Call
+    after `write_context` (which then must skip `.dockerignore`); returns the name."""
+    name = f".dockerfile.{secrets.token_hex(10)}"
+    ignore = context / ".dockerignore"
+    rules = ignore.read_bytes() if ignore.is_file() else b""
+    for member, data in ((name, text), (".dockerignore", rules + f"\n.dockerignore\n{name}\n".encode())):
+        info = tarfile.TarInfo(member)
+        info.size, info.mode = len(data), 0o600
+        target.addfile(info, io.BytesIO(data))
+    return name
+
+
+def write_context(context: Path, dockerfile: str, target: tarfile.TarFile, *,
+                  skip: tuple[str, ...] = ()) -> None:
+    """Add the context's files to `target`, skipping what `.dockerignore` excludes and
+    the top-level names in `skip`."""
     ignore = _ignore(context, dockerfile)
     for top, dirs, files in os.walk(context):
         rel_top = os.path.relpath(top, context)
@@ -42,7 +61,7 @@ def write_context(context: Path, dockerfile: str, target: tarfile.TarFile) -> No
             target.add(top, arcname=rel_top, recursive=False)
         for name in sorted(files):
             rel = f"{rel_top}/{name}" if rel_top else name
-            if ignore is not None and ignore.excludes(rel):
+            if (ignore is not None and ignore.excludes(rel)) or rel in skip:
                 continue
             target.add(os.path.join(top, name), arcname=rel, recursive=False)
 
@@ -56,17 +75,32 @@ def write_context(context: Path, dockerfile: str, target: tarfile.TarFile) -> No
 @click.option("--no-cache", is_flag=True, help="Do not use cache when building the image")
 @click.option("--pull", is_flag=True, help="Always attempt to pull a newer version of the image")
 @click.option("--network", default="", help="Networking mode for the RUN instructions")
+@click.option("--add-host", "add_hosts", multiple=True,
+              help="Add a custom host-to-IP mapping (host:ip) for the RUN instructions")
+@click.option("--cache-from", "cache_from", multiple=True,
+              help="Images to consider as cache sources")
 @click.option("-q", "--quiet", is_flag=True, help="Suppress the build output and print image ID")
 @click.argument("context", type=click.Path(exists=True, file_okay=False))
 @pass_app
 def build(app: App, tags: tuple[str, ...], dockerfile: str, build_args: tuple[str, ...],
           labels: tuple[str, ...], target: str, no_cache: bool, pull: bool, network: str,
-          quiet: bool, context: str) -> None:
+          add_hosts: tuple[str, ...], cache_from: tuple[str, ...], quiet: bool,
+          context: str) -> None:
     """Build an image from a Dockerfile (the classic builder)."""
     root = Path(context)
     name = dockerfile or "Dockerfile"
-    if dockerfile and os.path.isabs(dockerfile):
-        name = os.path.relpath(dockerfile, root)
+    outside: bytes | None = None  # a Dockerfile that is not in the context
+    if dockerfile == "-":
+        outside = sys.stdin.buffer.read()
+    elif dockerfile:
+        # -f is relative to the working directory, as the docker CLI takes it
+        name = os.path.relpath(os.path.abspath(dockerfile), root.resolve())
+        if name == ".." or name.startswith("../"):
+            try:
+                outside = Path(dockerfile).read_bytes()
+            except OSError as exc:
+                raise CommandError(f"unable to read the Dockerfile {dockerfile}: "
+                                   f"{exc.strerror}") from None
     args: dict[str, str | None] = {}
     for item in build_args:
         key, sep, value = item.partition("=")
@@ -80,9 +114,17 @@ def build(app: App, tags: tuple[str, ...], dockerfile: str, build_args: tuple[st
     }
     if network:
         params["networkmode"] = network
+    if add_hosts:
+        params["extrahosts"] = list(add_hosts)
+    if cache_from:
+        params["cachefrom"] = json.dumps(list(cache_from))
     with tempfile.TemporaryFile() as spool:
         with tarfile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT) as tf:
-            write_context(root, name, tf)
+            if outside is None:
+                write_context(root, name, tf)
+            else:
+                write_context(root, name, tf, skip=(".dockerignore",))
+                params["dockerfile"] = add_outside_dockerfile(root, outside, tf)
         spool.seek(0)
         empty = base64.urlsafe_b64encode(b"{}").decode()
         try:

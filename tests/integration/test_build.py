@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from engine.runtime import cgroups
 from tests.support.daemon import DOCKER_CLI, Moord, inspect
 
 pytestmark = pytest.mark.integration
@@ -429,4 +430,56 @@ def test_cache_from(moord: Moord, tmp_path: Path) -> None:
     built_id = next(x["aux"]["ID"] for x in out if "aux" in x)
     assert built_id == image_id
     api.remove_image(tag)
+    api.close()
+
+
+def test_moor_build_outside_dockerfile_add_host_and_cache_from(moord: Moord, tmp_path: Path) -> None:
+    import sys
+
+    ctx = _write(tmp_path / "mctx", {"file.txt": "hello", ".dockerignore": "*.log\n", "x.log": "no"})
+    outside = _write(tmp_path / "mdf", {"Dockerfile": (
+        "FROM busybox\nCOPY . /src\nRUN grep -q 'moor.test' /etc/hosts && ls -a /src > /listing\n"
+        'CMD ["cat", "/listing"]\n')}) / "Dockerfile"
+    tag = _tag()
+    env = {**moord.env, "MOORAGE_HOST": moord.host}
+    moor = [sys.executable, "-m", "engine.cli", "build", "--add-host", "moor.test:127.0.0.1"]
+    out = subprocess.run([*moor, "-t", tag, "-f", str(outside), str(ctx)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert moord.docker("run", "--rm", tag).stdout.split() == [".", "..", "file.txt"]
+    piped = subprocess.run([*moor, "--cache-from", tag, "-f", "-", str(ctx)], env=env,
+                           input=outside.read_text(), capture_output=True, text=True, timeout=120)
+    assert piped.returncode == 0, piped.stdout + piped.stderr
+    assert piped.stdout.count("Using cache") == 3
+    nothing = subprocess.run([*moor, "--cache-from", "nosuchimage", "-f", str(outside), str(ctx)],
+                             env=env, capture_output=True, text=True, timeout=120)
+    assert nothing.returncode == 0, nothing.stdout + nothing.stderr
+    assert "Using cache" not in nothing.stdout
+    moord.docker("rmi", tag)
+
+
+def v2() -> bool:
+    return cgroups.detect().version == 2
+
+
+def test_run_limits_and_refused_options(moord: Moord) -> None:
+    import docker
+
+    api = _client(moord)
+    # the container's own cgroup files, v2 or v1
+    script = _script("FROM busybox", "RUN cd /sys/fs/cgroup && "
+                     "{ cat memory.max || cat memory/memory.limit_in_bytes; } 2>/dev/null && "
+                     "{ cat cpu.weight || cat cpu/cpu.shares; } 2>/dev/null && df -k /dev/shm")
+    out = list(api.build(fileobj=script, nocache=True, decode=True, shmsize=32 * 1024 * 1024,
+                         container_limits={"memory": 96 * 1024 * 1024, "cpushares": 512}))
+    text = "".join(x.get("stream", "") for x in out)
+    assert "Successfully built" in text, out
+    assert f"{96 * 1024 * 1024}\n" in text, text  # memory.max
+    assert ("\n20\n" if v2() else "\n512\n") in text  # cpu.weight: 512 shares on cgroup v2
+    assert " 32768 " in text  # /dev/shm in KiB
+    # what a dockerd without experimental features refuses, and an isolation Linux lacks
+    with pytest.raises(docker.errors.APIError, match="squash is only supported"):
+        list(api.build(fileobj=_script("FROM busybox"), squash=True))
+    with pytest.raises(docker.errors.APIError, match='Unsupported isolation: "hyperv"'):
+        list(api.build(fileobj=_script("FROM busybox"), isolation="hyperv"))
     api.close()

@@ -21,6 +21,7 @@ from engine.api.router import Router
 from engine.build.builder import BuildOptions, StepFailed
 from engine.errors import EngineError, InvalidParameter, SystemFailure, Unsupported
 from engine.images.reference import parse_repository_and_tag
+from engine.limits import Resources
 from engine.registry.auth import Credentials
 
 if TYPE_CHECKING:
@@ -92,10 +93,24 @@ def _registry_config(req: Request) -> dict[str, Credentials]:
     return out
 
 
+def _run_limits(req: Request) -> Resources:
+    """The limits RUN containers get (`docker build --memory …`), as dockerd passes them."""
+    return Resources(
+        memory=req.int_arg("memory") or 0, memory_swap=req.int_arg("memswap") or 0,
+        cpu_shares=req.int_arg("cpushares") or 0, cpu_period=req.int_arg("cpuperiod") or 0,
+        cpu_quota=req.int_arg("cpuquota") or 0, cpuset_cpus=req.arg("cpusetcpus") or "",
+        cpuset_mems=req.arg("cpusetmems") or "")
+
+
 def _options(req: Request) -> BuildOptions:
     if req.arg("remote"):
         raise Unsupported("building from a remote context (URL or git) is not supported; "
                           "send the context as a tar")
+    if req.flag("squash"):  # what a dockerd without experimental features answers
+        raise InvalidParameter("squash is only supported with experimental mode")
+    isolation = req.arg("isolation") or ""
+    if isolation not in ("", "default"):
+        raise InvalidParameter(f"Unsupported isolation: {json.dumps(isolation)}")
     tags = tuple(parse_repository_and_tag(t) for t in req.args("t") if t)
     build_args = {str(k): str(v) for k, v in _json_map(req, "buildargs").items() if v is not None}
     return BuildOptions(
@@ -107,6 +122,8 @@ def _options(req: Request) -> BuildOptions:
         target=req.arg("target") or "",
         network_mode=req.arg("networkmode") or "default",
         extra_hosts=tuple(h for h in req.args("extrahosts") if h),
+        limits=_run_limits(req),
+        shm_size=req.int_arg("shmsize") or 0,
         cache_from=_cache_from(req),
         quiet=req.flag("q"),
         credentials=_registry_config(req),
