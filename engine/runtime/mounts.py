@@ -28,7 +28,12 @@ def mount_overlay(lowerdirs: Sequence[str | Path], upper: Path, work: Path, targ
     Relative `lowerdirs` (the image store's short `l/<link>` names, which keep 128
     layers inside the kernel's one-page option limit) are resolved from `base`; see
     `_mount_from` for how. `upper`, `work` and `target` must be absolute.
+
+    A layer an image holds twice (two steps that wrote the same files) is given once,
+    at its topmost place: overlayfs refuses a repeated lowerdir (ELOOP), and the lower
+    copy hides nothing the upper one does not.
     """
+    lowerdirs = list(dict.fromkeys(str(p) for p in lowerdirs))
     if not lowerdirs:
         raise SystemFailure("an overlay needs at least one lower layer")
     options = (f"lowerdir={':'.join(str(p) for p in lowerdirs)},"

@@ -483,3 +483,21 @@ def test_run_limits_and_refused_options(moord: Moord) -> None:
     with pytest.raises(docker.errors.APIError, match='Unsupported isolation: "hyperv"'):
         list(api.build(fileobj=_script("FROM busybox"), isolation="hyperv"))
     api.close()
+
+
+def test_steps_that_change_nothing_or_repeat_a_layer(moord: Moord, tmp_path: Path) -> None:
+    # `RUN true` changes no file: no layer, an empty_layer history entry (as dockerd);
+    # two steps writing the same file in one second make the same layer twice, which the
+    # later steps and containers still mount
+    ctx = _write(tmp_path / "rep", {"Dockerfile": (
+        "FROM busybox\nRUN echo a > /f\nRUN echo a > /f\nRUN true\nRUN cat /f > /g\n"
+        "RUN echo a > /f\n")})
+    tag = _tag()
+    _build(moord, ctx, "-t", tag)
+    base = len(inspect(moord, "busybox")["RootFS"]["Layers"])  # type: ignore[index]
+    layers = inspect(moord, tag)["RootFS"]["Layers"]  # type: ignore[index]
+    assert len(layers) == base + 4  # type: ignore[arg-type]
+    history = moord.docker("history", "--format", "{{.Size}} {{.CreatedBy}}", tag).stdout
+    assert "0B /bin/sh -c true" in history
+    assert moord.docker("run", "--rm", tag, "cat", "/f", "/g").stdout == "a\na\n"
+    moord.docker("rmi", tag)
