@@ -149,11 +149,24 @@ async def test_absolute_paths_overflow_where_links_fit(store: ImageStore, tmp_pa
 
 
 def test_too_many_layers_is_a_clear_error(tmp_path: Path) -> None:
-    lowers = [f"l/{'A' * 12}"] * 300
+    lowers = [f"l/{i:012d}" for i in range(300)]
     with pytest.raises(SystemFailure, match="the image has 300 layers"):
         mounts.mount_overlay(lowers, tmp_path / "u", tmp_path / "w", tmp_path / "m",
                              base=tmp_path)
     assert not (tmp_path / "m").exists()  # refused before anything was made
+
+
+def test_a_repeated_layer_is_given_once_at_its_topmost_place(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[bytes] = []
+
+    def fake_mount(base: Path, target: bytes, options: bytes) -> None:
+        seen.append(options)
+
+    monkeypatch.setattr(mounts, "_mount_from", fake_mount)
+    mounts.mount_overlay(["l/TOP", "l/DUP", "l/MID", "l/DUP", "l/BASE"], tmp_path / "u",
+                         tmp_path / "w", tmp_path / "m", base=tmp_path)
+    assert seen[0].startswith(b"lowerdir=l/TOP:l/DUP:l/MID:l/BASE,")
 
 
 def test_mount_failure_is_reported_without_moving_cwd(tmp_path: Path) -> None:
