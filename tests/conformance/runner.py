@@ -19,6 +19,7 @@ import argparse
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import tomllib
 import xml.etree.ElementTree as ET
@@ -204,13 +205,17 @@ def prepare(daemon: Moord) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.conformance", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tests.conformance [FILE ...] [-- PYTEST_ARGS]",
+                                     description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", nargs="*", help="suite files to run (e.g. api_exec_test); all by default")
     parser.add_argument("--suite", help=f"the {SUITE_NAME} folder (default: ../shared/conformance)")
     parser.add_argument("--keep", action="store_true", help="keep the daemon's root for a look")
-    parser.add_argument("pytest_args", nargs=argparse.REMAINDER,
-                        help="after --: passed to the suite's pytest (e.g. -- -k exec)")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    if "--" in argv:  # what follows goes to the suite's pytest (e.g. -- -k exec)
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1:]
     args = parser.parse_args(argv)
     problems = host_problems()
     if problems:
@@ -219,7 +224,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     suite = find_suite(args.suite)
     expected = load_expected()
     files = [f.removesuffix(".py") for f in args.files]
-    extra = [a for a in args.pytest_args if a != "--"]
     daemon = Moord(Path(tempfile.mkdtemp(prefix="moordc-", dir="/tmp")))
     scratch = Path(tempfile.mkdtemp(prefix="docker-py-"))
     try:
