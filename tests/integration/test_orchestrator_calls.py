@@ -30,6 +30,7 @@ import pytest
 from tests.support.daemon import Moord
 from tests.support.go_client import (
     create,
+    demux,
     exec_in,
     go_create_body,
     go_host_config,
@@ -296,7 +297,7 @@ def test_nomad_exec_stdin_half_close(nomad: docker.APIClient, running_task: str)
         output = read_until_eof(sock)
     finally:
         sock.close()
-    assert output == b"\x01\x00\x00\x00\x00\x00\x00\x09piped-in\n\x01\x00\x00\x00\x00\x00\x00\x05done\n"
+    assert demux(output) == (b"piped-in\ndone\n", b"")
     assert wait_exec_done(nomad, made["Id"])["ExitCode"] == 0
 
 
@@ -321,9 +322,7 @@ def test_nomad_log_follow(nomad: docker.APIClient) -> None:
     """docklog: follow from `since` (the Go client sends seconds.nanoseconds), multiplexed
     without a TTY, raw with one; the stream ends when the container stops."""
     started = int(time.time()) - 5
-    for tty, expected in ((False, b"\x01\x00\x00\x00\x00\x00\x00\x04one\n"
-                                  b"\x02\x00\x00\x00\x00\x00\x00\x04two\n"),
-                          (True, b"one\r\ntwo\r\n")):
+    for tty, expected in ((False, (b"one\n", b"two\n")), (True, b"one\r\ntwo\r\n")):
         cid = create(nomad, go_create_body(
             go_host_config(NetworkMode="none"), Image="busybox", Tty=tty,
             Cmd=["sh", "-c", "echo one; sleep 1; echo two >&2"]))
@@ -331,7 +330,8 @@ def test_nomad_log_follow(nomad: docker.APIClient) -> None:
             ok(post(nomad, f"/containers/{cid}/start"))
             response = ok(nomad._get(nomad._url("/containers/{0}/logs", cid), stream=True, params={
                 "since": f"{started}.000000000", "follow": 1, "stdout": 1, "stderr": 1}))
-            assert response.raw.read() == expected
+            body = response.raw.read()
+            assert (body if tty else demux(body)) == expected
             assert not nomad.inspect_container(cid)["State"]["Running"]
         finally:
             nomad.remove_container(cid, force=True)
@@ -639,7 +639,7 @@ def test_cri_exec_attach_logs_stats(cri: docker.APIClient, app_container: tuple[
     attached.close()
     logs = ok(cri._get(cri._url("/containers/{0}/logs", app), params={
         "stdout": 1, "stderr": 1, "since": 0, "timestamps": 1, "tail": 1})).content
-    assert re.match(rb"(?s)\x01\x00\x00\x00\x00\x00\x00.\d{4}-\d\d-\d\dT\S+Z started\n$", logs), logs
+    assert re.fullmatch(rb"\d{4}-\d\d-\d\dT\S+Z started\n", demux(logs)[0]), logs
     stats = ok(cri._get(cri._url("/containers/{0}/stats", app),
                         params={"stream": "0", "one-shot": "1"})).json()
     assert stats["cpu_stats"]["cpu_usage"]["total_usage"] > 0

@@ -104,6 +104,17 @@ def read_until_eof(sock: socket.socket, timeout: float = 30) -> bytes:
         chunks.append(chunk)
 
 
+def demux(stream: bytes) -> tuple[bytes, bytes]:
+    """stdout and stderr from a multiplexed stream, as stdcopy.StdCopy splits it (frame
+    boundaries carry no meaning)."""
+    out, err = bytearray(), bytearray()
+    while stream:
+        kind, size = stream[0], int.from_bytes(stream[4:8], "big")
+        (err if kind == 2 else out).extend(stream[8:8 + size])
+        stream = stream[8 + size:]
+    return bytes(out), bytes(err)
+
+
 def wait_exec_done(api: docker.APIClient, exec_id: str) -> dict[str, Any]:
     """Both poll `GET /exec/{id}/json` until Running is false (Nomad every 100 ms)."""
     deadline = time.monotonic() + 30
