@@ -1,11 +1,13 @@
 """Removing images: Docker's `rmi` rules, prune, gc, and deleting the files out of the way.
 
 Deletion runs opposite to creation: tags, then the index record (the point of no
-return), then layer directories and blobs. As in dockerd, removing an image also removes
-its parent chain (a classic build's intermediate steps) as far as no tag, container or
-other child image holds a parent, unless the caller asks not to (the API's `noprune`). Those are renamed out of sight at once and
+return), then layer directories and blobs. Those are renamed out of sight at once and
 deleted in the background: a crash leaves unreferenced files, which start-up removes.
 Every method but `drain` expects the caller (`ImageStore`) to hold the store's lock.
+
+As in dockerd, removing an image also removes its parent chain (a classic build's
+intermediate steps) as far as no tag, container or other child image holds a parent,
+unless the caller asks not to (the API's `noprune`).
 """
 
 from __future__ import annotations

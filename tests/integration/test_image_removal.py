@@ -39,7 +39,8 @@ def test_rmi_removes_the_untagged_parent_chain(moord: Moord, tmp_path: Path) -> 
     busybox = moord.docker("images", "-q", "busybox:latest").stdout.strip()
     assert steps[0] == busybox  # FROM
     built = steps[1:]
-    assert len(built) == 3 and set(built) <= _all_images(moord)
+    assert len(built) == 3
+    assert set(built) <= _all_images(moord)
     parent = json.loads(moord.docker("inspect", tag).stdout)[0]["Parent"]
     assert parent.removeprefix("sha256:")[:12] == built[1]
 
@@ -79,7 +80,8 @@ def test_a_parent_used_by_a_container_stays(moord: Moord, tmp_path: Path) -> Non
     try:
         moord.docker("rmi", tag)
         left = _all_images(moord)
-        assert built[0] in left and not {built[1], built[2]} & left
+        assert built[0] in left
+        assert not {built[1], built[2]} & left
     finally:
         moord.docker("rm", name)
     moord.docker("rmi", built[0])

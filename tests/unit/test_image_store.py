@@ -438,7 +438,7 @@ async def test_noprune_keeps_the_parents(store: ImageStore) -> None:
 
 
 async def test_a_parent_with_another_child_or_a_user_stays(store: ImageStore) -> None:
-    _, one, two, top = await build_chain(store)
+    _, one, two, _top = await build_chain(store)
     sibling = await child_of(store, one, "D=4", name="sibling:1")
     out = await store.delete("built:1", force=False, prune_children=True, in_use_by=no_users)
     assert out[-1] == DeleteItem(deleted=two.id)  # `one` still has `sibling`
