@@ -64,6 +64,18 @@ def describe_failure(response: httpx.Response) -> str:
     return f"{response.status_code} {response.reason_phrase}".strip()
 
 
+async def read_limited(response: httpx.Response, limit: int, what: str) -> bytes:
+    """A streamed response's whole body, refused past `limit` bytes (manifests, configs)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_raw():
+        size += len(chunk)
+        if size > limit:
+            raise InvalidParameter(f"{what} is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class RegistryUnreachable(SystemFailure):
     """No endpoint of the registry answered (dockerd's 500, its words: see
     `transport_errors`)."""
@@ -321,5 +333,6 @@ __all__ = [
     "RegistryUnreachable",
     "Repository",
     "describe_failure",
+    "read_limited",
     "registry_errors",
 ]

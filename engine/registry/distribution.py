@@ -22,7 +22,13 @@ from engine.errors import EngineError, Forbidden, InvalidParameter, NotFound, Sy
 from engine.images.reference import Reference
 from engine.registry import media
 from engine.registry.auth import Credentials
-from engine.registry.client import RegistryClient, Repository, describe_failure, registry_errors
+from engine.registry.client import (
+    RegistryClient,
+    Repository,
+    describe_failure,
+    read_limited,
+    registry_errors,
+)
 
 _CONFIG_LIMIT = 8 * 1024 * 1024
 
@@ -129,14 +135,8 @@ class DistributionInspector:
         async with repo.stream(path, {"Accept": accept}) as response:
             if response.status_code != 200:
                 raise await _error(response)
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    raise InvalidParameter(f"{path.split('/')[0]} is larger than {limit} bytes")
-                chunks.append(chunk)
-            return b"".join(chunks), response.headers.get("content-type", "").split(";")[0]
+            data = await read_limited(response, limit, path.split("/")[0].rstrip("s"))
+            return data, response.headers.get("content-type", "").split(";")[0]
 
 
 __all__ = ["DistributionInfo", "DistributionInspector", "PlatformInfo"]
