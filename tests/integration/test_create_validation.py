@@ -86,3 +86,14 @@ def test_names_and_hostnames(moord: Moord) -> None:
     bad = moord.docker("create", "--name", "-bad name", "busybox", "true", check=False)
     assert bad.returncode == 1
     assert "Invalid container name" in bad.stderr
+    # a 300-character volume name is a 400 in words, not an error naming a host directory
+    client = docker.APIClient(base_url=moord.host, timeout=60)
+    try:
+        with pytest.raises(docker.errors.APIError) as info:
+            client.create_volume("v" * 300)
+        assert info.value.status_code == 400
+        assert str(info.value.explanation).endswith(
+            "volume name is too long, names can be at most 236 bytes")
+        assert "/" not in str(info.value.explanation)
+    finally:
+        client.close()
