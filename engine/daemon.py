@@ -33,6 +33,7 @@ from engine.api.handlers import execs as execs_api
 from engine.api.handlers import images as images_api
 from engine.api.handlers import logs as logs_api
 from engine.api.handlers import networks as networks_api
+from engine.api.handlers import plugins as plugins_api
 from engine.api.handlers import processes as processes_api
 from engine.api.handlers import registry as registry_api
 from engine.api.handlers import swarm as swarm_api
@@ -48,6 +49,7 @@ from engine.engine import Engine
 from engine.errors import HostNotReady
 from engine.events import EventBus
 from engine.images.store import ImageStore
+from engine.managed_plugins.store import PluginStore
 from engine.networks.service import NetworkOptions, NetworkService, drivers_from_plugins
 from engine.registry.service import RegistryService
 from engine.runtime.host import probe_host
@@ -115,6 +117,7 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
                     volumes=volumes, networks=networks, id=engine_id,
                     registry=RegistryService(config, images))
     engine.execs = ExecManager(containers)
+    engine.plugins = await PluginStore.open(config.data_root, durable=config.durable_store)
     engine.build = await BuildService.open(config.data_root, containers, images, engine.registry,
                                            durable=config.durable_store)
     routes = route_table([system_api.router, containers_api.router, attach_api.router,
@@ -122,7 +125,7 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
                           networks_api.router, registry_api.router,
                           commit_api.router, build_api.router, execs_api.router,
                           processes_api.router, archive_api.router, df_api.router,
-                          swarm_api.router])
+                          swarm_api.router, plugins_api.router])
     server = APIServer(routes, engine)
     try:
         async with trio.open_nursery() as nursery:

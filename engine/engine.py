@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from engine.containers.execs import ExecManager
     from engine.containers.manager import ContainerManager
     from engine.images.store import ImageStore
+    from engine.managed_plugins.store import PluginStore
     from engine.networks.service import NetworkService
     from engine.registry.service import RegistryService
     from engine.runtime.host import HostProfile
@@ -33,5 +34,6 @@ class Engine:
     registry: RegistryService | None = None
     build: BuildService | None = None
     execs: ExecManager | None = None
+    plugins: PluginStore | None = None  # managed plugins (`docker plugin create`)
     id: str = ""  # <data-root>/engine-id, read once at start-up
     started_at: dt.datetime = attrs.field(factory=lambda: dt.datetime.now(dt.timezone.utc))

@@ -18,7 +18,7 @@ import socket as stdlib_socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import attrs
 import h11
@@ -304,7 +304,7 @@ class APIServer:
             text = value.decode("latin-1")
             headers[key] = f"{headers[key]}, {text}" if key in headers else text
         split = urlsplit(target)
-        path = split.path or "/"
+        path = unquote(split.path) or "/"  # Go's r.URL.Path: docker-py sends `@` as %40
         query = parse_qs(split.query, keep_blank_values=True)
         body = _Body(conn)
         request = Request(method, path, query, headers, API_VERSION, body)

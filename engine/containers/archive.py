@@ -12,6 +12,7 @@ sees them, running or stopped.
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import stat
@@ -24,7 +25,7 @@ from typing import IO, TYPE_CHECKING
 import attrs
 import trio
 
-from engine.errors import InvalidParameter, NotFound
+from engine.errors import InvalidParameter, NotFound, SystemFailure
 from engine.runtime import mounts
 from engine.securejoin import ScopeError, resolve_in_root
 from engine.tarball.extract import ExtractRules, extract_tar
@@ -94,11 +95,17 @@ def _follows_final_link(path: str) -> bool:
     return path.endswith("/") or path.endswith("/.")
 
 
+def _lstat(root: Path, target: Path) -> os.stat_result:
+    """`lstat`, except of the root itself: a running container's is `/proc/<pid>/root`, a
+    symlink to the host, while the container sees a directory."""
+    return os.stat(target) if target == root else os.lstat(target)
+
+
 def path_stat(root: Path, path: str) -> PathStat:
     """What `HEAD …/archive?path=` reports (blocking)."""
     target = _resolve(root, path, follow=_follows_final_link(path))
     try:
-        st = os.lstat(target)
+        st = _lstat(root, target)
     except FileNotFoundError:
         raise NotFound(f"Could not find the file {path} in container") from None
     link = os.readlink(target) if stat.S_ISLNK(st.st_mode) else ""
@@ -121,18 +128,95 @@ def write_archive(root: Path, path: str, out: IO[bytes]) -> PathStat:
     info = path_stat(root, path.removesuffix("/.") or "/")
     base = "." if contents_only else posixpath.basename(path.rstrip("/")) or "."
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
-        tf.add(target, arcname=base, recursive=True)
+        if target == root:
+            _add_root(tf, root, base)
+        else:
+            tf.add(target, arcname=base, recursive=True)
     return info
 
 
-def extract_archive(root: Path, path: str, source: IO[bytes], *, keep_owner: bool) -> None:
-    """Unpack a tar into the directory `path` of the container (blocking)."""
+#: What the runtime mounts over a running container's root: archived as the empty
+#: directories dockerd's archive of the container's root filesystem shows.
+_RUNTIME_MOUNTS = frozenset({"proc", "sys", "dev"})
+
+
+def _add_root(tf: tarfile.TarFile, root: Path, base: str) -> None:
+    """The whole root filesystem. A running container's root is `/proc/<pid>/root` (see
+    `_lstat`), with the kernel's /proc, /sys and /dev mounted in it: those go as bare
+    directories, their contents are the host's view of the container, not its files."""
+    tf.add(os.path.join(root, "."), arcname=base, recursive=False)
+    for name in sorted(os.listdir(root)):
+        path = os.path.join(root, name)
+        arcname = posixpath.join(base, name)
+        nested = not (name in _RUNTIME_MOUNTS and os.path.isdir(path))
+        tf.add(path, arcname=arcname, recursive=nested)
+
+
+@attrs.frozen
+class Writable:
+    """Where a container may be written to, as `docker cp` judges it (dockerd's
+    `checkWritablePath`): its volume and bind mounts (destination, read-only), and whether
+    the rest of its root filesystem is read-only (`--read-only`)."""
+
+    readonly_rootfs: bool = False
+    mounts: tuple[tuple[str, bool], ...] = ()
+
+    @classmethod
+    def of(cls, c: Container) -> Writable:
+        # `--tmpfs` mounts are not listed: dockerd does not count them either
+        return cls(c.host.readonly_rootfs,
+                   tuple((m.destination, not m.rw) for m in c.mounts if m.listed))
+
+    def check(self, container_path: str) -> None:
+        """Refuse in dockerd's words (400) if `container_path` (resolved) may not change."""
+        best: tuple[str, bool] | None = None
+        for destination, read_only in self.mounts:
+            dest = posixpath.normpath(destination)
+            inside = container_path == dest or container_path.startswith(dest.rstrip("/") + "/")
+            if inside and (best is None or len(dest) > len(best[0])):
+                best = (dest, read_only)
+        if best is not None:
+            if best[1]:
+                raise InvalidParameter("mounted volume is marked read-only")
+            return
+        if self.readonly_rootfs:
+            raise InvalidParameter("container rootfs is marked read-only")
+
+
+def _inside(root: Path, host_path: str | os.PathLike[str] | None) -> str:
+    """A host path under `root` as the container names it; "" if it is not under root."""
+    if host_path is None:
+        return ""
+    try:
+        rel = Path(os.fspath(host_path)).relative_to(root)
+    except ValueError:
+        return ""
+    return "/" + rel.as_posix() if rel.parts else "/"
+
+
+def extract_archive(root: Path, path: str, source: IO[bytes], *, keep_owner: bool,
+                    writable: Writable | None = None) -> None:
+    """Unpack a tar into the directory `path` of the container (blocking).
+
+    Refused where the container may not write (`writable`), as dockerd refuses it. A
+    failing write names the file as the container sees it, never the host path.
+    """
     target = _resolve(root, path, follow=True)
     if not target.is_dir():
         if not os.path.lexists(target):
             raise NotFound(f"Could not find the file {path} in container")
         raise InvalidParameter(f"extraction point is not a directory: {path}")
-    owners = extract_tar(source, target, ExtractRules.foreign("archive", absolute_names=True))
+    if writable is not None:
+        writable.check(_inside(root, target) or "/")
+    try:
+        owners = extract_tar(source, target,
+                             ExtractRules.foreign("archive", absolute_names=True))
+    except OSError as exc:
+        where = _inside(root, exc.filename) or path
+        detail = (exc.strerror or exc.__class__.__name__).lower()
+        if exc.errno == errno.EROFS:
+            raise InvalidParameter(f"cannot copy to {where}: {detail}") from None
+        raise SystemFailure(f"cannot copy to {where}: {detail}") from None
     if keep_owner:
         for rel, owner in owners.items():
             try:
@@ -202,5 +286,5 @@ def _unmount_all(targets: list[Path]) -> None:
         mounts.unmount(target)
 
 
-__all__ = ["PathStat", "container_root", "extract_archive", "go_mode", "path_stat",
+__all__ = ["PathStat", "Writable", "container_root", "extract_archive", "go_mode", "path_stat",
            "write_archive"]

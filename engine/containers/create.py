@@ -10,6 +10,7 @@ and writes the record.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import posixpath
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from engine.containers.model import Container, ContainerSpec, HostSpec, LogConfi
 from engine.containers.resources import check_limits
 from engine.errors import InvalidParameter
 from engine.images.model import Healthcheck, ImageConfig
+from engine.limits import MAX_HOSTNAME_BYTES
 from engine.runtime.rlimits import validate_ulimits
 from engine.runtime.security import parse_security_opt
 from engine.volumes.model import MountRequest
@@ -126,6 +128,9 @@ def validate(spec: ContainerSpec, host: HostSpec) -> None:
         raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
     if host.shm_size < 0:
         raise InvalidParameter("SHM size can not be less than 0")
+    if len(spec.hostname.encode()) > MAX_HOSTNAME_BYTES:  # sethostname(2) would fail at start
+        raise InvalidParameter(f"hostname {json.dumps(spec.hostname)} is too long "
+                               f"(maximum {MAX_HOSTNAME_BYTES} bytes)")
     check_limits(host, len(os.sched_getaffinity(0)))
     for env in spec.env:
         if env.startswith("="):

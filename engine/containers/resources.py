@@ -20,8 +20,6 @@ from engine.containers.model import HostSpec
 from engine.errors import Conflict, InvalidParameter
 from engine.limits import LIMIT_BY_NAME, Resources
 
-MIN_MEMORY = 6 * 1024 * 1024
-
 
 @attrs.frozen
 class ResourceUpdate(Resources):
@@ -63,16 +61,28 @@ def updated_host(current: HostSpec, update: ResourceUpdate, online_cpus: int) ->
     return new
 
 
+def _within_bounds(host: Resources, name: str) -> None:
+    """The field's declared dockerd range (engine/limits.py), its message if outside."""
+    bounds = LIMIT_BY_NAME[name].bounds
+    message = bounds.violated_by(getattr(host, name)) if bounds is not None else None
+    if message is not None:
+        raise InvalidParameter(message)
+
+
 def check_limits(host: Resources, online_cpus: int) -> None:
-    """The limits Docker refuses at create and update (400s, in its words)."""
-    if host.memory and host.memory < MIN_MEMORY:
-        raise InvalidParameter("Minimum memory limit allowed is 6MB")
+    """The limits Docker refuses at create and update (400s, in its words and order).
+
+    Negative CPU shares fail only at start in dockerd (`invalid CPU shares (-5): value
+    must be a positive integer`); moord refuses them here, with those words."""
+    _within_bounds(host, "cpu_shares")
+    _within_bounds(host, "memory")
     if host.memory and host.memory_swap > 0 and host.memory_swap < host.memory:
         raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit, "
                                "see usage")
     if host.memory_swap > 0 and not host.memory:
         raise InvalidParameter("You should always set the Memory limit when using Memoryswap "
                                "limit, see usage")
+    _within_bounds(host, "memory_reservation")
     if host.memory and host.memory_reservation and host.memory < host.memory_reservation:
         raise InvalidParameter("Minimum memory limit can not be less than memory reservation "
                                "limit, see usage")
@@ -83,11 +93,8 @@ def check_limits(host: Resources, online_cpus: int) -> None:
     if host.nano_cpus < 0 or host.nano_cpus > online_cpus * 1_000_000_000:
         raise InvalidParameter(f"Range of CPUs is from 0.01 to {online_cpus}.00, as there are "
                                f"only {online_cpus} CPUs available")
-    if host.cpu_period and not 1000 <= host.cpu_period <= 1_000_000:
-        raise InvalidParameter("CPU cfs period can not be less than 1ms (i.e. 1000) or larger "
-                               "than 1s (i.e. 1000000)")
-    if host.cpu_quota and host.cpu_quota > 0 and host.cpu_quota < 1000:
-        raise InvalidParameter("CPU cfs quota can not be less than 1ms (i.e. 1000)")
+    _within_bounds(host, "cpu_period")
+    _within_bounds(host, "cpu_quota")
     if host.cpuset_cpus:
         _check_cpuset(host.cpuset_cpus, online_cpus)
 

@@ -202,6 +202,12 @@ class ImageCatalog:
     def is_dangling(self, image_id: str) -> bool:
         return not any(i == image_id for i in self._refs.values())
 
+    def children(self, image_id: str) -> _StrList:
+        """IDs of the visible images built on this one (their `parent`): a classic
+        build's steps. A hidden image is no one's child: Docker would have deleted it."""
+        return [i for i, img in self._images.items()
+                if img.parent == image_id and not self._records[i].hidden]
+
     def _refresh_tags(self, image_id: str) -> None:
         image = self._images.get(image_id)
         if image is None:

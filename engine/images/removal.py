@@ -4,6 +4,10 @@ Deletion runs opposite to creation: tags, then the index record (the point of no
 return), then layer directories and blobs. Those are renamed out of sight at once and
 deleted in the background: a crash leaves unreferenced files, which start-up removes.
 Every method but `drain` expects the caller (`ImageStore`) to hold the store's lock.
+
+As in dockerd, removing an image also removes its parent chain (a classic build's
+intermediate steps) as far as no tag, container or other child image holds a parent,
+unless the caller asks not to (the API's `noprune`).
 """
 
 from __future__ import annotations
@@ -95,7 +99,7 @@ class ImageRemover:
         self._reaped = trio.Event()
 
     # docker rmi ------------------------------------------------------------------------
-    async def delete(self, name_or_id: str, *, force: bool,
+    async def delete(self, name_or_id: str, *, force: bool, prune: bool,
                      in_use_by: ImageUsers) -> list[DeleteItem]:
         """`docker rmi` of one name (see `ImageStore.delete`)."""
         catalog = self._catalog
@@ -132,17 +136,47 @@ class ImageRemover:
                 raise conflict.error()
             await catalog.untag(refs)
             records.extend(DeleteItem(untagged=r.familiar()) for r in refs)
-        conflict = self._conflict(image.id, in_use_by, stopped=not force, references=not force)
-        if conflict is not None:
-            if quiet and (not catalog.is_dangling(image.id) or conflict.used):
-                return records
-            raise conflict.error()
-        items, _ = await self._remove_image(image.id, in_use_by)
-        records.extend(items)
+        await self._delete_chain(image.id, records, force=force, prune=prune, quiet=quiet,
+                                 in_use_by=in_use_by)
         return records
+
+    async def _delete_chain(self, image_id: str, records: list[DeleteItem], *, force: bool,
+                            prune: bool, quiet: bool, in_use_by: ImageUsers) -> int:
+        """Delete an image, then (with `prune`) its parent, its parent's parent…; bytes freed.
+
+        A parent goes only if nothing holds it (no tag, container or other child: the
+        checks are not forced) and quietly: the first one held ends the chain without an
+        error. `quiet` also spares the image itself an error, unless it is dangling and no
+        container uses it, so the user learns why it stayed (dockerd's rule).
+        """
+        freed = 0
+        while True:
+            conflict = self._conflict(image_id, in_use_by, stopped=not force,
+                                      references=not force)
+            if conflict is not None:
+                if quiet and (not self._dangling(image_id) or conflict.used):
+                    return freed
+                raise conflict.error()
+            image = self._catalog.get(image_id)
+            parent = image.parent if image is not None else ""
+            items, n = await self._remove_image(image_id, in_use_by)
+            records.extend(items)
+            freed += n
+            if not prune or not parent or parent not in self._catalog \
+                    or parent in self._catalog.hidden():
+                return freed
+            image_id, force, quiet = parent, False, True
+
+    def _dangling(self, image_id: str) -> bool:
+        """dockerd's "dangling" for deletion: no reference names it and no image is built
+        on it."""
+        return self._catalog.is_dangling(image_id) and not self._catalog.children(image_id)
 
     def _conflict(self, image_id: str, in_use_by: ImageUsers, *, stopped: bool,
                   references: bool) -> _DeleteConflict | None:
+        if self._catalog.children(image_id):
+            return _DeleteConflict(image_id, hard=True, used=False,
+                                   message="image has dependent child images")
         users = list(in_use_by(image_id))
         for container_id, running in users:
             if running:
@@ -191,27 +225,36 @@ class ImageRemover:
     # prune and gc ------------------------------------------------------------------------
     async def prune(self, *, dangling_only: bool, in_use: InUse,
                     select: ImageFilter | None) -> tuple[list[DeleteItem], int]:
-        """`docker image prune [-a]` (see `ImageStore.prune`)."""
+        """`docker image prune [-a]` (see `ImageStore.prune`), dockerd's way.
+
+        The candidates are the images no other image is built on (all images with `-a`),
+        leaving out untagged ones that have children: those are a chain's intermediate
+        steps and go with the image on top of them, as a `docker rmi` would take them.
+        """
 
         def users(image_id: str) -> Sequence[tuple[str, bool]]:
             return [("", False)] if in_use(image_id) else []
 
+        catalog = self._catalog
+        candidates = [
+            image for image in catalog.list()
+            if not (dangling_only and catalog.children(image.id))
+            and not (catalog.is_dangling(image.id) and catalog.children(image.id))
+            and (select is None or select(image))
+        ]
         records: list[DeleteItem] = []
         reclaimed = 0
-        for image in self._catalog.list():
-            if image.id not in self._catalog or in_use(image.id):
-                continue
-            if select is not None and not select(image):
-                continue
-            refs = self._catalog.references(image.id)
+        for image in candidates:
+            if catalog.visible(image.id) is None or in_use(image.id):
+                continue  # gone with an earlier one's chain, or used
+            refs = catalog.references(image.id)
             if refs and dangling_only and any(r.digest is None for r in refs):
                 continue
             if refs:
-                await self._catalog.untag(refs)
+                await catalog.untag(refs)
                 records.extend(DeleteItem(untagged=r.familiar()) for r in refs)
-            items, freed = await self._remove_image(image.id, users)
-            records.extend(items)
-            reclaimed += freed
+            reclaimed += await self._delete_chain(image.id, records, force=False, prune=True,
+                                                  quiet=True, in_use_by=users)
         reclaimed += await self.gc(in_use)
         return records, reclaimed
 

@@ -362,12 +362,14 @@ class ImageStore:
         By reference: untag; the image goes when its last reference does. By ID: the
         image goes with all its tags, unless they span repositories (needs force).
         Containers using the image block the removal (stopped: unless forced; running:
-        always, though a forced untag is allowed). `prune_children` is accepted for
-        the API's `noprune`; imported images have no parents to prune.
+        always, though a forced untag is allowed), and so do images built on it (always).
+        With `prune_children` (the API's default; `noprune=1` turns it off) the image's
+        untagged parents go too, as far as nothing else holds them: a classic build's
+        intermediate images leave with the image they made.
         """
-        del prune_children  # no parent chains: every image here is its own root
         async with self._lock:
-            return await self._remover.delete(name_or_id, force=force, in_use_by=in_use_by)
+            return await self._remover.delete(name_or_id, force=force, prune=prune_children,
+                                              in_use_by=in_use_by)
 
     async def prune(
         self,
@@ -379,6 +381,7 @@ class ImageStore:
         """`docker image prune [-a]`: remove unused images; (deleted items, bytes reclaimed).
 
         Dangling only: images without tags. Otherwise every image no container uses.
+        An image's untagged parents go with it (a build's intermediate images).
         `select` narrows the candidates (the API's `until` and `label` filters).
         Images hidden by a forced removal go too once no container uses them.
         """

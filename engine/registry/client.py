@@ -24,6 +24,7 @@ import trio
 import engine
 from engine.errors import EngineError, Forbidden, InvalidParameter, NotFound, SystemFailure, Unauthorized
 from engine.images.reference import Reference
+from engine.registry import transport_errors
 from engine.registry.auth import Challenge, Credentials, basic_header, parse_challenges
 from engine.registry.endpoints import Endpoint, RegistryHosts
 
@@ -63,8 +64,21 @@ def describe_failure(response: httpx.Response) -> str:
     return f"{response.status_code} {response.reason_phrase}".strip()
 
 
+async def read_limited(response: httpx.Response, limit: int, what: str) -> bytes:
+    """A streamed response's whole body, refused past `limit` bytes (manifests, configs)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_raw():
+        size += len(chunk)
+        if size > limit:
+            raise InvalidParameter(f"{what} is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class RegistryUnreachable(SystemFailure):
-    """No endpoint of the registry answered."""
+    """No endpoint of the registry answered (dockerd's 500, its words: see
+    `transport_errors`)."""
 
 
 @attrs.define
@@ -135,8 +149,9 @@ class RegistryClient:
         params: list[tuple[str, str | int | float | bool | None]] = (
             [("service", service)] if service else [])
         params += [("scope", s) for s in scopes]
+        refresh = credentials is not None and bool(credentials.identity_token)
         try:
-            if credentials is not None and credentials.identity_token:
+            if credentials is not None and refresh:
                 form = {k: str(v) for k, v in params}
                 form.update(grant_type="refresh_token", refresh_token=credentials.identity_token,
                             client_id="moorage", scope=" ".join(scopes))
@@ -148,7 +163,9 @@ class RegistryClient:
                     headers["Authorization"] = basic_header(credentials)
                 response = await http.get(realm, params=params, headers=headers)
         except httpx.HTTPError as exc:
-            raise RegistryUnreachable(f"Get \"{realm}\": {exc}") from None
+            raise RegistryUnreachable(
+                await transport_errors.explain(exc, "POST" if refresh else "GET", realm)
+            ) from None
         if response.status_code in (401, 403):
             raise Unauthorized(
                 f"Get \"{realm}\": unauthorized: {_token_error(response) or 'incorrect username or password'}"
@@ -256,8 +273,9 @@ class Repository:
                 return await self._send(method, url, headers=headers, content=content,
                                         stream=stream, params=params)
             except _NETWORK_ERRORS as exc:
-                raise RegistryUnreachable(f"{method} {url}: {exc}") from None
-        failures: list[str] = []
+                raise RegistryUnreachable(await transport_errors.explain(exc, method, url)) \
+                    from None
+        last_failure = ""  # as dockerd, the error of the last endpoint tried is the one told
         endpoints = await self.client.endpoints(self.ref.domain)
         for index, endpoint in enumerate(endpoints):
             self.endpoint = endpoint
@@ -266,7 +284,7 @@ class Repository:
                 response = await self._send(method, url, headers=headers, content=content,
                                             stream=stream, params=params)
             except _NETWORK_ERRORS as exc:
-                failures.append(f"{method} \"{url}\": {exc}")
+                last_failure = await transport_errors.explain(exc, method, url)
                 continue
             except EngineError:
                 if endpoint.mirror and index + 1 < len(endpoints):
@@ -274,12 +292,12 @@ class Repository:
                 raise
             if endpoint.mirror and response.status_code >= 400 and index + 1 < len(endpoints):
                 await response.aclose()
-                failures.append(f"mirror {endpoint.url}: {response.status_code}")
+                last_failure = f"mirror {endpoint.url}: {response.status_code}"
                 continue
             self.client.remember(self.ref.domain, endpoint)
             return response
         self.endpoint = None
-        raise RegistryUnreachable("; ".join(failures) or f"no endpoint for {self.ref.domain}")
+        raise RegistryUnreachable(last_failure or f"no endpoints found for {self.ref.familiar()}")
 
     @asynccontextmanager
     async def stream(self, path: str, headers: dict[str, str]) -> AsyncIterator[httpx.Response]:
@@ -315,5 +333,6 @@ __all__ = [
     "RegistryUnreachable",
     "Repository",
     "describe_failure",
+    "read_limited",
     "registry_errors",
 ]

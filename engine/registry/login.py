@@ -10,6 +10,7 @@ from __future__ import annotations
 import httpx
 
 from engine.errors import InvalidParameter, Unauthorized
+from engine.registry import transport_errors
 from engine.registry.auth import Credentials, basic_header, parse_challenges, server_domain
 from engine.registry.client import RegistryClient, RegistryUnreachable
 
@@ -18,7 +19,7 @@ async def login(client: RegistryClient, server: str, credentials: Credentials) -
     if not credentials.username and not credentials.identity_token:
         raise InvalidParameter("Username and password are required")
     domain = server_domain(server)
-    failures: list[str] = []
+    last_failure = ""  # the last endpoint's, as dockerd tells it
     for endpoint in await client.endpoints(domain):
         if endpoint.mirror:
             continue
@@ -39,7 +40,7 @@ async def login(client: RegistryClient, server: str, credentials: Credentials) -
                         break
                 response = await http.get(url, headers=headers)
         except httpx.TransportError as exc:
-            failures.append(f"Get \"{url}\": {exc}")
+            last_failure = await transport_errors.explain(exc, "GET", url)
             continue
         if response.status_code == 200:
             client.remember(domain, endpoint)
@@ -48,7 +49,7 @@ async def login(client: RegistryClient, server: str, credentials: Credentials) -
             f"login attempt to {url} failed with status: {response.status_code} "
             f"{response.reason_phrase}"
         )
-    raise RegistryUnreachable("; ".join(failures) or f"no endpoint for {domain}")
+    raise RegistryUnreachable(last_failure or f"no endpoint for {domain}")
 
 
 __all__ = ["login"]

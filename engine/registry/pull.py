@@ -36,7 +36,7 @@ from engine.images.store import ImageStore
 from engine.images.unpack import diff_id_of
 from engine.registry import media
 from engine.registry.auth import Credentials
-from engine.registry.client import RegistryClient, RegistryUnreachable, Repository
+from engine.registry.client import RegistryClient, RegistryUnreachable, Repository, read_limited
 from engine.registry.progress import ByteCounter, Progress, ProgressSink
 from engine.registry.sources import BlobSources
 
@@ -66,17 +66,6 @@ class PullPlan:
     @property
     def tag_or_digest(self) -> str:
         return self.ref.digest or self.ref.tag or "latest"
-
-
-async def _read_limited(response: httpx.Response, limit: int, what: str) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_raw():
-        size += len(chunk)
-        if size > limit:
-            raise InvalidParameter(f"{what} is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _sha256(data: bytes) -> str:
@@ -145,7 +134,7 @@ class Puller:
                     raise NotFound(f"manifest for {ref.familiar()} not found: "
                                    f"{error.message.partition(': ')[2]}")
                 raise error
-            data = await _read_limited(response, media.MANIFEST_LIMIT, "manifest")
+            data = await read_limited(response, media.MANIFEST_LIMIT, "manifest")
             return data, response.headers.get("content-type", "")
         finally:
             await response.aclose()
@@ -162,7 +151,7 @@ class Puller:
         try:
             if response.status_code != 200:
                 raise await repo.failure(response, f"fetching config {desc.digest}")
-            data = await _read_limited(response, _CONFIG_LIMIT, "image config")
+            data = await read_limited(response, _CONFIG_LIMIT, "image config")
         finally:
             await response.aclose()
         if _sha256(data) != desc.digest:

@@ -15,6 +15,7 @@ from engine.images.store import ImageStore
 if TYPE_CHECKING:
     from engine.registry.auth import Credentials
     from engine.registry.client import RegistryClient
+    from engine.registry.distribution import DistributionInspector
     from engine.registry.pull import Puller
     from engine.registry.push import Pusher
     from engine.registry.sources import BlobSources
@@ -28,6 +29,7 @@ class RegistryService:
         self._puller: Puller | None = None
         self._pusher: Pusher | None = None
         self._sources: BlobSources | None = None
+        self._distribution: DistributionInspector | None = None
 
     @property
     def sources(self) -> BlobSources:
@@ -64,6 +66,14 @@ class RegistryService:
             self._pusher = Pusher(self.client, self.store, self.sources,
                                   max_concurrent=self.config.max_concurrent_uploads)
         return self._pusher
+
+    @property
+    def distribution(self) -> DistributionInspector:
+        if self._distribution is None:
+            from engine.registry.distribution import DistributionInspector
+
+            self._distribution = DistributionInspector(self.client)
+        return self._distribution
 
     async def login(self, server: str, credentials: Credentials) -> str:
         """Check credentials against a registry (`docker login`); its identity token, if any."""

@@ -105,7 +105,9 @@ def ensure_parent(dest: Path, target: Path, member: str, label: str) -> None:
     resolved inside `dest`, so its existing part holds no symlinks."""
     parent = target.parent
     try:
-        st = os.lstat(parent)
+        # dest itself is the caller's, trusted; it may be a running container's
+        # `/proc/<pid>/root`, a link the kernel follows into the container's root
+        st = os.stat(parent) if parent == dest else os.lstat(parent)
     except (FileNotFoundError, NotADirectoryError):
         st = None
     if st is not None:

@@ -57,8 +57,17 @@ class SpecError(ValueError):
 # names ---------------------------------------------------------------------------------
 
 
+#: A volume's name names its directory and its record file (`<name>.json`, written via
+#: `.<name>.json.XXXXXXXX.tmp`): 255 bytes for that temporary name leave 236.
+MAX_VOLUME_NAME_BYTES = 236
+
+
 def validate_volume_name(name: str) -> None:
-    """Docker's rule for volume names, with its message (`create NAME: …`)."""
+    """Docker's rule for volume names, with its message (`create NAME: …`); and a length
+    limit of ours, where dockerd fails with a 500 naming its directory."""
+    if len(name.encode()) > MAX_VOLUME_NAME_BYTES:
+        raise InvalidParameter(f"create {name}: volume name is too long, names can be at "
+                               f"most {MAX_VOLUME_NAME_BYTES} bytes")
     if len(name) == 1 and name.isalnum():
         raise InvalidParameter(
             f"create {name}: volume name is too short, names should be at least two "
@@ -436,6 +445,7 @@ def effective_driver(request: MountRequest) -> str:
 
 
 __all__ = [
+    "MAX_VOLUME_NAME_BYTES",
     "PROPAGATIONS",
     "SpecError",
     "check_destination",

@@ -99,3 +99,78 @@ def test_cp_reaches_the_volumes_of_a_stopped_container(moord: Moord, tmp_path: P
     finally:
         moord.docker("rm", "-f", name, check=False)
         moord.docker("volume", "rm", volume, check=False)
+
+
+def test_cp_into_a_read_only_container_is_refused_as_dockerd_does(moord: Moord,
+                                                                   tmp_path: Path) -> None:
+    """`--read-only`: the root filesystem is refused in dockerd's words (a 400, no host
+    path in it), running or stopped; a read-write volume is still writable, a read-only
+    one refused in its own words."""
+    name = f"cpro-{secrets.token_hex(3)}"
+    rw, ro = f"cprw-{secrets.token_hex(3)}", f"cpro-{secrets.token_hex(3)}"
+    moord.docker("run", "-d", "--name", name, "--read-only", "-v", f"{rw}:/data",
+                 "-v", f"{ro}:/ro:ro", "busybox", "sleep", "300")
+    src = tmp_path / "f.txt"
+    src.write_text("x\n")
+    try:
+        for state in ("running", "stopped"):
+            for dest in ("/tmp/", "/", "/etc/copied.txt"):
+                refused = moord.docker("cp", str(src), f"{name}:{dest}", check=False)
+                assert refused.returncode == 1, (state, dest)
+                assert refused.stderr.strip() == \
+                    "Error response from daemon: container rootfs is marked read-only"
+            refused = moord.docker("cp", str(src), f"{name}:/ro/", check=False)
+            assert refused.stderr.strip() == \
+                "Error response from daemon: mounted volume is marked read-only"
+            moord.docker("cp", str(src), f"{name}:/data/{state}.txt")
+            if state == "running":
+                moord.docker("stop", "-t", "0", name)
+        moord.docker("start", name)
+        assert moord.docker("exec", name, "ls", "/data").stdout.split() == \
+            ["running.txt", "stopped.txt"]
+    finally:
+        moord.docker("rm", "-f", name)
+        moord.docker("volume", "rm", rw, ro, check=False)
+    import docker
+
+    client = docker.DockerClient(base_url=moord.host, timeout=60)
+    try:
+        c = client.containers.run("busybox", "sleep 300", detach=True, read_only=True)
+        try:
+            with pytest.raises(docker.errors.APIError) as info:
+                c.put_archive("/tmp", b"\0" * 1024)
+            assert info.value.status_code == 400
+            assert info.value.explanation == "container rootfs is marked read-only"
+        finally:
+            c.remove(force=True)
+    finally:
+        client.close()
+
+
+def test_cp_to_and_from_the_root_of_a_running_container(moord: Moord, tmp_path: Path) -> None:
+    """The root of a running container is a directory to `docker cp` (the CLI used to
+    panic on `cp f c:/`), and its archive leaves out what /proc, /sys and /dev hold."""
+    name = f"cproot-{secrets.token_hex(3)}"
+    moord.docker("run", "-d", "--name", name, "busybox", "sleep", "300")
+    try:
+        src = tmp_path / "at-root.txt"
+        src.write_text("top\n")
+        moord.docker("cp", str(src), f"{name}:/")
+        assert moord.docker("exec", name, "cat", "/at-root.txt").stdout == "top\n"
+        import subprocess
+
+        from tests.support.daemon import DOCKER_CLI
+
+        archive = subprocess.run([DOCKER_CLI, "cp", f"{name}:/", "-"], env=moord.env,
+                                 capture_output=True, timeout=120, check=True).stdout
+        import io
+        import tarfile
+
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            names = tar.getnames()
+        assert "./at-root.txt" in names
+        assert "./bin/busybox" in names
+        assert "./proc" in names
+        assert not [n for n in names if n.startswith(("./proc/", "./sys/", "./dev/"))]
+    finally:
+        moord.docker("rm", "-f", name)

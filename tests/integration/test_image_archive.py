@@ -207,6 +207,32 @@ def test_docker_sdk_save_and_load(daemon: Moord, busybox: str) -> None:
         client.close()
 
 
+def test_a_load_that_fails_is_a_200_with_an_error_line(daemon: Moord, tmp_path: Path) -> None:
+    """As dockerd: docker-py raises ImageLoadError (it does only for the stream's error
+    line), the CLIs print the error and exit 1, and no host path is in the message."""
+    client = docker.DockerClient(base_url=daemon.host, timeout=60)
+    try:
+        with pytest.raises(docker.errors.ImageLoadError) as info:
+            client.images.load(b"abc")
+        assert "invalid archive: not a readable tar archive" in str(info.value)
+        response = client.api._post(client.api._url("/images/load"), data=b"abc")
+        assert response.status_code == 200
+        assert response.headers["Content-Type"] == "application/json"
+        [line] = [json.loads(x) for x in response.content.splitlines() if x.strip()]
+        assert line["errorDetail"]["message"] == line["error"]
+        assert "/tmp" not in line["error"]
+    finally:
+        client.close()
+    junk = tmp_path / "junk.tar"
+    junk.write_bytes(b"not a tar at all")
+    result = daemon.docker("load", "-i", str(junk), check=False)
+    assert result.returncode == 1
+    assert "invalid archive: not a readable tar archive" in result.stderr
+    result = moor(daemon, "load", "-i", str(junk))
+    assert result.returncode == 1
+    assert "invalid archive: not a readable tar archive" in result.stderr
+
+
 def _member(data: bytes, name: str) -> bytes:
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         f = tar.extractfile(name)

@@ -226,6 +226,43 @@ async def test_list_filters(engine: Engine) -> None:
     assert old[0]["RepoDigests"] == ["<none>@<none>"]
 
 
+async def streamed(resp: Response) -> list[Any]:
+    """The JSON lines a StreamResponse writes."""
+    from engine.api.http import StreamResponse
+
+    assert isinstance(resp, StreamResponse), resp
+    sent: list[bytes] = []
+
+    class Writer:
+        async def send(self, data: bytes) -> None:
+            sent.append(data)
+
+    await resp.produce(Writer())
+    return [json.loads(line) for line in b"".join(sent).splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    (b"abc", "invalid archive: not a readable tar archive"),
+    (b"", "invalid archive"),
+    (rootfs(("hello", b"world")), "invalid archive"),
+])
+async def test_a_failed_load_is_a_200_with_an_error_line(engine: Engine, body: bytes,
+                                                          words: str) -> None:
+    """dockerd answers a load it cannot do with 200 and an `errorDetail` line, and
+    docker-py raises ImageLoadError only for that line, never for a status."""
+    from engine.api.http import StreamResponse
+
+    resp = await call(engine, "POST", "/images/load", body)
+    assert isinstance(resp, StreamResponse)
+    assert resp.status == 200
+    [line] = await streamed(resp)
+    assert set(line) == {"errorDetail", "error"}
+    assert line["error"] == line["errorDetail"]["message"]
+    assert words in line["error"]
+    assert "/tmp" not in line["error"]
+    assert str(engine.config.data_root) not in line["error"]
+
+
 async def test_import_errors_keep_their_status(engine: Engine) -> None:
     with pytest.raises(InvalidParameter, match="add is not a valid change command"):
         await call(engine, "POST", "/images/create?fromSrc=-&changes=ADD%20a%20b", TARBALL)

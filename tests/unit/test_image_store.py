@@ -393,6 +393,92 @@ async def test_concurrent_imports_share_one_layer(store: ImageStore) -> None:
     assert list(store.tmp_dir.iterdir()) == []
 
 
+# parent chains (a classic build's intermediate images) ---------------------------------
+
+
+async def child_of(store: ImageStore, parent: Image, step: str, name: str | None = None) -> Image:
+    """A config-only image on `parent`, as a build step (`ENV`, `LABEL`) makes one."""
+    import attrs
+
+    from engine.images import ociconfig
+    from engine.images.model import HistoryEntry
+
+    config = attrs.evolve(parent.config, env=[*parent.config.env, step])
+    draft = attrs.evolve(parent, id="", config=config, parent=parent.id, repo_tags=[],
+                         repo_digests=[],
+                         history=[*parent.history, HistoryEntry(created_by=step,
+                                                                empty_layer=True)])
+    image = await store.add_image(ociconfig.image_to_config(draft))
+    if name is not None:
+        await store.tag(image.id, parse(name))
+    return image
+
+
+async def build_chain(store: ImageStore) -> tuple[Image, Image, Image, Image]:
+    base = await do_import(store)
+    one = await child_of(store, base, "A=1")
+    two = await child_of(store, one, "B=2")
+    top = await child_of(store, two, "C=3", name="built:1")
+    return base, one, two, top
+
+
+async def test_rmi_of_a_built_image_takes_its_untagged_parents(store: ImageStore) -> None:
+    base, one, two, top = await build_chain(store)
+    out = await store.delete("built:1", force=False, prune_children=True, in_use_by=no_users)
+    assert out == [*untagged("built:1"), DeleteItem(deleted=top.id), DeleteItem(deleted=two.id),
+                   DeleteItem(deleted=one.id)]  # the tagged base stays, and so its layer
+    assert [i.id for i in store.list()] == [base.id]
+
+
+async def test_noprune_keeps_the_parents(store: ImageStore) -> None:
+    _, one, two, top = await build_chain(store)
+    out = await store.delete("built:1", force=False, prune_children=False, in_use_by=no_users)
+    assert out == [*untagged("built:1"), DeleteItem(deleted=top.id)]
+    assert {one.id, two.id} <= {i.id for i in store.list()}
+
+
+async def test_a_parent_with_another_child_or_a_user_stays(store: ImageStore) -> None:
+    _, one, two, _top = await build_chain(store)
+    sibling = await child_of(store, one, "D=4", name="sibling:1")
+    out = await store.delete("built:1", force=False, prune_children=True, in_use_by=no_users)
+    assert out[-1] == DeleteItem(deleted=two.id)  # `one` still has `sibling`
+    assert store.get(one.id) is not None
+
+    def using_one(image_id: str) -> Sequence[tuple[str, bool]]:
+        return [("c" * 64, False)] if image_id == one.id else []
+
+    out = await store.delete("sibling:1", force=False, prune_children=True, in_use_by=using_one)
+    assert out == [*untagged("sibling:1"), DeleteItem(deleted=sibling.id)]
+    assert store.get(one.id) is not None  # a stopped container uses it: quietly kept
+
+
+async def test_an_image_with_children_cannot_be_deleted_even_forced(store: ImageStore) -> None:
+    base, one, _, _ = await build_chain(store)
+    for name, image in (("busybox", base), (one.id, one)):
+        for force in (False, True):
+            with pytest.raises(Conflict) as info:
+                await store.delete(image.id if name == "busybox" else name, force=force,
+                                   prune_children=True, in_use_by=no_users)
+            assert info.value.message == (f"conflict: unable to delete {image.short_id} "
+                                          "(cannot be forced) - image has dependent child images")
+    # by tag: the tag goes, the image stays for its children (dockerd's quiet delete)
+    out = await store.delete("busybox", force=False, prune_children=True, in_use_by=no_users)
+    assert out == untagged("busybox:latest")
+    assert store.get(base.id) is not None
+
+
+async def test_forced_rmi_of_a_used_image_still_prunes_its_parents(store: ImageStore) -> None:
+    _, one, two, top = await build_chain(store)
+
+    def using_top(image_id: str) -> Sequence[tuple[str, bool]]:
+        return [("c" * 64, False)] if image_id == top.id else []
+
+    out = await store.delete(top.id, force=True, prune_children=True, in_use_by=using_top)
+    assert out == [*untagged("built:1"), DeleteItem(deleted=top.id), DeleteItem(deleted=two.id),
+                   DeleteItem(deleted=one.id)]
+    assert store.get(top.id) is not None  # hidden, for its container
+
+
 # prune -----------------------------------------------------------------------------
 
 
@@ -414,6 +500,16 @@ async def test_prune_dangling_and_all(store: ImageStore) -> None:
     assert items[:2] == [DeleteItem(untagged="kept:latest"), DeleteItem(deleted=tagged.id)]
     assert reclaimed == tagged.size
     assert [i.id for i in store.list()] == [used.id]
+
+
+async def test_prune_takes_chains_from_the_top(store: ImageStore) -> None:
+    base, one, two, top = await build_chain(store)
+    await store.delete("built:1", force=False, prune_children=False, in_use_by=no_users)
+    # `two` is the dangling head now; `one` is not a head: it goes with `two`
+    items, _ = await store.prune(dangling_only=True, in_use=lambda _i: False)
+    assert store.get(top.id) is None
+    assert items == [DeleteItem(deleted=two.id), DeleteItem(deleted=one.id)]
+    assert [i.id for i in store.list()] == [base.id]
 
 
 async def test_prune_select_narrows(store: ImageStore) -> None:

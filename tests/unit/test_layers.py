@@ -134,7 +134,8 @@ def test_moor_uses_only_light_modules() -> None:
                        own=("engine.cli",)) == []
 
 
-SERVICES = ("engine.networks", "engine.volumes", "engine.registry", "engine.images", "engine.logs")
+SERVICES = ("engine.networks", "engine.volumes", "engine.registry", "engine.images", "engine.logs",
+            "engine.managed_plugins")
 
 
 def test_services_do_not_reach_up_to_containers_build_or_the_api() -> None:

@@ -112,11 +112,15 @@ def test_modes() -> None:
 
 
 def test_volume_names() -> None:
-    for good in ("ab", "a1", "0_x", "data.v1-2", "A" * 200):
+    for good in ("ab", "a1", "0_x", "data.v1-2", "A" * 200, "v" * 236):
         validate_volume_name(good)
     for bad in ("a", ".ab", "-ab", "a/b", "a b", "a:b", "", "é1"):
         with pytest.raises(InvalidParameter):
             validate_volume_name(bad)
+    with pytest.raises(InvalidParameter) as info:  # a 400, not an OSError from mkdir
+        validate_volume_name("v" * 300)
+    assert info.value.message.endswith("volume name is too long, names can be at most "
+                                       "236 bytes")
 
 
 def test_volume_driver_only_applies_to_volumes() -> None:

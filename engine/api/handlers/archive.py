@@ -20,6 +20,7 @@ from engine.api.wire.containers import rfc3339
 from engine.batching import write_in_batches
 from engine.containers.archive import (
     PathStat,
+    Writable,
     container_root,
     extract_archive,
     path_stat,
@@ -97,7 +98,8 @@ async def put(req: Request, engine: Engine) -> EmptyResponse:
 
             def extract() -> None:
                 with open(name, "rb") as source:
-                    extract_archive(root, path, source, keep_owner=keep_owner)
+                    extract_archive(root, path, source, keep_owner=keep_owner,
+                                    writable=Writable.of(c))
 
             await trio.to_thread.run_sync(extract)
     finally:

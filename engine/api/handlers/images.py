@@ -6,7 +6,8 @@ remove, prune, save (`GET /images/get`), load (`POST /images/load`). Pulls are
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,8 @@ from engine.api.http import (
 )
 from engine.api.router import Router
 from engine.api.wire import images as wire
-from engine.errors import InvalidParameter, Unsupported
+from engine.api.wire import progress as progress_wire
+from engine.errors import EngineError, InvalidParameter, Unsupported
 from engine.filtering import bool_filter, check_filters, labels_match
 from engine.gopattern import go_pattern
 from engine.images import archive
@@ -33,6 +35,7 @@ from engine.timestamps import filter_time
 if TYPE_CHECKING:
     from engine.engine import Engine
 
+log = logging.getLogger(__name__)
 router = Router()
 
 _LIST_FILTERS = {"dangling", "label", "before", "since", "reference", "until"}
@@ -239,18 +242,33 @@ def load_messages(loaded: list[archive.LoadedImage], *, quiet: bool) -> list[dic
 
 @router.route("POST", "/images/load")
 async def load(req: Request, engine: Engine) -> StreamResponse:
-    """The load is done before the answer, so its errors keep their status codes; the
-    messages then go out chunked, one JSON object a line, as docker-py reads them."""
-    loaded = await archive.load_archive(engine.images, req.body_chunks())
-    for image in loaded:
-        _image_event(engine, "load", image.image_id)
-    messages = load_messages(loaded, quiet=req.flag("quiet", True))
+    """The load is done before the answer; the messages then go out chunked, one JSON
+    object a line, as docker-py reads them. A failed load is a 200 too, its error the
+    stream's one `errorDetail` line: dockerd answers so, and docker-py raises
+    `ImageLoadError` only for that."""
+    quiet = req.flag("quiet", True)
+    try:
+        loaded = await archive.load_archive(engine.images, req.body_chunks())
+    except EngineError as exc:
+        failure = exc.message
+    except OSError as exc:  # a full or failing disk: the store's trouble, said without paths
+        log.error("loading an image archive failed", exc_info=True)
+        failure = f"loading the archive failed: {exc.strerror or exc.__class__.__name__}"
+    else:
+        for image in loaded:
+            _image_event(engine, "load", image.image_id)
+        lines = [json.dumps(m).encode() + b"\n" for m in load_messages(loaded, quiet=quiet)]
+        return StreamResponse(_send_all(lines), content_type="application/json")
+    return StreamResponse(_send_all([progress_wire.encode_error(failure)]),
+                          content_type="application/json")
 
+
+def _send_all(lines: list[bytes]) -> Callable[[StreamWriter], Awaitable[None]]:
     async def produce(writer: StreamWriter) -> None:
-        for message in messages:
-            await writer.send(json.dumps(message).encode() + b"\n")
+        for line in lines:
+            await writer.send(line)
 
-    return StreamResponse(produce, content_type="application/json")
+    return produce
 
 
 # tag / delete / prune -------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Registry endpoints: pull (`POST /images/create?fromImage=`), push, and `POST /auth`.
+"""Registry endpoints: pull (`POST /images/create?fromImage=`), push, `POST /auth`, and
+`GET /distribution/{name}/json` (what a registry holds under a name).
 
 As dockerd does, a pull answers with an error status while nothing has been sent
 (no such image, bad credentials, unreachable registry: the client sees 404, 401 or
@@ -17,10 +18,11 @@ import trio
 
 from engine.api.http import JSONResponse, Request, StreamResponse, StreamWriter
 from engine.api.router import Router
+from engine.api.wire import images as images_wire
 from engine.api.wire import progress as wire
 from engine.errors import EngineError, SystemFailure
 from engine.images.importer import parse_platform
-from engine.images.reference import Reference
+from engine.images.reference import Reference, is_full_id, parse
 from engine.registry.auth import Credentials, credentials_from_config, decode_registry_auth
 from engine.registry.progress import Progress, ProgressSink
 
@@ -128,6 +130,19 @@ async def push(req: Request, engine: Engine) -> StreamResponse:
     return progress_stream(work)
 
 
+@router.route("GET", "/distribution/{name:path}/json")
+async def distribution(req: Request, engine: Engine) -> JSONResponse:
+    """dockerd's answers: a full image ID has no manifest to find (500, its words), a
+    name that does not parse is a 400."""
+    name = req.params["name"]
+    if is_full_id(name):
+        raise SystemFailure("no manifest found for full image ID")
+    ref = parse(name)
+    credentials = await credentials_for(req, ref.domain)
+    info = await _registry(engine).distribution.inspect(ref, credentials)
+    return JSONResponse(images_wire.distribution(info))
+
+
 @router.route("POST", "/auth")
 async def auth(req: Request, engine: Engine) -> JSONResponse:
     body = await req.json_object()
@@ -142,4 +157,4 @@ async def auth(req: Request, engine: Engine) -> JSONResponse:
     return JSONResponse({"Status": "Login Succeeded", "IdentityToken": token})
 
 
-__all__ = ["credentials_for", "progress_stream", "pull", "router"]
+__all__ = ["credentials_for", "distribution", "progress_stream", "pull", "router"]

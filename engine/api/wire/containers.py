@@ -30,7 +30,7 @@ from engine.containers.status import status_text
 from engine.errors import EngineError, InvalidParameter
 from engine.images.model import Healthcheck, Image
 from engine.images.ociconfig import format_time as rfc3339
-from engine.limits import LIMITS, Limit
+from engine.limits import HOST_NUMBERS, LIMITS, MAX_RETRY_COUNT, STOP_TIMEOUT, Limit
 from engine.volumes.parse import parse_mount_requests, parse_volumes_from
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -98,7 +98,9 @@ def _ulimits(d: dict[str, Any]) -> list[Ulimit]:
     for u in raw:
         if not isinstance(u, dict):
             raise InvalidParameter("invalid type for HostConfig.Ulimits: expected objects")
-        out.append(Ulimit(fields.string(u, "Name"), fields.integer(u, "Soft"), fields.integer(u, "Hard")))
+        w = "HostConfig.Ulimits."
+        out.append(Ulimit(fields.string(u, "Name", w), fields.integer(u, "Soft", w),
+                          fields.integer(u, "Hard", w)))
     return out
 
 
@@ -109,8 +111,8 @@ def _limit(d: dict[str, Any], limit: Limit, key: str, where: str = "") -> Any:
     if isinstance(limit.default, str):
         return fields.string(d, key, where)
     if limit.default is None:
-        return fields.optional_integer(d, key, where)
-    return fields.integer(d, key, where)
+        return fields.optional_integer(d, key, where, go_type=limit.go_type)
+    return fields.integer(d, key, where, go_type=limit.go_type)
 
 
 def _not_yet(condition: bool, what: str) -> None:
@@ -135,6 +137,8 @@ def parse_create(body: dict[str, Any]) -> tuple[ContainerSpec, HostSpec]:
     for source in fields.string_list(hc, "VolumesFrom", w):
         parse_volumes_from(source)
     _not_yet(bool(hc.get("Devices")), "devices (--device)")
+    for key, number in HOST_NUMBERS.items():  # Go's types and dockerd's ranges
+        fields.checked_number(hc, key, number, w)
     bindings = _port_bindings(hc)
     spec = ContainerSpec(
         image=image,
@@ -153,7 +157,7 @@ def parse_create(body: dict[str, Any]) -> tuple[ContainerSpec, HostSpec]:
         attach_stdout=fields.boolean(body, "AttachStdout"),
         attach_stderr=fields.boolean(body, "AttachStderr"),
         stop_signal=fields.string(body, "StopSignal"),
-        stop_timeout=fields.optional_integer(body, "StopTimeout"),
+        stop_timeout=fields.checked_number(body, "StopTimeout", STOP_TIMEOUT),
         exposed_ports=sorted(fields.key_set(body, "ExposedPorts")),
         volumes=sorted(fields.key_set(body, "Volumes")),
         healthcheck=_healthcheck(body),
@@ -178,7 +182,8 @@ def parse_create(body: dict[str, Any]) -> tuple[ContainerSpec, HostSpec]:
         auto_remove=fields.boolean(hc, "AutoRemove", w),
         restart_policy=RestartPolicy(
             fields.string(policy, "Name", "HostConfig.RestartPolicy.") or "no",
-            fields.integer(policy, "MaximumRetryCount", "HostConfig.RestartPolicy."),
+            fields.integer(policy, "MaximumRetryCount", "HostConfig.RestartPolicy.",
+                           go_type=MAX_RETRY_COUNT.go_type),
         ),
         init=init,
         runtime=fields.string(hc, "Runtime", w),

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.errors import InvalidParameter
+from engine.limits import INT64, GoInt, Number
 
 Body = Mapping[str, Any]
 
@@ -37,19 +38,35 @@ def boolean(d: Body, key: str, where: str = "") -> bool:
     return value
 
 
-def integer(d: Body, key: str, where: str = "", default: int = 0) -> int:
+def integer(d: Body, key: str, where: str = "", default: int = 0, *,
+            go_type: GoInt = INT64) -> int:
+    """An integer that fits the Go type Docker decodes the field into (int64 unless
+    said otherwise), refused in the words of dockerd's JSON decoder if it does not."""
     value = d.get(key)
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int):
         raise _wrong_type(where, key, "an integer")
+    if not go_type.admits(value):
+        raise InvalidParameter(f"invalid JSON: json: cannot unmarshal number {value} into Go "
+                               f"struct field {where}{key} of type {go_type.name}")
     return value
 
 
-def optional_integer(d: Body, key: str, where: str = "") -> int | None:
+def optional_integer(d: Body, key: str, where: str = "", *,
+                     go_type: GoInt = INT64) -> int | None:
     if d.get(key) is None:
         return None
-    return integer(d, key, where)
+    return integer(d, key, where, go_type=go_type)
+
+
+def checked_number(d: Body, key: str, number: Number, where: str = "") -> int | None:
+    """A number of `engine.limits` (Go type and dockerd's bounds); None when absent."""
+    value = optional_integer(d, key, where, go_type=number.go_type)
+    message = number.bounds.violated_by(value) if number.bounds is not None else None
+    if message is not None:
+        raise InvalidParameter(message)
+    return value
 
 
 def string_list(d: Body, key: str, where: str = "") -> list[str]:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.images import ociconfig
 from engine.images.model import Image, ImageConfig
 from engine.images.store import DeleteItem
+
+if TYPE_CHECKING:  # the registry client loads httpx: not at moord's start-up
+    from engine.registry.distribution import DistributionInfo
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -215,8 +218,27 @@ def prune_report(items: Sequence[DeleteItem], reclaimed: int) -> dict[str, Any]:
     return {"ImagesDeleted": delete_items(items) or None, "SpaceReclaimed": reclaimed}
 
 
+def distribution(info: DistributionInfo) -> dict[str, Any]:
+    """`GET /distribution/{name}/json`: an OCI descriptor and OCI platforms, as dockerd
+    marshals them (empty optional fields left out, `Platforms` null when none)."""
+    d = info.descriptor
+    platforms = []
+    for p in info.platforms:
+        doc: dict[str, Any] = {"architecture": p.architecture, "os": p.os}
+        if p.os_version:
+            doc["os.version"] = p.os_version
+        if p.os_features:
+            doc["os.features"] = list(p.os_features)
+        if p.variant:
+            doc["variant"] = p.variant
+        platforms.append(doc)
+    return {"Descriptor": {"mediaType": d.media_type, "digest": d.digest, "size": d.size},
+            "Platforms": platforms or None}
+
+
 __all__ = [
     "delete_items",
+    "distribution",
     "graph_driver",
     "history",
     "image_config",

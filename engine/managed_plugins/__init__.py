@@ -1,0 +1,1 @@
+"""Managed plugins: Docker's `docker plugin create/ls/inspect/rm`, stored but not run."""
