@@ -73,8 +73,9 @@ def test_requests_from_bindings_and_publish_all() -> None:
         PortRequest(7001, "udp"),
         PortRequest(9000, "tcp"),
     ]
-    # the unspecified IPv6 address means every address (moorage publishes on IPv4)
-    assert requests_from_bindings({"80/tcp": [("::", "81")]}) == [PortRequest(80, "tcp", "", 81, 0)]
+    # IPv6 addresses are kept (the start decides what :: means for the container's network)
+    assert requests_from_bindings({"80/tcp": [("::", "81"), ("::1", "82")]}) == [
+        PortRequest(80, "tcp", "::", 81, 0), PortRequest(80, "tcp", "::1", 82, 0)]
 
 
 @pytest.mark.parametrize(("bindings", "message"), [
@@ -82,7 +83,6 @@ def test_requests_from_bindings_and_publish_all() -> None:
     ({"http/tcp": [("", "")]}, "invalid containerPort"),
     ({"80/tcp": [("nowhere", "")]}, "invalid IP address"),
     ({"80/tcp": [("", "http")]}, "invalid hostPort"),
-    ({"80/tcp": [("::1", "8080")]}, "IPv6"),
     ({"80/sctp": [("", "")]}, "SCTP"),
 ])
 def test_requests_from_bindings_refuse(bindings: dict[str, list[tuple[str, str]]],

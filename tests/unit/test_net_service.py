@@ -120,14 +120,51 @@ async def test_create_rules(service: NetworkService) -> None:
     with pytest.raises(InvalidParameter, match="bad option"):
         await service.create_network(name="n3", options={"bad": "1"},
                                      ipam_configs=[IPAMConfig(subnet="10.213.7.0/24")])
-    with pytest.raises(InvalidParameter, match="IPv6"):
-        await service.create_network(name="n4", enable_ipv6=True)
-    with pytest.raises(InvalidParameter, match="invalid network name"):
-        await service.create_network(name="-bad")
+    with pytest.raises(InvalidParameter, match="invalid name: name is empty"):
+        await service.create_network(name="  ")
+    # dockerd takes any name that isn't blank: spaces, slashes, any length
+    for name in ("test 01", "a/b:c", "x" * 300):
+        created = await service.create_network(name=name)
+        assert service.get(name) is created
+        await service.delete_network(name)
+    with pytest.raises(InvalidParameter, match="one IPv6 subnet"):
+        await service.create_network(name="n4", enable_ipv6=True, ipam_configs=[
+            IPAMConfig(subnet="2001:db8:1::/64"), IPAMConfig(subnet="2001:db8:2::/64")])
+    with pytest.raises(InvalidParameter, match="parent subnet is an IPv6 block"):
+        await service.create_network(name="n5", enable_ipv6=True, ipam_configs=[
+            IPAMConfig(subnet="2001:db8:1::/64", gateway="10.0.0.1")])
     with pytest.raises(Forbidden, match="bridge is a pre-defined network and cannot be removed"):
         await service.delete_network("bridge")
     with pytest.raises(NotFound, match="network nothere not found"):
         service.get("nothere")
+
+
+async def test_ipv6_networks(service: NetworkService) -> None:
+    record = await service.create_network(
+        name="six", enable_ipv6=True,
+        ipam_configs=[IPAMConfig(subnet="2001:db8:1::/64", ip_range="2001:db8:1::/96",
+                                 gateway="2001:db8:1::ffff"),
+                      IPAMConfig(subnet="10.213.20.0/24")])
+    assert record.enable_ipv6
+    assert record.subnet_given
+    assert record.subnet6_given
+    assert record.pool is not None
+    assert record.pool.subnet == "10.213.20.0/24"
+    assert record.pool6 is not None
+    assert record.pool6.gateway == "2001:db8:1::ffff"
+    config = service.catalog.network_config(record)
+    assert str(config.subnet6) == "2001:db8:1::/64"
+    assert str(config.gateway6) == "2001:db8:1::ffff"
+    with pytest.raises(Forbidden, match="Pool overlaps"):
+        await service.create_network(name="six2", enable_ipv6=True,
+                                     ipam_configs=[IPAMConfig(subnet="2001:db8:1:0:1::/80")])
+    # an IPv6 subnet of a network without IPv6 is ignored, as dockerd does
+    plain = await service.create_network(
+        name="plain", ipam_configs=[IPAMConfig(subnet="2001:db8:9::/64"),
+                                    IPAMConfig(subnet="10.213.21.0/24")])
+    assert not plain.enable_ipv6
+    assert plain.pool6 is None
+    assert service.catalog.network_config(plain).subnet6 is None
 
 
 async def test_list_filters(service: NetworkService) -> None:
