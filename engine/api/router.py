@@ -7,9 +7,9 @@ them: a client asks for the network `test 01` as `/networks/test%2001`.
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 import attrs
 

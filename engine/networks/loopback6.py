@@ -23,11 +23,10 @@ import attrs
 import trio
 
 from engine.networks.model import PortState
-from engine.networks.ports import PortAllocator
+from engine.networks.ports import LOOPBACK6_BINDINGS, PortAllocator
 
 log = logging.getLogger(__name__)
 
-LOOPBACK_BINDINGS = ("::", "::1")  # the host addresses whose port ::1 clients can reach
 UDP_IDLE = 60.0  # a UDP client silent this long is forgotten
 CHUNK = 65536
 
@@ -48,7 +47,7 @@ class LoopbackForwarders:
             return
         self.stop(container_id)
         for port in ports:
-            if port.host_ip not in LOOPBACK_BINDINGS or ":" not in port.container_ip:
+            if port.host_ip not in LOOPBACK6_BINDINGS or ":" not in port.container_ip:
                 continue
             sock = allocator.reservation(port.protocol, port.host_ip, port.host_port)
             if sock is None:
@@ -158,4 +157,4 @@ async def _udp_replies(listener: trio.socket.SocketType, session: trio.socket.So
             sessions.pop(key, None)
 
 
-__all__ = ["LOOPBACK_BINDINGS", "LoopbackForwarders"]
+__all__ = ["LoopbackForwarders"]

@@ -30,6 +30,8 @@ from engine.errors import InvalidParameter
 from engine.networks.model import PortRequest
 
 PROTOCOLS = ("tcp", "udp", "sctp")
+#: host addresses whose reserving socket also serves ::1 clients (see engine.networks.loopback6)
+LOOPBACK6_BINDINGS = ("::", "::1")
 EPHEMERAL_RANGE = (32768, 60999)
 
 
@@ -278,6 +280,11 @@ class PortAllocator:
         try:
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                if proto == "tcp" and host_ip in LOOPBACK6_BINDINGS:
+                    # this one will listen (engine.networks.loopback6): without SO_REUSEADDR
+                    # a connection of a previous moord in TIME_WAIT would keep it from
+                    # binding again; once listening, it still excludes everyone else
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host_ip, port))
         except OSError:
             sock.close()
