@@ -32,6 +32,7 @@ import hashlib
 import ipaddress
 import logging
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Literal
 
 import attrs
@@ -185,8 +186,8 @@ class BridgeDriver:
         if network.subnet6 is not None and network.gateway6 is not None:
             address6 = ipaddress.IPv6Interface(f"{network.gateway6}/{network.subnet6.prefixlen}")
         try:
-            await netlink.netlink(netlink.ensure_bridge, net.bridge, address, net.mtu,
-                                  bridge_mac(network.id), address6)
+            await netlink.netlink(partial(netlink.ensure_bridge, clear_ipv6=net.bridge.startswith(
+                self._prefix)), net.bridge, address, net.mtu, bridge_mac(network.id), address6)
             await netlink.netlink(netlink.write_sysctl,
                                   f"net/ipv4/conf/{net.bridge}/route_localnet", "1")
             if not network.internal and not self._forwarding_on:

@@ -5,7 +5,7 @@ written into the create body the way it writes them."""
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -73,24 +73,18 @@ class NetworkFlags:
         return flags
 
     def check(self) -> None:
-        if self.ip:
+        addresses: list[tuple[str, str, Callable[[str], object], str]] = [
+            ("--ip", self.ip, ipaddress.IPv4Address, "an IPv4 address"),
+                     ("--ip6", self.ip6, ipaddress.IPv6Address, "an IPv6 address")]
+        addresses += [("--link-local-ip", a, ipaddress.ip_address, "an IP address")
+                      for a in self.link_local_ips]
+        for flag, value, parse, what in addresses:
             try:
-                ipaddress.IPv4Address(self.ip)
+                if value:
+                    parse(value)
             except ValueError:
-                raise OptionError(f'invalid argument "{self.ip}" for "--ip" flag: '
-                                  f"{self.ip} is not an IPv4 address") from None
-        if self.ip6:
-            try:
-                ipaddress.IPv6Address(self.ip6)
-            except ValueError:
-                raise OptionError(f'invalid argument "{self.ip6}" for "--ip6" flag: '
-                                  f"{self.ip6} is not an IPv6 address") from None
-        for address in self.link_local_ips:
-            try:
-                ipaddress.ip_address(address)
-            except ValueError:
-                raise OptionError(f'invalid argument "{address}" for "--link-local-ip" flag: '
-                                  f"{address} is not an IP address") from None
+                raise OptionError(f'invalid argument "{value}" for "{flag}" flag: '
+                                  f"{value} is not {what}") from None
         for server in self.dns:
             try:
                 ipaddress.ip_address(server)

@@ -97,14 +97,17 @@ def _sync_addresses(ipr: Any, index: int, family: int,
 
 
 def ensure_bridge(name: str, address: ipaddress.IPv4Interface | None, mtu: int, mac: str,
-                  address6: ipaddress.IPv6Interface | None = None) -> bool:
+                  address6: ipaddress.IPv6Interface | None = None, *,
+                  clear_ipv6: bool = False) -> bool:
     """A bridge `name`, up, with `address` (if any), `address6` (if any) and `mtu`;
     True if it had to be made.
 
     The bridge gets a fixed MAC at creation; otherwise Linux gives it the lowest MAC of
     its ports, which changes as containers come and go and upsets neighbours' caches.
     IPv6 is switched on for the bridge when it gets an IPv6 address (a host may have
-    `disable_ipv6` on by default).
+    `disable_ipv6` on by default); without one, its global IPv6 addresses are removed
+    only if `clear_ipv6` (a bridge of the daemon's own whose network lost IPv6, never a
+    host bridge adopted by name).
     """
     with _iproute() as ipr:
         created = False
@@ -122,7 +125,7 @@ def ensure_bridge(name: str, address: ipaddress.IPv4Interface | None, mtu: int, 
             _sync_addresses(ipr, index, socket.AF_INET, address)
         if address6 is not None:
             write_sysctl(f"net/ipv6/conf/{name}/disable_ipv6", "0")
-        if address6 is not None or os.path.exists(f"/proc/sys/net/ipv6/conf/{name}"):
+        if address6 is not None or (clear_ipv6 and os.path.exists(f"/proc/sys/net/ipv6/conf/{name}")):
             _sync_addresses(ipr, index, socket.AF_INET6, address6)
         ipr.link("set", index=index, state="up")
         return created

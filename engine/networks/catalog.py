@@ -107,31 +107,20 @@ class NetworkCatalog:
         options["com.docker.network.driver.mtu"] = str(self.options.default_bridge_mtu)
         changed = record.options != options
         record.options = options
-        v4, v6 = record.pool, record.pool6
+        v4 = record.pool
         if wanted:
-            config = ipam.validate_config(IPAMConfig(subnet=wanted))
-            if v4 is None or v4.subnet != config.subnet:
-                v4 = config
-                changed = True
+            v4 = _same_or(v4, wanted)
         elif v4 is None:
             taken = await self._taken_subnets(exclude=record.id)
-            subnet = ipam.pick_subnet(taken, skip_default=False)
-            v4 = ipam.validate_config(IPAMConfig(), subnet=subnet)
-            changed = True
-        wanted6 = self.options.default_bridge_subnet6
-        if not self.options.default_bridge_ipv6:
-            changed = changed or v6 is not None
-            v6 = None
-        elif wanted6:
-            config = ipam.validate_config(IPAMConfig(subnet=wanted6))
-            if v6 is None or v6.subnet != config.subnet:
-                v6 = config
-                changed = True
-        elif v6 is None:
+            v4 = ipam.validate_config(IPAMConfig(), subnet=ipam.pick_subnet(taken, skip_default=False))
+        v6 = record.pool6 if self.options.default_bridge_ipv6 else None
+        if self.options.default_bridge_subnet6:
+            v6 = _same_or(v6, self.options.default_bridge_subnet6)
+        elif self.options.default_bridge_ipv6 and v6 is None:
             v6 = await self.choose_ipam6([], exclude=record.id)
-            changed = True
-        if changed or record.enable_ipv6 != (v6 is not None):
-            record.ipam = [c for c in (v4, v6) if c is not None]
+        configs = [c for c in (v4, v6) if c is not None]
+        if configs != record.ipam or record.enable_ipv6 != (v6 is not None):
+            record.ipam = configs
             record.enable_ipv6 = v6 is not None
             changed = True
         if existing and changed:
@@ -254,6 +243,12 @@ class NetworkCatalog:
             subnet6=subnet6 if isinstance(subnet6, ipaddress.IPv6Network) else None,
             gateway6=gateway6 if isinstance(gateway6, ipaddress.IPv6Address) else None,
         )
+
+
+def _same_or(current: IPAMConfig | None, subnet: str) -> IPAMConfig:
+    """The current entry if it already has `subnet` (its gateway and all), else a new one."""
+    config = ipam.validate_config(IPAMConfig(subnet=subnet))
+    return current if current is not None and current.subnet == config.subnet else config
 
 
 def machine_id() -> str:
