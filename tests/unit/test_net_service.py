@@ -11,7 +11,16 @@ import attrs
 import pytest
 
 from engine.errors import Conflict, Forbidden, InvalidParameter, NotFound
-from engine.networks.model import EndpointRequest, IPAMConfig, PortRequest
+from engine.networks.catalog import now as ep_created
+from engine.networks.model import (
+    AttachmentRecord,
+    ContainerInfo,
+    EndpointRequest,
+    IPAMConfig,
+    NetworkRecord,
+    PortRequest,
+)
+from engine.networks.ports import PortAllocator
 from engine.networks.service import NetworkOptions, NetworkService, drivers_from_plugins
 from plugins.network_contract import (
     DriverContext,
@@ -102,6 +111,28 @@ async def test_predefined_networks_exist_and_persist(service: NetworkService, tm
                                       drivers=drivers(), durable=False,
                                       options=OPTIONS)
     assert again.get("bridge").id == bridge.id
+
+
+async def test_default_bridge_ipv6_follows_the_daemon_settings(tmp_path: Path) -> None:
+    async def bridge_with(**settings: object) -> NetworkRecord:
+        options = attrs.evolve(OPTIONS, **settings)
+        svc = await NetworkService.open(data_root=tmp_path / "data", exec_root=tmp_path / "run",
+                                        drivers=drivers(), durable=False, options=options)
+        return svc.get("bridge")
+
+    bridge = await bridge_with(default_bridge_ipv6=True, default_bridge_subnet6="2001:db8:7::/64")
+    assert bridge.enable_ipv6
+    assert bridge.pool6 == IPAMConfig("2001:db8:7::/64", "2001:db8:7::1")
+    assert bridge.pool is not None
+    assert bridge.pool.subnet == "10.213.0.0/24"
+    bridge = await bridge_with()  # ipv6 off again: IPv4 only
+    assert not bridge.enable_ipv6
+    assert bridge.pool6 is None
+    assert len(bridge.ipam) == 1
+    with pytest.raises(ValueError, match="needs ipv6 = true"):
+        attrs.evolve(OPTIONS, default_bridge_subnet6="2001:db8:7::/64")
+    with pytest.raises(ValueError, match="not an IPv6 subnet"):
+        attrs.evolve(OPTIONS, default_bridge_ipv6=True, default_bridge_subnet6="10.0.0.0/8")
 
 
 async def test_create_rules(service: NetworkService) -> None:
@@ -252,3 +283,39 @@ def test_drivers_from_plugins_later_ones_win() -> None:
     first, second = Recorder("bridge"), Recorder("bridge")
     # pluggy returns the newest registration first
     assert drivers_from_plugins([[second], [first, Recorder("host")]])["bridge"] is second
+
+
+async def test_endpoints_and_ports_of_an_ipv6_network(service: NetworkService) -> None:
+    net = await service.create_network(
+        name="six", enable_ipv6=True,
+        ipam_configs=[IPAMConfig(subnet="2001:db8:1::/64"), IPAMConfig(subnet="10.213.30.0/24")])
+    networking, _ = service.validate_container_networking(
+        network_mode="six", endpoints={"six": EndpointRequest(ipv6_address="2001:db8:1::f00d",
+                                                              link_local_ips=("169.254.8.8",))},
+        port_bindings={"80/tcp": [("", "8080")], "81/tcp": [("::1", "8081")]})
+    info = ContainerInfo("c" * 64, "web", "web", networking)
+    attachments = service.attachments
+    attachments.ports = PortAllocator(bind_check=False)
+    ep = attachments.allocate_endpoint(info, net, networking.networks[net.id], "eth0",
+                                       default_route=True)
+    assert ep.address == "10.213.30.2/24"
+    assert ep.address6 == "2001:db8:1::f00d/64"
+    assert ep.gateway6 == "2001:db8:1::1"
+    assert ep.link_local == ["169.254.8.8/16"]
+    record = AttachmentRecord(info.id, "web", "web", "", ep_created(), endpoints=[ep])
+    bound = attachments._allocate_ports(info, record, net, networking.ports)
+    assert [(p.host_ip, p.host_port, p.container_ip) for p in bound] == [
+        ("0.0.0.0", 8080, "10.213.30.2"), ("::", 8080, "2001:db8:1::f00d"),
+        ("::1", 8081, "2001:db8:1::f00d")]
+    # the same address can't be had twice; a released one can
+    with pytest.raises(InvalidParameter, match="Address already in use"):
+        attachments.allocate_endpoint(info, net, networking.networks[net.id], "eth0",
+                                      default_route=True)
+    service.catalog.release_addresses(net.id, ep.endpoint_id)
+    again = attachments.allocate_endpoint(info, net, networking.networks[net.id], "eth0",
+                                          default_route=True)
+    assert again.address6 == ep.address6
+    # an IPv6 host address needs an IPv6 network
+    with pytest.raises(InvalidParameter, match="needs an IPv6 network"):
+        service.validate_container_networking(network_mode="bridge",
+                                              port_bindings={"80/tcp": [("::1", "8081")]})
