@@ -82,6 +82,11 @@ class DaemonConfig:
     default_bridge_subnet: str = attrs.field(
         default="", metadata={"help": "subnet of the default bridge network (default: 172.17.0.0/16 "
                                       "or the first free pool)"})
+    ipv6: bool = attrs.field(
+        default=False, metadata={"help": "IPv6 on the default bridge network too (Docker's ipv6)"})
+    fixed_cidr_v6: str = attrs.field(
+        default="", metadata={"help": "IPv6 subnet of the default bridge network with --ipv6 "
+                                      "(default: a /64 of this host's unique local prefix)"})
     registry_mirrors: tuple[str, ...] = attrs.field(
         default=(), converter=_string_list,
         metadata={"help": "mirrors tried before Docker Hub for docker.io images (repeatable)",

@@ -89,7 +89,9 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
     images = await ImageStore.open(config.data_root / "images", durable=config.durable_store)
     try:
         network_options = NetworkOptions(prefix=config.network_prefix,
-                                         default_bridge_subnet=config.default_bridge_subnet)
+                                         default_bridge_subnet=config.default_bridge_subnet,
+                                         default_bridge_ipv6=config.ipv6,
+                                         default_bridge_subnet6=config.fixed_cidr_v6)
     except ValueError as exc:
         raise HostNotReady(f"network settings: {exc}") from None
     try:

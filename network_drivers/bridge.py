@@ -10,13 +10,20 @@
 - Outbound masquerading, port publishing (DNAT, loopback included) and isolation are
   one nftables table of our own, rendered from this driver's state (`nft.py`).
 - IPv4 forwarding is switched on when the first non-internal network is made (as
-  Docker does); it is a host-wide setting and is left on.
+  Docker does); it is a host-wide setting and is left on. The same for IPv6
+  (`net.ipv6.conf.all.forwarding` and `.default.forwarding`) when the first non-internal
+  IPv6 network is made.
+- An IPv6 network's bridge has IPv6 switched on (`disable_ipv6=0`) and its IPv6 gateway
+  address; the container's interface gets its IPv6 address (no duplicate address
+  detection, so it is usable at once) and, on the primary network, the IPv6 default
+  route. An interface without IPv6 addresses has IPv6 switched off, as Docker does.
 
-No userland proxy: DNAT serves every IPv4 case, including clients on the host itself
-(127.0.0.1 through the output hook and `route_localnet`) and containers reaching a
-published port through a host address (hairpin masquerading). Only an IPv6 client of
-an IPv4-only container would need one, and moord does not publish on IPv6 (yet): a
-client of `localhost` falls back from ::1 to 127.0.0.1.
+No userland proxy process: DNAT serves every IPv4 case, including clients on the host
+itself (127.0.0.1 through the output hook and `route_localnet`) and containers reaching
+a published port through a host address (hairpin masquerading), and every IPv6 case
+but ::1, which moord forwards itself (engine.networks.loopback6). An IPv6 client of an
+IPv4-only container is not served: ports are published on IPv6 only for containers on
+IPv6 networks.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import hashlib
 import ipaddress
 import logging
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Literal
 
 import attrs
@@ -101,6 +109,7 @@ class BridgeDriver:
     _dirty: bool = False
     _sync_lock: trio.Lock = attrs.field(factory=trio.Lock)
     _forwarding_on: bool = False
+    _forwarding6_on: bool = False
 
     @property
     def prefix(self) -> str:
@@ -173,14 +182,22 @@ class BridgeDriver:
         if kind not in (None, "bridge"):
             raise NetworkDriverError(f"{net.bridge} exists on the host and is not a bridge")
         address = ipaddress.IPv4Interface(f"{network.gateway}/{network.subnet.prefixlen}")
+        address6 = None
+        if network.subnet6 is not None and network.gateway6 is not None:
+            address6 = ipaddress.IPv6Interface(f"{network.gateway6}/{network.subnet6.prefixlen}")
         try:
-            await netlink.netlink(netlink.ensure_bridge, net.bridge, address, net.mtu,
-                                  bridge_mac(network.id))
+            await netlink.netlink(partial(netlink.ensure_bridge, clear_ipv6=net.bridge.startswith(
+                self._prefix)), net.bridge, address, net.mtu, bridge_mac(network.id), address6)
             await netlink.netlink(netlink.write_sysctl,
                                   f"net/ipv4/conf/{net.bridge}/route_localnet", "1")
             if not network.internal and not self._forwarding_on:
                 await netlink.netlink(netlink.write_sysctl, "net/ipv4/ip_forward", "1")
                 self._forwarding_on = True
+            if address6 is not None and not network.internal and not self._forwarding6_on:
+                for which in ("default", "all"):
+                    await netlink.netlink(netlink.write_sysctl,
+                                          f"net/ipv6/conf/{which}/forwarding", "1")
+                self._forwarding6_on = True
         except OSError as exc:
             raise NetworkDriverError(f"setting up bridge {net.bridge}: {exc}") from None
         self._networks[network.id] = net
@@ -208,6 +225,9 @@ class BridgeDriver:
             mtu=endpoint.mtu or net.mtu,
             address=endpoint.address,
             gateway=endpoint.gateway,
+            address6=endpoint.address6,
+            gateway6=endpoint.gateway6,
+            link_local=endpoint.link_local,
         )
 
     async def join(self, network: NetworkConfig, endpoint: Endpoint) -> None:
@@ -258,7 +278,8 @@ class BridgeDriver:
     # nftables ---------------------------------------------------------------------
     def ruleset(self) -> str:
         # sorted: the same state renders the same text whatever order it was rebuilt in
-        bridges = sorted((nft.BridgeRules(n.bridge, n.config.subnet, n.config.internal, n.masquerade)
+        bridges = sorted((nft.BridgeRules(n.bridge, n.config.subnet, n.config.internal, n.masquerade,
+                                          n.config.subnet6)
                           for n in self._networks.values() if n.config.subnet is not None),
                          key=lambda b: b.bridge)
         ports = [p for j in self._joined.values() if j.network_id in self._networks

@@ -78,9 +78,10 @@ class DriverContext:
 class NetworkConfig:
     """One network as a driver sees it.
 
-    `subnet` and `gateway` are None for drivers that don't use IPAM. `options` are the
-    ones `validate_options` returned at create time. `internal` networks get no route
-    out of the host and no masquerading.
+    `subnet` and `gateway` are None for drivers that don't use IPAM; `subnet6` and
+    `gateway6` are set only on an `EnableIPv6` network. `options` are the ones
+    `validate_options` returned at create time. `internal` networks get no route out of
+    the host and no masquerading.
     """
 
     id: str
@@ -89,6 +90,8 @@ class NetworkConfig:
     gateway: ipaddress.IPv4Address | None = None
     internal: bool = False
     options: Mapping[str, str] = attrs.field(factory=dict)
+    subnet6: ipaddress.IPv6Network | None = None
+    gateway6: ipaddress.IPv6Address | None = None
 
     @property
     def short_id(self) -> str:
@@ -109,6 +112,9 @@ class Endpoint:
       the default route (an internal network, or not the container's primary network).
     - `mac`: the MAC address to give the interface.
     - `mtu`: 0 means the network's (or the driver's default).
+    - `address6`, `gateway6`: the same for IPv6, on an `EnableIPv6` network only.
+    - `link_local`: extra addresses to give the interface (`LinkLocalIPs`), with their
+      prefix (/16 for IPv4, /64 for IPv6, as Docker).
     """
 
     id: str
@@ -120,13 +126,19 @@ class Endpoint:
     mac: str = ""
     mtu: int = 0
     options: Mapping[str, str] = attrs.field(factory=dict)
+    address6: ipaddress.IPv6Interface | None = None
+    gateway6: ipaddress.IPv6Address | None = None
+    link_local: tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface, ...] = ()
 
 
 @attrs.frozen
 class PublishedPort:
-    """One host port forwarded to the container: `host_ip` "0.0.0.0" means every
-    address of the host (loopback included); the host port is already allocated and
-    reserved by moord, so the driver only makes traffic flow."""
+    """One host port forwarded to the container: `host_ip` "0.0.0.0" means every IPv4
+    address of the host (loopback included), "::" every IPv6 address; an IPv6 `host_ip`
+    comes with the container's IPv6 address as `container_ip`. The host port is already
+    allocated and reserved by moord, so the driver only makes traffic flow. (IPv6
+    loopback, ::1, can't be DNATed by the kernel: moord forwards it itself, through the
+    socket that reserves the port, so a driver leaves ::1 alone.)"""
 
     protocol: Literal["tcp", "udp"]
     host_ip: str

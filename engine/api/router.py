@@ -1,10 +1,15 @@
-"""Map `METHOD /path/{param}` patterns to handlers; `{name:path}` may contain slashes."""
+"""Map `METHOD /path/{param}` patterns to handlers; `{name:path}` may contain slashes.
+
+Parameters are matched on the path as sent and then percent-decoded, as dockerd reads
+them: a client asks for the network `test 01` as `/networks/test%2001`.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 import attrs
 
@@ -59,7 +64,7 @@ class Router:
                 continue
             m = route.regex.match(path)
             if m:
-                return route.handler, {k: v for k, v in m.groupdict().items()}
+                return route.handler, {k: unquote(v) for k, v in m.groupdict().items()}
         return None
 
 

@@ -1,11 +1,11 @@
-"""The networking flags of `moor run/create`: -p, -P, --network-alias, --ip, --dns,
---dns-search, --dns-option, --add-host — parsed as the docker CLI parses them, and
+"""The networking flags of `moor run/create`: -p, -P, --network-alias, --ip, --ip6,
+--link-local-ip, --dns, --dns-search, --dns-option, --add-host — parsed as the docker CLI parses them, and
 written into the create body the way it writes them."""
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -28,6 +28,10 @@ def click_options() -> list[Any]:
         click.option("--dns-search", "dns_search", multiple=True, metavar="LIST",
                      help="Set custom DNS search domains"),
         click.option("--ip", "ip", metavar="STRING", help="IPv4 address (e.g., 172.30.100.104)"),
+        click.option("--ip6", "ip6", metavar="STRING",
+                     help="IPv6 address (e.g., 2001:db8::33)"),
+        click.option("--link-local-ip", "link_local_ips", multiple=True, metavar="LIST",
+                     help="Container IPv4/IPv6 link-local addresses"),
         click.option("--network-alias", "network_aliases", multiple=True, metavar="LIST",
                      help="Add network-scoped alias for the container"),
         click.option("-p", "--publish", "publish", multiple=True, metavar="LIST",
@@ -43,6 +47,8 @@ class NetworkFlags:
     publish_all: bool = False
     aliases: tuple[str, ...] = ()
     ip: str = ""
+    ip6: str = ""
+    link_local_ips: tuple[str, ...] = ()
     dns: tuple[str, ...] = ()
     dns_search: tuple[str, ...] = ()
     dns_options: tuple[str, ...] = ()
@@ -56,6 +62,8 @@ class NetworkFlags:
             publish_all=bool(params.get("publish_all")),
             aliases=tuple(params.get("network_aliases") or ()),
             ip=params.get("ip") or "",
+            ip6=params.get("ip6") or "",
+            link_local_ips=tuple(params.get("link_local_ips") or ()),
             dns=tuple(params.get("dns") or ()),
             dns_search=tuple(params.get("dns_search") or ()),
             dns_options=tuple(params.get("dns_options") or ()),
@@ -65,12 +73,18 @@ class NetworkFlags:
         return flags
 
     def check(self) -> None:
-        if self.ip:
+        addresses: list[tuple[str, str, Callable[[str], object], str]] = [
+            ("--ip", self.ip, ipaddress.IPv4Address, "an IPv4 address"),
+                     ("--ip6", self.ip6, ipaddress.IPv6Address, "an IPv6 address")]
+        addresses += [("--link-local-ip", a, ipaddress.ip_address, "an IP address")
+                      for a in self.link_local_ips]
+        for flag, value, parse, what in addresses:
             try:
-                ipaddress.IPv4Address(self.ip)
+                if value:
+                    parse(value)
             except ValueError:
-                raise OptionError(f'invalid argument "{self.ip}" for "--ip" flag: '
-                                  f"{self.ip} is not an IPv4 address") from None
+                raise OptionError(f'invalid argument "{value}" for "{flag}" flag: '
+                                  f"{value} is not {what}") from None
         for server in self.dns:
             try:
                 ipaddress.ip_address(server)
@@ -104,17 +118,31 @@ class NetworkFlags:
             host["DnsOptions"] = list(self.dns_options)
         if self.add_hosts:
             host["ExtraHosts"] = list(self.add_hosts)
-        if self.aliases or self.ip:
+        ipam = endpoint_ipam(self.ip, self.ip6, self.link_local_ips)
+        if self.aliases or ipam:
             network = host.get("NetworkMode") or "default"
             endpoint: dict[str, Any] = {}
             if self.aliases:
                 endpoint["Aliases"] = list(self.aliases)
-            if self.ip:
-                endpoint["IPAMConfig"] = {"IPv4Address": self.ip}
+            if ipam:
+                endpoint["IPAMConfig"] = ipam
             networking = body.setdefault("NetworkingConfig", {})
             endpoints = networking.get("EndpointsConfig") or {}
             endpoints[network] = {**endpoints.get(network, {}), **endpoint}
             networking["EndpointsConfig"] = endpoints
+
+
+def endpoint_ipam(ip: str | None, ip6: str | None,
+                  link_local_ips: Sequence[str] = ()) -> dict[str, Any]:
+    """An endpoint's `IPAMConfig` from --ip, --ip6 and --link-local-ip (empty if none)."""
+    ipam: dict[str, Any] = {}
+    if ip:
+        ipam["IPv4Address"] = ip
+    if ip6:
+        ipam["IPv6Address"] = ip6
+    if link_local_ips:
+        ipam["LinkLocalIPs"] = list(link_local_ips)
+    return ipam
 
 
 def port_lines(ports: Mapping[str, Sequence[Mapping[str, str]] | None],

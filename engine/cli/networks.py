@@ -21,7 +21,7 @@ from engine.cli.formatting import (
     truncate_id,
 )
 from engine.cli.inspecting import print_inspected
-from engine.cli.netflags import port_lines
+from engine.cli.netflags import endpoint_ipam, port_lines
 from engine.cli.options import OptionError, build_filters, key_value_map
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -86,18 +86,18 @@ def ipam_configs(subnets: Sequence[str], gateways: Sequence[str], ranges: Sequen
 @click.command(name="create", context_settings=CONTEXT)
 @click.option("--attachable", is_flag=True, help="Enable manual container attachment")
 @click.option("--aux-address", "aux", multiple=True, metavar="MAP",
-              help="Auxiliary IPv4 addresses used by Network driver")
+              help="Auxiliary IPv4 or IPv6 addresses used by Network driver")
 @click.option("-d", "--driver", default="bridge", show_default=True, metavar="STRING",
               help="Driver to manage the Network")
 @click.option("--gateway", "gateways", multiple=True, metavar="STRINGS",
-              help="IPv4 Gateway for the master subnet")
+              help="IPv4 or IPv6 Gateway for the master subnet")
 @click.option("--internal", is_flag=True, help="Restrict external access to the network")
 @click.option("--ip-range", "ranges", multiple=True, metavar="STRINGS",
               help="Allocate container ip from a sub-range")
 @click.option("--ipam-driver", default="default", metavar="STRING", help="IP Address Management Driver")
 @click.option("--ipam-opt", "ipam_opts", multiple=True, metavar="MAP",
               help="Set IPAM driver specific options")
-@click.option("--ipv6", is_flag=True, help="Enable IPv6 networking (not supported)")
+@click.option("--ipv6", is_flag=True, help="Enable IPv6 networking")
 @click.option("--label", "labels", multiple=True, metavar="LIST",
               help="Set metadata on a network")
 @click.option("-o", "--opt", "opts", multiple=True, metavar="MAP",
@@ -270,13 +270,17 @@ def rm(app: App, force: bool, names: tuple[str, ...]) -> None:
 @click.option("--driver-opt", "driver_opts", multiple=True, metavar="STRINGS",
               help="driver options for the network")
 @click.option("--ip", metavar="STRING", help="IPv4 address (e.g., \"172.30.100.104\")")
+@click.option("--ip6", metavar="STRING", help="IPv6 address (e.g., \"2001:db8::33\")")
 @click.option("--link", "links", multiple=True, metavar="LIST",
               help="Add link to another container")
+@click.option("--link-local-ip", "link_local_ips", multiple=True, metavar="STRINGS",
+              help="Add a link-local address for the container")
 @click.argument("network")
 @click.argument("container")
 @pass_app
 def connect(app: App, aliases: tuple[str, ...], driver_opts: tuple[str, ...], ip: str | None,
-            links: tuple[str, ...], network: str, container: str) -> None:
+            ip6: str | None, links: tuple[str, ...], link_local_ips: tuple[str, ...],
+            network: str, container: str) -> None:
     """Connect a container to a network."""
     try:
         endpoint: dict[str, Any] = {
@@ -284,8 +288,9 @@ def connect(app: App, aliases: tuple[str, ...], driver_opts: tuple[str, ...], ip
             "Links": list(links) or None,
             "DriverOpts": key_value_map(driver_opts, "--driver-opt") or None,
         }
-        if ip:
-            endpoint["IPAMConfig"] = {"IPv4Address": ip}
+        ipam = endpoint_ipam(ip, ip6, link_local_ips)
+        if ipam:
+            endpoint["IPAMConfig"] = ipam
         app.client.call("POST", f"/networks/{quote_path(network)}/connect",
                         json={"Container": container, "EndpointConfig": endpoint}).close()
     except (ClientError, OptionError) as exc:

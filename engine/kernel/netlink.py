@@ -25,6 +25,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -73,11 +74,40 @@ def link_kind(name: str) -> str | None:
         return (info.get("IFLA_INFO_KIND") if info is not None else None) or ""
 
 
-def ensure_bridge(name: str, address: ipaddress.IPv4Interface | None, mtu: int, mac: str) -> bool:
-    """A bridge `name`, up, with `address` (if any) and `mtu`; True if it had to be made.
+IFA_F_NODAD = 0x02  # no duplicate address detection: the address is usable at once
+_SCOPE_LINK = 253
+
+
+def _sync_addresses(ipr: Any, index: int, family: int,
+                    wanted: ipaddress.IPv4Interface | ipaddress.IPv6Interface | None) -> None:
+    """Make `wanted` the link's only address of `family` (IPv6 link-local ones stay)."""
+    target = (str(wanted.ip), wanted.network.prefixlen) if wanted is not None else None
+    have = [(a.get("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=index, family=family)
+            if a["scope"] != _SCOPE_LINK]
+    for other in have:
+        if other != target:  # the network's subnet changed (a new default-bridge-subnet)
+            ipr.addr("del", index=index, address=other[0], prefixlen=other[1])
+    if target is not None and target not in have:
+        extra = {"flags": IFA_F_NODAD} if family == socket.AF_INET6 else {}
+        try:
+            ipr.addr("add", index=index, address=target[0], prefixlen=target[1], **extra)
+        except Exception as exc:
+            if not _is_errno(exc, errno.EEXIST):
+                raise
+
+
+def ensure_bridge(name: str, address: ipaddress.IPv4Interface | None, mtu: int, mac: str,
+                  address6: ipaddress.IPv6Interface | None = None, *,
+                  clear_ipv6: bool = False) -> bool:
+    """A bridge `name`, up, with `address` (if any), `address6` (if any) and `mtu`;
+    True if it had to be made.
 
     The bridge gets a fixed MAC at creation; otherwise Linux gives it the lowest MAC of
     its ports, which changes as containers come and go and upsets neighbours' caches.
+    IPv6 is switched on for the bridge when it gets an IPv6 address (a host may have
+    `disable_ipv6` on by default); without one, its global IPv6 addresses are removed
+    only if `clear_ipv6` (a bridge of the daemon's own whose network lost IPv6, never a
+    host bridge adopted by name).
     """
     with _iproute() as ipr:
         created = False
@@ -92,17 +122,11 @@ def ensure_bridge(name: str, address: ipaddress.IPv4Interface | None, mtu: int, 
             found = ipr.link_lookup(ifname=name)
         index = found[0]
         if address is not None:
-            wanted = (str(address.ip), address.network.prefixlen)
-            have = [(a.get("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=index, family=2)]
-            for other in have:
-                if other != wanted:  # the network's subnet changed (a new default-bridge-subnet)
-                    ipr.addr("del", index=index, address=other[0], prefixlen=other[1])
-            if wanted not in have:
-                try:
-                    ipr.addr("add", index=index, address=wanted[0], prefixlen=wanted[1])
-                except Exception as exc:
-                    if not _is_errno(exc, errno.EEXIST):
-                        raise
+            _sync_addresses(ipr, index, socket.AF_INET, address)
+        if address6 is not None:
+            write_sysctl(f"net/ipv6/conf/{name}/disable_ipv6", "0")
+        if address6 is not None or (clear_ipv6 and os.path.exists(f"/proc/sys/net/ipv6/conf/{name}")):
+            _sync_addresses(ipr, index, socket.AF_INET6, address6)
         ipr.link("set", index=index, state="up")
         return created
 
@@ -124,8 +148,10 @@ def links_with_prefix(prefix: str) -> list[str]:
 
 
 def write_sysctl(path: str, value: str) -> None:
-    """`path` relative to /proc/sys (dots or slashes); skipped if already `value`."""
-    full = Path("/proc/sys") / path.replace(".", "/")
+    """`path` relative to /proc/sys, with slashes (or dots when no part has one: an
+    interface name may); skipped if already `value`. Under `in_netns` it is the
+    namespace's setting (/proc/sys/net follows the calling thread's namespace)."""
+    full = Path("/proc/sys") / (path if "/" in path else path.replace(".", "/"))
     try:
         if full.read_text().strip() == value:
             return
@@ -138,28 +164,35 @@ def write_sysctl(path: str, value: str) -> None:
 class HostNetworks:
     """What the host already routes to or owns; a new network's subnet must avoid it."""
 
-    routes: tuple[ipaddress.IPv4Network, ...]
-    addresses: tuple[ipaddress.IPv4Interface, ...]
+    routes: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    addresses: tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface, ...]
     route_devices: tuple[str, ...]  # the device of each route, in the same order
 
 
 def host_networks() -> HostNetworks:
-    """Every IPv4 route of the main table (but the default route) and every address."""
-    routes: list[ipaddress.IPv4Network] = []
+    """Every IPv4 and IPv6 route of the main table (but default routes and IPv6's
+    link-local and multicast ones) and every address."""
+    routes: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     devices: list[str] = []
-    addresses: list[ipaddress.IPv4Interface] = []
+    addresses: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface] = []
     with _iproute() as ipr:
         names = {link["index"]: link.get("IFLA_IFNAME") or "" for link in ipr.get_links()}
-        for route in ipr.get_routes(family=2, table=254):
-            if route["dst_len"] == 0:
-                continue
-            dst = route.get("RTA_DST")
-            if not dst:
-                continue
-            routes.append(ipaddress.IPv4Network(f"{dst}/{route['dst_len']}", strict=False))
-            devices.append(names.get(route.get("RTA_OIF") or 0, ""))
-        for a in ipr.get_addr(family=2):
-            addresses.append(ipaddress.IPv4Interface(f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}"))
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for route in ipr.get_routes(family=family, table=254):
+                if route["dst_len"] == 0:
+                    continue
+                dst = route.get("RTA_DST")
+                if not dst:
+                    continue
+                network = ipaddress.ip_network(f"{dst}/{route['dst_len']}", strict=False)
+                if network.is_link_local or network.is_multicast:
+                    continue
+                routes.append(network)
+                devices.append(names.get(route.get("RTA_OIF") or 0, ""))
+            for a in ipr.get_addr(family=family):
+                address = ipaddress.ip_interface(f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}")
+                if not address.ip.is_link_local:
+                    addresses.append(address)
     return HostNetworks(tuple(routes), tuple(addresses), tuple(devices))
 
 
@@ -180,6 +213,14 @@ class VethPlan:
     mtu: int
     address: ipaddress.IPv4Interface | None
     gateway: ipaddress.IPv4Address | None
+    address6: ipaddress.IPv6Interface | None = None
+    gateway6: ipaddress.IPv6Address | None = None
+    link_local: tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface, ...] = ()
+
+    @property
+    def ipv6(self) -> bool:
+        """Whether the interface needs IPv6 (an address of its own or a link-local one)."""
+        return self.address6 is not None or any(a.version == 6 for a in self.link_local)
 
 
 def _peer_present(plan: VethPlan) -> bool:
@@ -223,12 +264,26 @@ def _configure_peer(plan: VethPlan) -> None:
         if plan.mac:
             settings["address"] = plan.mac
         ns.link("set", index=peer, **settings)
+        # IPv6 on the interface only if it has IPv6 addresses (as Docker): otherwise the
+        # kernel would give it a link-local address and listen to router advertisements
+        switch = f"net/ipv6/conf/{plan.ifname}/disable_ipv6"
+        if plan.ipv6 or os.path.exists(f"/proc/sys/{switch}"):  # a host without IPv6 at all
+            write_sysctl(switch, "0" if plan.ipv6 else "1")
         if plan.address is not None:
             ns.addr("add", index=peer, address=str(plan.address.ip),
                     prefixlen=plan.address.network.prefixlen)
+        if plan.address6 is not None:
+            ns.addr("add", index=peer, address=str(plan.address6.ip),
+                    prefixlen=plan.address6.network.prefixlen, flags=IFA_F_NODAD)
+        for extra in plan.link_local:
+            flags = {"flags": IFA_F_NODAD} if extra.version == 6 else {}
+            ns.addr("add", index=peer, address=str(extra.ip), prefixlen=extra.network.prefixlen,
+                    **flags)
         ns.link("set", index=peer, state="up")
         if plan.gateway is not None:
             ns.route("add", dst="0.0.0.0/0", gateway=str(plan.gateway))
+        if plan.gateway6 is not None:
+            ns.route("add", dst="::/0", gateway=str(plan.gateway6), family=socket.AF_INET6)
 
 
 def remove_veth(host_name: str, netns: str, ifname: str) -> None:

@@ -27,6 +27,7 @@ from engine.kernel import netlink, netns
 from engine.networks import etcfiles, ipam
 from engine.networks.catalog import NetworkCatalog, driver_error, now
 from engine.networks.dns_servers import NetworkDNS
+from engine.networks.loopback6 import LoopbackForwarders
 from engine.networks.model import (
     Attachment,
     AttachmentRecord,
@@ -37,7 +38,7 @@ from engine.networks.model import (
     PortRequest,
     PortState,
 )
-from engine.networks.ports import PortAllocationError, PortAllocator
+from engine.networks.ports import PortAllocationError, PortAllocator, is_ipv6
 from engine.store import RecordStore
 from plugins.network_contract import Endpoint, NetworkConfig, NetworkDriver, PublishedPort
 
@@ -57,6 +58,9 @@ def driver_endpoint(record: AttachmentRecord, ep: EndpointState) -> Endpoint:
         address=ipaddress.IPv4Interface(ep.address) if ep.address else None,
         gateway=ipaddress.IPv4Address(ep.gateway) if ep.default_route and ep.gateway else None,
         mac=ep.mac,
+        address6=ipaddress.IPv6Interface(ep.address6) if ep.address6 else None,
+        gateway6=ipaddress.IPv6Address(ep.gateway6) if ep.default_route and ep.gateway6 else None,
+        link_local=tuple(ipaddress.ip_interface(a) for a in ep.link_local),
     )
 
 
@@ -76,6 +80,28 @@ async def join_endpoint(driver: NetworkDriver, config: NetworkConfig, endpoint: 
         await driver.publish(config, endpoint, wanted)
 
 
+def _link_local(text: str) -> str:
+    """A `LinkLocalIPs` entry with the prefix Docker gives it: /16 (IPv4) or /64 (IPv6)."""
+    address = ipaddress.ip_address(text)
+    return f"{address}/{16 if address.version == 4 else 64}"
+
+
+def _host_addresses(asked: str, default_ip: str, ep: EndpointState) -> list[str]:
+    """The host addresses one `-p` binds: `asked` ("" for every address) or the network's
+    default (`host_binding_ipv4`); every address is 0.0.0.0 and, if the container has an
+    IPv6 address on the network, :: too (as Docker). `::` without one means every IPv4
+    address (there is no proxy to carry IPv6 to an IPv4-only container)."""
+    if not asked:
+        base = default_ip or "0.0.0.0"
+        return ["0.0.0.0", "::"] if base == "0.0.0.0" and ep.ip6 else [base]
+    if is_ipv6(asked) and not ep.ip6:
+        if asked == "::":
+            return ["0.0.0.0"]
+        raise PortAllocationError(f"publishing on {asked} needs the container to have an IPv6 "
+                                  "address on the network it publishes through (an --ipv6 network)")
+    return [asked]
+
+
 def _dns_names(info: ContainerInfo, aliases: Iterable[str]) -> list[str]:
     """Docker's DNSNames: the name, the aliases, the short ID, the hostname (deduplicated)."""
     names: list[str] = []
@@ -93,10 +119,11 @@ class Attachments:
     store: RecordStore[AttachmentRecord]
     records: dict[str, AttachmentRecord] = attrs.field(factory=dict)
     ports: PortAllocator = attrs.field(factory=PortAllocator)
+    forwarders: LoopbackForwarders = attrs.field(factory=LoopbackForwarders)
     #: set once the start-up restore has run; `attach` waits for it
     restored: trio.Event = attrs.field(factory=trio.Event)
     _locks: defaultdict[str, trio.Lock] = attrs.field(factory=lambda: defaultdict(trio.Lock))
-    _last_address: dict[tuple[str, str], ipaddress.IPv4Address] = attrs.field(factory=dict)
+    _last_address: dict[tuple[str, str], ipam.IPAddress] = attrs.field(factory=dict)
 
     @classmethod
     async def open(cls, *, exec_root: Path, catalog: NetworkCatalog, dns: NetworkDNS,
@@ -224,6 +251,7 @@ class Attachments:
                 except Exception as exc:
                     raise driver_error(
                         exc, f"failed to set up container networking on {network.name}") from None
+            self.forwarders.start(cid, record.ports, self.ports)
             self.dns.register(record)
         except BaseException as exc:
             with trio.CancelScope(shield=True):
@@ -237,28 +265,43 @@ class Attachments:
     def allocate_endpoint(self, info: ContainerInfo, network: NetworkRecord, request: EndpointRequest,
                           ifname: str, *, default_route: bool) -> EndpointState:
         """An endpoint on `network`: an address from its pool (the one asked for, or the
-        container's previous one if free), its gateway and MAC, the container's DNS names."""
+        container's previous one if free) and one from its IPv6 pool if it has one, the
+        gateways and MAC, the link-local addresses asked for, the container's DNS names."""
         endpoint_id = ids.new_id()
         pool = self.catalog.pools.get(network.id)
-        address = gateway = mac = ""
+        pool6 = self.catalog.pools6.get(network.id)
+        address = gateway = mac = address6 = gateway6 = ""
         static = False
-        if pool is not None:
-            if request.ipv4_address:
-                chosen = ipaddress.IPv4Address(request.ipv4_address)
-                pool.take(chosen, endpoint_id)
-                static = True
+        try:
+            if pool is not None:
+                if request.ipv4_address:
+                    chosen = ipaddress.ip_address(request.ipv4_address)
+                    pool.take(chosen, endpoint_id)
+                    static = True
+                else:
+                    chosen = pool.allocate(endpoint_id, self._last_address.get((network.id, info.id)))
+                address = str(pool.interface(chosen))
+                gateway = str(pool.gateway)
+                mac = request.mac_address or ipam.mac_for(chosen)
             else:
-                chosen = pool.allocate(endpoint_id, self._last_address.get((network.id, info.id)))
-            address = str(pool.interface(chosen))
-            gateway = str(pool.gateway)
-            mac = request.mac_address or ipam.mac_for(chosen)
-        else:
-            mac = request.mac_address
+                mac = request.mac_address
+            if pool6 is not None:
+                if request.ipv6_address:
+                    chosen6 = ipaddress.ip_address(request.ipv6_address)
+                    pool6.take(chosen6, endpoint_id)
+                else:
+                    chosen6 = pool6.allocate(endpoint_id)
+                address6 = str(pool6.interface(chosen6))
+                gateway6 = str(pool6.gateway)
+        except BaseException:
+            self.catalog.release_addresses(network.id, endpoint_id)
+            raise
         return EndpointState(
             network_id=network.id, endpoint_id=endpoint_id, ifname=ifname, address=address,
             gateway=gateway, default_route=default_route, mac=mac.lower(),
             aliases=list(request.aliases), dns_names=_dns_names(info, request.aliases),
-            static=static,
+            static=static, address6=address6, gateway6=gateway6,
+            link_local=[_link_local(a) for a in request.link_local_ips],
         )
 
     def _allocate_ports(self, info: ContainerInfo, record: AttachmentRecord, primary: NetworkRecord,
@@ -267,22 +310,23 @@ class Attachments:
         default_ip = primary.options.get("com.docker.network.bridge.host_binding_ipv4", "")
         bound: list[PortState] = []
         for request in requests:
-            host_ip = request.host_ip or default_ip
             try:
-                port = self.ports.allocate(info.id, request.protocol, host_ip, request.host_port,
+                host_ips = _host_addresses(request.host_ip, default_ip, ep)
+                port = self.ports.allocate(info.id, request.protocol, host_ips, request.host_port,
                                            request.host_port_end)
             except PortAllocationError as exc:
                 raise SystemFailure(
                     f"failed to set up container networking: driver failed programming external "
                     f"connectivity on endpoint {info.name} ({ep.endpoint_id}): {exc}") from None
-            bound.append(PortState(request.protocol, host_ip or "0.0.0.0", port,
-                                   request.container_port, primary.id, ep.ip))
+            for host_ip in host_ips:
+                bound.append(PortState(request.protocol, host_ip, port, request.container_port,
+                                       primary.id, ep.ip6 if is_ipv6(host_ip) else ep.ip))
         return bound
 
     def _hosts_for(self, info: ContainerInfo, record: AttachmentRecord) -> str:
         return etcfiles.hosts_file(
             mode="network", hostname=info.hostname, domainname=info.domainname,
-            addresses=[ep.ip for ep in record.endpoints if ep.ip],
+            addresses=[ip for ep in record.endpoints for ip in (ep.ip, ep.ip6) if ip],
             extra_hosts=info.networking.extra_hosts, host_gateway=self._host_gateway(record))
 
     def _resolv_for(self, info: ContainerInfo, record: AttachmentRecord) -> str:
@@ -298,15 +342,14 @@ class Attachments:
     # undoing -------------------------------------------------------------------------------
     def _release(self, record: AttachmentRecord) -> None:
         for ep in record.endpoints:
-            pool = self.catalog.pools.get(ep.network_id)
-            if pool is not None:
-                if ep.ip:
-                    key = (ep.network_id, record.container_id)
-                    self._last_address.pop(key, None)
-                    self._last_address[key] = ipaddress.IPv4Address(ep.ip)
-                    if len(self._last_address) > LAST_ADDRESSES:  # the oldest go first
-                        del self._last_address[next(iter(self._last_address))]
-                pool.release(ep.endpoint_id)
+            if ep.ip and ep.network_id in self.catalog.pools:
+                key = (ep.network_id, record.container_id)
+                self._last_address.pop(key, None)
+                self._last_address[key] = ipaddress.ip_address(ep.ip)
+                if len(self._last_address) > LAST_ADDRESSES:  # the oldest go first
+                    del self._last_address[next(iter(self._last_address))]
+            self.catalog.release_addresses(ep.network_id, ep.endpoint_id)
+        self.forwarders.stop(record.container_id)
         self.ports.release(record.container_id)
 
     async def teardown(self, record: AttachmentRecord) -> None:

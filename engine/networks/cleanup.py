@@ -1,7 +1,7 @@
 """Removing everything a daemon's networking made on the host, by its prefix.
 
 For test fixtures and for an operator retiring a moord: links named with the prefix
-(bridges and veths), the nftables table of that name, and the namespace files under
+(bridges and veths), the nftables tables of that name (ip and ip6), and the namespace files under
 `<exec-root>/netns`. moord itself never needs this: it cleans up per container and per
 network, and rebuilds from its records at start-up.
 
@@ -35,10 +35,11 @@ def purge_host_state(prefix: str, exec_root: Path | None = None) -> list[str]:
             removed.append(f"link {name}")
         except OSError:
             pass
-    result = subprocess.run(["nft", "delete", "table", "ip", prefix], capture_output=True,
-                            check=False)
-    if result.returncode == 0:
-        removed.append(f"nft table ip {prefix}")
+    for family in ("ip", "ip6"):
+        result = subprocess.run(["nft", "delete", "table", family, prefix], capture_output=True,
+                                check=False)
+        if result.returncode == 0:
+            removed.append(f"nft table {family} {prefix}")
     return removed
 
 

@@ -81,9 +81,7 @@ class Connections:
                     await driver.leave(config, driver_endpoint(live, ep))
                 except Exception:
                     log.exception("undoing a failed connect")
-                pool = self.catalog.pools.get(network.id)
-                if pool is not None:
-                    pool.release(ep.endpoint_id)
+                self.catalog.release_addresses(network.id, ep.endpoint_id)
                 await attachments.store.save(info.id, live)
             if isinstance(exc, Exception):
                 raise driver_error(exc, f"connecting to {network.name}") from None
@@ -128,12 +126,12 @@ class Connections:
         gone = [p for p in live.ports if p.network_id == network.id]
         if gone:
             live.ports = [p for p in live.ports if p.network_id != network.id]
+            self.attachments.forwarders.stop(live.container_id)
             ports.release(live.container_id)
             for p in live.ports:
                 ports.restore(live.container_id, p.protocol, p.host_ip, p.host_port)
-        pool = self.catalog.pools.get(network.id)
-        if pool is not None:
-            pool.release(ep.endpoint_id)
+            self.attachments.forwarders.start(live.container_id, live.ports, ports)
+        self.catalog.release_addresses(network.id, ep.endpoint_id)
         await self.attachments.store.save(live.container_id, live)
         self.attachments.dns.register(live)
 

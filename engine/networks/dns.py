@@ -17,14 +17,17 @@ reached) identifies the container, so
 - a container only on internal networks gets no forwarding (nothing leaves them).
 
 Answers: A records for container names, `--network-alias`es, hostnames and short IDs
-(TTL 600 like Docker), an empty NOERROR for other types of those names (so AAAA
-lookups end quickly), PTR for the containers' addresses; everything else is forwarded
+(TTL 600 like Docker), AAAA records for the IPv6 addresses of containers on IPv6
+networks, an empty NOERROR for other types of those names (so an AAAA lookup of an
+IPv4-only container ends quickly), PTR for the containers' addresses (in-addr.arpa and
+ip6.arpa); everything else is forwarded
 as it came (raw bytes, same transport; a truncated UDP answer makes the client retry
 over TCP, which is forwarded over TCP), SERVFAIL if no upstream answers.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import socket
@@ -272,9 +275,10 @@ class DNSServer:
         if question.rdclass != dns.rdataclass.IN:
             return None
         name = question.name.to_text(omit_final_dot=True)
-        if question.rdtype == dns.rdatatype.PTR and name.lower().endswith(".in-addr.arpa"):
+        if question.rdtype == dns.rdatatype.PTR and name.lower().endswith((".in-addr.arpa",
+                                                                             ".ip6.arpa")):
             try:
-                address = dns.reversename.to_address(question.name)
+                address = str(ipaddress.ip_address(dns.reversename.to_address(question.name)))
             except (dns.exception.SyntaxError, ValueError):
                 return None
             target = self.book.reverse(network_id, source, address)
@@ -289,9 +293,11 @@ class DNSServer:
             return None
         response = _response(query)
         response.flags |= dns.flags.AA
-        if question.rdtype in (dns.rdatatype.A, dns.rdatatype.ANY):
-            response.answer.append(dns.rrset.from_text_list(
-                question.name, TTL, dns.rdataclass.IN, dns.rdatatype.A, ips))
+        for rdtype, family in ((dns.rdatatype.A, 4), (dns.rdatatype.AAAA, 6)):
+            wanted = [ip for ip in ips if (":" in ip) == (family == 6)]
+            if wanted and question.rdtype in (rdtype, dns.rdatatype.ANY):
+                response.answer.append(dns.rrset.from_text_list(
+                    question.name, TTL, dns.rdataclass.IN, rdtype, wanted))
         return response
 
     # serving -----------------------------------------------------------------------

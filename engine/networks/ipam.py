@@ -9,19 +9,25 @@ network they belong to, so a restart keeps its subnets. Because every bridge is 
 (and so routed) when its network is created, a second moord on the same host sees the
 first one's subnets as host routes and picks others.
 
-Addresses. Each network has an `AddressPool`: the gateway (first host address unless
-given), auxiliary addresses, the network and broadcast addresses are never handed out;
-dynamic addresses come from the ip-range when there is one, lowest free first (with a
-preference for the address the container had last time); a static `--ip` may be any
-free host address of the subnet. Allocations live in memory only and are rebuilt at
-start-up from the attachments of running containers, so an address can't stay "in use"
-after its container is gone.
+An `EnableIPv6` network without an IPv6 subnet gets a /64 of a unique local /48
+(`fdXX:XXXX:XXXX::/48`, RFC 4193) derived from the host's machine ID and the daemon's
+network prefix, so it is stable across restarts and differs between hosts; the same
+overlap rules apply.
+
+Addresses. Each network has an `AddressPool` per address family: the gateway (first host
+address unless given), auxiliary addresses, the network address (and an IPv4 subnet's
+broadcast address) are never handed out; dynamic addresses come from the ip-range when
+there is one, lowest free first (with a preference for the address the container had
+last time); a static `--ip`/`--ip6` may be any free host address of the subnet.
+Allocations live in memory only and are rebuilt at start-up from the attachments of
+running containers, so an address can't stay "in use" after its container is gone.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import attrs
 
@@ -30,8 +36,13 @@ from engine.networks.model import IPAMConfig
 
 IPv4Network = ipaddress.IPv4Network
 IPv4Address = ipaddress.IPv4Address
+IPv6Network = ipaddress.IPv6Network
+IPv6Address = ipaddress.IPv6Address
+IPNetwork = IPv4Network | IPv6Network
+IPAddress = IPv4Address | IPv6Address
 
 DEFAULT_BRIDGE_POOL = IPv4Network("172.17.0.0/16")
+ULA_SUBNET_PREFIX = 64  # each IPv6 network's share of the daemon's unique local /48
 
 
 def default_pools() -> list[IPv4Network]:
@@ -41,10 +52,10 @@ def default_pools() -> list[IPv4Network]:
     return pools
 
 
-def pick_subnet(taken: Iterable[IPv4Network], *, pools: Sequence[IPv4Network] | None = None,
+def pick_subnet(taken: Iterable[IPNetwork], *, pools: Sequence[IPv4Network] | None = None,
                 skip_default: bool = True) -> IPv4Network:
     """The first pool subnet overlapping nothing in `taken` (Docker's error otherwise)."""
-    used = list(taken)
+    used = [t for t in taken if t.version == 4]
     for candidate in pools if pools is not None else default_pools():
         if skip_default and candidate == DEFAULT_BRIDGE_POOL:
             continue
@@ -54,29 +65,50 @@ def pick_subnet(taken: Iterable[IPv4Network], *, pools: Sequence[IPv4Network] | 
                     "defaults to assign to the network")
 
 
-def parse_network(text: str, what: str) -> IPv4Network:
+def ula_base(seed: str) -> IPv6Network:
+    """A unique local /48 (fd00::/8 plus 40 bits of `seed`'s hash), as RFC 4193 suggests."""
+    digest = hashlib.sha256(seed.encode()).digest()
+    return IPv6Network((b"\xfd" + digest[:5] + bytes(10), 48))
+
+
+def pick_subnet6(taken: Iterable[IPNetwork], *, base: IPv6Network) -> IPv6Network:
+    """The first /64 of `base` overlapping nothing in `taken`."""
+    used = [t for t in taken if t.version == 6]
+    for candidate in base.subnets(new_prefix=ULA_SUBNET_PREFIX):
+        if not any(candidate.overlaps(t) for t in used):
+            return candidate
+    raise Forbidden("could not find an available, non-overlapping IPv6 address pool among the "
+                    "defaults to assign to the network")
+
+
+def parse_network(text: str, what: str) -> IPNetwork:
     try:
-        net = ipaddress.ip_network(text, strict=False)
+        return ipaddress.ip_network(text, strict=False)
     except ValueError:
         raise InvalidParameter(f"invalid {what} {text!r}") from None
-    if not isinstance(net, IPv4Network):
-        raise InvalidParameter("IPv6 networks are not supported by moorage yet")
-    return net
 
 
-def parse_address(text: str, what: str) -> IPv4Address:
+def parse_address(text: str, what: str, version: int | None = None) -> IPAddress:
+    """An address; `version` 4 or 6 refuses the other family (Docker's words)."""
     try:
         addr = ipaddress.ip_address(text)
     except ValueError:
         raise InvalidParameter(f"invalid {what} {text!r}") from None
-    if not isinstance(addr, IPv4Address):
-        raise InvalidParameter("IPv6 addresses are not supported by moorage yet")
+    if version is not None and addr.version != version:
+        raise InvalidParameter(f"invalid IPv{version} address: {text}")
     return addr
 
 
-def validate_config(config: IPAMConfig, *, subnet: IPv4Network | None = None) -> IPAMConfig:
+def _unusable(address: IPAddress, subnet: IPNetwork) -> bool:
+    """The subnet's own address, and an IPv4 subnet's broadcast address."""
+    if address == subnet.network_address:
+        return True
+    return subnet.version == 4 and address == subnet.broadcast_address
+
+
+def validate_config(config: IPAMConfig, *, subnet: IPNetwork | None = None) -> IPAMConfig:
     """Check a user's IPAM entry (or complete one with a chosen `subnet`) with Docker's rules;
-    returns it normalised, the gateway filled in."""
+    returns it normalised, the gateway filled in. IPv4 and IPv6 alike."""
     if subnet is None:
         if not config.subnet:
             if config.ip_range or config.gateway or config.aux_addresses:
@@ -86,22 +118,29 @@ def validate_config(config: IPAMConfig, *, subnet: IPv4Network | None = None) ->
         subnet = parse_network(config.subnet, "subnet")
         if subnet.network_address != ipaddress.ip_interface(config.subnet).ip:
             raise InvalidParameter(f"invalid subnet {config.subnet}: it should be {subnet}")
-    if subnet.prefixlen > 30:
+    family = f"an IPv{subnet.version} block"
+    if subnet.max_prefixlen - subnet.prefixlen < 2:
         raise InvalidParameter(f"invalid subnet {subnet}: too small for a gateway and a container")
     if config.ip_range:
         ip_range = parse_network(config.ip_range, "ip-range")
-        if not ip_range.subnet_of(subnet):
+        if ip_range.version != subnet.version:
+            raise InvalidParameter(f"invalid ip-range {ip_range}: parent subnet is {family}")
+        if not ip_range.subnet_of(subnet):  # type: ignore[arg-type]
             raise InvalidParameter(
                 f"invalid ip-range {ip_range}: it is not within the subnet {subnet}")
     if config.gateway:
         gateway = parse_address(config.gateway, "gateway")
-        if gateway not in subnet or gateway in (subnet.network_address, subnet.broadcast_address):
+        if gateway.version != subnet.version:
+            raise InvalidParameter(f"invalid gateway {gateway}: parent subnet is {family}")
+        if gateway not in subnet or _unusable(gateway, subnet):
             raise InvalidParameter(
                 f"invalid gateway {gateway}: it is not a host address of the subnet {subnet}")
     else:
         gateway = subnet.network_address + 1
     for name, text in config.aux_addresses.items():
         aux = parse_address(text, f"aux address {name}")
+        if aux.version != subnet.version:
+            raise InvalidParameter(f"invalid aux address {name}={aux}: parent subnet is {family}")
         if aux not in subnet:
             raise InvalidParameter(f"invalid aux address {name}={aux}: not in the subnet {subnet}")
     return IPAMConfig(str(subnet), str(gateway), config.ip_range, dict(config.aux_addresses))
@@ -113,30 +152,37 @@ def overlap_error() -> Forbidden:
 
 @attrs.define
 class AddressPool:
-    """The addresses of one network: who has which."""
+    """The addresses of one network in one family: who has which."""
 
-    subnet: IPv4Network
-    gateway: IPv4Address
-    ip_range: IPv4Network | None = None
-    reserved: set[IPv4Address] = attrs.field(factory=set)
-    owners: dict[IPv4Address, str] = attrs.field(factory=dict)  # address -> endpoint id
+    subnet: IPNetwork
+    gateway: IPAddress
+    ip_range: IPNetwork | None = None
+    reserved: set[IPAddress] = attrs.field(factory=set)
+    owners: dict[IPAddress, str] = attrs.field(factory=dict)  # address -> endpoint id
 
     @classmethod
     def of(cls, config: IPAMConfig) -> AddressPool:
-        subnet = IPv4Network(config.subnet)
-        gateway = IPv4Address(config.gateway) if config.gateway else subnet.network_address + 1
-        ip_range = IPv4Network(config.ip_range) if config.ip_range else None
-        reserved = {gateway, subnet.network_address, subnet.broadcast_address}
-        reserved |= {IPv4Address(a) for a in config.aux_addresses.values()}
+        subnet = ipaddress.ip_network(config.subnet)
+        gateway = (ipaddress.ip_address(config.gateway) if config.gateway
+                   else subnet.network_address + 1)
+        ip_range = ipaddress.ip_network(config.ip_range) if config.ip_range else None
+        reserved: set[IPAddress] = {gateway, subnet.network_address}
+        if subnet.version == 4:
+            reserved.add(subnet.broadcast_address)
+        reserved |= {ipaddress.ip_address(a) for a in config.aux_addresses.values()}
         return cls(subnet, gateway, ip_range, reserved)
 
-    def interface(self, address: IPv4Address) -> ipaddress.IPv4Interface:
-        return ipaddress.IPv4Interface(f"{address}/{self.subnet.prefixlen}")
+    @property
+    def version(self) -> int:
+        return self.subnet.version
 
-    def is_free(self, address: IPv4Address) -> bool:
+    def interface(self, address: IPAddress) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
+        return ipaddress.ip_interface(f"{address}/{self.subnet.prefixlen}")
+
+    def is_free(self, address: IPAddress) -> bool:
         return address not in self.reserved and address not in self.owners
 
-    def take(self, address: IPv4Address, owner: str) -> None:
+    def take(self, address: IPAddress, owner: str) -> None:
         """Mark an address used (a static request or a restored allocation)."""
         if address not in self.subnet:
             raise InvalidParameter(
@@ -148,19 +194,24 @@ class AddressPool:
             raise InvalidParameter(f"Address already in use: {address}")
         self.owners[address] = owner
 
-    def allocate(self, owner: str, preferred: IPv4Address | None = None) -> IPv4Address:
+    def _candidates(self, space: IPNetwork) -> Iterator[IPAddress]:
+        # lazily: an IPv6 /64 can't be listed, and /16s have 65k addresses
+        if space.version == 4 and space.prefixlen >= 31:
+            return iter(space)
+        return iter(space.hosts())
+
+    def allocate(self, owner: str, preferred: IPAddress | None = None) -> IPAddress:
         """The lowest free address of the ip-range (or subnet); `preferred` if it is free."""
         space = self.ip_range or self.subnet
         if preferred is not None and preferred in space and self.is_free(preferred):
             self.owners[preferred] = owner
             return preferred
-        # walk the range; /16s have 65k addresses, so skip quickly over taken ones
-        for address in space.hosts() if space.prefixlen < 31 else space:
+        for address in self._candidates(space):
             if self.is_free(address):
                 self.owners[address] = owner
                 return address
-        raise SystemFailure(f"no available IPv4 addresses on this network's address pools: "
-                            f"{self.subnet}")
+        raise SystemFailure(f"no available IPv{self.version} addresses on this network's address "
+                            f"pools: {self.subnet}")
 
     def release(self, owner: str) -> None:
         for address in [a for a, o in self.owners.items() if o == owner]:
@@ -170,13 +221,13 @@ class AddressPool:
         return len(self.owners)
 
 
-def mac_for(address: IPv4Address) -> str:
-    """The MAC Docker used to derive from an address: 02:42 then the four octets.
+def mac_for(address: IPAddress) -> str:
+    """The MAC Docker used to derive from an IPv4 address: 02:42 then the four octets.
 
     Deriving it from the address keeps neighbours' ARP caches right when an address is
     reused by another container.
     """
-    return "02:42:" + ":".join(f"{b:02x}" for b in address.packed)
+    return "02:42:" + ":".join(f"{b:02x}" for b in address.packed[-4:])
 
 
 def valid_mac(text: str) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from collections.abc import Mapping, Sequence
 
 import attrs
@@ -21,12 +20,17 @@ from engine.filtering import labels_match
 from engine.networks.attachments import Attachments
 from engine.networks.catalog import NetworkCatalog, driver_error, now
 from engine.networks.dns_servers import NetworkDNS
-from engine.networks.model import IPAMConfig, NetworkRecord
+from engine.networks.model import IPAMConfig, NetworkRecord, is_v6
 from plugins.network_contract import InvalidNetworkOption
 
 log = logging.getLogger(__name__)
 
-_NETWORK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+def check_network_name(name: str) -> None:
+    """dockerd's rule: any name that is not blank. Spaces, slashes, any length: dockerd
+    accepts them (it once allowed only `[a-zA-Z0-9][a-zA-Z0-9_.-]`, and reverted that in
+    2017), and nothing in moorage keeps a network's name in a file or interface name."""
+    if not name.strip():
+        raise InvalidParameter("invalid name: name is empty")
 
 
 @attrs.define(eq=False)
@@ -44,11 +48,7 @@ class NetworkLifecycle:
                              config_only: bool = False, config_from: str = "",
                              scope: str = "") -> NetworkRecord:
         """`POST /networks/create`, with Docker's refusals."""
-        if not name:
-            raise InvalidParameter("network name cannot be empty")
-        if not _NETWORK_NAME.match(name):
-            raise InvalidParameter(f"invalid network name \"{name}\": only [a-zA-Z0-9][a-zA-Z0-9_.-] "
-                                   "are allowed")
+        check_network_name(name)
         driver = driver or "bridge"
         if driver == "none":
             driver = "null"
@@ -57,8 +57,6 @@ class NetworkLifecycle:
             raise NotFound(f"plugin \"{driver}\" not found")
         if plugin.singleton:
             raise Forbidden(f"only one instance of \"{driver}\" network is allowed")
-        if enable_ipv6:
-            raise InvalidParameter("IPv6 networks are not supported by moorage yet")
         if not enable_ipv4:
             raise InvalidParameter("a network without IPv4 is not supported by moorage")
         if ingress or config_only or config_from:
@@ -68,12 +66,13 @@ class NetworkLifecycle:
             raise InvalidParameter(f"scope {scope!r} is not supported: moorage networks are local")
         if ipam_driver not in ("", "default"):
             raise InvalidParameter(f"IPAM driver \"{ipam_driver}\" is not supported by moorage")
-        configs = [c for c in ipam_configs
-                   if not (c.subnet and ":" in c.subnet)]
-        if len(configs) != len(ipam_configs):
-            raise InvalidParameter("IPv6 subnets are not supported by moorage yet")
+        configs = [c for c in ipam_configs if not is_v6(c.subnet)]
+        # as dockerd, an IPv6 entry of a network without IPv6 is ignored
+        configs6 = [c for c in ipam_configs if is_v6(c.subnet)] if enable_ipv6 else []
         if len(configs) > 1:
             raise InvalidParameter("moorage supports one IPv4 subnet per network")
+        if len(configs6) > 1:
+            raise InvalidParameter("moorage supports one IPv6 subnet per network")
         try:
             checked_options = plugin.validate_options(dict(options or {}))
         except InvalidNetworkOption as exc:
@@ -85,7 +84,8 @@ class NetworkLifecycle:
             record = NetworkRecord(
                 id=ids.new_id(), name=name, driver=driver, created=now(), internal=internal,
                 attachable=attachable, labels=dict(labels or {}), options=checked_options,
-                ipam_options=dict(ipam_options or {}),
+                ipam_options=dict(ipam_options) if ipam_options is not None else None,
+                enable_ipv6=enable_ipv6,
             )
             bridge_name = checked_options.get("com.docker.network.bridge.name")
             if bridge_name and any(catalog.bridge_name(r) == bridge_name
@@ -94,8 +94,13 @@ class NetworkLifecycle:
             if plugin.uses_ipam:
                 record.ipam = [await catalog.choose_ipam(configs)]
                 record.subnet_given = bool(configs and configs[0].subnet)
-            elif configs:
+                if enable_ipv6:
+                    record.ipam.append(await catalog.choose_ipam6(configs6))
+                    record.subnet6_given = bool(configs6)
+            elif configs or configs6:
                 raise InvalidParameter(f"the {driver} driver does not take IPAM configuration")
+            elif enable_ipv6:
+                raise InvalidParameter(f"the {driver} driver does not support IPv6")
             await catalog.store.save(record.id, record)
             catalog.records[record.id] = record
             catalog.open_pool(record)
@@ -104,7 +109,7 @@ class NetworkLifecycle:
             except BaseException as exc:
                 with trio.CancelScope(shield=True):
                     catalog.records.pop(record.id, None)
-                    catalog.pools.pop(record.id, None)
+                    catalog.close_pools(record.id)
                     try:
                         await plugin.delete_network(catalog.network_config(record))
                     except Exception:
@@ -135,7 +140,7 @@ class NetworkLifecycle:
             raise driver_error(exc, f"removing network {record.name}") from None
         await self.catalog.store.delete(record.id)
         self.catalog.records.pop(record.id, None)
-        self.catalog.pools.pop(record.id, None)
+        self.catalog.close_pools(record.id)
 
     async def prune(self, *, until: dt.datetime | None = None,
                     labels: Sequence[str] = (), not_labels: Sequence[str] = ()) -> list[str]:

@@ -29,6 +29,11 @@ import attrs
 PREDEFINED = ("bridge", "host", "none")
 
 
+def is_v6(address: str) -> bool:
+    """Whether an address or subnet in text form is IPv6 (every IPv6 form has a colon)."""
+    return ":" in address
+
+
 @attrs.frozen
 class IPAMConfig:
     """One entry of a network's IPAM configuration (Docker's `IPAM.Config[i]`)."""
@@ -47,8 +52,8 @@ class NetworkRecord:
     created: dt.datetime
     scope: str = "local"
     ipam_driver: str = "default"
-    ipam: list[IPAMConfig] = attrs.field(factory=list)
-    ipam_options: dict[str, str] = attrs.field(factory=dict)
+    ipam: list[IPAMConfig] = attrs.field(factory=list)  # the IPv4 entry, then the IPv6 one
+    ipam_options: dict[str, str] | None = None  # None: the client sent none (shown as null)
     internal: bool = False
     attachable: bool = False
     ingress: bool = False
@@ -59,6 +64,7 @@ class NetworkRecord:
     config_only: bool = False
     config_from: str = ""
     subnet_given: bool = False  # the user chose the subnet (only then is `--ip` allowed)
+    subnet6_given: bool = False  # the same for the IPv6 subnet and `--ip6`
 
     @property
     def short_id(self) -> str:
@@ -70,7 +76,13 @@ class NetworkRecord:
 
     @property
     def pool(self) -> IPAMConfig | None:
-        return self.ipam[0] if self.ipam else None
+        """The IPv4 entry of the IPAM configuration."""
+        return next((c for c in self.ipam if not is_v6(c.subnet)), None)
+
+    @property
+    def pool6(self) -> IPAMConfig | None:
+        """The IPv6 entry (only on `EnableIPv6` networks)."""
+        return next((c for c in self.ipam if is_v6(c.subnet)), None)
 
 
 @attrs.frozen
@@ -79,6 +91,8 @@ class EndpointRequest:
 
     aliases: tuple[str, ...] = ()
     ipv4_address: str = ""
+    ipv6_address: str = ""
+    link_local_ips: tuple[str, ...] = ()
     mac_address: str = ""
     links: tuple[str, ...] = ()
     driver_opts: dict[str, str] = attrs.field(factory=dict)
@@ -157,6 +171,9 @@ class EndpointState:
     ifname: str
     address: str = ""  # "172.18.0.2/16", "" without IPAM
     gateway: str = ""  # the network's gateway ("" without IPAM)
+    address6: str = ""  # "2001:db8:1::2/64" on an IPv6 network, else ""
+    gateway6: str = ""
+    link_local: list[str] = attrs.field(factory=list)  # `LinkLocalIPs`, with their prefix
     default_route: bool = False  # this endpoint carries the container's default route
     mac: str = ""
     aliases: list[str] = attrs.field(factory=list)
@@ -171,13 +188,21 @@ class EndpointState:
     def prefixlen(self) -> int:
         return int(self.address.split("/", 1)[1]) if "/" in self.address else 0
 
+    @property
+    def ip6(self) -> str:
+        return self.address6.split("/", 1)[0]
+
+    @property
+    def prefixlen6(self) -> int:
+        return int(self.address6.split("/", 1)[1]) if "/" in self.address6 else 0
+
 
 @attrs.frozen
 class PortState:
     """One host port bound to the container."""
 
     protocol: str
-    host_ip: str  # "0.0.0.0" for every address
+    host_ip: str  # "0.0.0.0" for every IPv4 address, "::" for every IPv6 one
     host_port: int
     container_port: int
     network_id: str

@@ -30,6 +30,8 @@ from engine.errors import InvalidParameter
 from engine.networks.model import PortRequest
 
 PROTOCOLS = ("tcp", "udp", "sctp")
+#: host addresses whose reserving socket also serves ::1 clients (see engine.networks.loopback6)
+LOOPBACK6_BINDINGS = ("::", "::1")
 EPHEMERAL_RANGE = (32768, 60999)
 
 
@@ -39,6 +41,15 @@ class PortSpecError(ValueError):
 
 class PortAllocationError(Exception):
     """A host port can't be had; the message is what Docker says after "…on endpoint X: "."""
+
+
+class _BindRefused(Exception):
+    """The host refused a reservation: which address, and why."""
+
+    def __init__(self, host_ip: str, error: OSError) -> None:
+        super().__init__(host_ip, error)
+        self.host_ip = host_ip
+        self.error = error
 
 
 # --- parsing ------------------------------------------------------------------------------
@@ -213,13 +224,10 @@ def _request(container_port: int, proto: str, host_ip: str, host_port: str) -> P
             address = ipaddress.ip_address(host_ip)
         except ValueError:
             raise InvalidParameter(f"invalid IP address: {host_ip}") from None
-        if address.version == 6:
-            if not address.is_unspecified:
-                raise InvalidParameter("publishing ports on IPv6 addresses is not supported by "
-                                       "moorage yet")
-            host_ip = ""  # [::] means every address: moorage publishes on IPv4 only
-        elif address.is_unspecified:
-            host_ip = ""
+        # "" means every address of each family the container has; "0.0.0.0" only IPv4,
+        # "::" only IPv6 (every IPv4 address on a network without IPv6: moorage has no
+        # proxy to carry IPv6 clients to an IPv4-only container)
+        host_ip = "" if address.version == 4 and address.is_unspecified else str(address)
     start = end = 0
     if host_port:
         try:
@@ -236,6 +244,18 @@ def _shown_ip(host_ip: str) -> str:
     return host_ip or "0.0.0.0"
 
 
+def is_ipv6(host_ip: str) -> bool:
+    return ":" in host_ip
+
+
+def _overlaps(a: str, b: str) -> bool:
+    """Whether two bindings of one port clash: the same family, and the same address or
+    either one every address (IPv6 sockets are IPv6-only, so 0.0.0.0 and :: don't)."""
+    if is_ipv6(a) != is_ipv6(b):
+        return False
+    return a == b or a in ("0.0.0.0", "::") or b in ("0.0.0.0", "::")
+
+
 @attrs.define(eq=False)
 class PortAllocator:
     """Host ports by (protocol, port): which host addresses hold them, for whom."""
@@ -247,18 +267,24 @@ class PortAllocator:
     _cursor: int = 0
 
     def _conflicts(self, proto: str, host_ip: str, port: int) -> bool:
-        holders = self._owners.get((proto, port))
-        if not holders:
-            return False
-        return host_ip in holders or "0.0.0.0" in holders or host_ip == "0.0.0.0"
+        holders = self._owners.get((proto, port)) or {}
+        return any(_overlaps(host_ip, held) for held in holders)
 
     def _reserve(self, proto: str, host_ip: str, port: int) -> None:
         """Bind a socket to the port (raises OSError if the host has it)."""
         if not self.bind_check:
             return
         kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-        sock = socket.socket(socket.AF_INET, kind)
+        family = socket.AF_INET6 if is_ipv6(host_ip) else socket.AF_INET
+        sock = socket.socket(family, kind)
         try:
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                if proto == "tcp" and host_ip in LOOPBACK6_BINDINGS:
+                    # this one will listen (engine.networks.loopback6): without SO_REUSEADDR
+                    # a connection of a previous moord in TIME_WAIT would keep it from
+                    # binding again; once listening, it still excludes everyone else
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host_ip, port))
         except OSError:
             sock.close()
@@ -268,21 +294,49 @@ class PortAllocator:
     def _take(self, owner: str, proto: str, host_ip: str, port: int) -> None:
         self._owners.setdefault((proto, port), {})[host_ip] = owner
 
-    def allocate(self, owner: str, proto: str, host_ip: str, start: int = 0, end: int = 0) -> int:
-        """A host port for `owner`: `start` exactly, the first free of `start`-`end`, or an
-        ephemeral one (start 0). Raises PortAllocationError with Docker's words."""
-        host_ip = _shown_ip(host_ip)
-        if start and not end:
-            if self._conflicts(proto, host_ip, start):
+    def _drop(self, proto: str, host_ip: str, port: int) -> None:
+        holders = self._owners.get((proto, port))
+        if holders is not None:
+            holders.pop(host_ip, None)
+            if not holders:
+                del self._owners[(proto, port)]
+        sock = self._sockets.pop((proto, host_ip, port), None)
+        if sock is not None:
+            sock.close()
+
+    def _try(self, owner: str, proto: str, host_ips: Sequence[str], port: int) -> None:
+        """Take `port` on every address of `host_ips`, or none of them (raises _BindRefused
+        when the host has it, PortAllocationError when this allocator gave it out)."""
+        for host_ip in host_ips:
+            if self._conflicts(proto, host_ip, port):
                 raise PortAllocationError(
-                    f"Bind for {host_ip}:{start} failed: port is already allocated")
+                    f"Bind for {_bracketed(host_ip)}:{port} failed: port is already allocated")
+        done: list[str] = []
+        for host_ip in host_ips:
             try:
-                self._reserve(proto, host_ip, start)
+                self._reserve(proto, host_ip, port)
             except OSError as exc:
+                for taken in done:
+                    self._drop(proto, taken, port)
+                raise _BindRefused(host_ip, exc) from None
+            self._take(owner, proto, host_ip, port)
+            done.append(host_ip)
+
+    def allocate(self, owner: str, proto: str, host_ip: str | Sequence[str], start: int = 0,
+                 end: int = 0) -> int:
+        """A host port for `owner` on every address of `host_ip` (one, or several that
+        must share the port number, as `0.0.0.0` and `::` do for `-p 8080:80`): `start`
+        exactly, the first free of `start`-`end`, or an ephemeral one (start 0). Raises
+        PortAllocationError with Docker's words."""
+        host_ips = [_shown_ip(host_ip)] if isinstance(host_ip, str) else [
+            _shown_ip(ip) for ip in host_ip]
+        if start and not end:
+            try:
+                self._try(owner, proto, host_ips, start)
+            except _BindRefused as refused:
                 raise PortAllocationError(
-                    f"failed to bind host port {host_ip}:{start}/{proto}: "
-                    f"{_reason(exc)}") from None
-            self._take(owner, proto, host_ip, start)
+                    f"failed to bind host port {_bracketed(refused.host_ip)}:{start}/{proto}: "
+                    f"{_reason(refused.error)}") from None
             return start
         if start:
             candidates: Iterable[int] = range(start, end + 1)
@@ -292,22 +346,23 @@ class PortAllocator:
             first = low + (self._cursor % span)
             candidates = [low + (first - low + i) % span for i in range(span)]
         for port in candidates:
-            if self._conflicts(proto, host_ip, port):
-                continue
             try:
-                self._reserve(proto, host_ip, port)
-            except OSError as exc:
-                if exc.errno == errno.EADDRNOTAVAIL:
-                    raise PortAllocationError(
-                        f"failed to bind host port {host_ip}:{port}/{proto}: {_reason(exc)}") from None
+                self._try(owner, proto, host_ips, port)
+            except PortAllocationError:
                 continue
-            self._take(owner, proto, host_ip, port)
+            except _BindRefused as refused:
+                if refused.error.errno == errno.EADDRNOTAVAIL:
+                    raise PortAllocationError(
+                        f"failed to bind host port {_bracketed(refused.host_ip)}:{port}/{proto}: "
+                        f"{_reason(refused.error)}") from None
+                continue
             if not start:
                 self._cursor = port - self.ephemeral[0] + 1
             return port
         if start:
             raise PortAllocationError(
-                f"Bind for {host_ip}:{start}-{end} failed: port is already allocated")
+                f"Bind for {_bracketed(host_ips[0])}:{start}-{end} failed: port is already "
+                "allocated")
         raise PortAllocationError("all ports are allocated")
 
     def restore(self, owner: str, proto: str, host_ip: str, port: int) -> str | None:
@@ -320,18 +375,19 @@ class PortAllocator:
         try:
             self._reserve(proto, host_ip, port)
         except OSError as exc:
-            return f"host port {host_ip}:{port}/{proto} could not be reserved again: {_reason(exc)}"
+            return (f"host port {_bracketed(host_ip)}:{port}/{proto} could not be reserved "
+                    f"again: {_reason(exc)}")
         return None
+
+    def reservation(self, proto: str, host_ip: str, port: int) -> socket.socket | None:
+        """The socket that holds a bound port (None in unit tests without sockets): the
+        IPv6 loopback forwarder listens on it."""
+        return self._sockets.get((proto, _shown_ip(host_ip), port))
 
     def release(self, owner: str) -> None:
         for key, holders in list(self._owners.items()):
             for host_ip in [ip for ip, o in holders.items() if o == owner]:
-                del holders[host_ip]
-                sock = self._sockets.pop((key[0], host_ip, key[1]), None)
-                if sock is not None:
-                    sock.close()
-            if not holders:
-                del self._owners[key]
+                self._drop(key[0], host_ip, key[1])
 
     def owned_by(self, owner: str) -> list[tuple[str, str, int]]:
         return sorted((proto, ip, port) for (proto, port), holders in self._owners.items()
@@ -341,6 +397,11 @@ class PortAllocator:
         for sock in self._sockets.values():
             sock.close()
         self._sockets.clear()
+
+
+def _bracketed(host_ip: str) -> str:
+    """An address as it goes before `:port`: IPv6 in brackets, as Docker writes it."""
+    return f"[{host_ip}]" if is_ipv6(host_ip) else host_ip
 
 
 def _reason(exc: OSError) -> str:

@@ -70,12 +70,13 @@ async def _readopt(catalog: NetworkCatalog, dns: NetworkDNS, attachments: Attach
                    record: AttachmentRecord) -> None:
     cid = record.container_id
     for ep in record.endpoints:
-        pool = catalog.pools.get(ep.network_id)
-        if pool is not None and ep.ip:
-            try:
-                pool.take(ipaddress.IPv4Address(ep.ip), ep.endpoint_id)
-            except EngineError as exc:
-                log.warning("%s: %s", cid[:12], exc.message)
+        for pools, ip in ((catalog.pools, ep.ip), (catalog.pools6, ep.ip6)):
+            pool = pools.get(ep.network_id)
+            if pool is not None and ip:
+                try:
+                    pool.take(ipaddress.ip_address(ip), ep.endpoint_id)
+                except EngineError as exc:
+                    log.warning("%s: %s", cid[:12], exc.message)
     for port in record.ports:
         warning = attachments.ports.restore(cid, port.protocol, port.host_ip, port.host_port)
         if warning:
@@ -96,6 +97,7 @@ async def _readopt(catalog: NetworkCatalog, dns: NetworkDNS, attachments: Attach
         except Exception as exc:
             log.error("%s: re-joining %s failed: %s", cid[:12], network.name,
                       driver_error(exc, "joining").message)
+    attachments.forwarders.start(cid, record.ports, attachments.ports)
     dns.register(record)
 
 

@@ -103,6 +103,7 @@ class NetworkService:
         """Own the DNS servers' nursery; set the drivers up. Start with `nursery.start`."""
         async with trio.open_nursery() as nursery:
             self.dns.nursery = nursery
+            self.attachments.forwarders.nursery = nursery
             for name, driver in self.catalog.drivers.items():
                 context = DriverContext(
                     prefix=self.options.prefix,

@@ -67,6 +67,13 @@ def validate_container_networking(
         if requests and exclusive[0].driver == "host":
             warnings.append("Published ports are discarded when using host network mode")
         requests = []
+    ipv6 = any(catalog.records[n].enable_ipv6 for n in ordered)
+    for port in requests:
+        if ":" in port.host_ip and port.host_ip != "::" and not ipv6:
+            raise InvalidParameter(
+                f"publishing on the IPv6 address {port.host_ip} needs an IPv6 network: moorage "
+                "has no proxy to carry IPv6 clients to an IPv4-only container (connect it to a "
+                "network made with --ipv6)")
     for server in dns:
         try:
             ipaddress.ip_address(server)
@@ -90,26 +97,49 @@ def validate_container_networking(
 
 def check_endpoint_request(catalog: NetworkCatalog, record: NetworkRecord,
                            request: EndpointRequest) -> None:
-    """Aliases, MAC and static address of one endpoint, against the network it is on."""
+    """Aliases, MAC and static addresses of one endpoint, against the network it is on."""
     driver = catalog.driver(record)
     if request.aliases and driver.namespace != "private":
         raise InvalidParameter("network-scoped aliases are only supported for user-defined "
                                "networks")
     if request.mac_address and not ipam.valid_mac(request.mac_address):
         raise InvalidParameter(f"invalid MAC address: {request.mac_address}")
+    if (request.ipv4_address or request.ipv6_address) and record.name == "bridge":
+        raise InvalidParameter(
+            "user specified IP address is supported on user defined networks only")
     if request.ipv4_address:
-        if record.name == "bridge":
-            raise InvalidParameter(
-                "user specified IP address is supported on user defined networks only")
         if not driver.uses_ipam or record.pool is None or not record.subnet_given:
             raise InvalidParameter("user specified IP address is supported only when "
                                    "connecting to networks with user configured subnets")
-        address = ipam.parse_address(request.ipv4_address, "IPv4 address")
-        pool = catalog.pools.get(record.id)
-        if pool is not None and (address not in pool.subnet or address in (
-                pool.subnet.network_address, pool.subnet.broadcast_address)):
-            raise InvalidParameter(f"Invalid address {address}: It does not belong to any of "
-                                   "this network's subnets")
+        _check_static(catalog.pools.get(record.id),
+                      ipam.parse_address(request.ipv4_address, "IPv4 address", 4))
+    if request.ipv6_address:
+        address = ipam.parse_address(request.ipv6_address, "IPv6 address", 6)
+        if not record.enable_ipv6 or record.pool6 is None:
+            raise InvalidParameter(f"no configured subnet contains IP address {address}")
+        if not driver.uses_ipam or not record.subnet6_given:
+            raise InvalidParameter("user specified IP address is supported only when "
+                                   "connecting to networks with user configured subnets")
+        _check_static(catalog.pools6.get(record.id), address)
+    check_link_local(request.link_local_ips)
 
 
-__all__ = ["check_endpoint_request", "validate_container_networking"]
+def _check_static(pool: ipam.AddressPool | None, address: ipam.IPAddress) -> None:
+    if pool is not None and (address not in pool.subnet or address == pool.subnet.network_address
+                             or (address.version == 4 and address == pool.subnet.broadcast_address)):
+        raise InvalidParameter(f"Invalid address {address}: It does not belong to any of this "
+                               "network's subnets")
+
+
+def check_link_local(addresses: Sequence[str]) -> None:
+    """`LinkLocalIPs`: any address but an unspecified one, as dockerd checks them."""
+    for text in addresses:
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            raise InvalidParameter(f"invalid link-local IP address: {text}") from None
+        if address.is_unspecified:
+            raise InvalidParameter(f"invalid link-local IP address: {text}")
+
+
+__all__ = ["check_endpoint_request", "check_link_local", "validate_container_networking"]

@@ -121,8 +121,15 @@ async def test_docker_network_commands(api: Api) -> None:
     assert b"network with name apps already exists" in result.stderr
     result = await api.docker("network", "rm", "bridge", ok=False)
     assert b"bridge is a pre-defined network and cannot be removed" in result.stderr
-    result = await api.docker("network", "create", "--ipv6", "v6", ok=False)
-    assert b"IPv6" in result.stderr
+    # --ipv6 without a subnet: a /64 of the daemon's unique local prefix, beside IPv4
+    await api.docker("network", "create", "--ipv6", "v6")
+    [data] = json.loads((await api.docker("network", "inspect", "v6")).stdout)
+    assert data["EnableIPv6"] is True
+    v4, v6 = data["IPAM"]["Config"]
+    assert "." in v4["Subnet"]
+    assert v6["Subnet"].startswith("fd")
+    assert v6["Subnet"].endswith("::/64")
+    await api.docker("network", "rm", "v6")
     result = await api.docker("network", "inspect", "nosuch", ok=False)
     assert result.returncode == 1
 

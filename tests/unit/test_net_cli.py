@@ -30,6 +30,13 @@ def test_flags_go_into_the_create_body() -> None:
         "apps": {"Aliases": ["web"], "IPAMConfig": {"IPv4Address": "10.1.0.5"}}}
 
 
+def test_ipv6_and_link_local_flags() -> None:
+    flags = NetworkFlags.from_params({"ip6": "2001:db8::33", "link_local_ips": ("169.254.1.1",)})
+    body = ContainerOptions(image="busybox", network="apps", network_flags=flags).create_body()
+    assert body["NetworkingConfig"]["EndpointsConfig"] == {
+        "apps": {"IPAMConfig": {"IPv6Address": "2001:db8::33", "LinkLocalIPs": ["169.254.1.1"]}}}
+
+
 def test_alias_without_network_goes_to_default() -> None:
     flags = NetworkFlags.from_params({"network_aliases": ("x",)})
     body = ContainerOptions(image="busybox", network_flags=flags).create_body()
@@ -39,6 +46,8 @@ def test_alias_without_network_goes_to_default() -> None:
 @pytest.mark.parametrize(("params", "message"), [
     ({"publish": ("abc",)}, "invalid containerPort: abc"),
     ({"ip": "10.1"}, 'invalid argument "10.1" for "--ip" flag'),
+    ({"ip6": "10.1.0.1"}, 'invalid argument "10.1.0.1" for "--ip6" flag'),
+    ({"link_local_ips": ("x",)}, 'invalid argument "x" for "--link-local-ip" flag'),
     ({"dns": ("dns.example",)}, 'invalid argument "dns.example" for "--dns" flag'),
     ({"add_hosts": ("justaname",)}, 'bad format for add-host: "justaname"'),
 ])
@@ -54,6 +63,8 @@ def test_port_lines_like_docker_port() -> None:
     assert port_lines(ports, "80") == ["0.0.0.0:32768"]
     assert port_lines(ports, "53/udp") == ["127.0.0.1:5353"]
     assert port_lines(ports, "443") == []
+    both = {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}, {"HostIp": "::", "HostPort": "8080"}]}
+    assert port_lines(both) == ["80/tcp -> 0.0.0.0:8080", "80/tcp -> [::]:8080"]
 
 
 def test_ipam_configs_group_by_subnet() -> None:

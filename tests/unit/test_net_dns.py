@@ -27,6 +27,7 @@ def _book() -> NameBook:
     book.add("c2", NET_A, "10.1.0.3", ["db"])
     book.add("c2", NET_B, "10.2.0.3", ["db", "database"])
     book.add("c3", NET_B, "10.2.0.4", ["cache"])
+    book.add("c3", NET_B, "2001:db8:2::4", ["cache"])  # an IPv6 network
     book.configure("c1", upstreams=[], forwards=True)
     book.configure("c3", upstreams=[], forwards=False)
     return book
@@ -38,7 +39,7 @@ def test_names_resolve_within_the_askers_networks() -> None:
     assert book.lookup(NET_A, "10.1.0.2", "db") == ["10.1.0.3"]
     assert book.lookup(NET_A, "10.1.0.2", "cache") is None
     # c2 is on A and B: asking through A, it resolves B's names too
-    assert book.lookup(NET_A, "10.1.0.3", "cache") == ["10.2.0.4"]
+    assert book.lookup(NET_A, "10.1.0.3", "cache") == ["10.2.0.4", "2001:db8:2::4"]
     assert book.lookup(NET_A, "10.1.0.3", "database") == ["10.2.0.3"]
     # names are case-insensitive and may be fully qualified
     assert book.lookup(NET_A, "10.1.0.2", "WEB.") == ["10.1.0.2"]
@@ -141,6 +142,21 @@ async def test_aaaa_for_a_known_name_is_empty(server: tuple[DNSServer, int]) -> 
     reply = await _ask_udp(port, "web", "AAAA")
     assert reply.rcode() == dns.rcode.NOERROR
     assert reply.answer == []
+
+
+async def test_aaaa_and_a_for_a_container_with_ipv6(server: tuple[DNSServer, int]) -> None:
+    dns_server, _ = server
+    for rdtype, expected in (("AAAA", ["2001:db8:2::4"]), ("A", ["10.2.0.4"])):
+        query = dns.message.make_query("cache", rdtype)
+        wire = await dns_server.answer(NET_B, "10.2.0.3", query.to_wire(), tcp=False)
+        assert wire is not None
+        assert _addresses(dns.message.from_wire(wire)) == expected
+    query = dns.message.make_query("4.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.2.0.0.0.8.b.d.0.1.0.0.2"
+                                   ".ip6.arpa", "PTR")
+    wire = await dns_server.answer(NET_B, "10.2.0.3", query.to_wire(), tcp=False)
+    assert wire is not None
+    reply = dns.message.from_wire(wire)
+    assert [r.to_text() for rrset in reply.answer for r in rrset] == ["cache."]
 
 
 async def test_ptr_for_a_container_address(server: tuple[DNSServer, int]) -> None:

@@ -12,6 +12,8 @@ from engine.networks.model import IPAMConfig
 
 N = ipaddress.IPv4Network
 A = ipaddress.IPv4Address
+N6 = ipaddress.IPv6Network
+A6 = ipaddress.IPv6Address
 
 
 def test_default_pools_are_dockers() -> None:
@@ -45,7 +47,13 @@ def test_validate_config_fills_the_gateway() -> None:
 @pytest.mark.parametrize(("config", "message"), [
     (IPAMConfig(subnet="10.10.0.5/24"), "it should be 10.10.0.0/24"),
     (IPAMConfig(subnet="nonsense"), "invalid subnet"),
-    (IPAMConfig(subnet="fd00::/64"), "IPv6"),
+    (IPAMConfig(subnet="fd00::5/64"), "it should be fd00::/64"),
+    (IPAMConfig(subnet="fd00::/64", gateway="10.10.0.1"), "parent subnet is an IPv6 block"),
+    (IPAMConfig(subnet="10.10.0.0/24", ip_range="fd00::/80"), "parent subnet is an IPv4 block"),
+    (IPAMConfig(subnet="fd00::/64", gateway="fd00::"), "not a host address"),
+    (IPAMConfig(subnet="fd00::/64", gateway="fd01::1"), "not a host address"),
+    (IPAMConfig(subnet="fd00::/64", ip_range="fd01::/96"), "not within the subnet"),
+    (IPAMConfig(subnet="fd00::/127"), "too small"),
     (IPAMConfig(subnet="10.10.0.0/24", gateway="10.20.0.1"), "not a host address"),
     (IPAMConfig(subnet="10.10.0.0/24", gateway="10.10.0.255"), "not a host address"),
     (IPAMConfig(subnet="10.10.0.0/24", ip_range="10.20.0.0/25"), "not within the subnet"),
@@ -99,3 +107,40 @@ def test_mac_follows_the_address() -> None:
     assert ipam.valid_mac("02:42:ac:11:00:02")
     assert not ipam.valid_mac("02:42:ac:11:00")
     assert not ipam.valid_mac("zz:42:ac:11:00:02")
+
+
+def test_ipv6_config_and_pool() -> None:
+    config = ipam.validate_config(IPAMConfig(subnet="2001:db8:1::/64"))
+    assert config.gateway == "2001:db8:1::1"
+    pool = ipam.AddressPool.of(IPAMConfig(subnet="2001:db8:1::/64", gateway="2001:db8:1::ffff",
+                                          ip_range="2001:db8:1::/96",
+                                          aux_addresses={"r": "2001:db8:1::1"}))
+    assert pool.version == 6
+    assert pool.allocate("a") == A6("2001:db8:1::2")  # ::1 is an aux address, :: the subnet's
+    assert str(pool.interface(A6("2001:db8:1::2"))) == "2001:db8:1::2/64"
+    pool.take(A6("2001:db8:1::f00d"), "b")
+    with pytest.raises(InvalidParameter, match="Address already in use"):
+        pool.take(A6("2001:db8:1::ffff"), "c")  # the gateway
+    with pytest.raises(InvalidParameter, match="does not belong"):
+        pool.take(A6("2001:db8:2::1"), "c")
+    # an IPv6 subnet has no broadcast address: the last one is a host's
+    small = ipam.AddressPool.of(IPAMConfig(subnet="fd00::/126"))
+    assert [small.allocate("x"), small.allocate("y")] == [A6("fd00::2"), A6("fd00::3")]
+    with pytest.raises(SystemFailure, match="no available IPv6 addresses"):
+        small.allocate("z")
+
+
+def test_unique_local_subnets() -> None:
+    base = ipam.ula_base("machine/moorage")
+    assert base.prefixlen == 48
+    assert base.subnet_of(N6("fd00::/8"))
+    assert base == ipam.ula_base("machine/moorage")  # stable
+    assert base != ipam.ula_base("machine/other")
+    first = ipam.pick_subnet6([], base=base)
+    assert first.prefixlen == 64
+    assert first.network_address == base.network_address
+    second = ipam.pick_subnet6([first, N("172.18.0.0/16")], base=base)
+    assert second != first
+    assert second.subnet_of(base)
+    with pytest.raises(Forbidden, match="IPv6 address pool"):
+        ipam.pick_subnet6([base], base=base)

@@ -11,6 +11,7 @@ from network_drivers.bridge import BridgeDriver, bridge_mac
 from plugins.network_contract import PublishedPort
 
 N = ipaddress.IPv4Network
+N6 = ipaddress.IPv6Network
 
 
 def _ruleset() -> str:
@@ -59,8 +60,47 @@ def test_isolation_and_the_loopback_guard() -> None:
 
 
 def test_no_networks_only_deletes() -> None:
-    assert nft.render_table("mtest", [], [], prefix="mtest") == \
-        "table ip mtest\ndelete table ip mtest\n"
+    assert nft.render_table("mtest", [], [], prefix="mtest") == (
+        "table ip mtest\ndelete table ip mtest\ntable ip6 mtest\ndelete table ip6 mtest\n")
+
+
+def _ruleset6() -> str:
+    return nft.render_table(
+        "mtest",
+        [nft.BridgeRules("mtest0", N("10.99.0.0/24")),
+         nft.BridgeRules("mtest-ab", N("10.99.1.0/24"), subnet6=N6("fd00:99:1::/64")),
+         nft.BridgeRules("mtest-cd", N("10.99.2.0/24"), internal=True,
+                         subnet6=N6("fd00:99:2::/64"))],
+        [PublishedPort("tcp", "0.0.0.0", 8080, "10.99.1.2", 80),
+         PublishedPort("tcp", "::", 8080, "fd00:99:1::2", 80),
+         PublishedPort("udp", "fd00::5", 5353, "fd00:99:1::2", 53),
+         PublishedPort("tcp", "::1", 8081, "fd00:99:1::2", 81)],
+        prefix="mtest")
+
+
+def test_ipv6_networks_get_an_ip6_table() -> None:
+    text = _ruleset6()
+    v4, v6 = text.split("table ip6 mtest\n", 1)
+    assert "ip6" not in v4
+    assert "fd00" not in v4
+    assert "    tcp dport 8080 dnat to 10.99.1.2:80" in v4
+    assert v6.startswith("delete table ip6 mtest\ntable ip6 mtest {")
+    assert "    tcp dport 8080 dnat to [fd00:99:1::2]:80" in v6
+    assert "    ip6 daddr fd00::5 udp dport 5353 dnat to [fd00:99:1::2]:53" in v6
+    # ::1 can't be DNATed: moord forwards it, so the rules leave it alone
+    assert "8081" not in text
+    assert "    ip6 daddr != ::1 fib daddr type local jump published" in v6
+    assert 'ip6 saddr fd00:99:1::/64 oifname != "mtest-ab" masquerade' in v6
+    assert 'ip6 saddr fd00:99:1::/64 oifname "mtest-ab" ct status dnat masquerade' in v6
+    assert 'ip6 saddr fd00:99:2::/64 oifname != "mtest-cd" masquerade' not in v6
+    assert 'iifname "mtest-cd" oifname != "mtest-cd" drop' in v6
+    assert '"mtest0"' not in v6  # an IPv4-only network has no part in the ip6 table
+
+
+@pytest.mark.needs_root("nft -c needs root")
+@pytest.mark.needs_tools("nft")
+async def test_nft_accepts_the_ipv6_ruleset() -> None:
+    await nft.apply(_ruleset6(), check_only=True)
 
 
 def test_names_are_checked() -> None:

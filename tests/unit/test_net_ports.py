@@ -73,8 +73,9 @@ def test_requests_from_bindings_and_publish_all() -> None:
         PortRequest(7001, "udp"),
         PortRequest(9000, "tcp"),
     ]
-    # the unspecified IPv6 address means every address (moorage publishes on IPv4)
-    assert requests_from_bindings({"80/tcp": [("::", "81")]}) == [PortRequest(80, "tcp", "", 81, 0)]
+    # IPv6 addresses are kept (the start decides what :: means for the container's network)
+    assert requests_from_bindings({"80/tcp": [("::", "81"), ("::1", "82")]}) == [
+        PortRequest(80, "tcp", "::", 81, 0), PortRequest(80, "tcp", "::1", 82, 0)]
 
 
 @pytest.mark.parametrize(("bindings", "message"), [
@@ -82,7 +83,6 @@ def test_requests_from_bindings_and_publish_all() -> None:
     ({"http/tcp": [("", "")]}, "invalid containerPort"),
     ({"80/tcp": [("nowhere", "")]}, "invalid IP address"),
     ({"80/tcp": [("", "http")]}, "invalid hostPort"),
-    ({"80/tcp": [("::1", "8080")]}, "IPv6"),
     ({"80/sctp": [("", "")]}, "SCTP"),
 ])
 def test_requests_from_bindings_refuse(bindings: dict[str, list[tuple[str, str]]],
@@ -176,3 +176,53 @@ def test_restore_reregisters_without_conflict() -> None:
             ports.allocate("b", "tcp", "127.0.0.1", port)
     finally:
         ports.close()
+
+
+def _free_dual_port() -> int:
+    """A port free on 127.0.0.1 and on ::1."""
+    for _ in range(50):
+        port = _free_port()
+        with socket.socket(socket.AF_INET6) as s6:
+            try:
+                s6.bind(("::1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no port free on both loopbacks")
+
+
+def test_ipv4_and_ipv6_bindings_of_one_port() -> None:
+    ports = PortAllocator()
+    try:
+        port = _free_dual_port()
+        # one `-p` on an IPv6 network: the same port on both families, held by real sockets
+        assert ports.allocate("a", "tcp", ["127.0.0.1", "::1"], port) == port
+        assert ports.owned_by("a") == [("tcp", "127.0.0.1", port), ("tcp", "::1", port)]
+        with socket.socket(socket.AF_INET6) as other, pytest.raises(OSError, match="in use"):
+            other.bind(("::1", port))
+        with pytest.raises(PortAllocationError) as info:
+            ports.allocate("b", "tcp", "::", port)  # :: overlaps every IPv6 address
+        assert str(info.value) == f"Bind for [::]:{port} failed: port is already allocated"
+        ports.release("a")
+        # the families don't overlap: :: and 0.0.0.0 are separate bindings
+        assert ports.allocate("b", "tcp", "::1", port) == port
+        assert ports.allocate("c", "tcp", "127.0.0.1", port) == port
+        assert ports.reservation("tcp", "::1", port) is not None
+    finally:
+        ports.close()
+
+
+def test_a_pair_is_all_or_nothing() -> None:
+    ports = PortAllocator()
+    with socket.socket(socket.AF_INET6) as listener:
+        listener.bind(("::1", 0))
+        listener.listen(1)
+        used = listener.getsockname()[1]
+        try:
+            with pytest.raises(PortAllocationError, match=r"\[::1\]:\d+/tcp: address already in use"):
+                ports.allocate("a", "tcp", ["127.0.0.1", "::1"], used)
+            assert ports.owned_by("a") == []
+            with socket.socket() as v4:  # the IPv4 half was given back
+                v4.bind(("127.0.0.1", used))
+        finally:
+            ports.close()

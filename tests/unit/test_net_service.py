@@ -11,7 +11,16 @@ import attrs
 import pytest
 
 from engine.errors import Conflict, Forbidden, InvalidParameter, NotFound
-from engine.networks.model import EndpointRequest, IPAMConfig, PortRequest
+from engine.networks.catalog import now as ep_created
+from engine.networks.model import (
+    AttachmentRecord,
+    ContainerInfo,
+    EndpointRequest,
+    IPAMConfig,
+    NetworkRecord,
+    PortRequest,
+)
+from engine.networks.ports import PortAllocator
 from engine.networks.service import NetworkOptions, NetworkService, drivers_from_plugins
 from plugins.network_contract import (
     DriverContext,
@@ -104,6 +113,28 @@ async def test_predefined_networks_exist_and_persist(service: NetworkService, tm
     assert again.get("bridge").id == bridge.id
 
 
+async def test_default_bridge_ipv6_follows_the_daemon_settings(tmp_path: Path) -> None:
+    async def bridge_with(**settings: object) -> NetworkRecord:
+        options = attrs.evolve(OPTIONS, **settings)
+        svc = await NetworkService.open(data_root=tmp_path / "data", exec_root=tmp_path / "run",
+                                        drivers=drivers(), durable=False, options=options)
+        return svc.get("bridge")
+
+    bridge = await bridge_with(default_bridge_ipv6=True, default_bridge_subnet6="2001:db8:7::/64")
+    assert bridge.enable_ipv6
+    assert bridge.pool6 == IPAMConfig("2001:db8:7::/64", "2001:db8:7::1")
+    assert bridge.pool is not None
+    assert bridge.pool.subnet == "10.213.0.0/24"
+    bridge = await bridge_with()  # ipv6 off again: IPv4 only
+    assert not bridge.enable_ipv6
+    assert bridge.pool6 is None
+    assert len(bridge.ipam) == 1
+    with pytest.raises(ValueError, match="needs ipv6 = true"):
+        attrs.evolve(OPTIONS, default_bridge_subnet6="2001:db8:7::/64")
+    with pytest.raises(ValueError, match="not an IPv6 subnet"):
+        attrs.evolve(OPTIONS, default_bridge_ipv6=True, default_bridge_subnet6="10.0.0.0/8")
+
+
 async def test_create_rules(service: NetworkService) -> None:
     record = await service.create_network(name="apps", ipam_configs=[IPAMConfig(subnet="10.213.5.0/24")],
                                           labels={"a": "b"})
@@ -120,14 +151,51 @@ async def test_create_rules(service: NetworkService) -> None:
     with pytest.raises(InvalidParameter, match="bad option"):
         await service.create_network(name="n3", options={"bad": "1"},
                                      ipam_configs=[IPAMConfig(subnet="10.213.7.0/24")])
-    with pytest.raises(InvalidParameter, match="IPv6"):
-        await service.create_network(name="n4", enable_ipv6=True)
-    with pytest.raises(InvalidParameter, match="invalid network name"):
-        await service.create_network(name="-bad")
+    with pytest.raises(InvalidParameter, match="invalid name: name is empty"):
+        await service.create_network(name="  ")
+    # dockerd takes any name that isn't blank: spaces, slashes, any length
+    for name in ("test 01", "a/b:c", "x" * 300):
+        created = await service.create_network(name=name)
+        assert service.get(name) is created
+        await service.delete_network(name)
+    with pytest.raises(InvalidParameter, match="one IPv6 subnet"):
+        await service.create_network(name="n4", enable_ipv6=True, ipam_configs=[
+            IPAMConfig(subnet="2001:db8:1::/64"), IPAMConfig(subnet="2001:db8:2::/64")])
+    with pytest.raises(InvalidParameter, match="parent subnet is an IPv6 block"):
+        await service.create_network(name="n5", enable_ipv6=True, ipam_configs=[
+            IPAMConfig(subnet="2001:db8:1::/64", gateway="10.0.0.1")])
     with pytest.raises(Forbidden, match="bridge is a pre-defined network and cannot be removed"):
         await service.delete_network("bridge")
     with pytest.raises(NotFound, match="network nothere not found"):
         service.get("nothere")
+
+
+async def test_ipv6_networks(service: NetworkService) -> None:
+    record = await service.create_network(
+        name="six", enable_ipv6=True,
+        ipam_configs=[IPAMConfig(subnet="2001:db8:1::/64", ip_range="2001:db8:1::/96",
+                                 gateway="2001:db8:1::ffff"),
+                      IPAMConfig(subnet="10.213.20.0/24")])
+    assert record.enable_ipv6
+    assert record.subnet_given
+    assert record.subnet6_given
+    assert record.pool is not None
+    assert record.pool.subnet == "10.213.20.0/24"
+    assert record.pool6 is not None
+    assert record.pool6.gateway == "2001:db8:1::ffff"
+    config = service.catalog.network_config(record)
+    assert str(config.subnet6) == "2001:db8:1::/64"
+    assert str(config.gateway6) == "2001:db8:1::ffff"
+    with pytest.raises(Forbidden, match="Pool overlaps"):
+        await service.create_network(name="six2", enable_ipv6=True,
+                                     ipam_configs=[IPAMConfig(subnet="2001:db8:1:0:1::/80")])
+    # an IPv6 subnet of a network without IPv6 is ignored, as dockerd does
+    plain = await service.create_network(
+        name="plain", ipam_configs=[IPAMConfig(subnet="2001:db8:9::/64"),
+                                    IPAMConfig(subnet="10.213.21.0/24")])
+    assert not plain.enable_ipv6
+    assert plain.pool6 is None
+    assert service.catalog.network_config(plain).subnet6 is None
 
 
 async def test_list_filters(service: NetworkService) -> None:
@@ -215,3 +283,39 @@ def test_drivers_from_plugins_later_ones_win() -> None:
     first, second = Recorder("bridge"), Recorder("bridge")
     # pluggy returns the newest registration first
     assert drivers_from_plugins([[second], [first, Recorder("host")]])["bridge"] is second
+
+
+async def test_endpoints_and_ports_of_an_ipv6_network(service: NetworkService) -> None:
+    net = await service.create_network(
+        name="six", enable_ipv6=True,
+        ipam_configs=[IPAMConfig(subnet="2001:db8:1::/64"), IPAMConfig(subnet="10.213.30.0/24")])
+    networking, _ = service.validate_container_networking(
+        network_mode="six", endpoints={"six": EndpointRequest(ipv6_address="2001:db8:1::f00d",
+                                                              link_local_ips=("169.254.8.8",))},
+        port_bindings={"80/tcp": [("", "8080")], "81/tcp": [("::1", "8081")]})
+    info = ContainerInfo("c" * 64, "web", "web", networking)
+    attachments = service.attachments
+    attachments.ports = PortAllocator(bind_check=False)
+    ep = attachments.allocate_endpoint(info, net, networking.networks[net.id], "eth0",
+                                       default_route=True)
+    assert ep.address == "10.213.30.2/24"
+    assert ep.address6 == "2001:db8:1::f00d/64"
+    assert ep.gateway6 == "2001:db8:1::1"
+    assert ep.link_local == ["169.254.8.8/16"]
+    record = AttachmentRecord(info.id, "web", "web", "", ep_created(), endpoints=[ep])
+    bound = attachments._allocate_ports(info, record, net, networking.ports)
+    assert [(p.host_ip, p.host_port, p.container_ip) for p in bound] == [
+        ("0.0.0.0", 8080, "10.213.30.2"), ("::", 8080, "2001:db8:1::f00d"),
+        ("::1", 8081, "2001:db8:1::f00d")]
+    # the same address can't be had twice; a released one can
+    with pytest.raises(InvalidParameter, match="Address already in use"):
+        attachments.allocate_endpoint(info, net, networking.networks[net.id], "eth0",
+                                      default_route=True)
+    service.catalog.release_addresses(net.id, ep.endpoint_id)
+    again = attachments.allocate_endpoint(info, net, networking.networks[net.id], "eth0",
+                                          default_route=True)
+    assert again.address6 == ep.address6
+    # an IPv6 host address needs an IPv6 network
+    with pytest.raises(InvalidParameter, match="needs an IPv6 network"):
+        service.validate_container_networking(network_mode="bridge",
+                                              port_bindings={"80/tcp": [("::1", "8081")]})

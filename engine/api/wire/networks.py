@@ -53,11 +53,13 @@ def parse_create(body: Mapping[str, Any]) -> dict[str, Any]:
         "config_only": fields.boolean(body, "ConfigOnly"),
         "config_from": fields.string(config_from, "Network", "ConfigFrom."),
         "enable_ipv4": True if enable_ipv4 is None else enable_ipv4,
-        "enable_ipv6": bool(body.get("EnableIPv6")),
+        "enable_ipv6": fields.boolean(body, "EnableIPv6"),
         "options": fields.string_map(body, "Options"),
         "labels": fields.string_map(body, "Labels"),
         "ipam_driver": fields.string(ipam, "Driver", "IPAM."),
-        "ipam_options": fields.string_map(ipam, "Options", "IPAM."),
+        # kept as sent: dockerd shows a missing (or null) IPAM.Options as null, {} as {}
+        "ipam_options": (fields.string_map(ipam, "Options", "IPAM.")
+                         if ipam.get("Options") is not None else None),
         "ipam_configs": [
             IPAMConfig(subnet=fields.string(c, "Subnet", w), gateway=fields.string(c, "Gateway", w),
                        ip_range=fields.string(c, "IPRange", w),
@@ -74,11 +76,11 @@ def parse_endpoint_request(settings: Mapping[str, Any] | None) -> EndpointReques
         return EndpointRequest()
     w = "EndpointSettings."
     ipam = fields.json_object(settings, "IPAMConfig", w)
-    if fields.string(ipam, "IPv6Address", w + "IPAMConfig."):
-        raise InvalidParameter("IPv6 addresses are not supported by moorage yet")
     return EndpointRequest(
         aliases=tuple(fields.string_list(settings, "Aliases", w)),
         ipv4_address=fields.string(ipam, "IPv4Address", w + "IPAMConfig."),
+        ipv6_address=fields.string(ipam, "IPv6Address", w + "IPAMConfig."),
+        link_local_ips=tuple(fields.string_list(ipam, "LinkLocalIPs", w + "IPAMConfig.")),
         mac_address=fields.string(settings, "MacAddress", w),
         links=tuple(fields.string_list(settings, "Links", w)),
         driver_opts=fields.string_map(settings, "DriverOpts", w),
@@ -137,7 +139,7 @@ def network_json(service: NetworkService, record: NetworkRecord, *,
                 "EndpointID": ep.endpoint_id,
                 "MacAddress": ep.mac,
                 "IPv4Address": ep.address,
-                "IPv6Address": "",
+                "IPv6Address": ep.address6,
             }
     return {
         "Name": record.name,
@@ -149,7 +151,8 @@ def network_json(service: NetworkService, record: NetworkRecord, *,
         "EnableIPv6": record.enable_ipv6,
         "IPAM": {
             "Driver": record.ipam_driver or "default",
-            "Options": dict(record.ipam_options) if not record.predefined else None,
+            "Options": (dict(record.ipam_options)
+                        if record.ipam_options is not None and not record.predefined else None),
             "Config": [_ipam_config_json(c) for c in record.ipam],
         },
         "Internal": record.internal,
@@ -166,9 +169,22 @@ def network_json(service: NetworkService, record: NetworkRecord, *,
 # writing: containers -------------------------------------------------------------------------
 
 
+def _endpoint_ipam_json(request: EndpointRequest) -> dict[str, Any] | None:
+    """`EndpointSettings.IPAMConfig`: the fields the client set (Docker omits empty ones),
+    null when it set none."""
+    out: dict[str, Any] = {}
+    if request.ipv4_address:
+        out["IPv4Address"] = request.ipv4_address
+    if request.ipv6_address:
+        out["IPv6Address"] = request.ipv6_address
+    if request.link_local_ips:
+        out["LinkLocalIPs"] = list(request.link_local_ips)
+    return out or None
+
+
 def _endpoint_json(service: NetworkService, record: NetworkRecord, request: EndpointRequest,
                    attachment: AttachmentRecord | None, ep: EndpointState | None) -> dict[str, Any]:
-    ipam_config = {"IPv4Address": request.ipv4_address} if request.ipv4_address else None
+    ipam_config = _endpoint_ipam_json(request)
     driver_opts: dict[str, str] | None = dict(request.driver_opts) or None
     if attachment is not None and ep is not None:
         shown = service.endpoint_driver_options(record, attachment, ep)
@@ -186,9 +202,9 @@ def _endpoint_json(service: NetworkService, record: NetworkRecord, request: Endp
         "Gateway": ep.gateway if ep else "",
         "IPAddress": ep.ip if ep else "",
         "IPPrefixLen": ep.prefixlen if ep else 0,
-        "IPv6Gateway": "",
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
+        "IPv6Gateway": ep.gateway6 if ep else "",
+        "GlobalIPv6Address": ep.ip6 if ep else "",
+        "GlobalIPv6PrefixLen": ep.prefixlen6 if ep else 0,
         "DNSNames": list(ep.dns_names) if ep and ep.dns_names else None,
     }
 
@@ -244,11 +260,11 @@ def network_settings_json(service: NetworkService, container_id: str,
         "SecondaryIPv6Addresses": None,
         "EndpointID": legacy.endpoint_id if legacy else "",
         "Gateway": legacy.gateway if legacy else "",
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
+        "GlobalIPv6Address": legacy.ip6 if legacy else "",
+        "GlobalIPv6PrefixLen": legacy.prefixlen6 if legacy else 0,
         "IPAddress": legacy.ip if legacy else "",
         "IPPrefixLen": legacy.prefixlen if legacy else 0,
-        "IPv6Gateway": "",
+        "IPv6Gateway": legacy.gateway6 if legacy else "",
         "MacAddress": legacy.mac if legacy else "",
         "Networks": networks,
     }
@@ -290,6 +306,9 @@ def summary_networks_json(service: NetworkService, container_id: str,
             "Gateway": ep.gateway if ep else "",
             "IPAddress": ep.ip if ep else "",
             "IPPrefixLen": ep.prefixlen if ep else 0,
+            "IPv6Gateway": ep.gateway6 if ep else "",
+            "GlobalIPv6Address": ep.ip6 if ep else "",
+            "GlobalIPv6PrefixLen": ep.prefixlen6 if ep else 0,
             "MacAddress": ep.mac if ep else "",
         }
     return {"Networks": networks}
