@@ -1,7 +1,7 @@
 """Map `METHOD /path/{param}` patterns to handlers; `{name:path}` may contain slashes.
 
-Parameters are matched on the path as sent and then percent-decoded, as dockerd reads
-them: a client asks for the network `test 01` as `/networks/test%2001`.
+Routes match the decoded path (the server percent-decodes it once, as Go's
+`r.URL.Path` is): a client asks for the network `test 01` as `/networks/test%2001`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
-from urllib.parse import unquote
 
 import attrs
 
@@ -64,7 +63,7 @@ class Router:
                 continue
             m = route.regex.match(path)
             if m:
-                return route.handler, {k: unquote(v) for k, v in m.groupdict().items()}
+                return route.handler, dict(m.groupdict())
         return None
 
 

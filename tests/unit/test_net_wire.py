@@ -3,10 +3,15 @@ sent, and path parameters percent-decoded (a network named `test 01`)."""
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
 import pytest
+import trio
 
 from engine.api.http import RawResponse, Request
-from engine.api.router import Router
+from engine.api.router import Router, route_table
+from engine.api.server import APIServer
 from engine.api.wire import networks as wire
 from engine.errors import InvalidParameter
 from engine.networks.model import EndpointRequest
@@ -38,13 +43,30 @@ def test_endpoint_settings_with_ipv6_and_link_local() -> None:
     assert wire._endpoint_ipam_json(EndpointRequest()) is None
 
 
-async def test_path_parameters_are_percent_decoded() -> None:
+async def test_path_parameters_are_percent_decoded(tmp_path: Path) -> None:
+    """The server decodes the path once, as Go's r.URL.Path: `test%2001` is `test 01`,
+    and docker-py's `%40` is the `@` of a digest reference."""
     router = Router()
 
     @router.route("GET", "/networks/{id}")
     async def show(req: Request, engine: object) -> RawResponse:
         return RawResponse(req.params["id"].encode())
 
-    found = router.match("GET", "/networks/test%2001")
-    assert found is not None
-    assert found[1] == {"id": "test 01"}
+    server = APIServer(route_table([router]), None)  # type: ignore[arg-type]
+    sock = tmp_path / "api.sock"
+
+    def get(target: str) -> bytes:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(str(sock))
+            s.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+            return data.split(b"\r\n\r\n", 1)[1]
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: server.serve_unix(sock, task_status=task_status))
+        assert await trio.to_thread.run_sync(get, "/networks/test%2001") == b"test 01"
+        assert await trio.to_thread.run_sync(get, "/networks/a%40b%2520") == b"a@b%20"
+        server.close()
