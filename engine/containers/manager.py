@@ -372,17 +372,28 @@ class ContainerManager:
 
     # wait ---------------------------------------------------------------------
     async def wait(self, c: Container, condition: str) -> WaitResult:
+        """`POST /containers/{id}/wait`, as dockerd: `not-running` returns at once for a
+        container that is not running, else at its next exit, even one its restart
+        policy undoes (a restarting container counts as running)."""
         live = self.live_of(c)
         if condition in ("", "not-running"):
             if not c.state.is_live and c.state.status is not Status.RESTARTING:
                 return WaitResult(c.state.exit_code)
-            notice = live.stopped
+            notice = live.next_exit
         elif condition == "next-exit":
             notice = live.next_exit
         elif condition == "removed":
             notice = live.removed
         else:
             raise InvalidParameter(f"invalid condition: \"{condition}\"")
+        await notice.event.wait()
+        return WaitResult(notice.exit_code, notice.error)
+
+    async def wait_at_rest(self, c: Container) -> WaitResult:
+        """Until `c` exits with no restart pending (`logs -f` follows across restarts)."""
+        if not c.state.is_live and c.state.status is not Status.RESTARTING:
+            return WaitResult(c.state.exit_code)
+        notice = self.live_of(c).stopped
         await notice.event.wait()
         return WaitResult(notice.exit_code, notice.error)
 
