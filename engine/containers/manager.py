@@ -315,8 +315,9 @@ class ContainerManager:
         holds its lock or is recovery, before anyone else can."""
         await removal.remove_locked(self, c)
 
-    async def prune(self, keep: Callable[[Container], bool]) -> list[str]:
-        """Remove every stopped container that `keep` doesn't protect; returns their IDs."""
+    async def prune(self, keep: Callable[[Container], bool]) -> tuple[list[str], int]:
+        """Remove every stopped container that `keep` doesn't protect; returns their IDs
+        and the bytes reclaimed."""
         return await removal.prune(self, keep)
 
     # rename -------------------------------------------------------------------
