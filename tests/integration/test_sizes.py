@@ -30,13 +30,15 @@ def test_inspect_and_ps_with_size(moord: Moord, writer: str) -> None:
     image_size = inspect(moord, "busybox")["Size"]
     assert isinstance(image_size, int)
     plain = inspect(moord, writer)
-    assert "SizeRw" not in plain and "SizeRootFs" not in plain
+    assert "SizeRw" not in plain
+    assert "SizeRootFs" not in plain
     sized = json.loads(moord.docker("inspect", "-s", writer).stdout)[0]
     assert sized["SizeRw"] == WRITTEN + 2
     assert sized["SizeRootFs"] == WRITTEN + 2 + image_size
     line = moord.docker("ps", "-a", "-s", "--filter", f"name={writer}",
                         "--format", "{{.Size}}").stdout.strip()
-    assert line.startswith("5") and "virtual" in line
+    assert line.startswith("5")
+    assert "virtual" in line
     ours = moor(moord, "ps", "-a", "-s", "--filter", f"name={writer}",
                 "--format", "{{.Size}}").stdout.strip()
     assert ours == line
