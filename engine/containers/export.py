@@ -15,6 +15,7 @@ client holds the writer back and a multi-GB root never sits in memory or on disk
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 import tarfile
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,12 +25,14 @@ from typing import TYPE_CHECKING
 import trio
 
 from engine.containers.model import Container, Status
-from engine.errors import Conflict, NotFound
+from engine.errors import Conflict, EngineError, NotFound
 from engine.images.upperdir import add_entry, walk
 from engine.runtime import mounts
 
 if TYPE_CHECKING:
     from engine.containers.manager import ContainerManager
+
+log = logging.getLogger(__name__)
 
 Send = Callable[[bytes], Awaitable[None]]
 _CHUNK = 1024 * 1024
@@ -50,7 +53,7 @@ async def readonly_root(m: ContainerManager, c: Container) -> AsyncIterator[Path
     check_exportable(m, c)
     image = m.images.get(c.image_id)
     assert image is not None
-    target = m.config.exec_root / "export" / f"{c.id[:12]}-{secrets.token_hex(4)}"
+    target = _exports_dir(m.config.exec_root) / f"{c.id[:12]}-{secrets.token_hex(4)}"
     upper = m.paths(c).upper
     lowers: list[str | Path] = [upper, *m.images.layer_links(image)]
 
@@ -75,6 +78,23 @@ async def readonly_root(m: ContainerManager, c: Container) -> AsyncIterator[Path
     finally:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(unmount)
+
+
+def _exports_dir(exec_root: Path) -> Path:
+    return exec_root / "export"
+
+
+def clear_stale_exports(exec_root: Path) -> None:
+    """Unmount what an export left when moord died under it (blocking; at start-up)."""
+    directory = _exports_dir(exec_root)
+    if not directory.is_dir():
+        return
+    for target in directory.iterdir():
+        try:
+            mounts.unmount(target)
+            target.rmdir()
+        except (OSError, EngineError) as exc:
+            log.warning("clearing the stale export mount %s: %s", target, exc)
 
 
 class _ToTrio:
@@ -104,4 +124,5 @@ async def export_container(m: ContainerManager, c: Container, send: Send) -> Non
     m.publish(c, "export")
 
 
-__all__ = ["check_exportable", "export_container", "readonly_root", "write_tree"]
+__all__ = ["check_exportable", "clear_stale_exports", "export_container", "readonly_root",
+           "write_tree"]

@@ -91,10 +91,12 @@ class ContainerManager:
     # plumbing -----------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the monitors' nursery; reconcile records with reality first."""
+        from engine.containers.export import clear_stale_exports
         from engine.containers.recovery import recover
 
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            await trio.to_thread.run_sync(clear_stale_exports, self.config.exec_root)
             await recover(self)
             task_status.started()
             await trio.sleep_forever()

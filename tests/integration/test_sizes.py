@@ -42,6 +42,8 @@ def test_inspect_and_ps_with_size(moord: Moord, writer: str) -> None:
     ours = moor(moord, "ps", "-a", "-s", "--filter", f"name={writer}",
                 "--format", "{{.Size}}").stdout.strip()
     assert ours == line
+    moor_inspect = moor(moord, "inspect", "-s", "-f", "{{.SizeRw}}", writer).stdout.strip()
+    assert moor_inspect == str(WRITTEN + 2)
 
 
 def test_list_with_size_through_docker_py(moord: Moord, writer: str,

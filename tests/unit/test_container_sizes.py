@@ -1,4 +1,5 @@
-"""A writable layer's size as dockerd counts it: non-directories by lstat, links once."""
+"""A writable layer's size as dockerd counts it (non-directories by lstat, links once);
+export's leftovers cleared at start-up."""
 
 from __future__ import annotations
 
@@ -17,3 +18,12 @@ def test_layer_size_counts_files_links_once_and_symlinks(tmp_path: Path) -> None
     os.mknod(tmp_path / "whiteout", 0o600 | 0o020000, os.makedev(0, 0))
     assert layer_size(tmp_path) == 106
     assert layer_size(tmp_path / "missing") == 0
+
+
+def test_stale_export_mount_points_are_cleared(tmp_path: Path) -> None:
+    from engine.containers.export import clear_stale_exports
+
+    clear_stale_exports(tmp_path)  # nothing there: nothing to do
+    (tmp_path / "export" / "abc-1234").mkdir(parents=True)
+    clear_stale_exports(tmp_path)
+    assert list((tmp_path / "export").iterdir()) == []
