@@ -1,4 +1,5 @@
-"""`moor save` and `moor load`: image archives to and from files or pipes."""
+"""`moor save`, `moor load` and `moor export`: image archives and a container's
+filesystem, to and from files or pipes."""
 
 from __future__ import annotations
 
@@ -11,22 +12,22 @@ from typing import IO, Any
 import click
 
 from engine.cli.app import App, describe, pass_app
-from engine.cli.client import ClientError
+from engine.cli.client import ClientError, container_path
 from engine.cli.errors import CommandError
 from engine.cli.images import show_messages
 
 
-def check_output_path(path: str) -> None:
+def check_output_path(path: str, failure: str = "failed to save image") -> None:
     """Docker's checks before a save: the directory exists, the target is a file or none."""
     cleaned = os.path.normpath(path)
     directory = os.path.dirname(cleaned)
     if directory and not os.path.isdir(directory):
         raise CommandError(
-            f'failed to save image: invalid output path: directory "{directory}" does not exist'
+            f'{failure}: invalid output path: directory "{directory}" does not exist'
         )
     if os.path.lexists(cleaned) and not (os.path.isfile(cleaned) or os.path.isdir(cleaned)):
         raise CommandError(
-            f'failed to save image: invalid output path: "{path}" must be a directory or a '
+            f'{failure}: invalid output path: "{path}" must be a directory or a '
             "regular file"
         )
 
@@ -56,13 +57,20 @@ def _write_file(path: str, chunks: Any) -> None:
 def save(app: App, output: str | None, platforms: tuple[str, ...], names: tuple[str, ...]
          ) -> None:
     """Save one or more images to a tar archive (streamed to STDOUT by default)."""
+    params = {"names": list(names), "platform": list(platforms) or None}
+    _download(app, "/images/get", params, output, "failed to save image")
+
+
+def _download(app: App, path: str, params: dict[str, Any], output: str | None,
+              failure: str) -> None:
+    """A tar from moord into the file `output` (whole or not at all), or to STDOUT (never
+    a terminal)."""
     if output:
-        check_output_path(output)
+        check_output_path(output, failure)
     elif sys.stdout.isatty():
         raise CommandError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-    params = {"names": list(names), "platform": list(platforms) or None}
     try:
-        with app.client.call("GET", "/images/get", params) as response:
+        with app.client.call("GET", path, params) as response:
             if output:
                 _write_file(output, response.iter_body())
             else:
@@ -76,7 +84,17 @@ def save(app: App, output: str | None, platforms: tuple[str, ...], names: tuple[
     except OSError as exc:
         if isinstance(exc, BrokenPipeError):
             raise
-        raise CommandError(f"failed to save image: {exc.strerror or exc}") from None
+        raise CommandError(f"{failure}: {exc.strerror or exc}") from None
+
+
+@click.command()
+@click.option("-o", "--output", metavar="string", help="Write to a file, instead of STDOUT")
+@click.argument("container")
+@pass_app
+def export(app: App, output: str | None, container: str) -> None:
+    """Export a container's filesystem as a tar archive (streamed to STDOUT by default)."""
+    _download(app, container_path(container, "/export"), {}, output,
+              "failed to export container")
 
 
 @click.command()
@@ -110,4 +128,4 @@ def load(app: App, input_: str | None, quiet: bool, platforms: tuple[str, ...]) 
         raise CommandError(describe(exc)) from None
 
 
-__all__ = ["check_output_path", "load", "save"]
+__all__ = ["check_output_path", "export", "load", "save"]

@@ -1,6 +1,7 @@
 """The isolation, logging and namespace flags of `moor run/create`: --privileged,
 --cap-add/--cap-drop, --security-opt, --log-driver/--log-opt, --sysctl, --group-add,
---ipc/--pid/--uts/--cgroupns, --oom-score-adj, --runtime, --annotation, --expose —
+--ipc/--pid/--uts/--cgroupns, --oom-score-adj, --runtime, --annotation, --expose,
+--device, --device-cgroup-rule —
 parsed as the docker CLI parses them and written where it writes them."""
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import attrs
 import click
 
 from engine.cli.options import OptionError, key_value_map
+from engine.errors import InvalidParameter
+from engine.runtime.devices import parse_cgroup_rule, valid_permissions
 
 #: what docker says of a --log-opt, --sysctl or --annotation without `=`
 _KV_FORMAT = "invalid key value pair format: {value}"
@@ -28,6 +31,9 @@ def click_options() -> list[Any]:
         many("--cap-drop", "cap_drop", help="Drop Linux capabilities"),
         click.option("--cgroupns", default="", metavar="STRING",
                      help="Cgroup namespace to use (host|private)"),
+        many("--device", "devices", help="Add a host device to the container"),
+        many("--device-cgroup-rule", "device_cgroup_rules",
+             help="Add a rule to the cgroup allowed devices list"),
         many("--expose", "expose", help="Expose a port or a range of ports"),
         many("--group-add", "group_add", help="Add additional groups to join"),
         click.option("--ipc", default="", metavar="STRING", help="IPC mode to use"),
@@ -65,6 +71,8 @@ class HostFlags:
     runtime: str = ""
     annotations: dict[str, str] = attrs.field(factory=dict)
     exposed: tuple[str, ...] = ()  # "80/tcp", ...
+    devices: tuple[dict[str, str], ...] = ()  # HostConfig.Devices entries
+    device_cgroup_rules: tuple[str, ...] = ()
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> HostFlags:
@@ -94,6 +102,9 @@ class HostFlags:
             annotations=key_value_map(params.get("annotations") or (), "--annotation",
                                    _KV_FORMAT),
             exposed=tuple(p for spec in params.get("expose") or () for p in exposed_ports(spec)),
+            devices=tuple(device_mapping(d) for d in params.get("devices") or ()),
+            device_cgroup_rules=tuple(_cgroup_rule(r)
+                                      for r in params.get("device_cgroup_rules") or ()),
         )
 
     def apply(self, body: dict[str, Any]) -> None:
@@ -105,7 +116,9 @@ class HostFlags:
                            ("Sysctls", self.sysctls), ("GroupAdd", list(self.group_add)),
                            ("IpcMode", self.ipc), ("PidMode", self.pid), ("UTSMode", self.uts),
                            ("CgroupnsMode", self.cgroupns), ("OomScoreAdj", self.oom_score_adj),
-                           ("Runtime", self.runtime), ("Annotations", self.annotations)):
+                           ("Runtime", self.runtime), ("Annotations", self.annotations),
+                           ("Devices", list(self.devices)),
+                           ("DeviceCgroupRules", list(self.device_cgroup_rules))):
             if value:
                 host[key] = value
         if self.log_driver or self.log_opts:
@@ -128,3 +141,32 @@ def exposed_ports(spec: str) -> list[str]:
     if not (0 < first <= last <= 65535) or proto not in ("tcp", "udp", "sctp"):
         raise OptionError(f"invalid range format for --expose: {spec}")
     return [f"{port}/{proto}" for port in range(first, last + 1)]
+
+
+def device_mapping(spec: str) -> dict[str, str]:
+    """`--device HOST[:CONTAINER][:PERMISSIONS]` (`HOST:rw` too), as docker parses it."""
+    parts = spec.split(":", 3)
+    if len(parts) > 3:
+        raise OptionError(f"invalid device specification: {spec}")
+    host, inside, permissions = parts[0], "", "rwm"
+    if len(parts) == 3:
+        inside, permissions = parts[1], parts[2]
+    elif len(parts) == 2:
+        if valid_permissions(parts[1]):
+            permissions = parts[1]
+        else:
+            inside = parts[1]
+    inside = inside or host
+    if not inside.startswith("/") or not valid_permissions(permissions):
+        raise OptionError(f"invalid argument \"{spec}\" for \"--device\" flag: "
+                          f"bad format for path: {spec}")
+    return {"PathOnHost": host, "PathInContainer": inside, "CgroupPermissions": permissions}
+
+
+def _cgroup_rule(rule: str) -> str:
+    try:
+        parse_cgroup_rule(rule)
+    except InvalidParameter:
+        raise OptionError(f"invalid argument \"{rule}\" for \"--device-cgroup-rule\" flag: "
+                          f"invalid device cgroup format '{rule}'") from None
+    return rule

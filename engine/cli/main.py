@@ -107,7 +107,7 @@ for _name, _command in (
     ("save", archives.save), ("load", archives.load), ("commit", commit.commit),
     ("build", build.build), ("exec", execs.exec_),
     ("top", observing.top), ("diff", observing.diff), ("stats", observing.stats),
-    ("cp", copying.cp),
+    ("cp", copying.cp), ("export", archives.export),
 ):
     cli.add_command(_command, name=_name)
 
@@ -122,7 +122,7 @@ _group("container", "Manage containers", [
     ("start", lifecycle.start), ("stop", lifecycle.stop),
     ("unpause", lifecycle.unpause), ("update", events.update), ("wait", lifecycle.wait),
     ("top", observing.top), ("diff", observing.diff), ("stats", observing.stats),
-    ("cp", copying.cp),
+    ("cp", copying.cp), ("export", archives.export),
 ])
 _group("image", "Manage images", [
     ("import", images.import_), ("inspect", inspecting.inspect_command("image")),

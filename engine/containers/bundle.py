@@ -17,7 +17,7 @@ from engine import fsutil
 from engine.containers.layout import ContainerPaths
 from engine.containers.model import Container
 from engine.runtime import mounts
-from engine.runtime.devices import host_devices
+from engine.runtime.devices import Device, devices_from_path, host_devices, parse_cgroup_rule
 from engine.runtime.ocimounts import Mount
 from engine.runtime.rlimits import rlimits_for_spec
 from engine.runtime.security import parse_security_opt, select_seccomp
@@ -128,9 +128,26 @@ class BundleMaker:
             mounts=tuple(etc_mounts + list(extra or [])),
             shm_size=c.host.shm_size,
             init_binary=self.host.init_path if c.host.init else "",
-            devices=host_devices() if c.host.privileged else (),
+            devices=_devices(c),
+            device_rules=() if c.host.privileged else tuple(
+                parse_cgroup_rule(rule) for rule in c.host.device_cgroup_rules),
             cgroups_path=cgroups_path,
             resources=limits,
             sysctls=dict(c.host.sysctls),
             annotations=dict(c.host.annotations),
         )
+
+
+def _devices(c: Container) -> tuple[Device, ...]:
+    """The device nodes `c` gets: its `--device`s (looked up now: a node may come and
+    go between starts), and a privileged container every node of the host's /dev
+    besides. Blocking."""
+    mapped: list[Device] = []
+    for d in c.host.devices:
+        if c.host.privileged and d.path_on_host == d.path_in_container:
+            continue  # the host's /dev has it already
+        mapped.extend(devices_from_path(d.path_on_host, d.path_in_container,
+                                        "rwm" if c.host.privileged else d.cgroup_permissions))
+    if c.host.privileged:
+        return host_devices() + tuple(mapped)
+    return tuple(mapped)

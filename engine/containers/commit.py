@@ -5,30 +5,36 @@ changed merged in: command, environment, labels, …), then the `--change` instr
 Its layers are the image's plus one made from the writable layer
 (`engine.images.upperdir`), kept as an uncompressed blob so push and save send the
 exact bytes. `parent` names the image the container ran, as Docker's commit does.
-A running container is paused while its files are read, unless asked not to be.
+A running container is paused while its files are read, unless asked not to be; one
+that exits meanwhile is committed all the same (nothing is left to pause), and a
+commit that fails never leaves it paused.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 from typing import TYPE_CHECKING
 
 import attrs
 import trio
 
 from engine.containers.model import Container, ContainerSpec, Status
-from engine.errors import Conflict, NotFound
+from engine.errors import Conflict, EngineError, NotFound
 from engine.images import ociconfig
 from engine.images.changes import apply_changes
 from engine.images.model import HistoryEntry, Image, ImageConfig
 from engine.images.reference import Reference
 from engine.images.upperdir import LayerTar, write_upper_tar
+from engine.runtime.interface import ContainerGone
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from engine.containers.manager import ContainerManager
+
+log = logging.getLogger(__name__)
 
 
 @attrs.frozen
@@ -81,8 +87,7 @@ async def commit_container(m: ContainerManager, c: Container, request: CommitReq
     paused_here = False
     try:
         if request.pause and c.state.status is Status.RUNNING:
-            await m.pause(c)
-            paused_here = True
+            paused_here = await _pause_for_commit(m, c)
         image = await commit_upper(
             m, c, parent, config,
             HistoryEntry(created=dt.datetime.now(dt.UTC), created_by=" ".join(cmd),
@@ -90,13 +95,47 @@ async def commit_container(m: ContainerManager, c: Container, request: CommitReq
             author=request.author, comment=request.comment,
             unpause=paused_here)
     finally:
-        if paused_here and c.state.status is Status.PAUSED:
-            await m.unpause(c)
+        if paused_here:
+            with trio.CancelScope(shield=True):
+                await _let_go(m, c)
     if request.reference is not None:
         await m.images.add_reference(image.id, request.reference)
     m.publish(c, "commit", comment=request.comment, imageID=image.id,
               imageRef=request.reference.familiar() if request.reference else "")
     return image
+
+
+async def _pause_for_commit(m: ContainerManager, c: Container) -> bool:
+    """Pause `c` while its files are read; False if it exited first (nothing to pause:
+    its files hold still anyway). A pause that failed otherwise leaves it not frozen."""
+    try:
+        await m.pause(c)
+    except (ContainerGone, Conflict):
+        return False  # it exited (or is exiting), or someone else paused it, meanwhile
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            await _thaw_if_frozen(m, c)
+        raise
+    return True
+
+
+async def _let_go(m: ContainerManager, c: Container) -> None:
+    """Unpause what the commit paused, whatever became of the commit."""
+    if c.state.status is not Status.PAUSED:
+        return
+    try:
+        await m.unpause(c)
+    except EngineError as exc:
+        log.warning("unpausing %s after a commit: %s", c.short_id, exc.message)
+
+
+async def _thaw_if_frozen(m: ContainerManager, c: Container) -> None:
+    """A pause that failed half-way may have frozen the cgroup: resume it."""
+    try:
+        if await m.runtime.frozen(m.target(c)):
+            await m.runtime.resume(m.target(c))
+    except EngineError as exc:
+        log.warning("thawing %s after a failed pause: %s", c.short_id, exc.message)
 
 
 async def commit_upper(m: ContainerManager, c: Container, parent: Image, config: ImageConfig,
@@ -113,8 +152,9 @@ async def commit_upper(m: ContainerManager, c: Container, parent: Image, config:
         try:
             layer = await trio.to_thread.run_sync(_tar_upper, m.paths(c).upper, tarball)
         finally:
-            if unpause and c.state.status is Status.PAUSED:
-                await m.unpause(c)
+            if unpause:
+                with trio.CancelScope(shield=True):
+                    await _let_go(m, c)
         empty = layer.digest in _EMPTY_TARS
         diff_ids = list(parent.diff_ids) if empty else [*parent.diff_ids, layer.digest]
         if empty:

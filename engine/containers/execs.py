@@ -32,6 +32,7 @@ import attrs
 import trio
 
 from engine import ids
+from engine.containers.execenv import exec_environment
 from engine.containers.model import Container, Status
 from engine.errors import Conflict, InvalidParameter, NotFound
 from engine.runtime.exec import ExecFiles, ExecUser, exec_process, read_process_template
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 DRAIN_GRACE = 0.2
 _CHUNK = 64 * 1024
 
-Send = Callable[[int, bytes], Awaitable[None]]  # (stream id 1/2, data)
+Send = Callable[[int, bytes], Awaitable[None]]  # (stream 1/2, or 0 for a terminal; data)
 
 
 @attrs.define(eq=False)
@@ -130,11 +131,15 @@ class ExecManager:
         runtime = m.runtime.command_line(c.runtime)
         paths = m.paths(c)
         template = await read_process_template(paths.config_json)
-        env = _merge_env(list(template.get("env") or []), session.env)
         user = None
+        home = None
         if session.user:
-            found = await trio.to_thread.run_sync(resolve_user, paths.rootfs, session.user)
+            found = await trio.to_thread.run_sync(resolve_user, paths.rootfs, session.user,
+                                                  c.host.group_add)
             user = ExecUser(found.uid, found.gid, tuple(found.additional_gids))
+            home = found.home or "/"
+        env = exec_environment(list(template.get("env") or []), user_env=c.spec.env,
+                               terminal=session.tty, home=home, extra=session.env)
         spec = exec_process(template, session.argv, env=env, user=user,
                             cwd=session.working_dir or None,
                             capabilities=host_facts().capabilities if session.privileged
@@ -214,7 +219,7 @@ class ExecManager:
                             code: int) -> int:
         error = await trio.to_thread.run_sync(files.runtime_error)
         if error and send is not None:
-            await send(1, f"OCI runtime exec failed: {error}\r\n".encode())
+            await send(0, f"OCI runtime exec failed: {error}\r\n".encode())
         if not error:
             return code
         return 127 if "not found" in error.lower() or "no such file" in error.lower() else 126
@@ -280,11 +285,6 @@ def _as_socket(conn: trio.socket.SocketType) -> socket.socket:
 
 def set_window(fd: int, rows: int, columns: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-
-
-def _merge_env(base: list[str], extra: list[str]) -> list[str]:
-    keys = {e.partition("=")[0] for e in extra}
-    return [e for e in base if e.partition("=")[0] not in keys] + list(extra)
 
 
 async def _pump_out(stream: trio.abc.ReceiveStream, stream_id: int, send: Send | None) -> None:

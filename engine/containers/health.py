@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import attrs
 import trio
 
+from engine.containers.execenv import exec_environment
 from engine.containers.model import Container, HealthProbe, HealthState, HealthStatus, Status
 from engine.durations import format_duration
 from engine.images.model import Healthcheck
@@ -153,13 +154,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _exec_env(c: Container, env: list[str]) -> list[str]:
-    """The container's env, less the TERM a TTY added: a probe never has a terminal."""
-    if c.spec.tty and not any(e.startswith("TERM=") for e in c.spec.env):
-        return [e for e in env if not e.startswith("TERM=")]
-    return env
-
-
 @attrs.define(eq=False)
 class RuntimeExecutor:
     """Runs probes with the OCI runtime, as the container's process: its user, env, cwd.
@@ -183,7 +177,9 @@ class RuntimeExecutor:
                 self.template = await read_process_template(self.config_json)
             except (OSError, ValueError) as exc:
                 return ExecResult(exit_code=-1, error=f"reading the container's process: {exc}")
-        env = _exec_env(self.c, list(self.template.get("env") or []))
+        # the container's env; a probe never has a terminal
+        env = exec_environment(list(self.template.get("env") or []), user_env=self.c.spec.env,
+                               terminal=False, home=None)
         result = await exec_capture(
             self.oci, self.c.id, argv, process=self.template, env=env, kill_after=kill_after,
             limit=MAX_OUTPUT_LEN, scratch=self.scratch)

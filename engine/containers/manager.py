@@ -91,10 +91,12 @@ class ContainerManager:
     # plumbing -----------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the monitors' nursery; reconcile records with reality first."""
+        from engine.containers.export import clear_stale_exports
         from engine.containers.recovery import recover
 
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            await trio.to_thread.run_sync(clear_stale_exports, self.config.exec_root)
             await recover(self)
             task_status.started()
             await trio.sleep_forever()
@@ -315,8 +317,9 @@ class ContainerManager:
         holds its lock or is recovery, before anyone else can."""
         await removal.remove_locked(self, c)
 
-    async def prune(self, keep: Callable[[Container], bool]) -> list[str]:
-        """Remove every stopped container that `keep` doesn't protect; returns their IDs."""
+    async def prune(self, keep: Callable[[Container], bool]) -> tuple[list[str], int]:
+        """Remove every stopped container that `keep` doesn't protect; returns their IDs
+        and the bytes reclaimed."""
         return await removal.prune(self, keep)
 
     # rename -------------------------------------------------------------------
@@ -372,17 +375,28 @@ class ContainerManager:
 
     # wait ---------------------------------------------------------------------
     async def wait(self, c: Container, condition: str) -> WaitResult:
+        """`POST /containers/{id}/wait`, as dockerd: `not-running` returns at once for a
+        container that is not running, else at its next exit, even one its restart
+        policy undoes (a restarting container counts as running)."""
         live = self.live_of(c)
         if condition in ("", "not-running"):
             if not c.state.is_live and c.state.status is not Status.RESTARTING:
                 return WaitResult(c.state.exit_code)
-            notice = live.stopped
+            notice = live.next_exit
         elif condition == "next-exit":
             notice = live.next_exit
         elif condition == "removed":
             notice = live.removed
         else:
             raise InvalidParameter(f"invalid condition: \"{condition}\"")
+        await notice.event.wait()
+        return WaitResult(notice.exit_code, notice.error)
+
+    async def wait_at_rest(self, c: Container) -> WaitResult:
+        """Until `c` exits with no restart pending (`logs -f` follows across restarts)."""
+        if not c.state.is_live and c.state.status is not Status.RESTARTING:
+            return WaitResult(c.state.exit_code)
+        notice = self.live_of(c).stopped
         await notice.event.wait()
         return WaitResult(notice.exit_code, notice.error)
 

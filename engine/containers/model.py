@@ -70,6 +70,15 @@ class PortBinding:
     host_port: str = ""
 
 
+@attrs.frozen
+class DeviceMapping:
+    """`--device HOST[:CONTAINER][:PERMISSIONS]`: a host device node in the container."""
+
+    path_on_host: str
+    path_in_container: str
+    cgroup_permissions: str = "rwm"
+
+
 @attrs.define
 class ContainerSpec:
     """The process to run and its environment (Docker's `Config`), image defaults merged."""
@@ -142,6 +151,9 @@ class HostSpec(Resources):
     uts_mode: str = ""
     cgroupns_mode: str = ""
     annotations: dict[str, str] = attrs.field(factory=dict)
+    isolation: str = ""  # "" or "default", as asked: the only isolation Linux has
+    devices: list[DeviceMapping] = attrs.field(factory=list)
+    device_cgroup_rules: list[str] = attrs.field(factory=list)  # "c 7:128 rwm", checked
 
 
 class HealthStatus(enum.Enum):

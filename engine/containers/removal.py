@@ -17,6 +17,7 @@ import trio
 from engine import fsutil
 from engine.containers import stopping
 from engine.containers.model import Container, Status, StopReason
+from engine.containers.sizes import layer_size
 from engine.errors import Conflict, NotModified
 
 if TYPE_CHECKING:
@@ -74,17 +75,22 @@ async def remove_locked(m: ContainerManager, c: Container, *, volumes: bool = Fa
     m.publish(c, "destroy")
 
 
-async def prune(m: ContainerManager, keep: Callable[[Container], bool]) -> list[str]:
-    """Remove every stopped container that `keep` doesn't protect; returns their IDs."""
+async def prune(m: ContainerManager, keep: Callable[[Container], bool]
+                ) -> tuple[list[str], int]:
+    """Remove every stopped container that `keep` doesn't protect; returns their IDs and
+    the bytes their writable layers held (dockerd's `SpaceReclaimed`)."""
     removed: list[str] = []
+    reclaimed = 0
     for c in m.records():
         if c.state.is_live or c.state.status in (Status.RESTARTING, Status.REMOVING):
             continue
         if keep(c):
             continue
+        size = await trio.to_thread.run_sync(layer_size, m.paths(c).upper)
         try:
             await remove(m, c)
         except (Conflict, NotModified):
             continue
         removed.append(c.id)
-    return removed
+        reclaimed += size
+    return removed, reclaimed

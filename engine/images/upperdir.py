@@ -166,35 +166,43 @@ def write_upper_tar(upper: Path, out: IO[bytes]) -> LayerTar:
                 tf.addfile(_empty(f"{parent}/{WHITEOUT_PREFIX}{name}" if parent
                                   else f"{WHITEOUT_PREFIX}{name}", st))
                 continue
-            info = _info(rel, st)
-            info.pax_headers = _xattrs(full)
-            if stat.S_ISDIR(mode):
-                info.type = tarfile.DIRTYPE
-                tf.addfile(info)
-                if _is_opaque(full):
-                    tf.addfile(_empty(f"{rel}/{WHITEOUT_OPAQUE}", st))
-            elif stat.S_ISLNK(mode):
-                info.type = tarfile.SYMTYPE
-                info.linkname = os.readlink(full)
-                tf.addfile(info)
-            elif stat.S_ISREG(mode):
-                key = (st.st_dev, st.st_ino)
-                if st.st_nlink > 1 and key in links:
-                    info.type = tarfile.LNKTYPE
-                    info.linkname = links[key]
-                    tf.addfile(info)
-                    continue
-                links[key] = rel
-                info.size = st.st_size
-                with open(full, "rb") as f:
-                    tf.addfile(info, f)
-            elif stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-                info.type = (tarfile.FIFOTYPE if stat.S_ISFIFO(mode)
-                             else tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE)
-                info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-                tf.addfile(info)
-            # sockets are not archived (as in Docker)
+            add_entry(tf, rel, full, st, links)
+            if stat.S_ISDIR(mode) and _is_opaque(full):
+                tf.addfile(_empty(f"{rel}/{WHITEOUT_OPAQUE}", st))
     return LayerTar("sha256:" + sink.hasher.hexdigest(), sink.size)
+
+
+def add_entry(tf: tarfile.TarFile, rel: str, full: str, st: os.stat_result,
+              links: dict[tuple[int, int], str]) -> None:
+    """One file of a tree into `tf` as `rel`, with its mode, owner, mtime and xattrs; a
+    regular file seen before (its inode in `links`) as a hard link to its first name.
+    Sockets are not archived (as in Docker)."""
+    mode = st.st_mode
+    info = _info(rel, st)
+    info.pax_headers = _xattrs(full)
+    if stat.S_ISDIR(mode):
+        info.type = tarfile.DIRTYPE
+        tf.addfile(info)
+    elif stat.S_ISLNK(mode):
+        info.type = tarfile.SYMTYPE
+        info.linkname = os.readlink(full)
+        tf.addfile(info)
+    elif stat.S_ISREG(mode):
+        key = (st.st_dev, st.st_ino)
+        if st.st_nlink > 1 and key in links:
+            info.type = tarfile.LNKTYPE
+            info.linkname = links[key]
+            tf.addfile(info)
+            return
+        links[key] = rel
+        info.size = st.st_size
+        with open(full, "rb") as f:
+            tf.addfile(info, f)
+    elif stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        info.type = (tarfile.FIFOTYPE if stat.S_ISFIFO(mode)
+                     else tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE)
+        info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        tf.addfile(info)
 
 
 def is_stub(rel: str, st: os.stat_result, full: str) -> bool:
@@ -202,4 +210,5 @@ def is_stub(rel: str, st: os.stat_result, full: str) -> bool:
     return _is_stub(rel, st, full)
 
 
-__all__ = ["RUNTIME_STUBS", "HashingWriter", "LayerTar", "is_stub", "walk", "write_upper_tar"]
+__all__ = ["RUNTIME_STUBS", "HashingWriter", "LayerTar", "add_entry", "is_stub", "walk",
+           "write_upper_tar"]

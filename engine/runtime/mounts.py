@@ -36,18 +36,38 @@ def mount_overlay(lowerdirs: Sequence[str | Path], upper: Path, work: Path, targ
     lowerdirs = list(dict.fromkeys(str(p) for p in lowerdirs))
     if not lowerdirs:
         raise SystemFailure("an overlay needs at least one lower layer")
-    options = (f"lowerdir={':'.join(str(p) for p in lowerdirs)},"
-               f"upperdir={upper},workdir={work}")
+    options = _checked_options(lowerdirs, f",upperdir={upper},workdir={work}")
+    for path in (upper, work, target):
+        path.mkdir(parents=True, exist_ok=True)
+    if is_mountpoint(target):
+        return
+    _mount_at(target, options, base)
+
+
+def mount_readonly_overlay(lowerdirs: Sequence[str | Path], target: Path,
+                           *, base: Path | None = None) -> None:
+    """Mount `lowerdirs` (top first, at least two) at `target` with no upper layer: a
+    read-only view of them (a container's files for `export`, its upper as the top
+    layer, beside the container's own mount and never in its way)."""
+    if len(lowerdirs) < 2:
+        raise SystemFailure("a read-only overlay needs at least two layers")
+    options = _checked_options(lowerdirs, "")
+    target.mkdir(parents=True, exist_ok=True)
+    _mount_at(target, options, base)
+
+
+def _checked_options(lowerdirs: Sequence[str | Path], rest: str) -> str:
+    options = f"lowerdir={':'.join(str(p) for p in lowerdirs)}{rest}"
     if len(options) >= _PAGE_SIZE:
         raise SystemFailure(
             f"the image has {len(lowerdirs)} layers: its overlay mount options are "
             f"{len(options)} bytes, over the kernel's limit of {_PAGE_SIZE - 1} "
             "(a shorter --data-root or an image with fewer layers fits)"
         )
-    for path in (upper, work, target):
-        path.mkdir(parents=True, exist_ok=True)
-    if is_mountpoint(target):
-        return
+    return options
+
+
+def _mount_at(target: Path, options: str, base: Path | None) -> None:
     if base is None:
         failure = _mount(os.fsencode(target), options.encode())
     else:
@@ -130,4 +150,4 @@ def unmount(target: Path) -> None:
         raise SystemFailure(f"unmounting {target}: {exc.strerror}") from None
 
 
-__all__ = ["bind_mount", "is_mountpoint", "mount_overlay", "unmount"]
+__all__ = ["bind_mount", "is_mountpoint", "mount_overlay", "mount_readonly_overlay", "unmount"]

@@ -36,7 +36,7 @@ from engine.errors import InvalidParameter
 from engine.limits import Resources
 from engine.runtime import rlimits as rl
 from engine.runtime import seccomp
-from engine.runtime.devices import Device, device_rules
+from engine.runtime.devices import Device, DeviceRule, device_rules
 from engine.runtime.ocimounts import (
     DEFAULT_SHM_SIZE,
     Mount,
@@ -173,6 +173,7 @@ class SpecInputs:
     masked_paths: tuple[str, ...] | None = None  # None: Docker's defaults
     readonly_paths: tuple[str, ...] | None = None
     devices: tuple[Device, ...] = attrs.field(default=(), converter=_as_tuple)
+    device_rules: tuple[DeviceRule, ...] = attrs.field(default=(), converter=_as_tuple)
     # resources
     cgroups_path: str = ""  # e.g. /moorage/<id>
     resources: Resources = attrs.field(factory=Resources)  # pids_limit <= 0: unlimited
@@ -287,7 +288,7 @@ def _owns_netns(inputs: SpecInputs) -> bool:
 
 
 def _resources(inputs: SpecInputs) -> dict[str, Any]:
-    return {"devices": device_rules(inputs.privileged, inputs.devices),
+    return {"devices": device_rules(inputs.privileged, inputs.devices, inputs.device_rules),
             **limit_resources(inputs.resources)}
 
 

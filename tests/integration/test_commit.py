@@ -124,3 +124,27 @@ def test_commit_change_reads_what_a_dockerfile_reads(moord: Moord) -> None:
     finally:
         moord.docker("rm", "-f", cid, check=False)
         moord.docker("rmi", f"{name}:v1", check=False)
+
+
+def test_commit_of_a_container_that_exits_meanwhile(moord: Moord, docker_client) -> None:  # type: ignore[no-untyped-def]
+    """docker-py's own commit tests start `touch /test` and commit at once: the container
+    exits during the commit, which must not fail it (nothing is left to pause), nor leave
+    anything paused."""
+    images = []
+    try:
+        for _ in range(5):
+            container = docker_client.containers.run("busybox", ["touch", "/test"], detach=True)
+            try:
+                image = container.commit()
+                images.append(image.id)
+                container.reload()
+                assert container.status in ("running", "exited")
+                container.wait(timeout=30)
+                assert docker_client.containers.get(container.id).status == "exited"
+            finally:
+                container.remove(force=True)
+        ran = docker_client.containers.run(images[-1], ["ls", "/"], remove=True)
+        assert b"bin" in ran
+    finally:
+        for image_id in images:
+            docker_client.images.remove(image_id, force=True)

@@ -1,5 +1,5 @@
-"""`docker exec` without a terminal: output, exit codes, stdin, user, env, workdir, detached
-runs, inspect, and the refusals (stopped container, -t not yet)."""
+"""`docker exec`: output, exit codes, stdin, user, env, workdir, detached runs, inspect,
+the refusals, terminals (TERM, framing as the start asks), HOME per user, detach keys."""
 
 from __future__ import annotations
 
@@ -125,3 +125,64 @@ def test_exec_it_under_a_terminal(moord: Moord, running: str) -> None:
         if proc.poll() is None:
             proc.kill()
         os.close(master)
+
+
+def test_exec_t_sets_term_and_u_gets_the_users_home(moord: Moord, running: str) -> None:
+    """`exec -t` has TERM=xterm (a plain exec has no TERM); `exec -u nobody` has nobody's
+    HOME from the image's passwd, not root's; a HOME or TERM the container set stays."""
+    tty = moord.docker("exec", "-t", running, "sh", "-c", "echo T=$TERM").stdout
+    assert tty.replace("\r", "") == "T=xterm\n"
+    plain = moord.docker("exec", running, "sh", "-c", "echo T=$TERM H=$HOME").stdout
+    assert plain == "T= H=/root\n"
+    nobody = moord.docker("exec", "-u", "nobody", running, "sh", "-c", "echo $HOME").stdout
+    assert nobody == "/home\n"
+    name = f"ex-home-{secrets.token_hex(3)}"
+    moord.docker("run", "-d", "--name", name, "-e", "HOME=/srv", "-e", "TERM=dumb",
+                 "busybox", "sleep", "300")
+    try:
+        kept = moord.docker("exec", "-t", "-u", "nobody", name, "sh", "-c",
+                            "echo $HOME $TERM").stdout
+        assert kept.replace("\r", "") == "/srv dumb\n"
+    finally:
+        moord.docker("rm", "-f", name, check=False)
+
+
+def test_tty_exec_framing_follows_the_start_request(moord: Moord, running: str) -> None:
+    """With a TTY the stream is raw when the start asks for a TTY (the docker CLI), and in
+    stdout frames when it does not (the SDK's `exec_start` without `tty=True`), so both
+    of the SDK's demux modes read it."""
+    import docker
+    from docker.utils.socket import next_frame_header, read_exactly
+
+    client = docker.APIClient(base_url=moord.host, version="1.45", timeout=60)
+    try:
+        cmd = ["sh", "-c", "echo out; echo err >&2"]
+        exec_id = client.exec_create(running, cmd, tty=True)
+        assert client.exec_start(exec_id) == b"out\r\nerr\r\n"
+        exec_id = client.exec_create(running, cmd, tty=True)
+        assert client.exec_start(exec_id, demux=True) == (b"out\r\nerr\r\n", None)
+        exec_id = client.exec_create(running, cmd, tty=True)
+        assert client.exec_start(exec_id, tty=True) == b"out\r\nerr\r\n"
+        exec_id = client.exec_create(running, ["printf", "exact"], tty=True)
+        sock = client.exec_start(exec_id, socket=True)
+        try:
+            stream, size = next_frame_header(sock)
+            assert (stream, size) == (1, len("exact"))
+            assert read_exactly(sock, size) == b"exact"
+        finally:
+            sock.close()
+    finally:
+        client.close()
+
+
+def test_detach_keys_in_the_sdks_spelling(moord: Moord, running: str) -> None:
+    """The SDK sends the config file's detach keys as `detachKeys`: they are the exec's."""
+    import docker
+
+    client = docker.APIClient(base_url=moord.host, version="1.45", timeout=60)
+    try:
+        client._general_configs["detachKeys"] = "ctrl-x"
+        exec_id = client.exec_create(running, "cat", stdin=True, tty=True)
+        assert client.exec_inspect(exec_id)["DetachKeys"] == "ctrl-x"
+    finally:
+        client.close()

@@ -284,3 +284,17 @@ def test_moor_update_and_events(moord: Moord) -> None:
         assert "(image=busybox, moorevt=1, name=mupd)" in events[0]
     finally:
         moord.docker("rm", "-f", "mupd", check=False)
+
+
+def test_wait_returns_at_an_exit_the_policy_undoes(moord: Moord) -> None:
+    """`docker wait` (condition not-running) returns at the container's next exit even
+    when `always` restarts it, as dockerd's does; `rm` then says to stop it first."""
+    moord.docker("run", "-d", "--name", "waited", "--restart", "always", "--network", "none",
+                 "busybox", "sleep", "1")
+    try:
+        assert moord.docker("wait", "waited", timeout=60).stdout.strip() == "0"
+        refused = moord.docker("rm", "waited", check=False)
+        assert refused.returncode != 0
+        assert "stop the container before" in refused.stderr.lower()
+    finally:
+        moord.docker("rm", "-f", "waited", check=False)

@@ -51,3 +51,24 @@ def test_refusals(params: dict[str, Any], message: str) -> None:
 
 def test_expose_range() -> None:
     assert exposed_ports("7000-7002/udp") == ["7000/udp", "7001/udp", "7002/udp"]
+
+
+def test_device_flags_as_docker_parses_them() -> None:
+    from engine.cli.hostflags import device_mapping
+
+    assert device_mapping("/dev/sda") == {"PathOnHost": "/dev/sda", "PathInContainer": "/dev/sda",
+                                          "CgroupPermissions": "rwm"}
+    assert device_mapping("/dev/sda:r")["CgroupPermissions"] == "r"
+    assert device_mapping("/dev/sda:/dev/xvda")["PathInContainer"] == "/dev/xvda"
+    assert device_mapping("/dev/sda:/dev/xvda:rw")["CgroupPermissions"] == "rw"
+    for bad in ("/dev/sda:/dev/xvda:rwx", "/dev/sda:xvda", "a:b:c:d"):
+        with pytest.raises(OptionError):
+            device_mapping(bad)
+    flags = HostFlags.from_params({"devices": ("/dev/null:/dev/n",),
+                                   "device_cgroup_rules": ("c 1:3 r",)})
+    body: dict[str, Any] = {"HostConfig": {}}
+    flags.apply(body)
+    assert body["HostConfig"]["DeviceCgroupRules"] == ["c 1:3 r"]
+    assert body["HostConfig"]["Devices"][0]["PathInContainer"] == "/dev/n"
+    with pytest.raises(OptionError, match="invalid device cgroup format 'c 1:3'"):
+        HostFlags.from_params({"device_cgroup_rules": ("c 1:3",)})

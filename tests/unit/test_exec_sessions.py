@@ -55,3 +55,29 @@ def test_finished_sessions_go_with_their_container() -> None:
     assert execs.get(other.id) is other
     with pytest.raises(Conflict, match="is already running"):
         execs.check_startable(running)
+
+
+def test_exec_environment_terminal_and_home() -> None:
+    from engine.containers.execenv import exec_environment
+
+    # the container ran with a TTY as root: its TERM and HOME were moord's
+    ran = ["PATH=/bin", "HOSTNAME=h", "TERM=xterm", "A=1", "HOME=/root"]
+    plain = exec_environment(ran, user_env=["A=1"], terminal=False, home=None)
+    assert plain == ["PATH=/bin", "HOSTNAME=h", "A=1", "HOME=/root"]
+    as_user = exec_environment(ran, user_env=["A=1"], terminal=True, home="/var/lib/pg",
+                               extra=["B=2", "A"])
+    assert as_user == ["PATH=/bin", "HOSTNAME=h", "TERM=xterm", "HOME=/var/lib/pg", "B=2"]
+    # what the user set wins over what moord adds
+    chosen = exec_environment(["TERM=dumb", "HOME=/srv"], user_env=["TERM=dumb", "HOME=/srv"],
+                              terminal=True, home="/home")
+    assert chosen == ["TERM=dumb", "HOME=/srv"]
+
+
+def test_go_spelling_matches_keys_as_gos_decoder() -> None:
+    from engine.api.wire.fields import go_spelling
+
+    known = ("DetachKeys", "Tty")
+    assert go_spelling({"detachKeys": "ctrl-p", "tty": True, "Other": 1}, known) == {
+        "DetachKeys": "ctrl-p", "Tty": True, "Other": 1}
+    assert go_spelling({"DetachKeys": "a", "detachkeys": "b"}, known) == {"DetachKeys": "a"}
+    assert go_spelling({"detachkeys": "b", "DetachKeys": "a"}, known) == {"DetachKeys": "a"}

@@ -29,6 +29,7 @@ FOUNDATION = {
 CLI_MAY_USE = {
     "engine.images.reference", "engine.registry.auth", "engine.containers.detachkeys",
     "engine.networks.ports", "engine.networks.etcfiles", "engine.build.dockerignore",
+    "engine.runtime.devices",
 }
 
 

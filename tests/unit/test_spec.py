@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -569,3 +570,38 @@ def test_default_spec_inputs_use_clamped_rlimits() -> None:
     (nofile,) = s["process"]["rlimits"]
     limits = rl.host_limits()
     assert nofile["hard"] <= limits.ceiling("RLIMIT_NOFILE")
+
+
+def test_device_cgroup_rules_follow_the_devices() -> None:
+    from engine.runtime.devices import parse_cgroup_rule
+
+    s = spec(devices=[Device("/dev/mytun", "c", 10, 200, permissions="r")],
+             device_rules=[parse_cgroup_rule("c 7:128 rwm"), parse_cgroup_rule("b *:* m")])
+    rules = s["linux"]["resources"]["devices"]
+    assert rules[-3:] == [
+        {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "r"},
+        {"allow": True, "type": "c", "major": 7, "minor": 128, "access": "rwm"},
+        {"allow": True, "type": "b", "access": "m"}]
+    privileged = spec(privileged=True, device_rules=[parse_cgroup_rule("c 7:128 rwm")])
+    assert privileged["linux"]["resources"]["devices"] == [{"allow": True, "access": "rwm"}]
+
+
+@pytest.mark.parametrize("bad", ["c 7:128", "x 1:2 r", "c 1:2 rwx", "c a:1 r", " c 1:2 r"])
+def test_bad_device_cgroup_rules(bad: str) -> None:
+    from engine.runtime.devices import parse_cgroup_rule
+
+    with pytest.raises(InvalidParameter, match="invalid device cgroup rule format"):
+        parse_cgroup_rule(bad)
+
+
+def test_devices_from_a_path(tmp_path: Path) -> None:
+    from engine.errors import SystemFailure
+    from engine.runtime.devices import devices_from_path
+
+    (found,) = devices_from_path("/dev/null", "/dev/mynull", "rw")
+    assert (found.path, found.type, found.major, found.minor, found.permissions) == (
+        "/dev/mynull", "c", 1, 3, "rw")
+    (tmp_path / "link").symlink_to("/dev/zero")
+    assert devices_from_path(str(tmp_path / "link"), "/dev/z", "rwm")[0].minor == 5
+    with pytest.raises(SystemFailure, match='adding custom device "/etc/hostname"'):
+        devices_from_path("/etc/hostname", "/x", "rwm")

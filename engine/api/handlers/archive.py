@@ -1,4 +1,5 @@
-"""`docker cp`: `/containers/{id}/archive`: HEAD (stat), GET (a tar out), PUT (a tar in).
+"""The container's files as tars: `docker cp` (`/containers/{id}/archive`: HEAD (stat),
+GET (a tar out), PUT (a tar in)) and `docker export` (`GET /containers/{id}/export`).
 
 The stat of the path goes in `X-Docker-Container-Path-Stat` (base64 JSON), which the
 docker CLI reads to decide how to name what it copies.
@@ -26,6 +27,7 @@ from engine.containers.archive import (
     path_stat,
     write_archive,
 )
+from engine.containers.export import check_exportable, export_container
 from engine.errors import InvalidParameter
 
 if TYPE_CHECKING:
@@ -83,6 +85,18 @@ async def get(req: Request, engine: Engine) -> StreamResponse | RawResponse:
 
     return StreamResponse(produce, content_type="application/x-tar",
                           headers=(_stat_header(info),))
+
+
+@router.route("GET", "/containers/{id}/export")
+async def export(req: Request, engine: Engine) -> StreamResponse:
+    """The whole filesystem, streamed (`engine/containers/export.py`)."""
+    c = engine.containers.get(req.params["id"])
+    check_exportable(engine.containers, c)
+
+    async def produce(out: StreamWriter) -> None:
+        await export_container(engine.containers, c, out.send)
+
+    return StreamResponse(produce, content_type="application/x-tar")
 
 
 @router.route("PUT", "/containers/{id}/archive")

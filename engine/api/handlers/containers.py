@@ -17,6 +17,7 @@ from engine.api.router import Router
 from engine.api.wire import containers as wire
 from engine.containers.filters import list_predicate, prune_keep
 from engine.containers.model import Container, Status
+from engine.containers.sizes import container_sizes
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 
 if TYPE_CHECKING:
@@ -60,18 +61,26 @@ async def list_containers(req: Request, engine: Engine) -> JSONResponse:
     keep = list_predicate(filters, engine.containers.get, image_ids_for)
     if limit > 0 or req.flag("latest"):
         show_all = True
-    result = []
+    shown = []
     for c in engine.containers.all():
         if not show_all and not filters.get("status") and not c.state.is_live \
                 and c.state.status is not Status.RESTARTING:
             continue
         if not keep(c):
             continue
-        result.append(wire.summary_json(c, wire.shown_image(c, engine.images.resolve), engine.networks))
+        shown.append(c)
     if req.flag("latest"):
-        result = result[:1]
+        shown = shown[:1]
     elif limit > 0:
-        result = result[:limit]
+        shown = shown[:limit]
+    result = [wire.summary_json(c, wire.shown_image(c, engine.images.resolve), engine.networks)
+              for c in shown]
+    if req.flag("size"):
+        for summary, size in zip(result, await container_sizes(engine.containers, shown),
+                                 strict=True):
+            # dockerd leaves zeros out of the list (`omitempty`)
+            summary.update({k: v for k, v in (("SizeRw", size.rw),
+                                              ("SizeRootFs", size.root_fs)) if v})
     return JSONResponse(result)
 
 
@@ -90,8 +99,12 @@ async def inspect(req: Request, engine: Engine) -> JSONResponse:
         "HostnamePath": str(paths.hostname_file),
         "HostsPath": str(paths.hosts_file),
     }
-    return JSONResponse(wire.inspect_json(c, log_path=str(paths.log), graph_data=data,
-                                          networks=engine.networks))
+    body = wire.inspect_json(c, log_path=str(paths.log), graph_data=data,
+                             networks=engine.networks)
+    if req.flag("size"):
+        (size,) = await container_sizes(engine.containers, [c])
+        body["SizeRw"], body["SizeRootFs"] = size.rw, size.root_fs
+    return JSONResponse(body)
 
 
 @router.route("POST", "/containers/{id}/start")
@@ -173,9 +186,9 @@ async def rename(req: Request, engine: Engine) -> EmptyResponse:
 @router.route("POST", "/containers/prune")
 async def prune(req: Request, engine: Engine) -> JSONResponse:
     keep = prune_keep(req.filters())
-    removed = await engine.containers.prune(keep)
-    engine.events.publish("container", "prune", "", {"reclaimed": "0"})
-    return JSONResponse({"ContainersDeleted": removed or None, "SpaceReclaimed": 0})
+    removed, reclaimed = await engine.containers.prune(keep)
+    engine.events.publish("container", "prune", "", {"reclaimed": str(reclaimed)})
+    return JSONResponse({"ContainersDeleted": removed or None, "SpaceReclaimed": reclaimed})
 
 
 @router.route("POST", "/containers/{id}/update")

@@ -3,9 +3,10 @@
 Images come with `Containers` (every container made from them, in any state) and
 `SharedSize` (their layers that other images list too), `LayersSize` is each layer
 once; containers with `SizeRw` (their writable layer) and `SizeRootFs` (that plus the
-image); volumes with `UsageData`. As in Docker only `local` volumes without driver
-options are listed: the others' data is not a directory moord can measure. There is
-no builder, so `BuildCache` is always empty. Sizes of directories are walked in one
+image; `engine/containers/sizes.py`, as `ps -s` counts them); volumes with
+`UsageData`. As in Docker only `local` volumes without driver options are listed: the
+others' data is not a directory moord can measure. There is no builder, so
+`BuildCache` is always empty. Sizes of directories are walked in one
 worker-thread hop per request: they can be large.
 """
 
@@ -22,6 +23,7 @@ from engine.api.router import Router
 from engine.api.wire import containers as containers_wire
 from engine.api.wire import images as images_wire
 from engine.api.wire import volumes as volumes_wire
+from engine.containers.sizes import container_sizes
 from engine.errors import InvalidParameter
 from engine.volumes.copy import tree_size
 from engine.volumes.model import DEFAULT_DRIVER
@@ -86,10 +88,9 @@ async def disk_usage(req: Request, engine: Engine) -> JSONResponse:
         volumes = [v for v in engine.volumes.list()
                    if v.driver == DEFAULT_DRIVER and not v.options]
     shown = containers if "container" in wanted else []
-    paths = [engine.containers.paths(c).upper for c in shown]
-    paths += [Path(v.mountpoint) for v in volumes]
-    sizes = await trio.to_thread.run_sync(_sizes_sync, paths)
-    container_sizes, volume_sizes = sizes[:len(shown)], sizes[len(shown):]
+    sizes = await container_sizes(engine.containers, shown)
+    volume_sizes = await trio.to_thread.run_sync(
+        _sizes_sync, [Path(v.mountpoint) for v in volumes])
     body: dict[str, Any] = {"LayersSize": 0, "Images": None, "Containers": None,
                             "Volumes": None, "BuildCache": None}
     if "image" in wanted:
@@ -97,12 +98,11 @@ async def disk_usage(req: Request, engine: Engine) -> JSONResponse:
             engine, engine.images.list(), containers, req.api_version)
     if "container" in wanted:
         body["Containers"] = []
-        for c, size_rw in zip(shown, container_sizes, strict=True):
-            image = engine.images.get(c.image_id)
+        for c, measured in zip(shown, sizes, strict=True):
             summary = containers_wire.summary_json(
                 c, containers_wire.shown_image(c, engine.images.resolve), engine.networks)
-            summary["SizeRw"] = size_rw
-            summary["SizeRootFs"] = size_rw + (engine.images.layers_size(image) if image else 0)
+            summary["SizeRw"] = measured.rw
+            summary["SizeRootFs"] = measured.root_fs
             body["Containers"].append(summary)
     if "volume" in wanted:
         body["Volumes"] = []

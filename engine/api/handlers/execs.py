@@ -23,6 +23,7 @@ from engine.api.http import (
 )
 from engine.api.router import Router
 from engine.api.streams import frame, stream_media_type
+from engine.api.wire import fields
 from engine.api.wire.execs import exec_inspect
 from engine.containers.detachkeys import ByteSource, DetachingInput, EscapeWatch, parse_detach_keys
 from engine.containers.execs import ExecManager, ExecSession, set_window
@@ -50,10 +51,15 @@ def _str_list(value: object, what: str) -> list[str]:
     return list(value)
 
 
+_CREATE_FIELDS = ("Cmd", "Env", "User", "WorkingDir", "Privileged", "Tty", "AttachStdin",
+                  "AttachStdout", "AttachStderr", "DetachKeys", "ConsoleSize")
+_START_FIELDS = ("Detach", "Tty", "ConsoleSize")
+
+
 @router.route("POST", "/containers/{id}/exec")
 async def create(req: Request, engine: Engine) -> JSONResponse:
     c = engine.containers.get(req.params["id"])
-    body = await req.json_object()
+    body = fields.go_spelling(await req.json_object(), _CREATE_FIELDS)
     session = ExecSession(
         id="", container_id=c.id,
         argv=_str_list(body.get("Cmd"), "Cmd"),
@@ -90,9 +96,10 @@ def _console_size(value: object) -> tuple[int, int]:
 async def start(req: Request, engine: Engine) -> EmptyResponse | HijackResponse:
     execs = _execs(engine)
     session = execs.get(req.params["id"])
-    body = await req.json_object()
-    if bool(body.get("Tty")) and not session.tty:
-        session.tty = True
+    body = fields.go_spelling(await req.json_object(), _START_FIELDS)
+    # the start's Tty says how the stream is framed, as dockerd does: raw, or in 8-byte
+    # frames (a TTY exec's output then all as stdout) for a client that asks for them
+    raw = bool(body.get("Tty"))
     if body.get("ConsoleSize"):
         session.size = _console_size(body.get("ConsoleSize"))
     execs.check_startable(session)
@@ -110,13 +117,13 @@ async def start(req: Request, engine: Engine) -> EmptyResponse | HijackResponse:
             nonlocal client_gone
             if client_gone:
                 return
-            wanted = session.tty or (session.attach_stdout if stream_id == 1
-                                     else session.attach_stderr)
-            if not wanted:
+            if stream_id == 0:
+                stream_id = 1  # the terminal's one stream
+            elif not (session.attach_stdout if stream_id == 1 else session.attach_stderr):
                 return
             try:
-                async with sending:  # a TTY's one raw stream, or frames
-                    await conn.send_all(data if session.tty else frame(stream_id, data))
+                async with sending:  # raw, or frames
+                    await conn.send_all(data if raw else frame(stream_id, data))
             except ClientGone:
                 client_gone = True
 
@@ -127,7 +134,7 @@ async def start(req: Request, engine: Engine) -> EmptyResponse | HijackResponse:
                                     lambda: _detached_by_keys(engine, execs, session))
         await execs.run(session, stdin=stdin, send=send)
 
-    return HijackResponse(run, media_type=stream_media_type(tty=session.tty,
+    return HijackResponse(run, media_type=stream_media_type(tty=raw,
                                                             api_version=req.api_version))
 
 

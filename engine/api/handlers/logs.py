@@ -58,7 +58,7 @@ async def logs(req: Request, engine: Engine) -> StreamResponse:
                                             stamp=stamp))
 
         async def stopped() -> None:
-            await engine.containers.wait(c, "not-running")
+            await engine.containers.wait_at_rest(c)
 
         rotated = await trio.to_thread.run_sync(rotated_files, path)
         await read_logs(path, query, emit, follow=follow, rotated=rotated,

@@ -1,9 +1,8 @@
 """Docker's container JSON (create body, inspect, list) <-> container records.
 
 Reading is strict about types (a wrong type is a 400 that names the field) and
-honest about what isn't built yet: options that would silently do nothing (bind
-mounts, published ports, devices) are refused with a clear message rather than
-ignored, so nobody believes their data is on a volume when it is not.
+honest about what isn't built yet: options that would silently do nothing are refused
+with a clear message rather than ignored.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from engine.api.wire.volumes import mounts_json
 from engine.containers.model import (
     Container,
     ContainerSpec,
+    DeviceMapping,
     HealthState,
     HostSpec,
     LogConfig,
@@ -31,6 +31,7 @@ from engine.errors import EngineError, InvalidParameter
 from engine.images.model import Healthcheck, Image
 from engine.images.ociconfig import format_time as rfc3339
 from engine.limits import HOST_NUMBERS, LIMITS, MAX_RETRY_COUNT, STOP_TIMEOUT, Limit
+from engine.runtime.devices import parse_cgroup_rule, valid_permissions
 from engine.volumes.parse import parse_mount_requests, parse_volumes_from
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -115,9 +116,38 @@ def _limit(d: dict[str, Any], limit: Limit, key: str, where: str = "") -> Any:
     return fields.integer(d, key, where, go_type=limit.go_type)
 
 
-def _not_yet(condition: bool, what: str) -> None:
-    if condition:
-        raise InvalidParameter(f"{what} are not supported by moorage yet")
+def _devices(hc: dict[str, Any]) -> list[DeviceMapping]:
+    """`HostConfig.Devices`; the nodes themselves are looked up at each start."""
+    raw = hc.get("Devices") or []
+    if not isinstance(raw, list) or not all(isinstance(d, dict) for d in raw):
+        raise InvalidParameter("invalid type for HostConfig.Devices: expected a list of objects")
+    out = []
+    for d in raw:
+        w = "HostConfig.Devices."
+        host = fields.string(d, "PathOnHost", w)
+        inside = fields.string(d, "PathInContainer", w) or host
+        permissions = fields.string(d, "CgroupPermissions", w) or "rwm"
+        if not host:
+            raise InvalidParameter("invalid device mapping: PathOnHost cannot be empty")
+        if not inside.startswith("/"):
+            raise InvalidParameter(f"bad format for path: {inside}")
+        if not valid_permissions(permissions):
+            raise InvalidParameter(f"invalid device mode: {permissions}")
+        out.append(DeviceMapping(host, inside, permissions))
+    return out
+
+
+def _cgroup_rules(rules: list[str]) -> list[str]:
+    for rule in rules:
+        parse_cgroup_rule(rule)  # a bad one fails the create, not a later start
+    return rules
+
+
+def _isolation(value: str) -> str:
+    """Linux has one isolation: "default" (or "", unspecified), any case, as dockerd."""
+    if value.lower() not in ("", "default"):
+        raise InvalidParameter(f"invalid isolation '{value}' on linux")
+    return value
 
 
 def parse_create(body: dict[str, Any]) -> tuple[ContainerSpec, HostSpec]:
@@ -136,7 +166,6 @@ def parse_create(body: dict[str, Any]) -> tuple[ContainerSpec, HostSpec]:
                          volume_driver=fields.string(hc, "VolumeDriver", w))
     for source in fields.string_list(hc, "VolumesFrom", w):
         parse_volumes_from(source)
-    _not_yet(bool(hc.get("Devices")), "devices (--device)")
     for key, number in HOST_NUMBERS.items():  # Go's types and dockerd's ranges
         fields.checked_number(hc, key, number, w)
     bindings = _port_bindings(hc)
@@ -186,7 +215,8 @@ def parse_create(body: dict[str, Any]) -> tuple[ContainerSpec, HostSpec]:
                            go_type=MAX_RETRY_COUNT.go_type),
         ),
         init=init,
-        runtime=fields.string(hc, "Runtime", w),
+        # docker-py's create_container(runtime=…) sends it beside HostConfig
+        runtime=fields.string(hc, "Runtime", w) or fields.string(body, "Runtime"),
         privileged=fields.boolean(hc, "Privileged", w),
         cap_add=fields.string_list(hc, "CapAdd", w),
         cap_drop=fields.string_list(hc, "CapDrop", w),
@@ -216,6 +246,9 @@ def parse_create(body: dict[str, Any]) -> tuple[ContainerSpec, HostSpec]:
         uts_mode=fields.string(hc, "UTSMode", w),
         cgroupns_mode=fields.string(hc, "CgroupnsMode", w),
         annotations=fields.string_map(hc, "Annotations", w),
+        isolation=_isolation(fields.string(hc, "Isolation", w)),
+        devices=_devices(hc),
+        device_cgroup_rules=_cgroup_rules(fields.string_list(hc, "DeviceCgroupRules", w)),
     )
     if host.memory and not host.memory_swap:
         host.memory_swap = 2 * host.memory
@@ -309,7 +342,7 @@ def host_config_json(c: Container) -> dict[str, Any]:
         "UsernsMode": "",
         "ShmSize": h.shm_size,
         "Runtime": c.runtime,
-        "Isolation": "",
+        "Isolation": h.isolation,
         **{limit.key: getattr(h, limit.name) for limit in LIMITS},
         "CgroupParent": "",
         "BlkioWeight": 0,
@@ -320,8 +353,9 @@ def host_config_json(c: Container) -> dict[str, Any]:
         "BlkioDeviceWriteIOps": [],
         "CpuRealtimePeriod": 0,
         "CpuRealtimeRuntime": 0,
-        "Devices": [],
-        "DeviceCgroupRules": None,
+        "Devices": [{"PathOnHost": d.path_on_host, "PathInContainer": d.path_in_container,
+                     "CgroupPermissions": d.cgroup_permissions} for d in h.devices],
+        "DeviceCgroupRules": list(h.device_cgroup_rules) or None,
         "DeviceRequests": None,
         "MemorySwappiness": None,
         "Init": h.init,

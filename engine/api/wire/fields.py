@@ -7,7 +7,7 @@ string where a number belongs is refused the same way everywhere: `invalid type 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from engine.errors import InvalidParameter
@@ -111,3 +111,18 @@ def json_object(d: Body, key: str, where: str = "") -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _wrong_type(where, key, "an object")
     return value
+
+
+def go_spelling(d: Body, known: Sequence[str]) -> dict[str, Any]:
+    """`d` with its keys matched to `known` as Go's JSON decoder matches struct fields:
+    an exact match first, else one that differs only in case (the SDK sends the exec's
+    `detachKeys` so, and dockerd takes it). Keys matching nothing stay as they are."""
+    by_fold = {name.casefold(): name for name in known}
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if key in by_fold.values():
+            out[key] = value
+            continue
+        name = by_fold.get(key.casefold(), key)
+        out.setdefault(name, value)
+    return out
