@@ -19,6 +19,7 @@ import argparse
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import tomllib
 import xml.etree.ElementTree as ET
@@ -209,9 +210,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("files", nargs="*", help="suite files to run (e.g. api_exec_test); all by default")
     parser.add_argument("--suite", help=f"the {SUITE_NAME} folder (default: ../shared/conformance)")
     parser.add_argument("--keep", action="store_true", help="keep the daemon's root for a look")
-    parser.add_argument("pytest_args", nargs=argparse.REMAINDER,
-                        help="after --: passed to the suite's pytest (e.g. -- -k exec)")
-    args = parser.parse_args(argv)
+    parser.epilog = "arguments after -- go to the suite's pytest (e.g. -- -k exec)"
+    # split at "--" ourselves: argparse hands "-k" to `files` when they come first
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:cut])
+    extra = argv[cut + 1:]
     problems = host_problems()
     if problems:
         print("conformance: this host cannot run moord:\n  " + "\n  ".join(problems))
@@ -219,7 +223,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     suite = find_suite(args.suite)
     expected = load_expected()
     files = [f.removesuffix(".py") for f in args.files]
-    extra = [a for a in args.pytest_args if a != "--"]
     daemon = Moord(Path(tempfile.mkdtemp(prefix="moordc-", dir="/tmp")))
     scratch = Path(tempfile.mkdtemp(prefix="docker-py-"))
     try:

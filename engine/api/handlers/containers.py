@@ -37,12 +37,16 @@ async def create(req: Request, engine: Engine) -> JSONResponse:
     if not isinstance(body, dict):
         raise InvalidParameter("invalid JSON: expected an object")
     spec, host = wire.parse_create(body)
-    from engine.api.wire.networks import parse_endpoints_config
+    from engine.api.wire.fields import string
+    from engine.api.wire.networks import migrate_container_mac, parse_endpoints_config
 
     endpoints = parse_endpoints_config(body.get("NetworkingConfig"))
+    mac_warning = migrate_container_mac(string(body, "MacAddress"), host.network_mode, endpoints,
+                                        req.api_version)
     container, warnings = await engine.containers.create(req.arg("name") or None, spec, host,
                                                          endpoints)
-    return JSONResponse({"Id": container.id, "Warnings": warnings}, status=201)
+    return JSONResponse({"Id": container.id,
+                         "Warnings": warnings + ([mac_warning] if mac_warning else [])}, status=201)
 
 
 @router.route("GET", "/containers/json")
@@ -58,6 +62,7 @@ async def list_containers(req: Request, engine: Engine) -> JSONResponse:
             return set()
 
     keep = list_predicate(filters, engine.containers.get, image_ids_for)
+    link_names = engine.containers.link_names()
     if limit > 0 or req.flag("latest"):
         show_all = True
     result = []
@@ -67,7 +72,8 @@ async def list_containers(req: Request, engine: Engine) -> JSONResponse:
             continue
         if not keep(c):
             continue
-        result.append(wire.summary_json(c, wire.shown_image(c, engine.images.resolve), engine.networks))
+        result.append(wire.summary_json(c, wire.shown_image(c, engine.images.resolve),
+                                        engine.networks, link_names.get(c.id, ())))
     if req.flag("latest"):
         result = result[:1]
     elif limit > 0:
@@ -79,6 +85,7 @@ async def list_containers(req: Request, engine: Engine) -> JSONResponse:
 async def inspect(req: Request, engine: Engine) -> JSONResponse:
     c = _container(req, engine)
     paths = engine.containers.paths(c)
+    etc = engine.containers.etc_paths(c)
     image = engine.images.get(c.image_id)
     lower = ":".join(str(p) for p in engine.images.layer_dirs(image)) if image else ""
     data = {
@@ -86,12 +93,13 @@ async def inspect(req: Request, engine: Engine) -> JSONResponse:
         "UpperDir": str(paths.upper),
         "WorkDir": str(paths.work),
         "MergedDir": str(paths.rootfs),
-        "ResolvConfPath": str(paths.resolv_conf),
-        "HostnamePath": str(paths.hostname_file),
-        "HostsPath": str(paths.hosts_file),
+        "ResolvConfPath": str(etc.resolv_conf),
+        "HostnamePath": str(etc.hostname_file),
+        "HostsPath": str(etc.hosts_file),
     }
     return JSONResponse(wire.inspect_json(c, log_path=str(paths.log), graph_data=data,
-                                          networks=engine.networks))
+                                          networks=engine.networks,
+                                          links=engine.containers.links_shown(c)))
 
 
 @router.route("POST", "/containers/{id}/start")
@@ -154,11 +162,13 @@ async def wait(req: Request, engine: Engine) -> StreamResponse:
     return StreamResponse(produce, content_type="application/json")
 
 
-@router.route("DELETE", "/containers/{id}")
+@router.route("DELETE", "/containers/{id:path}")
 async def remove(req: Request, engine: Engine) -> EmptyResponse:
-    c = _container(req, engine)
+    """`rm`; with `link=1` the path names a link (`/parent/alias`) and only it goes."""
     if req.flag("link"):
-        raise InvalidParameter("links are not supported")
+        await engine.containers.remove_link(req.params["id"])
+        return EmptyResponse(204)
+    c = _container(req, engine)
     await engine.containers.remove(c, force=req.flag("force"), volumes=req.flag("v"))
     return EmptyResponse(204)
 
