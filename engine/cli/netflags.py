@@ -1,10 +1,11 @@
 """The networking flags of `moor run/create`: -p, -P, --network-alias, --ip, --dns,
---dns-search, --dns-option, --add-host — parsed as the docker CLI parses them, and
-written into the create body the way it writes them."""
+--dns-search, --dns-option, --add-host, --link, --mac-address — parsed as the docker CLI
+parses them, and written into the create body the way it writes them."""
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,7 +14,10 @@ import click
 
 from engine.cli.options import OptionError
 from engine.networks.etcfiles import validate_extra_host
+from engine.networks.linkspec import LinkFormatError, is_user_defined, parse_link
 from engine.networks.ports import PortSpecError, bindings_for
+
+_MAC = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
 
 
 def click_options() -> list[Any]:
@@ -28,6 +32,10 @@ def click_options() -> list[Any]:
         click.option("--dns-search", "dns_search", multiple=True, metavar="LIST",
                      help="Set custom DNS search domains"),
         click.option("--ip", "ip", metavar="STRING", help="IPv4 address (e.g., 172.30.100.104)"),
+        click.option("--link", "links", multiple=True, metavar="LIST",
+                     help="Add link to another container"),
+        click.option("--mac-address", "mac_address", metavar="STRING",
+                     help="Container MAC address (e.g., 92:d0:c6:0a:29:33)"),
         click.option("--network-alias", "network_aliases", multiple=True, metavar="LIST",
                      help="Add network-scoped alias for the container"),
         click.option("-p", "--publish", "publish", multiple=True, metavar="LIST",
@@ -47,6 +55,8 @@ class NetworkFlags:
     dns_search: tuple[str, ...] = ()
     dns_options: tuple[str, ...] = ()
     add_hosts: tuple[str, ...] = ()
+    links: tuple[str, ...] = ()
+    mac_address: str = ""
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> NetworkFlags:
@@ -60,6 +70,8 @@ class NetworkFlags:
             dns_search=tuple(params.get("dns_search") or ()),
             dns_options=tuple(params.get("dns_options") or ()),
             add_hosts=tuple(params.get("add_hosts") or ()),
+            links=tuple(params.get("links") or ()),
+            mac_address=params.get("mac_address") or "",
         )
         flags.check()
         return flags
@@ -85,6 +97,13 @@ class NetworkFlags:
             bindings_for(self.publish)
         except PortSpecError as exc:
             raise OptionError(str(exc)) from None
+        for link in self.links:
+            try:
+                parse_link(link)
+            except LinkFormatError as exc:
+                raise OptionError(f'invalid argument "{link}" for "--link" flag: {exc}') from None
+        if self.mac_address and not _MAC.fullmatch(self.mac_address):
+            raise OptionError(f"{self.mac_address} is not a valid mac address")
 
     def apply(self, body: dict[str, Any]) -> None:
         """Write the flags into a container create body (Config + HostConfig +
@@ -104,13 +123,21 @@ class NetworkFlags:
             host["DnsOptions"] = list(self.dns_options)
         if self.add_hosts:
             host["ExtraHosts"] = list(self.add_hosts)
-        if self.aliases or self.ip:
-            network = host.get("NetworkMode") or "default"
+        if self.links:
+            host["Links"] = list(self.links)
+        network = host.get("NetworkMode") or "default"
+        # on a user network a link is an alias of the endpoint (as the docker CLI sends it)
+        links = list(self.links) if is_user_defined(network) else []
+        if self.aliases or self.ip or links or self.mac_address:
             endpoint: dict[str, Any] = {}
             if self.aliases:
                 endpoint["Aliases"] = list(self.aliases)
             if self.ip:
                 endpoint["IPAMConfig"] = {"IPv4Address": self.ip}
+            if links:
+                endpoint["Links"] = links
+            if self.mac_address:
+                endpoint["MacAddress"] = self.mac_address
             networking = body.setdefault("NetworkingConfig", {})
             endpoints = networking.get("EndpointsConfig") or {}
             endpoints[network] = {**endpoints.get(network, {}), **endpoint}

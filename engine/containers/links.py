@@ -23,9 +23,8 @@ import trio
 
 from engine.containers.model import Container, HostSpec, Link
 from engine.errors import InvalidParameter, NotFound, SystemFailure
-from engine.networks.linkspec import LinkFormatError, link_env, link_name, parse_link
+from engine.networks.linkspec import LinkFormatError, is_user_defined, link_env, link_name, parse_link
 from engine.networks.model import LinkedContainer
-from engine.networks.validation import is_user_defined
 
 if TYPE_CHECKING:
     from engine.containers.manager import ContainerManager

@@ -1,8 +1,10 @@
 """Docker's legacy links (`--link name:alias`) as text: the `name:alias` form, the
-variables a linking container gets, and the /etc/hosts line that names the linked one.
+variables a linking container gets, the /etc/hosts line that names the linked one, and
+which network modes they apply to (on the default bridge they are links; on a user
+network the docker CLI sends them as the endpoint's `Links`, aliases in its DNS).
 
-Pure functions with no state (moor checks `--link` with `parse_link` too); what a link
-does to containers lives in `engine.containers.links` and `engine.networks.attachments`.
+Pure functions with no state (moor uses them for `--link` too); what a link does to
+containers lives in `engine.containers.links` and `engine.networks.attachments`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,18 @@ import posixpath
 from collections.abc import Iterable
 
 from engine.networks.ports import parse_port_key
+
+PREDEFINED_MODES = ("", "default", "bridge", "host", "none")
+
+
+def is_container_mode(network_mode: str) -> bool:
+    """`container:<x>` (and a bare `container`, which Docker refuses as one)."""
+    return network_mode == "container" or network_mode.startswith("container:")
+
+
+def is_user_defined(network_mode: str) -> bool:
+    """A user network's name or ID (Docker's `IsUserDefined`: decided by the text alone)."""
+    return network_mode not in PREDEFINED_MODES and not is_container_mode(network_mode)
 
 
 class LinkFormatError(ValueError):
@@ -94,4 +108,5 @@ def hosts_line(address: str, alias: str, name: str, hostname: str) -> str:
     return f"{address}\t{' '.join(names)}\n"
 
 
-__all__ = ["LinkFormatError", "hosts_line", "link_env", "link_name", "parse_link"]
+__all__ = ["LinkFormatError", "hosts_line", "is_container_mode", "is_user_defined", "link_env",
+           "link_name", "parse_link"]

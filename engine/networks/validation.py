@@ -15,21 +15,9 @@ import attrs
 from engine.errors import InvalidParameter
 from engine.networks import etcfiles, ipam
 from engine.networks.catalog import NetworkCatalog
-from engine.networks.linkspec import LinkFormatError, parse_link
+from engine.networks.linkspec import LinkFormatError, is_container_mode, parse_link
 from engine.networks.model import ContainerNetworking, EndpointRequest, NetworkRecord
 from engine.networks.ports import requests_from_bindings
-
-PREDEFINED_MODES = ("", "default", "bridge", "host", "none")
-
-
-def is_container_mode(network_mode: str) -> bool:
-    """`container:<x>` (and a bare `container`, which Docker refuses as one)."""
-    return network_mode == "container" or network_mode.startswith("container:")
-
-
-def is_user_defined(network_mode: str) -> bool:
-    """A user network's name or ID (Docker's `IsUserDefined`: decided by the text alone)."""
-    return network_mode not in PREDEFINED_MODES and not is_container_mode(network_mode)
 
 
 def check_network_mode(network_mode: str, *, hostname: str = "", links: Sequence[str] = (),
@@ -162,5 +150,4 @@ def check_endpoint_request(catalog: NetworkCatalog, record: NetworkRecord,
                                    "this network's subnets")
 
 
-__all__ = ["check_endpoint_request", "check_network_mode", "is_container_mode",
-           "is_user_defined", "validate_container_networking"]
+__all__ = ["check_endpoint_request", "check_network_mode", "validate_container_networking"]

@@ -172,7 +172,8 @@ async def test_container_networking_validation(service: NetworkService) -> None:
 
     shared, _ = service.validate_container_networking(network_mode="container:abc",
                                                       dns_search=["example.org"])
-    assert shared.networks == {} and shared.shared_with == "abc"
+    assert shared.networks == {}
+    assert shared.shared_with == "abc"
     assert shared.dns_search == ["example.org"]
 
     _, warnings = service.validate_container_networking(

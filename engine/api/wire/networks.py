@@ -17,6 +17,7 @@ import attrs
 from engine.api.wire import fields
 from engine.errors import InvalidParameter
 from engine.images.ociconfig import format_time as rfc3339
+from engine.networks.linkspec import is_user_defined
 from engine.networks.model import (
     AttachmentRecord,
     ContainerNetworking,
@@ -26,7 +27,6 @@ from engine.networks.model import (
     NetworkRecord,
 )
 from engine.networks.ports import parse_port_key
-from engine.networks.validation import is_user_defined
 
 if TYPE_CHECKING:
     from engine.networks.service import NetworkService
