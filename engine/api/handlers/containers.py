@@ -166,7 +166,7 @@ async def wait(req: Request, engine: Engine) -> StreamResponse:
 async def remove(req: Request, engine: Engine) -> EmptyResponse:
     """`rm`; with `link=1` the path names a link (`/parent/alias`) and only it goes."""
     if req.flag("link"):
-        await engine.containers.remove_link(req.params["id"])
+        await engine.containers.remove_link(req.params["id"].rstrip("/"))
         return EmptyResponse(204)
     c = _container(req, engine)
     await engine.containers.remove(c, force=req.flag("force"), volumes=req.flag("v"))
