@@ -22,7 +22,7 @@ import attrs
 import trio
 
 from engine.containers.model import Container, HostSpec, Link
-from engine.errors import InvalidParameter, NotFound, SystemFailure
+from engine.errors import EngineError, InvalidParameter, NotFound, SystemFailure
 from engine.networks.linkspec import LinkFormatError, is_user_defined, link_env, link_name, parse_link
 from engine.networks.model import LinkedContainer
 
@@ -132,7 +132,7 @@ async def refresh(m: ContainerManager, c: Container) -> None:
         text = await m.networks.refresh_links(info)
         if text is not None:
             await trio.to_thread.run_sync(m.paths(c).hosts_file.write_text, text)
-    except (OSError, SystemFailure) as exc:
+    except (OSError, EngineError) as exc:
         log.warning("%s: updating its links: %s", c.short_id, exc)
 
 

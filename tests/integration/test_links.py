@@ -9,6 +9,8 @@ the tests made.
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -296,3 +298,47 @@ def test_moor_link_mac_address_and_container_mode(moord: Moord) -> None:
         bad = moor(moord, "create", "--link", "a:b:c", "busybox", check=False)
         assert bad.returncode != 0
         assert "bad format for links: a:b:c" in bad.stderr
+
+
+# --- docker-compose: `network_mode: service:x` and `links:` ------------------------------------
+
+SIDECAR_PROJECT = """\
+version: "3"
+services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /www && echo composed > /www/index.html
+                           && exec httpd -f -p 80 -h /www"]
+  side:
+    image: busybox
+    network_mode: "service:web"
+    command: ["sleep", "300"]
+  client:
+    image: busybox
+    links: ["web:backend"]
+    command: ["sleep", "300"]
+"""
+
+
+def test_compose_sidecar_and_links(moord: Moord, tmp_path: Path) -> None:
+    from tests.integration.test_compose import COMPOSE, compose
+
+    if shutil.which(COMPOSE) is None:
+        pytest.fail(f"{COMPOSE} is missing: scripts/test.sh installs Debian's docker-compose")
+    (tmp_path / "docker-compose.yml").write_text(SIDECAR_PROJECT)
+    project = (tmp_path, unique("lc"))
+    try:
+        compose(moord, project, "up", "-d")
+        fetch = ("sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO- http://{}/ && exit 0; "
+                             "sleep 0.5; done; exit 1")
+        side = compose(moord, project, "exec", "-T", "side", fetch[0], fetch[1],
+                       fetch[2].format("localhost")).stdout
+        assert side.strip() == "composed"
+        client = compose(moord, project, "exec", "-T", "client", fetch[0], fetch[1],
+                         fetch[2].format("backend")).stdout
+        assert client.strip() == "composed"
+        web_id = compose(moord, project, "ps", "-q", "web").stdout.strip()
+        side_id = compose(moord, project, "ps", "-q", "side").stdout.strip()
+        assert inspect(moord, side_id)["HostConfig"]["NetworkMode"] == f"container:{web_id}"  # type: ignore[index]
+    finally:
+        compose(moord, project, "down", "-t", "0", check=False)
