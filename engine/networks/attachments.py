@@ -192,8 +192,9 @@ class Attachments:
 
     def _joined_attachment(self, info: ContainerInfo) -> Attachment:
         """`container:` mode: the namespace of the running container `info.joins` — its
-        file when it has one, the host's, or its process's — and nothing of its own (no
-        endpoint, address, name or /etc file: the caller mounts the other's files)."""
+        file when it has one, else its process's (`host` or `none` mode, or itself in
+        `container:` mode) — and nothing of its own (no endpoint, address, name or /etc
+        file: the caller mounts the other's files). Nothing is saved: nothing to undo."""
         owner = self.records.get(info.joins)
         netns = owner.netns if owner is not None and owner.netns else \
             f"/proc/{info.joins_pid}/ns/net"
