@@ -132,13 +132,15 @@ def restart(app: App, signal_: str | None, timeout: int | None,
 @click.command()
 @click.option("-f", "--force", is_flag=True,
               help="Force the removal of a running container (uses SIGKILL)")
+@click.option("-l", "--link", is_flag=True, help="Remove the specified link")
 @click.option("-v", "--volumes", is_flag=True,
               help="Remove anonymous volumes associated with the container")
 @click.argument("containers", nargs=-1, required=True, metavar="CONTAINER [CONTAINER...]")
 @pass_app
-def rm(app: App, force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
-    """Remove one or more containers."""
-    _call_each(app, containers, "DELETE", "", {"force": force or None, "v": volumes or None})
+def rm(app: App, force: bool, link: bool, volumes: bool, containers: tuple[str, ...]) -> None:
+    """Remove one or more containers (with --link: links, named `parent/alias`)."""
+    _call_each(app, containers, "DELETE", "",
+               {"force": force or None, "v": volumes or None, "link": link or None})
 
 
 def _simple_action(action: str, doc: str) -> click.Command:

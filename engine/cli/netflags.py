@@ -1,10 +1,12 @@
 """The networking flags of `moor run/create`: -p, -P, --network-alias, --ip, --ip6,
---link-local-ip, --dns, --dns-search, --dns-option, --add-host — parsed as the docker CLI parses them, and
-written into the create body the way it writes them."""
+--link-local-ip, --dns, --dns-search, --dns-option, --add-host, --link, --mac-address —
+parsed as the docker CLI parses them, and written into the create body the way it writes
+them."""
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -13,7 +15,10 @@ import click
 
 from engine.cli.options import OptionError
 from engine.networks.etcfiles import validate_extra_host
+from engine.networks.linkspec import LinkFormatError, is_user_defined, parse_link
 from engine.networks.ports import PortSpecError, bindings_for
+
+_MAC = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
 
 
 def click_options() -> list[Any]:
@@ -32,6 +37,10 @@ def click_options() -> list[Any]:
                      help="IPv6 address (e.g., 2001:db8::33)"),
         click.option("--link-local-ip", "link_local_ips", multiple=True, metavar="LIST",
                      help="Container IPv4/IPv6 link-local addresses"),
+        click.option("--link", "links", multiple=True, metavar="LIST",
+                     help="Add link to another container"),
+        click.option("--mac-address", "mac_address", metavar="STRING",
+                     help="Container MAC address (e.g., 92:d0:c6:0a:29:33)"),
         click.option("--network-alias", "network_aliases", multiple=True, metavar="LIST",
                      help="Add network-scoped alias for the container"),
         click.option("-p", "--publish", "publish", multiple=True, metavar="LIST",
@@ -53,6 +62,8 @@ class NetworkFlags:
     dns_search: tuple[str, ...] = ()
     dns_options: tuple[str, ...] = ()
     add_hosts: tuple[str, ...] = ()
+    links: tuple[str, ...] = ()
+    mac_address: str = ""
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> NetworkFlags:
@@ -68,6 +79,8 @@ class NetworkFlags:
             dns_search=tuple(params.get("dns_search") or ()),
             dns_options=tuple(params.get("dns_options") or ()),
             add_hosts=tuple(params.get("add_hosts") or ()),
+            links=tuple(params.get("links") or ()),
+            mac_address=params.get("mac_address") or "",
         )
         flags.check()
         return flags
@@ -99,6 +112,13 @@ class NetworkFlags:
             bindings_for(self.publish)
         except PortSpecError as exc:
             raise OptionError(str(exc)) from None
+        for link in self.links:
+            try:
+                parse_link(link)
+            except LinkFormatError as exc:
+                raise OptionError(f'invalid argument "{link}" for "--link" flag: {exc}') from None
+        if self.mac_address and not _MAC.fullmatch(self.mac_address):
+            raise OptionError(f"{self.mac_address} is not a valid mac address")
 
     def apply(self, body: dict[str, Any]) -> None:
         """Write the flags into a container create body (Config + HostConfig +
@@ -118,14 +138,22 @@ class NetworkFlags:
             host["DnsOptions"] = list(self.dns_options)
         if self.add_hosts:
             host["ExtraHosts"] = list(self.add_hosts)
+        if self.links:
+            host["Links"] = list(self.links)
+        network = host.get("NetworkMode") or "default"
+        # on a user network a link is an alias of the endpoint (as the docker CLI sends it)
+        links = list(self.links) if is_user_defined(network) else []
         ipam = endpoint_ipam(self.ip, self.ip6, self.link_local_ips)
-        if self.aliases or ipam:
-            network = host.get("NetworkMode") or "default"
+        if self.aliases or ipam or links or self.mac_address:
             endpoint: dict[str, Any] = {}
             if self.aliases:
                 endpoint["Aliases"] = list(self.aliases)
             if ipam:
                 endpoint["IPAMConfig"] = ipam
+            if links:
+                endpoint["Links"] = links
+            if self.mac_address:
+                endpoint["MacAddress"] = self.mac_address
             networking = body.setdefault("NetworkingConfig", {})
             endpoints = networking.get("EndpointsConfig") or {}
             endpoints[network] = {**endpoints.get(network, {}), **endpoint}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import socket
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import attrs
@@ -39,8 +40,12 @@ class BundleMaker:
     images: ImageStore
 
     async def prepare(self, c: Container, paths: ContainerPaths, *, cgroups_path: str,
-                      attachment: Attachment,
-                      volumes: VolumeService | None = None) -> None:
+                      attachment: Attachment, volumes: VolumeService | None = None,
+                      link_env: Sequence[str] = (),
+                      etc_from: ContainerPaths | None = None) -> None:
+        """Mount the root and write the bundle. `link_env`: the variables of legacy links
+        (the container's own env wins); `etc_from`: the container whose /etc/hostname,
+        hosts and resolv.conf this one shares (`container:` network mode)."""
         image = self.images.get(c.image_id)
         if image is None:
             from engine.errors import NotFound
@@ -58,7 +63,7 @@ class BundleMaker:
                 specs = await volumes.mount_for_start(c.id, c.mounts, rootfs=paths.rootfs)
                 extra = [s.to_oci() for s in specs]
             await trio.to_thread.run_sync(self._prepare_sync, c, paths, cgroups_path, extra,
-                                          attachment)
+                                          attachment, tuple(link_env), etc_from)
         except BaseException:
             with trio.CancelScope(shield=True):
                 if volumes is not None:
@@ -71,11 +76,14 @@ class BundleMaker:
         await trio.to_thread.run_sync(mounts.unmount, paths.rootfs)
 
     def _prepare_sync(self, c: Container, paths: ContainerPaths, cgroups_path: str,
-                      extra: list[Mount], attachment: Attachment) -> None:
+                      extra: list[Mount], attachment: Attachment, link_env: tuple[str, ...],
+                      etc_from: ContainerPaths | None) -> None:
         """The blocking part; `prepare` undoes the mounts if it fails."""
         user = resolve_user(paths.rootfs, c.spec.user, c.host.group_add)
-        self._write_etc_files(c, paths, attachment)
-        spec = build_spec(self._inputs(c, paths, user, cgroups_path, extra, attachment))
+        if etc_from is None:
+            self._write_etc_files(c, paths, attachment)
+        spec = build_spec(self._inputs(c, paths, user, cgroups_path, extra, attachment,
+                                       link_env, etc_from or paths))
         fsutil.atomic_write(paths.config_json, to_json_bytes(spec), mode=0o600, durable=False)
 
     def _write_etc_files(self, c: Container, paths: ContainerPaths,
@@ -88,14 +96,15 @@ class BundleMaker:
         paths.resolv_conf.write_text(attachment.resolv_conf)
 
     def _inputs(self, c: Container, paths: ContainerPaths, user: ProcessUser,
-                cgroups_path: str, extra: list[Mount], attachment: Attachment) -> SpecInputs:
-        env = list(c.spec.env)
+                cgroups_path: str, extra: list[Mount], attachment: Attachment,
+                link_env: tuple[str, ...], etc: ContainerPaths) -> SpecInputs:
+        env = [*link_env, *c.spec.env]
         if not any(e.startswith("HOME=") for e in env):
             env.append(f"HOME={user.home or '/'}")
         etc_mounts = [
-            Mount.bind(str(paths.hostname_file), "/etc/hostname"),
-            Mount.bind(str(paths.hosts_file), "/etc/hosts"),
-            Mount.bind(str(paths.resolv_conf), "/etc/resolv.conf"),
+            Mount.bind(str(etc.hostname_file), "/etc/hostname"),
+            Mount.bind(str(etc.hosts_file), "/etc/hosts"),
+            Mount.bind(str(etc.resolv_conf), "/etc/resolv.conf"),
         ]
         security = parse_security_opt(c.host.security_opt)
         limits = c.host.limits()

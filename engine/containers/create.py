@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from engine import ids
-from engine.containers import names
+from engine.containers import links, names, netshare
 from engine.containers.layout import ContainerPaths
 from engine.containers.model import Container, ContainerSpec, HostSpec, LogConfig
 from engine.containers.resources import check_limits
 from engine.errors import InvalidParameter
 from engine.images.model import Healthcheck, ImageConfig
 from engine.limits import MAX_HOSTNAME_BYTES
+from engine.networks.validation import check_network_mode
 from engine.runtime.rlimits import validate_ulimits
 from engine.runtime.security import parse_security_opt
 from engine.volumes.model import MountRequest
@@ -149,9 +150,13 @@ async def create_container(m: ContainerManager, name: str | None, spec: Containe
                            host: HostSpec, endpoints: Any = None) -> tuple[Container, list[str]]:
     """A new record from a create request: checked, named, its volumes claimed, persisted."""
     warnings: list[str] = []
+    check_network_mode(host.network_mode, hostname=spec.hostname, links=host.links, dns=host.dns,
+                       extra_hosts=host.extra_hosts, port_bindings=host.port_bindings,
+                       publish_all=host.publish_all_ports, exposed_ports=spec.exposed_ports)
     image = m.images.resolve(spec.image)
     merged = merge_image_config(spec, image.config)
     validate(merged, host)
+    host.network_mode = netshare.normalised_mode(m, host.network_mode)
     networking = None
     if m.networks is not None:
         networking, net_warnings = m.networks.validate_container_networking(
@@ -169,6 +174,7 @@ async def create_container(m: ContainerManager, name: str | None, spec: Containe
     runtime = m.host.runtime_for(host.runtime).name
     if host.init and not m.host.init_path:
         raise InvalidParameter("--init needs tini-static or catatonit on the host")
+    resolved_links = links.resolve(m, host)
     container_id = ids.new_id()
     name = names.validate(name) if name else names.generate(m.table.names)
     if not merged.hostname:
@@ -184,6 +190,7 @@ async def create_container(m: ContainerManager, name: str | None, spec: Containe
         args=args,
         runtime=runtime,
         networking=networking,
+        links=resolved_links,
     )
     requests = _mount_requests(m, merged, host, image.config.volumes)
     m.table.reserve_name(name, container_id)

@@ -25,7 +25,18 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from engine.containers import companions, create, names, policy, removal, starting, stopping, supervision
+from engine.containers import (
+    companions,
+    create,
+    links,
+    names,
+    netshare,
+    policy,
+    removal,
+    starting,
+    stopping,
+    supervision,
+)
 from engine.containers.attach import AttachHub
 from engine.containers.bundle import BundleMaker
 from engine.containers.layout import ContainerPaths
@@ -44,7 +55,12 @@ if TYPE_CHECKING:
     from engine.config import DaemonConfig
     from engine.containers.model import StopReason
     from engine.images.store import ImageStore
-    from engine.networks.model import Attachment, ContainerInfo, ContainerNetworking
+    from engine.networks.model import (
+        Attachment,
+        ContainerInfo,
+        ContainerNetworking,
+        LinkedContainer,
+    )
     from engine.networks.service import NetworkService
     from engine.runtime.host import HostProfile
     from engine.volumes.service import VolumeService
@@ -359,10 +375,34 @@ class ContainerManager:
                              domainname=c.spec.domainname, networking=self.networking_of(c),
                              running=c.state.is_live)
 
-    async def attach_network(self, c: Container) -> Attachment:
+    async def attach_network(self, c: Container, *, linked: tuple[LinkedContainer, ...] = (),
+                             owner: Container | None = None) -> Attachment:
+        """Network `c` for a start: with its links' containers, or in the namespace of the
+        running `owner` (`container:` mode)."""
         if self.networks is None:
             raise SystemFailure("the network service is not running")
-        return await self.networks.attach(self.info_of(c))
+        info = attrs.evolve(self.info_of(c), links=linked)
+        if owner is not None:
+            info = attrs.evolve(info, joins=owner.id, joins_pid=owner.state.pid)
+        return await self.networks.attach(info)
+
+    def etc_paths(self, c: Container) -> ContainerPaths:
+        """Where `c`'s /etc/hostname, hosts and resolv.conf are (another container's in
+        `container:` network mode)."""
+        return netshare.etc_paths(self, c)
+
+    # legacy links -----------------------------------------------------------------
+    def link_names(self) -> dict[str, list[str]]:
+        """The `/parent/alias` names of links, by the ID of the container they lead to."""
+        return links.names_by_container(self)
+
+    def links_shown(self, c: Container) -> list[str] | None:
+        """`HostConfig.Links` for inspect: `/child:/parent/alias`."""
+        return links.shown(self, c)
+
+    async def remove_link(self, ref: str) -> None:
+        """`DELETE /containers/{parent/alias}?link=1`."""
+        await links.remove(self, ref)
 
     async def detach_network(self, c: Container) -> None:
         if self.networks is not None:

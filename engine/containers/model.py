@@ -79,6 +79,16 @@ class DeviceMapping:
     cgroup_permissions: str = "rwm"
 
 
+@attrs.frozen
+class Link:
+    """A legacy link (`--link name:alias`), resolved at create to the container it names
+    (or, for one in `container:` mode, to the container whose network it shares)."""
+
+    container_id: str
+    alias: str
+    name: str  # that container's name when the link was made (said once it is gone)
+
+
 @attrs.define
 class ContainerSpec:
     """The process to run and its environment (Docker's `Config`), image defaults merged."""
@@ -138,6 +148,7 @@ class HostSpec(Resources):
     dns_search: list[str] = attrs.field(factory=list)
     dns_options: list[str] = attrs.field(factory=list)
     extra_hosts: list[str] = attrs.field(factory=list)
+    links: list[str] = attrs.field(factory=list)  # HostConfig.Links as sent (`name:alias`)
     ulimits: list[Ulimit] = attrs.field(factory=list)
     shm_size: int = 64 * 1024 * 1024
     oom_score_adj: int = 0
@@ -217,6 +228,7 @@ class Container:
     state: ContainerState = attrs.field(factory=ContainerState)
     mounts: list[MountPoint] = attrs.field(factory=list)
     networking: ContainerNetworking | None = None
+    links: list[Link] = attrs.field(factory=list)  # legacy links, resolved at create
 
     @property
     def short_id(self) -> str:

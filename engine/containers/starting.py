@@ -1,6 +1,7 @@
 """Starting a container: its network, its bundle, its monitor, then its process.
 
-A start forgets the previous run, attaches the networks, prepares the bundle (overlay
+A start forgets the previous run, attaches the networks (with its links' containers, or
+in another container's namespace: `links`, `netshare`), prepares the bundle (overlay
 root, /etc files, config.json), has the runtime create the container under its monitor,
 connects the attach sessions waiting for it (`docker run` attaches before it starts:
 output is not replayed) and starts it. Only then is the record `running` (persisted),
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from engine.containers import companions, removal
+from engine.containers import companions, links, netshare, removal
 from engine.containers.health import has_probe
 from engine.containers.model import Container, HealthState, Status, StopReason
 from engine.errors import Conflict, EngineError, InvalidParameter, NotModified, SystemFailure
@@ -53,9 +54,14 @@ async def start_locked(m: ContainerManager, c: Container, *, reset_restart_state
     created: Created | None = None
     try:
         await m.runtime.reset(target)
-        attachment = await m.attach_network(c)
+        owner = netshare.owner_at_start(m, c)
+        if owner is not None:
+            netshare.take_names(m, c, owner)
+        linked, link_env = links.at_start(m, c)
+        attachment = await m.attach_network(c, linked=linked, owner=owner)
         await m.bundles.prepare(c, paths, cgroups_path=target.cgroup,
-                                attachment=attachment, volumes=m.volumes)
+                                attachment=attachment, volumes=m.volumes, link_env=link_env,
+                                etc_from=m.paths(owner) if owner is not None else None)
         options = LaunchOptions(
             name=c.name,
             log_path=paths.log,
@@ -92,6 +98,7 @@ async def start_locked(m: ContainerManager, c: Container, *, reset_restart_state
     m.publish(c, "start")
     m.watch_exit(c, created.watch)
     m.start_run_tasks(c)
+    await links.refresh_parents(m, c)
 
 
 async def _start_failed(m: ContainerManager, c: Container, message: str, *, remove: bool) -> None:

@@ -37,7 +37,8 @@ class ContainerTable:
         return len(self.by_id)
 
     def lookup(self, ref: str) -> Container:
-        """Docker's order: full ID, then name (with or without `/`), then a unique ID prefix."""
+        """Docker's order: full ID, then name (with or without `/`; a link's `parent/alias`
+        leads to the linked container), then a unique ID prefix."""
         if not ref:
             raise NotFound("No such container: ")
         if ref in self.by_id:
@@ -45,6 +46,10 @@ class ContainerTable:
         name = ref.removeprefix("/")
         if name in self.names:
             return self.by_id[self.names[name]]
+        if "/" in name:  # a link's name, /parent/alias: the container it leads to
+            linked = self._linked(name)
+            if linked is not None:
+                return linked
         if is_hex_prefix(ref):
             matches = [c for cid, c in self.by_id.items() if cid.startswith(ref)]
             if len(matches) == 1:
@@ -52,6 +57,14 @@ class ContainerTable:
             if len(matches) > 1:
                 raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
         raise NotFound(f"No such container: {ref}")
+
+    def _linked(self, name: str) -> Container | None:
+        parent_name, _, alias = name.rpartition("/")
+        parent = self.by_id.get(self.names.get(parent_name, ""))
+        for link in parent.links if parent is not None else ():
+            if link.alias == alias:
+                return self.by_id.get(link.container_id)
+        return None
 
     def reserve_name(self, name: str, container_id: str) -> None:
         holder = self.names.get(name)

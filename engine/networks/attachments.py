@@ -24,7 +24,7 @@ import trio
 from engine import ids
 from engine.errors import NotFound, SystemFailure
 from engine.kernel import netlink, netns
-from engine.networks import etcfiles, ipam
+from engine.networks import etcfiles, ipam, linkspec
 from engine.networks.catalog import NetworkCatalog, driver_error, now
 from engine.networks.dns_servers import NetworkDNS
 from engine.networks.loopback6 import LoopbackForwarders
@@ -100,6 +100,16 @@ def _host_addresses(asked: str, default_ip: str, ep: EndpointState) -> list[str]
         raise PortAllocationError(f"publishing on {asked} needs the container to have an IPv6 "
                                   "address on the network it publishes through (an --ipv6 network)")
     return [asked]
+def _endpoint_links(request: EndpointRequest) -> dict[str, str]:
+    """An endpoint's `Links` (`name:alias`) as {alias: name} for its container's DNS."""
+    links = {}
+    for value in request.links:
+        try:
+            name, alias = linkspec.parse_link(value)
+        except linkspec.LinkFormatError:
+            continue  # refused at create and connect; an old record's stays inert
+        links[alias] = name
+    return links
 
 
 def _dns_names(info: ContainerInfo, aliases: Iterable[str]) -> list[str]:
@@ -166,6 +176,8 @@ class Attachments:
             stale = self.records.get(cid)
             if stale is not None:
                 await self.teardown(stale)
+            if info.joins:
+                return self._joined_attachment(info)
             records = []
             for nid in info.networking.networks:
                 record = self.catalog.records.get(nid)
@@ -203,6 +215,17 @@ class Attachments:
             dns=net.dns, dns_search=net.dns_search, dns_options=net.dns_options)
         return Attachment("", True, hosts, resolv, record)
 
+    def _joined_attachment(self, info: ContainerInfo) -> Attachment:
+        """`container:` mode: the namespace of the running container `info.joins` — its
+        file when it has one, else its process's (`host` or `none` mode, or itself in
+        `container:` mode) — and nothing of its own (no endpoint, address, name or /etc
+        file: the caller mounts the other's files). Nothing is saved: nothing to undo."""
+        owner = self.records.get(info.joins)
+        netns = owner.netns if owner is not None and owner.netns else \
+            f"/proc/{info.joins_pid}/ns/net"
+        record = AttachmentRecord(info.id, info.name, info.hostname, netns, now())
+        return Attachment(netns, False, "", "", record)
+
     def _host_gateway(self, record: AttachmentRecord | None) -> str:
         if record is not None:
             for ep in record.endpoints:
@@ -231,6 +254,7 @@ class Attachments:
                 ep = self.allocate_endpoint(info, network, request, f"eth{index}",
                                             default_route=network is primary)
                 record.endpoints.append(ep)
+            self._link_aliases(info, record)
             if primary is not None and net.ports:
                 record.ports = self._allocate_ports(info, record, primary, net.ports)
         except BaseException:
@@ -302,7 +326,42 @@ class Attachments:
             aliases=list(request.aliases), dns_names=_dns_names(info, request.aliases),
             static=static, address6=address6, gateway6=gateway6,
             link_local=[_link_local(a) for a in request.link_local_ips],
+            links=_endpoint_links(request),
         )
+
+    def _link_aliases(self, info: ContainerInfo, record: AttachmentRecord) -> None:
+        """Legacy links answer in DNS on the default bridge as the linked container's
+        short ID (a name it has there), beside the endpoint's own `Links`."""
+        bridge = self.catalog.default_bridge.id
+        for ep in record.endpoints:
+            if ep.network_id == bridge:
+                request = info.networking.networks.get(bridge, EndpointRequest())
+                ep.links = {**_endpoint_links(request),
+                            **{link.alias: link.container_id[:12] for link in info.links}}
+
+    def _link_lines(self, info: ContainerInfo) -> list[str]:
+        """/etc/hosts lines for the containers `info` links to, at their bridge address."""
+        bridge = self.catalog.default_bridge.id
+        lines = []
+        for link in info.links:
+            linked = self.records.get(link.container_id)
+            for ep in linked.endpoints if linked is not None else ():
+                if ep.network_id == bridge and ep.ip:
+                    lines.append(linkspec.hosts_line(ep.ip, link.alias, link.name, link.hostname))
+        return lines
+
+    async def refresh_links(self, info: ContainerInfo) -> str | None:
+        """A running container's legacy links changed (`info.links`: the running ones):
+        its DNS aliases follow, and the new text of its /etc/hosts is returned (None when
+        it has no attachment of its own)."""
+        async with self._locks[info.id]:
+            record = self.records.get(info.id)
+            if record is None or not record.owned_netns:
+                return None
+            self._link_aliases(info, record)
+            await self.store.save(info.id, record)
+            self.dns.register(record)
+            return self._hosts_for(info, record)
 
     def _allocate_ports(self, info: ContainerInfo, record: AttachmentRecord, primary: NetworkRecord,
                         requests: Sequence[PortRequest]) -> list[PortState]:
@@ -327,7 +386,8 @@ class Attachments:
         return etcfiles.hosts_file(
             mode="network", hostname=info.hostname, domainname=info.domainname,
             addresses=[ip for ep in record.endpoints for ip in (ep.ip, ep.ip6) if ip],
-            extra_hosts=info.networking.extra_hosts, host_gateway=self._host_gateway(record))
+            extra_hosts=info.networking.extra_hosts, host_gateway=self._host_gateway(record),
+            link_lines=self._link_lines(info))
 
     def _resolv_for(self, info: ContainerInfo, record: AttachmentRecord) -> str:
         net = info.networking

@@ -12,7 +12,7 @@ import logging
 import attrs
 import trio
 
-from engine.errors import Forbidden
+from engine.errors import Forbidden, InvalidParameter
 from engine.networks.attachments import Attachments, driver_endpoint
 from engine.networks.catalog import NetworkCatalog, driver_error
 from engine.networks.model import (
@@ -41,6 +41,9 @@ class Connections:
         info = directory.find(container_ref)
         driver = catalog.driver(record)
         networking = info.networking
+        if networking.shared_with:
+            raise InvalidParameter("container sharing network namespace with another container "
+                                   "or host cannot be connected to any other network")
         current = list(networking.networks)
         current_drivers = [catalog.driver(catalog.records[n]) for n in current
                            if n in catalog.records]

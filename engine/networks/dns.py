@@ -17,8 +17,9 @@ reached) identifies the container, so
 - a container only on internal networks gets no forwarding (nothing leaves them).
 
 Answers: A records for container names, `--network-alias`es, hostnames and short IDs
-(TTL 600 like Docker), AAAA records for the IPv6 addresses of containers on IPv6
-networks, an empty NOERROR for other types of those names (so an AAAA lookup of an
+(TTL 600 like Docker) — and, for the container that made it, a link's alias (`--link
+name:alias`) as the name it stands for — AAAA records for the IPv6 addresses of containers
+on IPv6 networks, an empty NOERROR for other types of those names (so an AAAA lookup of an
 IPv4-only container ends quickly), PTR for the containers' addresses (in-addr.arpa and
 ip6.arpa); everything else is forwarded
 as it came (raw bytes, same transport; a truncated UDP answer makes the client retry
@@ -82,6 +83,7 @@ class _Member:
     """A container as the DNS server knows it."""
 
     networks: list[str] = attrs.field(factory=list)  # network ids, primary first
+    links: dict[str, dict[str, str]] = attrs.field(factory=dict)  # net -> alias -> name
     upstreams: list[Upstream] = attrs.field(factory=list)
     forwards: bool = True
 
@@ -96,11 +98,15 @@ class NameBook:
     _by_address: dict[tuple[str, str], str] = attrs.field(factory=dict)  # (net, ip) -> cid
     _entries: dict[str, list[tuple[str, str, list[str]]]] = attrs.field(factory=dict)
 
-    def add(self, container_id: str, network_id: str, ip: str, names: Sequence[str]) -> None:
-        """Register one endpoint: `names` resolve to `ip` on `network_id`."""
+    def add(self, container_id: str, network_id: str, ip: str, names: Sequence[str],
+            links: dict[str, str] | None = None) -> None:
+        """Register one endpoint: `names` resolve to `ip` on `network_id`; for this
+        container only, each alias in `links` stands for the name it maps to there."""
         member = self._members.setdefault(container_id, _Member())
         if network_id not in member.networks:
             member.networks.append(network_id)
+        if links:
+            member.links[network_id] = {a.lower().rstrip("."): n for a, n in links.items()}
         table = self._names.setdefault(network_id, {})
         for name in names:
             ips = table.setdefault(name.lower().rstrip("."), [])
@@ -138,6 +144,7 @@ class NameBook:
             member = self._members.get(container_id)
             if member is not None and network_id in member.networks:
                 member.networks.remove(network_id)
+                member.links.pop(network_id, None)
         else:
             self._members.pop(container_id, None)
 
@@ -154,8 +161,11 @@ class NameBook:
 
     def lookup(self, network_id: str, source: str, name: str) -> list[str] | None:
         key = name.lower().rstrip(".")
+        cid = self.who(network_id, source)
+        member = self._members.get(cid) if cid else None
         for net in self.scope(network_id, source):
-            ips = self._names.get(net, {}).get(key)
+            links = member.links.get(net, {}) if member is not None else {}
+            ips = self._names.get(net, {}).get(links.get(key, key).lower())
             if ips:
                 return list(ips)
         return None

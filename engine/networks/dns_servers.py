@@ -80,9 +80,9 @@ class NetworkDNS:
             if network is None or not ep.ip:
                 continue
             forwards = forwards or not network.internal
-            self.book.add(cid, ep.network_id, ep.ip, ep.dns_names)
+            self.book.add(cid, ep.network_id, ep.ip, ep.dns_names, ep.links)
             if ep.ip6:  # AAAA answers (the query still comes in over IPv4)
-                self.book.add(cid, ep.network_id, ep.ip6, ep.dns_names)
+                self.book.add(cid, ep.network_id, ep.ip6, ep.dns_names, ep.links)
         self.book.configure(cid, upstreams=[parse_upstream(s) for s in record.dns],
                             forwards=forwards)
 

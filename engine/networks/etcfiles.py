@@ -124,8 +124,10 @@ def validate_extra_host(entry: str) -> str | None:
 
 def hosts_file(*, mode: str, hostname: str, domainname: str = "",
                addresses: Sequence[str] = (), extra_hosts: Sequence[str] = (),
-               host_gateway: str = "", host_hosts: str | None = None) -> str:
-    """The container's /etc/hosts (`mode`: host, none or network)."""
+               host_gateway: str = "", host_hosts: str | None = None,
+               link_lines: Sequence[str] = ()) -> str:
+    """The container's /etc/hosts (`mode`: host, none or network); `link_lines` name the
+    containers it links to (engine.networks.linkspec.hosts_line), after its own entry."""
     if mode == "host":
         base = host_hosts if host_hosts is not None else read_text("/etc/hosts")
         text = base or LOCALHOST_HOSTS
@@ -139,7 +141,7 @@ def hosts_file(*, mode: str, hostname: str, domainname: str = "",
     if names:
         for address in addresses:
             text += f"{address}\t{names}\n"
-    return text
+    return text + "".join(link_lines)
 
 
 def resolv_conf(*, mode: str, host: ResolvConf, nameservers: Sequence[str] = (),

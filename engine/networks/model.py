@@ -118,10 +118,11 @@ class PortRequest:
 class ContainerNetworking:
     """How a container is networked; stored in the container's record.
 
-    `mode` is `bridge`, `host`, `none` or a user network's ID (the first network, as
-    asked at create time; informative); `networks` maps network IDs to requests, in
-    interface order (eth0 first). It is empty only when every network was disconnected:
-    the container then gets a namespace with just `lo`.
+    `mode` is `bridge`, `host`, `none`, a user network's ID (the first network, as
+    asked at create time; informative) or `container:<id>` (it joins that container's
+    namespace and has no network of its own); `networks` maps network IDs to requests, in
+    interface order (eth0 first). It is empty only when every network was disconnected
+    (the container then gets a namespace with just `lo`) or in `container:` mode.
     """
 
     mode: str = "bridge"
@@ -131,6 +132,23 @@ class ContainerNetworking:
     dns_search: list[str] = attrs.field(factory=list)
     dns_options: list[str] = attrs.field(factory=list)
     extra_hosts: list[str] = attrs.field(factory=list)
+
+    @property
+    def shared_with(self) -> str:
+        """The container (its ID, or the name as given if it did not exist at create) whose
+        network namespace this one joins (`--network container:<x>`); "" otherwise."""
+        return self.mode.removeprefix("container:") if self.mode.startswith("container:") else ""
+
+
+@attrs.frozen
+class LinkedContainer:
+    """A container that another links to on the default bridge (`--link name:alias`), as
+    the network side needs it: for the linking one's /etc/hosts and DNS."""
+
+    alias: str
+    container_id: str
+    name: str
+    hostname: str
 
 
 @attrs.frozen
@@ -144,6 +162,9 @@ class ContainerInfo:
     networking: ContainerNetworking
     domainname: str = ""
     running: bool = False
+    links: tuple[LinkedContainer, ...] = ()  # legacy links, resolved to running containers
+    joins: str = ""  # `container:` mode: the ID of the running container it joins
+    joins_pid: int = 0  # and that container's pid (its namespace when it has no file)
 
 
 class ContainerDirectory(Protocol):
@@ -179,6 +200,7 @@ class EndpointState:
     aliases: list[str] = attrs.field(factory=list)
     dns_names: list[str] = attrs.field(factory=list)
     static: bool = False  # the address was asked for (`--ip`)
+    links: dict[str, str] = attrs.field(factory=dict)  # link alias -> the name it stands for
 
     @property
     def ip(self) -> str:

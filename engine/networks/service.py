@@ -171,6 +171,11 @@ class NetworkService:
         """A running container was renamed: its DNS names follow."""
         await self.attachments.rename(container_id, new_name)
 
+    async def refresh_links(self, info: ContainerInfo) -> str | None:
+        """A running container's legacy links changed (see `Attachments.refresh_links`):
+        its DNS aliases follow; returns its new /etc/hosts text (None: no file of its own)."""
+        return await self.attachments.refresh_links(info)
+
     # lookups ------------------------------------------------------------------------------------
     def get(self, ref: str) -> NetworkRecord:
         """A network by full ID, name, or unique ID prefix (Docker's order)."""

@@ -15,16 +15,44 @@ import attrs
 from engine.errors import InvalidParameter
 from engine.networks import etcfiles, ipam
 from engine.networks.catalog import NetworkCatalog
+from engine.networks.linkspec import LinkFormatError, is_container_mode, parse_link
 from engine.networks.model import ContainerNetworking, EndpointRequest, NetworkRecord
 from engine.networks.ports import requests_from_bindings
+
+
+def check_network_mode(network_mode: str, *, hostname: str = "", links: Sequence[str] = (),
+                       dns: Sequence[str] = (), extra_hosts: Sequence[str] = (),
+                       port_bindings: Mapping[str, object] | None = None,
+                       publish_all: bool = False, exposed_ports: Iterable[str] = ()) -> None:
+    """What Docker refuses in a create request's network mode before anything else (its
+    words): `container:` mode with what only a namespace's owner can set (hostname, links,
+    DNS servers, hosts entries, ports), and `host` mode with links. `hostname` and
+    `exposed_ports` are the request's own, before the image's are merged in."""
+    if is_container_mode(network_mode):
+        if not network_mode.partition(":")[2]:
+            raise InvalidParameter(
+                "invalid network mode: invalid container format container:<name|id>")
+        conflicts = (
+            (hostname, "hostname and the network mode"),
+            (links, "container type network can't be used with links. This would result in "
+                    "undefined behavior"),
+            (dns, "dns and the network mode"),
+            (extra_hosts, "custom host-to-IP mapping and the network mode"),
+            (port_bindings or publish_all, "port publishing and the container type network mode"),
+            (list(exposed_ports), "port exposing and the container type network mode"),
+        )
+        for present, words in conflicts:
+            if present:
+                raise InvalidParameter(f"conflicting options: {words}")
+    if network_mode == "host" and links:
+        raise InvalidParameter("conflicting options: host type networking can't be used with "
+                               "links. This would result in undefined behavior")
 
 
 def _resolve_mode(catalog: NetworkCatalog, network_mode: str) -> NetworkRecord:
     mode = network_mode or "default"
     if mode in ("default", "bridge"):
         return catalog.default_bridge
-    if mode.startswith("container:"):
-        raise InvalidParameter("network mode container:<name> is not supported yet")
     return catalog.get(mode)
 
 
@@ -45,6 +73,11 @@ def validate_container_networking(
     {"80/tcp": [(HostIp, HostPort), …]}.
     """
     warnings: list[str] = []
+    if is_container_mode(network_mode):
+        check_network_mode(network_mode)
+        # the other container's namespace, files and names: nothing of its own
+        return ContainerNetworking(mode=network_mode, dns_search=list(dns_search),
+                                   dns_options=list(dns_options)), warnings
     first = _resolve_mode(catalog, network_mode)
     ordered: dict[str, EndpointRequest] = {first.id: EndpointRequest()}
     for key, request in (endpoints or {}).items():
@@ -103,7 +136,12 @@ def check_endpoint_request(catalog: NetworkCatalog, record: NetworkRecord,
         raise InvalidParameter("network-scoped aliases are only supported for user-defined "
                                "networks")
     if request.mac_address and not ipam.valid_mac(request.mac_address):
-        raise InvalidParameter(f"invalid MAC address: {request.mac_address}")
+        raise InvalidParameter(f"invalid MAC address {request.mac_address}")
+    for link in request.links:
+        try:
+            parse_link(link)
+        except LinkFormatError as exc:
+            raise InvalidParameter(str(exc)) from None
     if (request.ipv4_address or request.ipv6_address) and record.name == "bridge":
         raise InvalidParameter(
             "user specified IP address is supported on user defined networks only")
@@ -142,4 +180,5 @@ def check_link_local(addresses: Sequence[str]) -> None:
             raise InvalidParameter(f"invalid link-local IP address: {text}")
 
 
-__all__ = ["check_endpoint_request", "check_link_local", "validate_container_networking"]
+__all__ = ["check_endpoint_request", "check_link_local", "check_network_mode",
+           "validate_container_networking"]

@@ -238,13 +238,22 @@ async def test_container_networking_validation(service: NetworkService) -> None:
     assert list(multi.networks) == [apps.id, service.get("bridge").id]
     assert multi.mode == apps.id
 
+    shared, _ = service.validate_container_networking(network_mode="container:abc",
+                                                      dns_search=["example.org"])
+    assert shared.networks == {}
+    assert shared.shared_with == "abc"
+    assert shared.dns_search == ["example.org"]
+
     _, warnings = service.validate_container_networking(
         network_mode="host", port_bindings={"80/tcp": [("", "8080")]})
     assert warnings == ["Published ports are discarded when using host network mode"]
 
     refusals = [
         ({"network_mode": "nowhere"}, NotFound, "network nowhere not found"),
-        ({"network_mode": "container:abc"}, InvalidParameter, "not supported"),
+        ({"network_mode": "container:"}, InvalidParameter, "invalid container format"),
+        ({"network_mode": "container"}, InvalidParameter, "invalid container format"),
+        ({"network_mode": "bridge", "endpoints": {"bridge": EndpointRequest(links=("a:b:c",))}},
+         InvalidParameter, "bad format for links: a:b:c"),
         ({"network_mode": "host", "endpoints": {"apps": EndpointRequest()}}, InvalidParameter,
          "multiple networks with one of the networks in host mode"),
         ({"network_mode": "bridge", "endpoints": {"bridge": EndpointRequest(ipv4_address="10.213.0.9")}},

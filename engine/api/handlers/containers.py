@@ -38,12 +38,16 @@ async def create(req: Request, engine: Engine) -> JSONResponse:
     if not isinstance(body, dict):
         raise InvalidParameter("invalid JSON: expected an object")
     spec, host = wire.parse_create(body)
-    from engine.api.wire.networks import parse_endpoints_config
+    from engine.api.wire.fields import string
+    from engine.api.wire.networks import migrate_container_mac, parse_endpoints_config
 
     endpoints = parse_endpoints_config(body.get("NetworkingConfig"))
+    mac_warning = migrate_container_mac(string(body, "MacAddress"), host.network_mode, endpoints,
+                                        req.api_version)
     container, warnings = await engine.containers.create(req.arg("name") or None, spec, host,
                                                          endpoints)
-    return JSONResponse({"Id": container.id, "Warnings": warnings}, status=201)
+    return JSONResponse({"Id": container.id,
+                         "Warnings": warnings + ([mac_warning] if mac_warning else [])}, status=201)
 
 
 @router.route("GET", "/containers/json")
@@ -59,6 +63,7 @@ async def list_containers(req: Request, engine: Engine) -> JSONResponse:
             return set()
 
     keep = list_predicate(filters, engine.containers.get, image_ids_for)
+    link_names = engine.containers.link_names()
     if limit > 0 or req.flag("latest"):
         show_all = True
     shown = []
@@ -73,7 +78,8 @@ async def list_containers(req: Request, engine: Engine) -> JSONResponse:
         shown = shown[:1]
     elif limit > 0:
         shown = shown[:limit]
-    result = [wire.summary_json(c, wire.shown_image(c, engine.images.resolve), engine.networks)
+    result = [wire.summary_json(c, wire.shown_image(c, engine.images.resolve), engine.networks,
+                                link_names.get(c.id, ()))
               for c in shown]
     if req.flag("size"):
         for summary, size in zip(result, await container_sizes(engine.containers, shown),
@@ -88,6 +94,7 @@ async def list_containers(req: Request, engine: Engine) -> JSONResponse:
 async def inspect(req: Request, engine: Engine) -> JSONResponse:
     c = _container(req, engine)
     paths = engine.containers.paths(c)
+    etc = engine.containers.etc_paths(c)
     image = engine.images.get(c.image_id)
     lower = ":".join(str(p) for p in engine.images.layer_dirs(image)) if image else ""
     data = {
@@ -95,12 +102,12 @@ async def inspect(req: Request, engine: Engine) -> JSONResponse:
         "UpperDir": str(paths.upper),
         "WorkDir": str(paths.work),
         "MergedDir": str(paths.rootfs),
-        "ResolvConfPath": str(paths.resolv_conf),
-        "HostnamePath": str(paths.hostname_file),
-        "HostsPath": str(paths.hosts_file),
+        "ResolvConfPath": str(etc.resolv_conf),
+        "HostnamePath": str(etc.hostname_file),
+        "HostsPath": str(etc.hosts_file),
     }
     body = wire.inspect_json(c, log_path=str(paths.log), graph_data=data,
-                             networks=engine.networks)
+                             networks=engine.networks, links=engine.containers.links_shown(c))
     if req.flag("size"):
         (size,) = await container_sizes(engine.containers, [c])
         body["SizeRw"], body["SizeRootFs"] = size.rw, size.root_fs
@@ -167,11 +174,13 @@ async def wait(req: Request, engine: Engine) -> StreamResponse:
     return StreamResponse(produce, content_type="application/json")
 
 
-@router.route("DELETE", "/containers/{id}")
+@router.route("DELETE", "/containers/{id:path}")
 async def remove(req: Request, engine: Engine) -> EmptyResponse:
-    c = _container(req, engine)
+    """`rm`; with `link=1` the path names a link (`/parent/alias`) and only it goes."""
     if req.flag("link"):
-        raise InvalidParameter("links are not supported")
+        await engine.containers.remove_link(req.params["id"].rstrip("/"))
+        return EmptyResponse(204)
+    c = _container(req, engine)
     await engine.containers.remove(c, force=req.flag("force"), volumes=req.flag("v"))
     return EmptyResponse(204)
 

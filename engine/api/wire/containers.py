@@ -7,7 +7,7 @@ with a clear message rather than ignored.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from engine.api.wire import fields
@@ -232,6 +232,7 @@ def parse_create(body: dict[str, Any]) -> tuple[ContainerSpec, HostSpec]:
         dns_search=fields.string_list(hc, "DnsSearch", w),
         dns_options=fields.string_list(hc, "DnsOptions", w),
         extra_hosts=fields.string_list(hc, "ExtraHosts", w),
+        links=fields.string_list(hc, "Links", w),
         ulimits=_ulimits(hc),
         shm_size=fields.integer(hc, "ShmSize", w) or 64 * 1024 * 1024,
         **{limit.name: _limit(hc, limit, limit.key, w) for limit in LIMITS},
@@ -272,8 +273,18 @@ def _healthcheck_json(hc: Healthcheck | None, on_failure: str = "none") -> dict[
     return out
 
 
+def _desired_mac(c: Container) -> str:
+    """The MAC asked for the main network's endpoint (Docker 28 still shows it as the
+    deprecated `Config.MacAddress`, for clients of API < 1.44)."""
+    net = c.networking
+    if net is None or not net.networks or net.mode in ("host", "none") or net.shared_with:
+        return ""
+    return next(iter(net.networks.values())).mac_address
+
+
 def config_json(c: Container) -> dict[str, Any]:
     s = c.spec
+    mac = _desired_mac(c)
     return {
         "Hostname": s.hostname,
         "Domainname": s.domainname,
@@ -298,10 +309,12 @@ def config_json(c: Container) -> dict[str, Any]:
         **({"StopTimeout": s.stop_timeout} if s.stop_timeout is not None else {}),
         **({"Shell": s.shell} if s.shell else {}),
         **({"ArgsEscaped": True} if s.args_escaped else {}),
+        **({"MacAddress": mac} if mac else {}),
     }
 
 
-def host_config_json(c: Container) -> dict[str, Any]:
+def host_config_json(c: Container, links: list[str] | None = None) -> dict[str, Any]:
+    """`HostConfig`; `links` as `/child:/parent/alias` (engine.containers.links.shown)."""
     h = c.host
     return {
         "Binds": list(h.binds) or None,
@@ -331,7 +344,7 @@ def host_config_json(c: Container) -> dict[str, Any]:
         "GroupAdd": list(h.group_add) or None,
         "IpcMode": h.ipc_mode,
         "Cgroup": "",
-        "Links": None,
+        "Links": links or None,
         "OomScoreAdj": h.oom_score_adj,
         "PidMode": h.pid_mode,
         "Privileged": h.privileged,
@@ -444,7 +457,7 @@ def network_settings_json(c: Container) -> dict[str, Any]:
 
 
 def inspect_json(c: Container, *, log_path: str, graph_data: dict[str, str],
-                 networks: Any = None) -> dict[str, Any]:
+                 networks: Any = None, links: list[str] | None = None) -> dict[str, Any]:
     return {
         "Id": c.id,
         "Created": rfc3339(c.created),
@@ -464,7 +477,7 @@ def inspect_json(c: Container, *, log_path: str, graph_data: dict[str, str],
         "ProcessLabel": "",
         "AppArmorProfile": "",
         "ExecIDs": None,
-        "HostConfig": host_config_json(c),
+        "HostConfig": host_config_json(c, links),
         "GraphDriver": {
             "Name": "overlay",
             "Data": {k: v for k, v in graph_data.items() if k in ("LowerDir", "UpperDir",
@@ -496,17 +509,19 @@ def shown_image(c: Container, resolve: Callable[[str], Image]) -> str:
     return c.image_id
 
 
-def summary_json(c: Container, image_name: str, networks: Any = None) -> dict[str, Any]:
+def summary_json(c: Container, image_name: str, networks: Any = None,
+                 link_names: Iterable[str] = ()) -> dict[str, Any]:
+    """`docker ps`'s entry; `link_names`: the `/parent/alias` names links give `c`."""
     mode = c.host.network_mode
     name = "none" if mode in ("default", "bridge") else mode
     if networks is not None and c.networking is not None:
-        out = summary_json(c, image_name)
+        out = summary_json(c, image_name, link_names=link_names)
         out["Ports"] = _net.summary_ports_json(networks, c.id, c.spec.exposed_ports)
         out["NetworkSettings"] = _net.summary_networks_json(networks, c.id, c.networking)
         return out
     return {
         "Id": c.id,
-        "Names": ["/" + c.name],
+        "Names": ["/" + c.name, *link_names],
         "Image": image_name,
         "ImageID": c.image_id,
         "Command": command_text(c),

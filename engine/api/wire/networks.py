@@ -12,9 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from engine.api.wire import fields
 from engine.errors import InvalidParameter
 from engine.images.ociconfig import format_time as rfc3339
+from engine.networks.linkspec import is_user_defined
 from engine.networks.model import (
     AttachmentRecord,
     ContainerNetworking,
@@ -99,6 +102,59 @@ def parse_endpoints_config(networking_config: Mapping[str, Any] | None) -> dict[
                                    "objects")
         result[key] = parse_endpoint_request(settings)
     return result
+
+
+MAC_DEPRECATED = ("The container-wide MacAddress field is now deprecated. It should be "
+                  "specified in EndpointsConfig instead.")
+
+
+def _before(api_version: str, version: str) -> bool:
+    def parts(v: str) -> tuple[int, ...]:
+        return tuple(int(p) for p in v.split(".") if p.isdigit())
+
+    return parts(api_version) < parts(version)
+
+
+def _main_endpoint_key(mode: str, endpoints: Mapping[str, EndpointRequest], old_api: bool) -> str:
+    """Which of `EndpointsConfig`'s keys is the container's main network (`NetworkMode`)."""
+    names = ("default", "bridge") if mode in ("default", "bridge") else (mode,)
+    if not endpoints:
+        return names[0]
+    if old_api:  # one endpoint at most before API 1.44
+        return next(iter(endpoints))
+    for key in names:
+        if key in endpoints:
+            return key
+    raise InvalidParameter("unable to migrate container-wide MAC address to a specific network: "
+                           "HostConfig.NetworkMode must match the identity of a network in "
+                           "NetworkSettings.Networks")
+
+
+def migrate_container_mac(mac: str, network_mode: str, endpoints: dict[str, EndpointRequest],
+                          api_version: str) -> str:
+    """Docker's handling of the container-wide `Config.MacAddress` (deprecated since API
+    1.44): it becomes the MAC of the main network's endpoint in `endpoints` (changed in
+    place). Returns the create response's warning ("" for none). Before API 1.44 the
+    endpoints' own MACs are ignored and a mode without a network of its own is refused;
+    since then the container-wide one must agree with the endpoint's."""
+    old_api = _before(api_version, "1.44")
+    if old_api:
+        for key, request in endpoints.items():
+            endpoints[key] = attrs.evolve(request, mac_address="")
+    if not mac:
+        return ""
+    mode = network_mode or "default"
+    if mode not in ("default", "bridge") and not is_user_defined(mode):
+        if old_api:
+            raise InvalidParameter("conflicting options: mac-address and the network mode")
+        return MAC_DEPRECATED
+    key = _main_endpoint_key(mode, endpoints, old_api)
+    current = endpoints.get(key, EndpointRequest())
+    if not old_api and current.mac_address and current.mac_address != mac:
+        raise InvalidParameter("the container-wide MAC address must match the endpoint-specific "
+                               "MAC address for the main network, or be left empty")
+    endpoints[key] = attrs.evolve(current, mac_address=mac)
+    return "" if old_api else MAC_DEPRECATED
 
 
 def port_bindings_pairs(bindings: Mapping[str, Iterable[Any]]) -> dict[str, list[tuple[str, str]]]:
