@@ -17,6 +17,7 @@ import trio
 from engine import fsutil
 from engine.containers.layout import ContainerPaths
 from engine.containers.model import Container
+from engine.containers.namespaces import Namespaces
 from engine.runtime import mounts
 from engine.runtime.devices import Device, devices_from_path, host_devices, parse_cgroup_rule
 from engine.runtime.ocimounts import Mount
@@ -42,10 +43,12 @@ class BundleMaker:
     async def prepare(self, c: Container, paths: ContainerPaths, *, cgroups_path: str,
                       attachment: Attachment, volumes: VolumeService | None = None,
                       link_env: Sequence[str] = (),
-                      etc_from: ContainerPaths | None = None) -> None:
+                      etc_from: ContainerPaths | None = None,
+                      namespaces: Namespaces | None = None) -> None:
         """Mount the root and write the bundle. `link_env`: the variables of legacy links
         (the container's own env wins); `etc_from`: the container whose /etc/hostname,
-        hosts and resolv.conf this one shares (`container:` network mode)."""
+        hosts and resolv.conf this one shares (`container:` network mode); `namespaces`:
+        the IPC, PID, UTS and cgroup namespaces (`namespaces.at_start`)."""
         image = self.images.get(c.image_id)
         if image is None:
             from engine.errors import NotFound
@@ -62,34 +65,41 @@ class BundleMaker:
             if volumes is not None and c.mounts:
                 specs = await volumes.mount_for_start(c.id, c.mounts, rootfs=paths.rootfs)
                 extra = [s.to_oci() for s in specs]
+            if c.host.ipc_mode == "shareable":
+                await trio.to_thread.run_sync(mounts.mount_shm, paths.shm, c.host.shm_size)
+                extra.append(Mount.bind(str(paths.shm), "/dev/shm"))
             await trio.to_thread.run_sync(self._prepare_sync, c, paths, cgroups_path, extra,
-                                          attachment, tuple(link_env), etc_from)
+                                          attachment, tuple(link_env), etc_from,
+                                          namespaces or Namespaces())
         except BaseException:
             with trio.CancelScope(shield=True):
                 if volumes is not None:
                     await volumes.unmount_after_stop(c.id, c.mounts)
-                await trio.to_thread.run_sync(mounts.unmount, paths.rootfs)
+                await self.unmount(paths)
             raise
 
     async def unmount(self, paths: ContainerPaths) -> None:
-        """Unmount the overlay root `prepare` mounted (not mounted: nothing to do)."""
+        """Unmount the overlay root and the shareable /dev/shm `prepare` mounted (not
+        mounted: nothing to do)."""
         await trio.to_thread.run_sync(mounts.unmount, paths.rootfs)
+        await trio.to_thread.run_sync(mounts.unmount, paths.shm)
 
     def _prepare_sync(self, c: Container, paths: ContainerPaths, cgroups_path: str,
                       extra: list[Mount], attachment: Attachment, link_env: tuple[str, ...],
-                      etc_from: ContainerPaths | None) -> None:
+                      etc_from: ContainerPaths | None, namespaces: Namespaces) -> None:
         """The blocking part; `prepare` undoes the mounts if it fails."""
         user = resolve_user(paths.rootfs, c.spec.user, c.host.group_add)
         if etc_from is None:
-            self._write_etc_files(c, paths, attachment)
-        spec = build_spec(self._inputs(c, paths, user, cgroups_path, extra, attachment,
-                                       link_env, etc_from or paths))
+            self._write_etc_files(c, paths, attachment, host_uts=namespaces.uts == "host")
+        spec = build_spec(self._inputs(c, paths, user, cgroups_path,
+                                       [*namespaces.shm_mounts, *extra], attachment,
+                                       link_env, etc_from or paths, namespaces))
         fsutil.atomic_write(paths.config_json, to_json_bytes(spec), mode=0o600, durable=False)
 
     def _write_etc_files(self, c: Container, paths: ContainerPaths,
-                         attachment: Attachment) -> None:
+                         attachment: Attachment, *, host_uts: bool) -> None:
         """/etc/hostname is ours; /etc/hosts and resolv.conf come from the network service."""
-        host_mode = attachment.network_ns == "host"
+        host_mode = attachment.network_ns == "host" or host_uts
         hostname = socket.gethostname() if host_mode else c.spec.hostname
         paths.hostname_file.write_text(hostname + "\n")
         paths.hosts_file.write_text(attachment.hosts)
@@ -97,7 +107,8 @@ class BundleMaker:
 
     def _inputs(self, c: Container, paths: ContainerPaths, user: ProcessUser,
                 cgroups_path: str, extra: list[Mount], attachment: Attachment,
-                link_env: tuple[str, ...], etc: ContainerPaths) -> SpecInputs:
+                link_env: tuple[str, ...], etc: ContainerPaths,
+                namespaces: Namespaces) -> SpecInputs:
         env = [*link_env, *c.spec.env]
         if not any(e.startswith("HOME=") for e in env):
             env.append(f"HOME={user.home or '/'}")
@@ -111,7 +122,7 @@ class BundleMaker:
         if (limits.pids_limit or 0) <= 0:
             # unlimited is the absence of a limit: crun 1.8 writes -1 to v1's pids.max and fails
             limits.pids_limit = None
-        host_network = attachment.network_ns == "host"
+        host_uts = attachment.network_ns == "host" or namespaces.uts == "host"
         return SpecInputs(
             args=(c.path, *c.args),
             rootfs=str(paths.rootfs),
@@ -120,7 +131,7 @@ class BundleMaker:
             user=user,
             terminal=c.spec.tty,
             console_size=c.host.console_size,
-            hostname="" if host_network else c.spec.hostname,
+            hostname="" if host_uts else c.spec.hostname,
             domainname=c.spec.domainname,
             readonly_rootfs=c.host.readonly_rootfs,
             privileged=c.host.privileged,
@@ -133,7 +144,10 @@ class BundleMaker:
             oom_score_adj=c.host.oom_score_adj,
             network_ns=attachment.network_ns,
             network_ns_owned=attachment.network_ns_owned,
-            uts_ns="host" if host_network else "",
+            uts_ns="host" if host_uts else "",
+            ipc_ns=namespaces.ipc,
+            pid_ns=namespaces.pid,
+            cgroup_ns=namespaces.cgroup,
             mounts=tuple(etc_mounts + list(extra or [])),
             shm_size=c.host.shm_size,
             init_binary=self.host.init_path if c.host.init else "",

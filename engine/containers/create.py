@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from engine import ids
-from engine.containers import links, names, netshare
+from engine.containers import links, names, namespaces, netshare
 from engine.containers.layout import ContainerPaths
 from engine.containers.model import Container, ContainerSpec, HostSpec, LogConfig
 from engine.containers.resources import check_limits
@@ -133,6 +133,9 @@ def validate(spec: ContainerSpec, host: HostSpec) -> None:
         raise InvalidParameter(f"hostname {json.dumps(spec.hostname)} is too long "
                                f"(maximum {MAX_HOSTNAME_BYTES} bytes)")
     check_limits(host, len(os.sched_getaffinity(0)))
+    namespaces.check_modes(host)
+    if host.uts_mode == "host" and spec.hostname:
+        raise InvalidParameter("conflicting options: hostname and the UTS mode")
     for env in spec.env:
         if env.startswith("="):
             raise InvalidParameter(f"invalid environment variable: {env}")

@@ -49,6 +49,12 @@ class ContainerPaths:
         return self.root / "userdata"
 
     @property
+    def shm(self) -> Path:
+        """A `--ipc shareable` container's /dev/shm: a tmpfs on the host, so that the
+        containers joining its IPC namespace can be given the same one."""
+        return self.root / "shm"
+
+    @property
     def log(self) -> Path:
         return self.root / "ctr.log"
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from engine.containers import companions, links, netshare, removal
+from engine.containers import companions, links, namespaces, netshare, removal
 from engine.containers.health import has_probe
 from engine.containers.model import Container, HealthState, Status, StopReason
 from engine.errors import Conflict, EngineError, InvalidParameter, NotModified, SystemFailure
@@ -61,7 +61,8 @@ async def start_locked(m: ContainerManager, c: Container, *, reset_restart_state
         attachment = await m.attach_network(c, linked=linked, owner=owner)
         await m.bundles.prepare(c, paths, cgroups_path=target.cgroup,
                                 attachment=attachment, volumes=m.volumes, link_env=link_env,
-                                etc_from=m.paths(owner) if owner is not None else None)
+                                etc_from=m.paths(owner) if owner is not None else None,
+                                namespaces=namespaces.at_start(m, c))
         options = LaunchOptions(
             name=c.name,
             log_path=paths.log,

@@ -15,7 +15,16 @@ from pathlib import Path
 from engine.errors import SystemFailure
 from engine.kernel import libc
 from engine.kernel import mounts as kernel_mounts
-from engine.kernel.libc import CLONE_FS, MS_BIND, MS_RDONLY, MS_REC, MS_REMOUNT
+from engine.kernel.libc import (
+    CLONE_FS,
+    MS_BIND,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_RDONLY,
+    MS_REC,
+    MS_REMOUNT,
+)
 from engine.kernel.mounts import is_mountpoint
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -140,6 +149,19 @@ def bind_mount(source: Path, target: Path, *, readonly: bool = False) -> None:
             raise SystemFailure(f"making {target} read-only: {exc.strerror}") from None
 
 
+def mount_shm(target: Path, size: int) -> None:
+    """A tmpfs for /dev/shm at `target` (made if missing), `size` bytes, as Docker mounts
+    a shareable container's; already mounted (a start after a failed one): kept."""
+    target.mkdir(mode=0o700, exist_ok=True)
+    if is_mountpoint(target):
+        return
+    try:
+        libc.mount(b"shm", os.fsencode(target), b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                   f"mode=1777,size={size}".encode())
+    except OSError as exc:
+        raise SystemFailure(f"mounting /dev/shm at {target}: {exc.strerror}") from None
+
+
 def unmount(target: Path) -> None:
     """Unmount `target` if it is mounted; a busy mount is detached lazily."""
     if not is_mountpoint(target):
@@ -150,4 +172,5 @@ def unmount(target: Path) -> None:
         raise SystemFailure(f"unmounting {target}: {exc.strerror}") from None
 
 
-__all__ = ["bind_mount", "is_mountpoint", "mount_overlay", "mount_readonly_overlay", "unmount"]
+__all__ = ["bind_mount", "is_mountpoint", "mount_overlay", "mount_readonly_overlay", "mount_shm",
+           "unmount"]
