@@ -273,9 +273,11 @@ def test_container_prune(moord: Any, names: list[str]) -> None:
 
 def test_attach_and_start_interactive(moord: Any, names: list[str]) -> None:
     name = unique(names, "attach")
-    ok(moord, "run", "-d", "--name", name, "busybox", "sh", "-c",
-       "sleep 1; echo one; echo two >&2; exit 6")
-    result = moor(moord, "attach", name)
+    # it writes once it reads a line, which only an attached client can send: nothing is
+    # written before the attach, however slow the machine
+    ok(moord, "run", "-d", "-i", "--name", name, "busybox", "sh", "-c",
+       "read line; echo one; echo two >&2; exit 6")
+    result = moor(moord, "attach", name, input=b"go\n")
     assert (result.returncode, result.stdout, result.stderr) == (6, "one\n", "two\n")
     result = moor(moord, "attach", name)
     assert result.returncode == 1
