@@ -50,6 +50,9 @@ from engine.errors import HostNotReady
 from engine.events import EventBus
 from engine.images.store import ImageStore
 from engine.managed_plugins.store import PluginStore
+from engine.metrics.catalog import METRICS
+from engine.metrics.server import parse_listen_address, serve_metrics
+from engine.metrics.sources import EngineFacts, describe_engine, watch_daemon
 from engine.networks.service import NetworkOptions, NetworkService, drivers_from_plugins
 from engine.registry.service import RegistryService
 from engine.runtime.host import probe_host
@@ -129,11 +132,19 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
                           processes_api.router, archive_api.router, df_api.router,
                           swarm_api.router, plugins_api.router])
     server = APIServer(routes, engine)
+    describe_engine(METRICS, EngineFacts(
+        version=_version(), architecture=host.architecture, kernel=host.kernel_version,
+        os=host.operating_system, os_version=host.os_version, daemon_id=engine_id))
+    watch_daemon(METRICS, statuses=lambda: [c.state.status.value for c in containers.table],
+                 subscribers=lambda: len(events.subscribers))
     try:
         async with trio.open_nursery() as nursery:
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
                 await nursery.start(networks.run)
                 await nursery.start(containers.run)
+                if config.metrics_addr:
+                    await nursery.start(serve_metrics, parse_listen_address(config.metrics_addr),
+                                        METRICS.render)
                 await nursery.start(partial(
                     server.serve_unix, config.socket_path, mode=int(config.socket_mode, 8),
                     group=config.socket_group, drain_timeout=config.shutdown_timeout))
@@ -209,6 +220,8 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         config.socket_path  # noqa: B018 - validates --host early
+        if config.metrics_addr:
+            parse_listen_address(config.metrics_addr)
     except ValueError as exc:
         sys.exit(f"moord: {exc}")
     try:
