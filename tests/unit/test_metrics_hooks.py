@@ -1,0 +1,91 @@
+"""The counters the engine's steps record into, driven through the container manager on its
+fake runtime (tests/unit/test_container_manager.py). The daemon's metrics are one object
+per process, so each test compares before and after."""
+
+from __future__ import annotations
+
+import trio
+import trio.testing
+
+from engine.containers.health import count_probe
+from engine.containers.model import RestartPolicy, Status
+from engine.events import EventBus
+from engine.metrics.catalog import METRICS
+from engine.runtime.exec import ExecResult
+from tests.unit import test_container_manager as manager_tests
+from tests.unit.test_container_manager import Daemon, Host, _daemon, _running, _settle, _until
+
+# the container manager's fixtures: a fake runtime and its host, a running manager
+host = manager_tests.host
+daemon = manager_tests.daemon
+
+
+async def test_restarts_are_counted_by_policy_and_reason(
+        daemon: Daemon, host: Host, autojump_clock: trio.testing.MockClock) -> None:
+    labels = {"policy": "on-failure", "reason": "exited"}
+    before = METRICS.restarts.get(**labels)
+    starts = METRICS.container_actions.series[("start",)].count
+    c = await _running(daemon.m, RestartPolicy("on-failure", 2))
+    for _ in range(3):
+        await _until(lambda: c.state.status is Status.RUNNING)
+        host.runtime.exit(c.id, 1)
+        await _settle()
+    await daemon.m.wait(c, "")
+    assert METRICS.restarts.get(**labels) - before == 2
+    # dockerd's `start` action counts the user's start, not the policy's restarts
+    assert METRICS.container_actions.series[("start",)].count - starts == 1
+
+
+async def test_turning_unhealthy_counts_the_action_taken(
+        daemon: Daemon, host: Host, autojump_clock: trio.testing.MockClock) -> None:
+    before = METRICS.health_actions.get(action="kill"), METRICS.health_actions.get(action="none")
+    c = await _running(daemon.m, RestartPolicy("on-failure"), health_on_failure="kill")
+    plain = await _running(daemon.m)
+    daemon.m.health_failed(c)
+    daemon.m.health_failed(plain)
+    await _until(lambda: len(host.runtime.created_at) == 3 and c.state.status is Status.RUNNING)
+    after = METRICS.health_actions.get(action="kill"), METRICS.health_actions.get(action="none")
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
+    assert METRICS.restarts.get(policy="on-failure", reason="health") >= 1
+
+
+def test_probes_count_as_dockerd_counts_them_and_failures_of_any_kind() -> None:
+    before = (METRICS.health_checks.get(), METRICS.health_checks_failed.get(),
+              METRICS.health_failures.get())
+    count_probe(ExecResult(exit_code=0))
+    count_probe(ExecResult(exit_code=1))
+    count_probe(ExecResult(exit_code=-1, error="exec failed"))
+    after = (METRICS.health_checks.get(), METRICS.health_checks_failed.get(),
+             METRICS.health_failures.get())
+    assert [a - b for a, b in zip(after, before, strict=True)] == [3, 1, 2]
+
+
+async def test_a_new_daemon_counts_what_it_re_adopted(
+        host: Host, autojump_clock: trio.testing.MockClock) -> None:
+    before = METRICS.recovered.get(outcome="re-adopted")
+    METRICS.adoption_seconds.set(-1)
+    async with trio.open_nursery() as outer:
+        async with trio.open_nursery() as nursery:
+            first = await _daemon(host, nursery)
+            await _running(first.m)
+            first.crash()
+        await _daemon(host, outer)
+        outer.cancel_scope.cancel()
+    assert METRICS.recovered.get(outcome="re-adopted") - before == 1
+    assert METRICS.adoption_seconds.get() >= 0
+
+
+async def test_a_removed_containers_series_go_with_it(
+        daemon: Daemon, host: Host, autojump_clock: trio.testing.MockClock) -> None:
+    c = await _running(daemon.m)
+    METRICS.log_rotations.inc(container=c.short_id)
+    await daemon.m.remove(c, force=True)
+    assert (c.short_id,) not in METRICS.log_rotations.values
+
+
+def test_every_published_event_is_counted() -> None:
+    before = METRICS.events.get()
+    bus = EventBus()
+    bus.publish("container", "start", "abc")
+    bus.publish("image", "pull", "busybox")
+    assert METRICS.events.get() - before == 2
