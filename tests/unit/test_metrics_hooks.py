@@ -4,14 +4,20 @@ per process, so each test compares before and after."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import attrs
 import trio
 import trio.testing
 
 from engine.containers.health import count_probe
 from engine.containers.model import RestartPolicy, Status
 from engine.events import EventBus
+from engine.logs.sinks import ship_lines
 from engine.metrics.catalog import METRICS
 from engine.runtime.exec import ExecResult
+from plugins.contracts import LoggedContainer, LogRecord
 from tests.unit import test_container_manager as manager_tests
 from tests.unit.test_container_manager import Daemon, Host, _daemon, _running, _settle, _until
 
@@ -89,3 +95,43 @@ def test_every_published_event_is_counted() -> None:
     bus.publish("container", "start", "abc")
     bus.publish("image", "pull", "busybox")
     assert METRICS.events.get() - before == 2
+
+
+@attrs.define
+class _Sink:
+    """A shipping log driver that takes every batch, or fails every one."""
+
+    name: str
+    fails: bool
+    readable: bool = True
+    ships: bool = True
+    got: list[LogRecord] = attrs.field(factory=list)
+
+    def validate(self, options: Mapping[str, str]) -> Mapping[str, str]:
+        return options
+
+    async def ship(self, container: LoggedContainer, records: Sequence[LogRecord]) -> None:
+        if self.fails:
+            raise OSError("the sink is down")
+        self.got.extend(records)
+
+
+async def test_shipped_and_dropped_log_lines_are_counted_per_container(tmp_path: Path) -> None:
+    log = tmp_path / "ctr.log"
+    log.write_text("".join(f"2026-01-01T00:00:0{i}.000000000+00:00 stdout F line {i}\n"
+                           for i in range(3)))
+    cid = "c0ffee" * 10 + "abcd"
+    labels = {"container": cid[:12]}
+    for sink in (_Sink("good", fails=False), _Sink("bad", fails=True)):
+        counter = METRICS.log_lines_dropped if sink.fails else METRICS.log_lines_shipped
+        before = counter.get(**labels, driver=sink.name)
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ship_lines, sink, LoggedContainer(cid, "web", "busybox", {}, {}),
+                                   log, 0)
+                while counter.get(**labels, driver=sink.name) - before < 3:  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+                nursery.cancel_scope.cancel()
+        assert len(sink.got) == (0 if sink.fails else 3)
+    METRICS.forget_container(cid)
+    assert METRICS.log_lines_shipped.get(**labels, driver="good") == 0
