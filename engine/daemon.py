@@ -51,7 +51,7 @@ from engine.events import EventBus
 from engine.images.store import ImageStore
 from engine.managed_plugins.store import PluginStore
 from engine.metrics.catalog import METRICS
-from engine.metrics.server import parse_listen_address, serve_metrics
+from engine.metrics.server import open_metrics_listeners, serve_metrics
 from engine.metrics.sources import EngineFacts, describe_engine, watch_daemon
 from engine.networks.service import NetworkOptions, NetworkService, drivers_from_plugins
 from engine.registry.service import RegistryService
@@ -82,6 +82,8 @@ def _write_pidfile(path: Path) -> None:
 
 
 async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None) -> None:
+    metrics_listeners = (await open_metrics_listeners(config.metrics_addr)
+                         if config.metrics_addr else [])
     host = await trio.to_thread.run_sync(probe_host, config)
     for warning in host.warnings:
         log.warning("%s", warning)
@@ -142,9 +144,8 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
                 await nursery.start(networks.run)
                 await nursery.start(containers.run)
-                if config.metrics_addr:
-                    await nursery.start(serve_metrics, parse_listen_address(config.metrics_addr),
-                                        METRICS.render)
+                if metrics_listeners:
+                    await nursery.start(serve_metrics, metrics_listeners, METRICS.render)
                 await nursery.start(partial(
                     server.serve_unix, config.socket_path, mode=int(config.socket_mode, 8),
                     group=config.socket_group, drain_timeout=config.shutdown_timeout))
@@ -220,8 +221,6 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         config.socket_path  # noqa: B018 - validates --host early
-        if config.metrics_addr:
-            parse_listen_address(config.metrics_addr)
     except ValueError as exc:
         sys.exit(f"moord: {exc}")
     try:

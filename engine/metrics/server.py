@@ -109,14 +109,23 @@ async def serve_connection(stream: trio.abc.Stream, render: Callable[[], str]) -
             await stream.aclose()
 
 
-async def serve_metrics(address: ListenAddress, render: Callable[[], str], *,
-                        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    """Listen on `address` and serve `render()`'s exposition until cancelled."""
+async def open_metrics_listeners(text: str) -> list[trio.SocketListener]:
+    """Bind `metrics-addr` at start-up, before anything else starts: a bad or taken
+    address stops moord with a message (SystemExit), not a traceback."""
     try:
+        address = parse_listen_address(text)
         listeners = await trio.open_tcp_listeners(address.port, host=address.host)
+    except ValueError as exc:
+        raise SystemExit(f"moord: {exc}") from None
     except OSError as exc:
-        raise SystemExit(f"moord: cannot serve metrics on {address}: {exc.strerror or exc}") from None
+        raise SystemExit(f"moord: cannot serve metrics on {text}: {exc.strerror or exc}") from None
     log.info("metrics on http://%s/metrics", address)
+    return listeners
+
+
+async def serve_metrics(listeners: list[trio.SocketListener], render: Callable[[], str], *,
+                        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve `render()`'s exposition on `listeners` until cancelled."""
 
     async def handler(stream: trio.SocketStream) -> None:
         try:

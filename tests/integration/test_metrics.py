@@ -10,6 +10,7 @@ value, up to a deadline (no timing is asserted).
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import time
 import urllib.parse
@@ -144,3 +145,17 @@ def test_prometheus_scrapes_moords_metrics(fresh_moord: Callable[[], Moord],
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_a_bad_or_taken_metrics_address_stops_moord_with_a_message(
+        fresh_moord: Callable[[], Moord]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for address, message in ((f"127.0.0.1:{port}", f"cannot serve metrics on 127.0.0.1:{port}"),
+                                 ("127.0.0.1", "expected HOST:PORT")):
+            d = fresh_moord()
+            with pytest.raises(RuntimeError, match="moord exited with 1") as failed:
+                d.start("--metrics-addr", address)
+            assert message in str(failed.value)
