@@ -4,6 +4,7 @@ per process, so each test compares before and after."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -11,6 +12,9 @@ import attrs
 import trio
 import trio.testing
 
+from engine.api.http import JSONResponse, Request
+from engine.api.router import Router, route_table
+from engine.api.server import APIServer
 from engine.containers.health import count_probe
 from engine.containers.model import RestartPolicy, Status
 from engine.events import EventBus
@@ -135,3 +139,42 @@ async def test_shipped_and_dropped_log_lines_are_counted_per_container(tmp_path:
         assert len(sink.got) == (0 if sink.fails else 3)
     METRICS.forget_container(cid)
     assert METRICS.log_lines_shipped.get(**labels, driver="good") == 0
+
+
+async def test_api_latency_is_labelled_by_route_template_not_by_path(tmp_path: Path) -> None:
+    router = Router()
+
+    @router.route("GET", "/things/{id}/json")
+    async def thing(req: Request, engine: object) -> JSONResponse:
+        return JSONResponse({"Id": req.params["id"]})
+
+    server = APIServer(route_table([router]), None)  # type: ignore[arg-type]
+    sock = tmp_path / "api.sock"
+    labels = {"method": "GET", "route": "/things/{id}/json", "status": "200"}
+    unmatched = {"method": "other", "route": "unmatched", "status": "404"}
+    before = [METRICS.api_requests.series.get(METRICS.api_requests.key(k)) for k in
+              (labels, unmatched)]
+    counts = [h.count if h else 0 for h in before]
+
+    def ask(method: str, target: str) -> bytes:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(str(sock))
+            s.sendall(f"{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                      .encode())
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+            return data
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: server.serve_unix(sock, task_status=task_status))
+        for target in ("/v1.50/things/abc/json", "/things/def/json"):
+            answer = await trio.to_thread.run_sync(ask, "GET", target)
+            assert answer.startswith(b"HTTP/1.1 200")
+        answer = await trio.to_thread.run_sync(ask, "BREW", "/coffee")
+        assert answer.startswith(b"HTTP/1.1 404")
+        server.close()
+    after = [METRICS.api_requests.series[METRICS.api_requests.key(k)].count
+             for k in (labels, unmatched)]
+    assert [a - b for a, b in zip(after, counts, strict=True)] == [2, 1]
