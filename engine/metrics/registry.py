@@ -117,24 +117,17 @@ class _Family:
 
 
 @attrs.define(eq=False)
-class Gauge(_Family):
-    """A value that goes up and down (containers in a state, a duration measured once)."""
+class _Valued(_Family):
+    """A family with one number per series."""
 
     values: dict[Key, float] = attrs.field(factory=dict)
-    kind = "gauge"
-
-    def set(self, value: float, **labels: str) -> None:
-        self.values[self.key(labels)] = float(value)
-
-    def inc(self, amount: float = 1.0, **labels: str) -> None:
-        key = self.key(labels)
-        self.values[key] = self.values.get(key, 0.0) + amount
 
     def get(self, **labels: str) -> float:
         return self.values.get(self.key(labels), 0.0)
 
-    def clear(self) -> None:
-        self.values.clear()
+    def _add(self, amount: float, labels: Mapping[str, str]) -> None:
+        key = self.key(labels)
+        self.values[key] = self.values.get(key, 0.0) + amount
 
     def sample_lines(self) -> Iterator[str]:
         for key, value in self.values.items():
@@ -145,7 +138,23 @@ class Gauge(_Family):
 
 
 @attrs.define(eq=False)
-class Counter(Gauge):
+class Gauge(_Valued):
+    """A value that goes up and down (containers in a state, a duration measured once)."""
+
+    kind = "gauge"
+
+    def set(self, value: float, **labels: str) -> None:
+        self.values[self.key(labels)] = float(value)
+
+    def inc(self, amount: float = 1.0, **labels: str) -> None:
+        self._add(amount, labels)
+
+    def clear(self) -> None:
+        self.values.clear()
+
+
+@attrs.define(eq=False)
+class Counter(_Valued):
     """A count that only goes up; by the naming rules its name ends in `_total`."""
 
     kind = "counter"
@@ -157,7 +166,7 @@ class Counter(Gauge):
     def inc(self, amount: float = 1.0, **labels: str) -> None:
         if amount < 0:
             raise ValueError(f"{self.name}: a counter cannot go down ({amount})")
-        super().inc(amount, **labels)
+        self._add(amount, labels)
 
     def declare(self, **labels: str) -> None:
         """Make a series exist at zero, so a rate over it starts from the first scrape."""
