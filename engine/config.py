@@ -100,6 +100,9 @@ class DaemonConfig:
         default=3, converter=int, metadata={"help": "layers downloaded at once, over all pulls"})
     max_concurrent_uploads: int = attrs.field(
         default=5, converter=int, metadata={"help": "layers uploaded at once by a push"})
+    metrics_addr: str = attrs.field(
+        default="", metadata={"help": "HOST:PORT where Prometheus metrics are served on /metrics "
+                                      "(default: none, as dockerd's)"})
     durable_store: bool = attrs.field(
         default=True, metadata={"help": "fsync every state change (turn off only for throw-away hosts)"})
 

@@ -50,6 +50,9 @@ from engine.errors import HostNotReady
 from engine.events import EventBus
 from engine.images.store import ImageStore
 from engine.managed_plugins.store import PluginStore
+from engine.metrics.catalog import METRICS
+from engine.metrics.server import open_metrics_listeners, serve_metrics
+from engine.metrics.sources import EngineFacts, describe_engine, watch_daemon
 from engine.networks.service import NetworkOptions, NetworkService, drivers_from_plugins
 from engine.registry.service import RegistryService
 from engine.runtime.host import probe_host
@@ -79,6 +82,8 @@ def _write_pidfile(path: Path) -> None:
 
 
 async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None) -> None:
+    metrics_listeners = (await open_metrics_listeners(config.metrics_addr)
+                         if config.metrics_addr else [])
     host = await trio.to_thread.run_sync(probe_host, config)
     for warning in host.warnings:
         log.warning("%s", warning)
@@ -129,11 +134,18 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
                           processes_api.router, archive_api.router, df_api.router,
                           swarm_api.router, plugins_api.router])
     server = APIServer(routes, engine)
+    describe_engine(METRICS, EngineFacts(
+        version=_version(), architecture=host.architecture, kernel=host.kernel_version,
+        os=host.operating_system, os_version=host.os_version, daemon_id=engine_id))
+    watch_daemon(METRICS, statuses=lambda: [c.state.status.value for c in containers.table],
+                 subscribers=lambda: len(events.subscribers))
     try:
         async with trio.open_nursery() as nursery:
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
                 await nursery.start(networks.run)
                 await nursery.start(containers.run)
+                if metrics_listeners:
+                    await nursery.start(serve_metrics, metrics_listeners, METRICS.render)
                 await nursery.start(partial(
                     server.serve_unix, config.socket_path, mode=int(config.socket_mode, 8),
                     group=config.socket_group, drain_timeout=config.shutdown_timeout))

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 import attrs
 import trio
 
+from engine.metrics.catalog import METRICS
+
 RETAINED = 1024
 SUBSCRIBER_QUEUE = 4096
 
@@ -53,6 +55,7 @@ class EventBus:
                 attributes: Mapping[str, str] | None = None) -> Event:
         event = Event(type, action, actor_id, dict(attributes or {}), time.time_ns())
         self.history.append(event)
+        METRICS.events.inc()
         for sub in list(self.subscribers):
             if not sub.wanted(event):
                 continue

@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 
 # What only the tests use: a registry server (registry 2.8) for pull/push tests,
-# htpasswd for its basic auth, skopeo to read the archives moord saves, and
-# docker-compose (Debian's 1.29, a client only: without the docker.io it recommends).
-test_packages=(docker-registry apache2-utils skopeo)
+# htpasswd for its basic auth, skopeo to read the archives moord saves, Prometheus to
+# scrape moord's metrics, and docker-compose (Debian's 1.29, a client only: without the
+# docker.io it recommends).
+test_packages=(docker-registry apache2-utils skopeo prometheus)
 client_only_packages=(docker-compose)
 missing=()
 for p in "${test_packages[@]}"; do
@@ -20,9 +21,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq "${missing[@]}" >/dev/null
-    # Debian starts a registry on :5000 under systemd; the tests start their own
+    # Debian starts a registry on :5000 and Prometheus (with its node exporter) under
+    # systemd; the tests start their own
     if [ -d /run/systemd/system ]; then
-        systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+        for unit in docker-registry prometheus prometheus-node-exporter; do
+            systemctl disable --now "$unit.service" >/dev/null 2>&1 || true
+        done
     fi
 fi
 missing=()

@@ -29,6 +29,7 @@ class Request:
     api_version: str
     body_source: BodySource
     params: dict[str, str] = attrs.field(factory=dict)
+    route: str = ""  # the matched route's pattern (`/containers/{id}/json`), for metrics
 
     # query helpers -------------------------------------------------------
     def arg(self, name: str, default: str | None = None) -> str | None:

@@ -58,12 +58,17 @@ class Router:
         self.routes.extend(other.routes)
 
     def match(self, method: str, path: str) -> tuple[Handler, dict[str, str]] | None:
+        found = self.find(method, path)
+        return None if found is None else (found[0].handler, found[1])
+
+    def find(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        """The route for a request (a HEAD takes a GET's) and its path parameters."""
         for route in self.routes:
             if route.method != method and not (method == "HEAD" and route.method == "GET"):
                 continue
             m = route.regex.match(path)
             if m:
-                return route.handler, dict(m.groupdict())
+                return route, dict(m.groupdict())
         return None
 
 

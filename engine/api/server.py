@@ -39,6 +39,7 @@ from engine.api.http import (
 )
 from engine.api.router import Router
 from engine.errors import EngineError, InvalidParameter, NotModified
+from engine.metrics.catalog import METRICS
 
 if TYPE_CHECKING:
     from engine.engine import Engine
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 _VERSIONED = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
 _RECEIVE_SIZE = 256 * 1024
 _REASONS = {101: b"UPGRADED"}
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE"})
 
 
 def _version_tuple(v: str) -> tuple[int, int]:
@@ -322,6 +324,10 @@ class APIServer:
                 log.exception("%s %s failed", method, target)
                 response = JSONResponse({"message": f"internal error: {exc}"}, status=500)
             status = getattr(response, "status", 101)
+            # labels from a fixed set: a client's odd method or path can't make new series
+            METRICS.api_requests.observe(
+                time.monotonic() - started, method=method if method in _METHODS else "other",
+                route=request.route or "unmatched", status=str(status))
             if not body.done:
                 try:
                     await body.drain()
@@ -361,12 +367,12 @@ class APIServer:
                 )
             request.api_version = version
         request.path = path
-        found = self.router.match(request.method, path)
+        found = self.router.find(request.method, path)
         if found is None:
             return JSONResponse({"message": "page not found"}, status=404)
-        handler, params = found
-        request.params = params
-        return await handler(request, self.engine)
+        route, request.params = found
+        request.route = route.pattern
+        return await route.handler(request, self.engine)
 
     # sending -------------------------------------------------------------
     async def _send_response(self, conn: _Connection, request: Request, response: Response) -> bool:

@@ -18,6 +18,7 @@ from engine.containers.health import RuntimeExecutor, run_health_checks
 from engine.containers.model import Container
 from engine.logs.rotation import RotationPolicy, keep_rotated
 from engine.logs.sinks import ship_lines
+from engine.metrics.catalog import METRICS
 from plugins.contracts import LoggedContainer
 
 if TYPE_CHECKING:
@@ -66,9 +67,13 @@ async def _run_tasks_in(m: ContainerManager, c: Container, scope: trio.CancelSco
                 nursery.start_soon(_guarded, "health checks", c, partial(
                     run_health_checks, m, c, execute=probe_executor(m, c)))
             if keeps_log_file(m, c):
+
+                async def reopen() -> bool:
+                    METRICS.log_rotations.inc(container=c.short_id)
+                    return await m.runtime.reopen_log(target)
+
                 nursery.start_soon(_guarded, "log rotation", c, partial(
-                    keep_rotated, paths.log, partial(m.runtime.reopen_log, target),
-                    rotation_policy(m, c)))
+                    keep_rotated, paths.log, reopen, rotation_policy(m, c)))
             if driver is not None and driver.ships:
                 # everything not shipped yet, across runs and moord restarts
                 logged = LoggedContainer(c.id, c.name, c.spec.image, dict(c.spec.labels),

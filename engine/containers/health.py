@@ -30,6 +30,7 @@ from engine.containers.execenv import exec_environment
 from engine.containers.model import Container, HealthProbe, HealthState, HealthStatus, Status
 from engine.durations import format_duration
 from engine.images.model import Healthcheck
+from engine.metrics.catalog import METRICS
 from engine.runtime.exec import (
     ExecResult,
     exec_capture,
@@ -214,12 +215,23 @@ async def run_health_checks(receiver: HealthReceiver, c: Container, *,
         end = _now()
         if result is None or c.state.status is not Status.RUNNING:
             continue
+        count_probe(result)
         probe = HealthProbe(start=start, end=end, exit_code=result.exit_code,
                             output=probe_output(result, timing.timeout_ns))
         changed = record_probe(health, probe, retries=timing.retries,
                                in_start_period=probe_time - started < timing.start_period)
         if changed:
             await _announce(receiver, c, health)
+
+
+def count_probe(result: ExecResult) -> None:
+    """dockerd's counters (its "failed" are probes that could not run) and moorage's
+    count of failures of any kind."""
+    METRICS.health_checks.inc()
+    if result.error:
+        METRICS.health_checks_failed.inc()
+    if result.exit_code != 0:
+        METRICS.health_failures.inc()
 
 
 async def _announce(receiver: HealthReceiver, c: Container, health: HealthState) -> None:

@@ -47,6 +47,7 @@ from engine.containers.signals import parse_signal
 from engine.containers.table import ContainerTable
 from engine.errors import Conflict, InvalidParameter, SystemFailure
 from engine.events import EventBus
+from engine.metrics.catalog import METRICS
 from engine.runtime.interface import ContainerRuntime, ExitWatch, RuntimeTarget
 from engine.runtime.spec import limit_resources
 from plugins.contracts import LogDriver
@@ -202,14 +203,16 @@ class ContainerManager:
     # create, start ----------------------------------------------------------------
     async def create(self, name: str | None, spec: ContainerSpec,
                      host: HostSpec, endpoints: Any = None) -> tuple[Container, list[str]]:
-        return await create.create_container(self, name, spec, host, endpoints)
+        with METRICS.container_actions.time(action="create"):
+            return await create.create_container(self, name, spec, host, endpoints)
 
     async def start(self, c: Container) -> None:
         live = self.live_of(c)
         async with live.op_lock:
             if c.state.status is Status.RESTARTING:
                 live.cancel_pending_restart()  # a user's start doesn't wait for the back-off
-            await starting.start_locked(self, c, reset_restart_state=True)
+            with METRICS.container_actions.time(action="start"):
+                await starting.start_locked(self, c, reset_restart_state=True)
 
     def start_run_tasks(self, c: Container) -> None:
         """Health checks, log rotation and log shipping, for as long as this run lasts."""
@@ -326,7 +329,8 @@ class ContainerManager:
 
     # remove -------------------------------------------------------------------
     async def remove(self, c: Container, *, force: bool = False, volumes: bool = False) -> None:
-        await removal.remove(self, c, force=force, volumes=volumes)
+        with METRICS.container_actions.time(action="delete"):
+            await removal.remove(self, c, force=force, volumes=volumes)
 
     async def finish_removal(self, c: Container) -> None:
         """Remove a stopped container (or one whose removal was interrupted); the caller

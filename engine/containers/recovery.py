@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
@@ -22,6 +23,7 @@ from engine import fsutil
 from engine.containers import policy
 from engine.containers.layout import ContainerPaths
 from engine.containers.model import Container, Status, StopReason
+from engine.metrics.catalog import METRICS
 from engine.runtime import mounts
 from engine.runtime.interface import ContainerRuntime, ExitWatch, RuntimeState, RuntimeTarget
 
@@ -80,15 +82,17 @@ async def recover(manager: Recoverable) -> None:
     """Reconcile every record, then start what the restart policies say should run.
 
     Containers are reconciled in parallel (each is a few syscalls and maybe a
-    `crun state`), so adopting hundreds of them takes little longer than one.
+    `crun state`), so adopting hundreds of them takes little longer than one. How long
+    it took, and what was found, go to the metrics.
     """
+    began = time.monotonic()
     resting = [c for c in manager.records() if c.state.status in (Status.EXITED, Status.RESTARTING)]
     limiter = trio.CapacityLimiter(16)
 
     async def one(c: Container) -> None:
         async with limiter:
             try:
-                await _recover_one(manager, c)
+                METRICS.recovered.inc(outcome=await _recover_one(manager, c))
             except Exception:
                 log.exception("could not recover container %s", c.short_id)
 
@@ -100,6 +104,7 @@ async def recover(manager: Recoverable) -> None:
     except Exception:
         log.exception("could not sweep leftover container directories")
     await manager.restore_networks([c.id for c in manager.records() if c.state.is_live])
+    METRICS.adoption_seconds.set(time.monotonic() - began)
     for c in resting:
         if not manager.recorded(c.id) or c.state.status not in (Status.EXITED, Status.RESTARTING):
             continue
@@ -109,16 +114,16 @@ async def recover(manager: Recoverable) -> None:
             manager.spawn(manager.start_by_policy, c)
 
 
-async def _recover_one(m: Recoverable, c: Container) -> None:
+async def _recover_one(m: Recoverable, c: Container) -> str:
+    """Reconcile one record; returns what was done (a metrics label)."""
     if c.state.status is Status.REMOVING:
         log.info("finishing the removal of %s", c.short_id)
         await m.finish_removal(c)
-        return
+        return "removal-finished"
     target = m.target(c)
     watch = await m.runtime.adopt(target, c.state.conmon_pid)
     if watch is not None:
-        await _with_live_conmon(m, c, watch)
-        return
+        return await _with_live_conmon(m, c, watch)
     # without its conmon, a container the runtime still knows can't be supervised: end it
     # (a start cut short while `crun create` ran leaves one in "created", process alive)
     crun_state = await m.runtime.state(target)
@@ -129,7 +134,7 @@ async def _recover_one(m: Recoverable, c: Container) -> None:
     if c.state.status is Status.RESTARTING:
         # its exit is recorded; the restart was pending: the start-up pass starts it
         await m.unmount_rootfs(c)
-        return
+        return "restart-pending"
     recorded = await m.runtime.exit_status(target)
     was_live = c.state.status in (Status.RUNNING, Status.PAUSED)
     unseen_exit = recorded.code is not None and _unseen(c, recorded.recorded_at)
@@ -139,20 +144,22 @@ async def _recover_one(m: Recoverable, c: Container) -> None:
             log.info("%s exited (%d) while moord was away", c.short_id, recorded.code)
             # an exit as the host went down (systemd killing it) is not the container's doing
             await m.record_exit(c, reason=StopReason.HOST_CRASH if rebooted else StopReason.EXITED)
-            return
+            return "exited-while-away"
         reason = StopReason.HOST_CRASH if rebooted else StopReason.MONITOR_LOST
         log.info("%s: no exit record (%s)", c.short_id, reason.value)
         await m.record_exit(c, reason=reason, fallback_code=255)
-        return
+        return reason.value
     # a stopped container: make sure nothing of a half-finished exit or start is left
     await m.unmount_rootfs(c)
     if c.host.auto_remove:
         # an interrupted `run --rm`: Docker removes such containers at start-up too
         log.info("removing %s (auto-remove, not running)", c.short_id)
         await m.finish_removal(c)
+        return "auto-removed"
+    return "stopped"
 
 
-async def _with_live_conmon(m: Recoverable, c: Container, watch: ExitWatch) -> None:
+async def _with_live_conmon(m: Recoverable, c: Container, watch: ExitWatch) -> str:
     """conmon is alive: re-adopt its container, or roll back a start moord never finished."""
     target = m.target(c)
     state: RuntimeState | None
@@ -185,7 +192,7 @@ async def _with_live_conmon(m: Recoverable, c: Container, watch: ExitWatch) -> N
         log.info("re-adopted %s (%s, conmon %d)", c.short_id, status, watch.monitor_pid)
         m.watch_exit(c, watch)
         m.start_run_tasks(c)
-        return
+        return "re-adopted"
     if status == "created":
         # moord died between conmon's create and the runtime's start: roll back
         log.info("rolling back the interrupted start of %s", c.short_id)
@@ -199,9 +206,10 @@ async def _with_live_conmon(m: Recoverable, c: Container, watch: ExitWatch) -> N
         await m.save(c)
         if c.host.auto_remove and c.state.status is not Status.RESTARTING:
             await m.finish_removal(c)
-        return
+        return "rolled-back"
     # conmon alive but the container is stopped: conmon is finishing up
     m.watch_exit(c, watch)
+    return "exiting"
 
 
 async def sweep_orphans(m: Recoverable) -> int:

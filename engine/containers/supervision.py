@@ -22,6 +22,7 @@ from engine.containers.live import Live
 from engine.containers.model import Container, Status, StopReason
 from engine.errors import EngineError, SystemFailure
 from engine.logs.sinks import DRAIN_TIMEOUT
+from engine.metrics.catalog import METRICS
 from engine.runtime.interface import ExitWatch
 
 if TYPE_CHECKING:
@@ -140,12 +141,20 @@ async def _restart_after(m: ContainerManager, c: Container, delay: float) -> Non
     async with live.op_lock:
         if c.state.status is not Status.RESTARTING or not m.recorded(c.id):
             return
+        reason = c.state.stop_reason
         try:
             await starting.start_locked(m, c, reset_restart_state=False)
         except EngineError as exc:
             log.warning("restarting %s failed: %s", c.short_id, exc.message)
             return
+    _count_restart(c, reason)
     m.publish(c, "restart")
+
+
+def _count_restart(c: Container, reason: StopReason) -> None:
+    """A restart its policy made, by the policy and the reason of the stop before it."""
+    METRICS.restarts.inc(policy=c.host.restart_policy.name or "no",
+                         reason=reason.value or "none")
 
 
 async def start_by_policy(m: ContainerManager, c: Container) -> None:
@@ -156,7 +165,9 @@ async def start_by_policy(m: ContainerManager, c: Container) -> None:
             if c.state.status not in (Status.EXITED, Status.RESTARTING):
                 return
             live.cancel_pending_restart()
+            reason = c.state.stop_reason
             await starting.start_locked(m, c, reset_restart_state=False)
+        _count_restart(c, reason)
         m.publish(c, "restart")
     except EngineError as exc:
         log.warning("starting %s by its restart policy failed: %s", c.short_id, exc.message)
@@ -165,6 +176,7 @@ async def start_by_policy(m: ContainerManager, c: Container) -> None:
 def health_failed(m: ContainerManager, c: Container) -> None:
     """The health check just declared `c` unhealthy: act as `--health-on-failure` says."""
     action = c.spec.health_on_failure
+    METRICS.health_actions.inc(action=action if action in ("kill", "restart", "stop") else "none")
     if action in ("kill", "restart", "stop"):
         m.spawn(_act_on_unhealthy, m, c, action)
 

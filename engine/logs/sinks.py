@@ -28,6 +28,7 @@ import trio
 
 from engine.logs.k8sfile import LogLine
 from engine.logs.reader import LogQuery, read_logs
+from engine.metrics.catalog import METRICS
 from plugins.contracts import LogDriver, LoggedContainer, LogRecord
 
 log = logging.getLogger(__name__)
@@ -73,9 +74,12 @@ async def ship_lines(driver: LogDriver, container: LoggedContainer, log_path: Pa
         if not fresh:
             return
         records = [LogRecord(line.stream, line.timestamp_ns, line.data) for line in fresh]
+        labels = {"container": container.id[:12], "driver": driver.name}
         try:
             await driver.ship(container, records)
+            METRICS.log_lines_shipped.inc(len(records), **labels)
         except Exception:
+            METRICS.log_lines_dropped.inc(len(records), **labels)
             log.exception("log driver %s failed to ship %d line(s) of %s", driver.name,
                           len(records), container.id[:12])
         for line in fresh:

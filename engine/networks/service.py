@@ -33,6 +33,7 @@ import attrs
 import trio
 
 from engine.errors import SystemFailure
+from engine.metrics.catalog import METRICS
 from engine.networks import listing, validation, views
 from engine.networks.attachments import Attachments
 from engine.networks.catalog import NetworkCatalog
@@ -161,7 +162,8 @@ class NetworkService:
 
     async def attach(self, info: ContainerInfo) -> Attachment:
         """Network a container that is about to start (see `Attachments.attach`)."""
-        return await self.attachments.attach(info)
+        with METRICS.network_actions.time(action="allocate"):
+            return await self.attachments.attach(info)
 
     async def detach(self, container_id: str) -> None:
         """The container stopped or is being removed; idempotent, never raises."""
@@ -201,15 +203,17 @@ class NetworkService:
                              config_only: bool = False, config_from: str = "",
                              scope: str = "") -> NetworkRecord:
         """`POST /networks/create`, with Docker's refusals."""
-        return await self.lifecycle.create_network(
-            name=name, driver=driver, ipam_configs=ipam_configs, ipam_driver=ipam_driver,
-            ipam_options=ipam_options, internal=internal, attachable=attachable, labels=labels,
-            options=options, enable_ipv6=enable_ipv6, enable_ipv4=enable_ipv4, ingress=ingress,
-            config_only=config_only, config_from=config_from, scope=scope)
+        with METRICS.network_actions.time(action="create"):
+            return await self.lifecycle.create_network(
+                name=name, driver=driver, ipam_configs=ipam_configs, ipam_driver=ipam_driver,
+                ipam_options=ipam_options, internal=internal, attachable=attachable,
+                labels=labels, options=options, enable_ipv6=enable_ipv6, enable_ipv4=enable_ipv4,
+                ingress=ingress, config_only=config_only, config_from=config_from, scope=scope)
 
     async def delete_network(self, ref: str) -> None:
         """`DELETE /networks/{id}`."""
-        await self.lifecycle.delete_network(ref)
+        with METRICS.network_actions.time(action="delete"):
+            await self.lifecycle.delete_network(ref)
 
     async def prune(self, *, until: dt.datetime | None = None,
                     labels: Sequence[str] = (), not_labels: Sequence[str] = ()) -> list[str]:
@@ -223,12 +227,14 @@ class NetworkService:
     async def connect(self, network_ref: str, container_ref: str,
                       request: EndpointRequest | None = None) -> None:
         """`POST /networks/{id}/connect`: live for a running container, in its record always."""
-        await self.connections.connect(self._directory(), network_ref, container_ref, request)
+        with METRICS.network_actions.time(action="connect"):
+            await self.connections.connect(self._directory(), network_ref, container_ref, request)
 
     async def disconnect(self, network_ref: str, container_ref: str, *, force: bool = False) -> None:
         """`POST /networks/{id}/disconnect`."""
-        await self.connections.disconnect(self._directory(), network_ref, container_ref,
-                                          force=force)
+        with METRICS.network_actions.time(action="disconnect"):
+            await self.connections.disconnect(self._directory(), network_ref, container_ref,
+                                              force=force)
 
     # views for inspect / ps ---------------------------------------------------------------------
     def sandbox_id(self, container_id: str) -> str:

@@ -142,10 +142,15 @@ SERVICES = ("engine.networks", "engine.volumes", "engine.registry", "engine.imag
 def test_services_do_not_reach_up_to_containers_build_or_the_api() -> None:
     """They see containers through protocols of their own (ContainerDirectory …)."""
     assert _violations(SERVICES, {*SERVICES, "engine.runtime", "engine.config", "engine.events",
-                                  "plugins", *FOUNDATION}) == []
+                                  "engine.metrics", "plugins", *FOUNDATION}) == []
 
 
 def test_containers_do_not_reach_up_to_the_build_or_the_api() -> None:
     assert _violations(("engine.containers",),
                        {"engine.containers", *SERVICES, "engine.runtime", "engine.config",
-                        "engine.events", "plugins", *FOUNDATION}) == []
+                        "engine.events", "engine.metrics", "plugins", *FOUNDATION}) == []
+
+
+def test_metrics_know_nothing_above_the_foundation() -> None:
+    """Every layer records into engine.metrics; it reads the daemon through callables."""
+    assert _violations(("engine.metrics",), FOUNDATION, own=("engine.metrics",)) == []

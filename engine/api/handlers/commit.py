@@ -10,6 +10,7 @@ from engine.api.router import Router
 from engine.containers.commit import CommitRequest, commit_container
 from engine.errors import InvalidParameter
 from engine.images.reference import parse_repository_and_tag
+from engine.metrics.catalog import METRICS
 
 if TYPE_CHECKING:
     from engine.engine import Engine
@@ -63,7 +64,8 @@ async def commit(req: Request, engine: Engine) -> JSONResponse:
         pause=req.flag("pause", True),
         changes=(*_changes_from_body(body), *req.args("changes")),
     )
-    image = await commit_container(engine.containers, container, request)
+    with METRICS.container_actions.time(action="commit"):
+        image = await commit_container(engine.containers, container, request)
     return JSONResponse({"Id": image.id}, status=201)
 
 

@@ -14,6 +14,7 @@ from engine.containers.diff import container_changes
 from engine.containers.stats import Sample, sample
 from engine.containers.top import parse_ps, run_ps
 from engine.errors import Conflict
+from engine.metrics.catalog import METRICS
 from engine.runtime.cgroups import cgroup_pids
 
 if TYPE_CHECKING:
@@ -44,7 +45,8 @@ async def changes(req: Request, engine: Engine) -> JSONResponse:
     c = m.get(req.params["id"])
     image = engine.images.get(c.image_id)
     lowers = engine.images.layer_dirs(image) if image is not None else []
-    found = await trio.to_thread.run_sync(container_changes, m.paths(c).upper, lowers)
+    with METRICS.container_actions.time(action="changes"):
+        found = await trio.to_thread.run_sync(container_changes, m.paths(c).upper, lowers)
     return JSONResponse([{"Path": path, "Kind": kind} for path, kind in found] or None)
 
 

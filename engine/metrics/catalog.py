@@ -1,0 +1,143 @@
+"""The metrics moord exposes: dockerd's names where dockerd has one, `moorage_` for its own.
+
+dockerd's come from moby's go-metrics namespace `engine_daemon` (a counter gets
+`_total`, a timer is a histogram in seconds with Prometheus' default buckets, a gauge
+its unit as a suffix). docs/metrics.md lists every family and what it counts.
+
+One `DaemonMetrics` per process (`METRICS`, owned by the daemon): the engine's layers
+record into it directly, one call at each place where something happens, so a hook
+stays one line and a unit test reads the same object.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from engine.metrics.registry import Counter, Gauge, Histogram, Registry
+
+#: dockerd declares these container actions at start-up, so their series always exist.
+CONTAINER_ACTIONS = ("start", "changes", "commit", "create", "delete")
+#: dockerd's `engine_daemon_container_states_containers` has exactly these three.
+CONTAINER_STATES = ("running", "paused", "stopped")
+#: API latency buckets: most calls answer in milliseconds; a pull or a stop takes seconds.
+API_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+def _registry() -> Registry:
+    return Registry()
+
+
+@attrs.define(eq=False)
+class DaemonMetrics:
+    registry: Registry = attrs.field(factory=_registry)
+
+    # dockerd's -----------------------------------------------------------------
+    container_actions: Histogram = attrs.field(init=False)
+    network_actions: Histogram = attrs.field(init=False)
+    container_states: Gauge = attrs.field(init=False)
+    engine_info: Gauge = attrs.field(init=False)
+    engine_cpus: Gauge = attrs.field(init=False)
+    engine_memory: Gauge = attrs.field(init=False)
+    events: Counter = attrs.field(init=False)
+    event_subscribers: Gauge = attrs.field(init=False)
+    health_checks: Counter = attrs.field(init=False)
+    health_checks_failed: Counter = attrs.field(init=False)
+
+    # moorage's own -------------------------------------------------------------
+    restarts: Counter = attrs.field(init=False)
+    health_failures: Counter = attrs.field(init=False)
+    health_actions: Counter = attrs.field(init=False)
+    log_lines_shipped: Counter = attrs.field(init=False)
+    log_lines_dropped: Counter = attrs.field(init=False)
+    log_rotations: Counter = attrs.field(init=False)
+    adoption_seconds: Gauge = attrs.field(init=False)
+    recovered: Counter = attrs.field(init=False)
+    api_requests: Histogram = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        add = self.registry.add
+        self.container_actions = add(Histogram(
+            "engine_daemon_container_actions_seconds",
+            "The number of seconds it takes to process each container action", ("action",)))
+        for action in CONTAINER_ACTIONS:
+            self.container_actions.declare(action=action)
+        self.network_actions = add(Histogram(
+            "engine_daemon_network_actions_seconds",
+            "The number of seconds it takes to process each network action", ("action",)))
+        self.container_states = add(Gauge(
+            "engine_daemon_container_states_containers",
+            "The count of containers in various states", ("state",)))
+        for state in CONTAINER_STATES:
+            self.container_states.set(0, state=state)
+        self.engine_info = add(Gauge(
+            "engine_daemon_engine_info",
+            "The information related to the engine and the OS it is running on",
+            ("version", "commit", "architecture", "graphdriver", "kernel", "os", "os_type",
+             "os_version", "daemon_id")))
+        self.engine_cpus = add(Gauge(
+            "engine_daemon_engine_cpus_cpus",
+            "The number of cpus that the host system of the engine has"))
+        self.engine_memory = add(Gauge(
+            "engine_daemon_engine_memory_bytes",
+            "The number of bytes of memory that the host system of the engine has"))
+        self.events = add(Counter("engine_daemon_events_total", "The number of events logged"))
+        self.events.declare()
+        self.event_subscribers = add(Gauge(
+            "engine_daemon_events_subscribers_total",
+            "The number of current subscribers to events"))
+        self.event_subscribers.set(0)
+        self.health_checks = add(Counter(
+            "engine_daemon_health_checks_total", "The total number of health checks"))
+        self.health_checks.declare()
+        self.health_checks_failed = add(Counter(
+            "engine_daemon_health_checks_failed_total",
+            "The total number of failed health checks (probes that could not be run)"))
+        self.health_checks_failed.declare()
+
+        self.restarts = add(Counter(
+            "moorage_container_restarts_total",
+            "Containers restarted by their restart policy, by policy and by the reason of the "
+            "stop that preceded the restart", ("policy", "reason")))
+        self.health_failures = add(Counter(
+            "moorage_health_check_failures_total",
+            "Health probes that failed: a non-zero exit, a timeout, or a probe that could not run"))
+        self.health_failures.declare()
+        self.health_actions = add(Counter(
+            "moorage_health_unhealthy_total",
+            "Containers that turned unhealthy, by the action --health-on-failure took",
+            ("action",)))
+        self.log_lines_shipped = add(Counter(
+            "moorage_log_lines_shipped_total",
+            "Log lines moord read from a container's log file and handed to its log driver",
+            ("container", "driver")))
+        self.log_lines_dropped = add(Counter(
+            "moorage_log_lines_dropped_total",
+            "Log lines moord read for a log driver that failed to take them (not retried)",
+            ("container", "driver")))
+        self.log_rotations = add(Counter(
+            "moorage_log_rotations_total",
+            "Times moord rotated a container's log file", ("container",)))
+        self.adoption_seconds = add(Gauge(
+            "moorage_adoption_duration_seconds",
+            "How long this moord's start-up took to reconcile and re-adopt the containers"))
+        self.recovered = add(Counter(
+            "moorage_recovered_containers_total",
+            "Containers found at this moord's start-up, by what was done with them",
+            ("outcome",)))
+        self.api_requests = add(Histogram(
+            "moorage_api_request_duration_seconds",
+            "Engine API requests: seconds until the response (or a stream's head) was ready, "
+            "by method, route template and status", ("method", "route", "status"),
+            buckets=API_BUCKETS))
+
+    def forget_container(self, container_id: str) -> None:
+        """A removed container's series go with it (they would otherwise stay forever)."""
+        self.registry.remove_where(container=container_id[:12])
+
+    def render(self) -> str:
+        return self.registry.render()
+
+
+#: The daemon's metrics. Recording into it is cheap and never blocks; it is only shown
+#: when `metrics-addr` is set.
+METRICS = DaemonMetrics()
