@@ -76,11 +76,31 @@ async def _run_tasks_in(m: ContainerManager, c: Container, scope: trio.CancelSco
                     keep_rotated, paths.log, reopen, rotation_policy(m, c)))
             if driver is not None and driver.ships:
                 # everything not shipped yet, across runs and moord restarts
-                logged = LoggedContainer(c.id, c.name, c.spec.image, dict(c.spec.labels),
-                                         dict(c.host.log_config.config))
+                logged = _logged(c)
                 nursery.start_soon(_guarded, "log shipping", c, partial(
                     ship_lines, driver, logged, paths.log, 0,
                     paths.userdata / f"shipped.{driver.name}"))
+
+
+def _logged(c: Container) -> LoggedContainer:
+    """What a shipping driver is told about the container whose lines it gets."""
+    return LoggedContainer(c.id, c.name, c.spec.image, dict(c.spec.labels),
+                           dict(c.host.log_config.config))
+
+
+async def ship_leftover(m: ContainerManager, c: Container) -> None:
+    """Ship the unshipped end of the log of a container that ended while moord was away:
+    the shipper is cancelled before it starts, which makes it read to the end of the file
+    (within its drain deadline) and stop."""
+    driver = m.log_drivers.get(c.host.log_config.type)
+    if driver is None or not driver.ships:
+        return
+    paths = m.paths(c)
+    logged = _logged(c)
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await _guarded("log shipping", c, partial(
+            ship_lines, driver, logged, paths.log, 0, paths.userdata / f"shipped.{driver.name}"))
 
 
 async def _guarded(what: str, c: Container, fn: Callable[[], Awaitable[object]]) -> None:

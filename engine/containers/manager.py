@@ -218,6 +218,10 @@ class ContainerManager:
         """Health checks, log rotation and log shipping, for as long as this run lasts."""
         companions.start_run_tasks(self, c)
 
+    def ship_leftover_logs(self, c: Container) -> None:
+        """The lines a container logged after moord went away and before it ended."""
+        self.spawn(companions.ship_leftover, self, c)
+
     # exits --------------------------------------------------------------------------
     def watch_exit(self, c: Container, watch: ExitWatch | None) -> None:
         """Handle `c`'s exit when its monitor reports it (None: it already has)."""

@@ -66,6 +66,10 @@ class Recoverable(Protocol):
     def start_run_tasks(self, c: Container) -> None:
         """Health checks, log rotation and shipping for a running container."""
 
+    def ship_leftover_logs(self, c: Container) -> None:
+        """Ship what a container that ended while moord was away logged after the last
+        moord shipped (its driver ships lines, and no new run will)."""
+
     async def finish_removal(self, c: Container) -> None: ...
 
     async def restore_networks(self, container_ids: list[str]) -> None: ...
@@ -144,6 +148,8 @@ async def _recover_one(m: Recoverable, c: Container) -> str:
             log.info("%s exited (%d) while moord was away", c.short_id, recorded.code)
             # an exit as the host went down (systemd killing it) is not the container's doing
             await m.record_exit(c, reason=StopReason.HOST_CRASH if rebooted else StopReason.EXITED)
+            if c.state.status is Status.EXITED:
+                m.ship_leftover_logs(c)
             return "exited-while-away"
         reason = StopReason.HOST_CRASH if rebooted else StopReason.MONITOR_LOST
         log.info("%s: no exit record (%s)", c.short_id, reason.value)

@@ -240,3 +240,31 @@ def test_a_moord_restart_ships_nothing_twice(
     got = listener.wait_for(60, timeout=30)
     ticks = [g.rsplit(b" - ", 1)[-1] for g in got]
     assert ticks == [b"tick %d" % i for i in range(60)]
+
+
+def test_lines_of_a_container_that_ended_while_moord_was_away_are_shipped(
+        syslog_plugin: None, fresh_moord: Callable[[], Moord], listener: UdpListener,
+        tmp_path: Path) -> None:
+    """A container that logs and exits while moord is down (no restart policy, so no new
+    run ships for it): its last lines go out once moord is back."""
+    d = _started(fresh_moord)
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    script = ("i=0; while [ $i -lt 10 ]; do echo tick $i; i=$((i+1)); done; "
+              "while [ ! -e /gate/go ]; do sleep 0.1; done; "
+              "while [ $i -lt 20 ]; do echo tick $i; i=$((i+1)); done; touch /gate/done")
+    d.docker("run", "-d", "--name", "leaver", "--log-driver", "syslog", "-v", f"{gate}:/gate",
+             "--log-opt", f"syslog-address=udp://127.0.0.1:{listener.port}",
+             "busybox", "sh", "-c", script)
+    listener.wait_for(10)
+    d.kill9()
+    (gate / "go").touch()
+    deadline = time.monotonic() + 30
+    while not (gate / "done").exists():
+        assert time.monotonic() < deadline, "the container never finished its lines"
+        time.sleep(0.1)
+    time.sleep(1.0)  # the shell exits right after its last touch
+    d.start()
+    got = listener.wait_for(20, timeout=30)
+    assert [g.rsplit(b" - ", 1)[-1] for g in got] == [b"tick %d" % i for i in range(20)]
+    assert d.docker("inspect", "-f", "{{.State.Status}}", "leaver").stdout.strip() == "exited"
