@@ -9,6 +9,8 @@
 # package index for the build backend and the dependencies.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib/moord.sh
+. "$src/scripts/lib/moord.sh"
 prefix=${1:-${MOORAGE_PREFIX:-/opt/moorage}}
 python=${PYTHON:-python3}
 
@@ -66,13 +68,10 @@ fi
     fi
 } >"$release/moorage-release"
 
-# The switch: a symlink renamed over the old one is atomic.
 old=$(readlink "$prefix/current" 2>/dev/null || true)
-ln -sfn "releases/$release_id" "$prefix/current.new"
-mv -T "$prefix/current.new" "$prefix/current"
+switch_link "releases/$release_id" "$prefix/current"
 if [ -n "$old" ] && [ "$old" != "releases/$release_id" ]; then
-    ln -sfn "$old" "$prefix/previous.new"
-    mv -T "$prefix/previous.new" "$prefix/previous"
+    switch_link "$old" "$prefix/previous"
 fi
 previous=$(readlink "$prefix/previous" 2>/dev/null || true)
 for dir in "$prefix"/releases/*; do

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 
 if under_systemd; then
-    mapfile -t units <"$MOORAGE_PREFIX/units"
+    mapfile -t units < <(grep -E '\.(service|socket)$' "$MOORAGE_PREFIX/units")
     systemctl enable "${units[@]}" >/dev/null
 fi
 if ! moord_answers; then

@@ -19,10 +19,8 @@ before=$(readlink "$MOORAGE_PREFIX/current")
 if [ "${1:-}" = "--rollback" ]; then
     previous=$(readlink "$MOORAGE_PREFIX/previous" 2>/dev/null) \
         || { echo "upgrade: no previous release to roll back to" >&2; exit 1; }
-    ln -sfn "$previous" "$MOORAGE_PREFIX/current.new"
-    mv -T "$MOORAGE_PREFIX/current.new" "$MOORAGE_PREFIX/current"
-    ln -sfn "$before" "$MOORAGE_PREFIX/previous.new"
-    mv -T "$MOORAGE_PREFIX/previous.new" "$MOORAGE_PREFIX/previous"
+    switch_link "$previous" "$MOORAGE_PREFIX/current"
+    switch_link "$before" "$MOORAGE_PREFIX/previous"
     if moord_running; then moord_restart; fi
 elif [ $# -gt 0 ]; then
     echo "usage: scripts/upgrade.sh [--rollback]" >&2

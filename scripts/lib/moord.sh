@@ -11,6 +11,12 @@ MOORAGE_LOG=/var/log/moorage/moord.log
 MOORAGE_MOOR=/usr/local/bin/moor
 MOORAGE_MOORD=/usr/local/bin/moord
 
+# Point LINK at TARGET in one rename: a reader sees the old target or the new, never none.
+switch_link() {
+    ln -sfn "$1" "$2.new"
+    mv -T "$2.new" "$2"
+}
+
 under_systemd() {
     [ -d /run/systemd/system ]
 }
