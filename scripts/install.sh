@@ -1,34 +1,50 @@
 #!/usr/bin/env bash
-# Install what moorage needs on a fresh Debian 12 machine (as root): the runtime
-# packages, a virtualenv with moorage and its development tools, and the host's
-# cgroup preparation. Idempotent.
+# The production install on a Debian 12 machine (as root), outside this checkout:
+# - the runtime packages (scripts/install-deps.sh) and the host's cgroup preparation;
+# - a new release of moorage built from this checkout's wheel, in its own venv under
+#   /opt/moorage/releases, switched to atomically through /opt/moorage/current
+#   (scripts/install-release.sh): no development tools;
+# - /usr/local/bin/moord and /usr/local/bin/moor linked to /opt/moorage/current/bin;
+# - every unit in contrib/systemd into /etc/systemd/system (scripts/setup.sh enables
+#   them), and the example configuration into /etc/moorage when the checkout has one.
+# Run again, it is the upgrade: a moord that runs is restarted on the new release, and
+# its containers keep running (docs/install.md). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/moord.sh
+. scripts/lib/moord.sh
 
-export DEBIAN_FRONTEND=noninteractive
-packages=(crun runc conmon busybox-static golang-github-containers-common tini catatonit
-          nftables iproute2 ca-certificates python3 python3-venv)
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    apt-get update -qq
-    apt-get install -y -qq "${missing[@]}" >/dev/null
+bash scripts/install-deps.sh
+
+was_running=0
+if moord_running; then
+    was_running=1
 fi
 
-python=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-    "$python" -m venv .venv
-fi
-.venv/bin/pip install -q --upgrade pip >/dev/null
-.venv/bin/pip install -q -e '.[dev]'
-ln -sf "$PWD/.venv/bin/moor" /usr/local/bin/moor
-ln -sf "$PWD/.venv/bin/moord" /usr/local/bin/moord
+release=$(bash scripts/install-release.sh "$MOORAGE_PREFIX")
+ln -sfn "$MOORAGE_PREFIX/current/bin/moord" "$MOORAGE_MOORD"
+ln -sfn "$MOORAGE_PREFIX/current/bin/moor" "$MOORAGE_MOOR"
 
-bash scripts/prepare-host.sh
-
-# the service unit, for hosts run by systemd (scripts/setup.sh enables it there)
+# The units, for hosts run by systemd; what was installed is recorded for uninstall.sh.
 if [ -d /etc/systemd/system ]; then
-    install -m 0644 contrib/systemd/moord.service /etc/systemd/system/moord.service
+    : >"$MOORAGE_PREFIX/units"
+    for unit in contrib/systemd/*; do
+        [ -f "$unit" ] || continue
+        install -m 0644 "$unit" "/etc/systemd/system/$(basename "$unit")"
+        basename "$unit" >>"$MOORAGE_PREFIX/units"
+    done
+    if under_systemd; then
+        systemctl daemon-reload
+    fi
+fi
+if [ -f contrib/daemon.toml.example ]; then
+    install -d -m 0755 /etc/moorage
+    install -m 0644 contrib/daemon.toml.example /etc/moorage/daemon.toml.example
+fi
+
+echo "install: moorage $(sed -n 's/^release=//p' "$release/moorage-release") in $release" \
+     "(moord and moor in /usr/local/bin)"
+if [ "$was_running" = 1 ]; then
+    moord_restart
+    echo "install: moord restarted on the new release; containers kept running"
 fi

@@ -2,10 +2,19 @@
 # Run every check CI runs (as root on a Debian 12 machine): install what the tests
 # need, then ruff, mypy and the tests (unit and integration, against real crun,
 # conmon, overlayfs and a moord per session, driven by the docker CLI and SDK).
+# The tests run from this checkout's .venv (moorage editable, with its development
+# tools); that is not the production install (scripts/install.sh, /opt/moorage), which
+# this neither needs nor touches.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/install.sh
+bash scripts/install-deps.sh
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$python" -m venv .venv
+fi
+.venv/bin/pip install -q --upgrade pip >/dev/null
+.venv/bin/pip install -q -e '.[dev]'
 
 # What only the tests use: a registry server (registry 2.8) for pull/push tests,
 # htpasswd for its basic auth, skopeo to read the archives moord saves, Prometheus to

@@ -65,7 +65,7 @@ def moor(daemon: Moord, *args: str, stdin: Any = None) -> subprocess.CompletedPr
 
 def skopeo(*args: str) -> subprocess.CompletedProcess[str]:
     if not shutil.which(SKOPEO):
-        pytest.fail(f"{SKOPEO} is missing (scripts/install.sh installs it)", pytrace=False)
+        pytest.fail(f"{SKOPEO} is missing (scripts/test.sh installs it)", pytrace=False)
     result = subprocess.run([SKOPEO, "--insecure-policy", *args], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, f"skopeo {' '.join(args)}: {result.stderr}"

@@ -57,6 +57,8 @@ class Moord:
     root: Path
     name: str = "moord"
     proc: subprocess.Popen[bytes] | None = None
+    #: how moord is started: the checkout's, or an installed release's `bin/moord`
+    program: tuple[str, ...] = attrs.field(default=(sys.executable, "-m", "engine.daemon"), kw_only=True)
 
     @property
     def data_root(self) -> Path:
@@ -98,7 +100,7 @@ class Moord:
 
     def argv(self, *extra: str) -> list[str]:
         return [
-            sys.executable, "-m", "engine.daemon",
+            *self.program,
             "--data-root", str(self.data_root),
             "--exec-root", str(self.exec_root),
             "--host", self.host,

@@ -1041,7 +1041,7 @@ def push_multiarch_index(registry: Registry, repo: str, tag: str,
 # fixtures
 
 def _require_registry() -> None:
-    problems = [f"{b} is missing: run scripts/install.sh (apt packages {pkg})"
+    problems = [f"{b} is missing: run scripts/test.sh (apt packages {pkg})"
                 for b, pkg in ((REGISTRY_BINARY, "docker-registry"), (HTPASSWD_BINARY, "apache2-utils"))
                 if not os.access(b, os.X_OK)]
     if problems:
