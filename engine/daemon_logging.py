@@ -1,0 +1,65 @@
+"""Where moord's own log goes: the journal (with fields), a rotated file, or stderr.
+
+`log-target auto` picks the journal when systemd runs moord (its stderr is a journal
+stream), stderr on a terminal (moord run by hand), and the rotated `log-file` otherwise
+(moord started in the background by something else). Tests ask for stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import sys
+from collections.abc import Mapping
+
+from engine.config import DaemonConfig
+from engine.systemd.journal import JournalHandler, under_journal
+from engine.units import ram_in_bytes
+
+LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: one line per registry request or netlink message is noise at any level but debug
+CHATTY = ("httpx", "httpcore", "hpack", "pyroute2")
+
+
+def choose_target(config: DaemonConfig, environ: Mapping[str, str]) -> str:
+    if config.log_target != "auto":
+        return config.log_target
+    if under_journal(environ):
+        return "journal"
+    return "stderr" if sys.stderr.isatty() else "file"
+
+
+def _handler(target: str, config: DaemonConfig) -> logging.Handler:
+    if target == "journal":
+        handler: logging.Handler = JournalHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        return handler
+    if target == "file":
+        config.log_file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(
+            config.log_file, maxBytes=ram_in_bytes(config.log_file_max_size),
+            backupCount=config.log_file_max_count, encoding="utf-8")
+        os.chmod(config.log_file, 0o640)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LINE_FORMAT))
+    return handler
+
+
+def configure_logging(config: DaemonConfig, environ: Mapping[str, str] | None = None) -> str:
+    """Send the root logger to the chosen target; returns that target's name."""
+    target = choose_target(config, os.environ if environ is None else environ)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(_handler(target, config))
+    set_level(config.log_level)
+    for chatty in CHATTY:
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    return target
+
+
+def set_level(level: str) -> None:
+    logging.getLogger().setLevel(getattr(logging, level.upper(), logging.INFO))

@@ -1,0 +1,182 @@
+"""moord as a systemd service, against a real moord: the notify protocol (READY, RELOADING,
+STOPPING, WATCHDOG) on a notify socket the test made, socket activation with a listening
+socket the test made and passed as fd 3, HUP changing a live setting, and --version."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import engine
+from tests.support.daemon import REPO, Moord
+
+
+@contextmanager
+def notify_socket(address: str | bytes) -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(address)
+    sock.settimeout(60)
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+def receive_until(sock: socket.socket, wanted: str, seen: list[str]) -> list[str]:
+    """Datagrams up to the first that has the assignment `wanted` (all kept in `seen`)."""
+    while True:
+        datagram = sock.recv(4096).decode()
+        seen.append(datagram)
+        if wanted in datagram.split("\n"):
+            return seen
+
+
+def fields(datagram: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in datagram.split("\n") if "=" in line)
+
+
+def test_notify_ready_reloading_stopping(fresh_moord: Callable[[], Moord]) -> None:
+    d = fresh_moord()
+    address = str(d.root / "notify.sock")
+    with notify_socket(address) as sock:
+        d.start(environ={"NOTIFY_SOCKET": address})
+        seen: list[str] = []
+        ready = fields(receive_until(sock, "READY=1", seen)[-1])
+        assert d.proc is not None
+        assert ready["MAINPID"] == str(d.proc.pid)
+        assert "serving on" in ready["STATUS"]
+        # READY came once the API answered: the daemon answers now, and had no READY before
+        assert not any("READY=1" in s.split("\n") for s in seen[:-1])
+        assert d.docker("version").returncode == 0
+
+        d.proc.send_signal(signal.SIGHUP)
+        reloading = fields(receive_until(sock, "RELOADING=1", seen)[-1])
+        assert int(reloading["MONOTONIC_USEC"]) > 0
+        receive_until(sock, "READY=1", seen)
+
+        d.proc.send_signal(signal.SIGTERM)
+        stopping = fields(receive_until(sock, "STOPPING=1", seen)[-1])
+        assert "SIGTERM" in stopping["STATUS"]
+        assert d.proc.wait(timeout=60) == 0
+
+
+def test_watchdog_pings_on_an_abstract_socket(fresh_moord: Callable[[], Moord]) -> None:
+    d = fresh_moord()
+    name = f"@moorage-test-notify-{os.getpid()}-{d.root.name}"
+    with notify_socket(b"\0" + name[1:].encode()) as sock:
+        # 1 s watchdog: moord pings every 0.5 s from its event loop
+        d.start(environ={"NOTIFY_SOCKET": name, "WATCHDOG_USEC": "1000000"})
+        seen: list[str] = []
+        receive_until(sock, "READY=1", seen)
+        pings = 0
+        while pings < 3:
+            pings += "WATCHDOG=1" in sock.recv(4096).decode().split("\n")
+        assert d.docker("version").returncode == 0
+
+
+def test_watchdog_for_another_pid_is_not_pinged(fresh_moord: Callable[[], Moord]) -> None:
+    d = fresh_moord()
+    address = str(d.root / "notify.sock")
+    with notify_socket(address) as sock:
+        d.start(environ={"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "200000",
+                         "WATCHDOG_PID": "1"})
+        seen: list[str] = []
+        receive_until(sock, "READY=1", seen)
+        d.stop()
+        receive_until(sock, "STOPPING=1", seen)
+        assert not any("WATCHDOG=1" in s.split("\n") for s in seen)
+
+
+def _listening_socket(path: Path) -> socket.socket:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    os.chmod(path, 0o660)
+    sock.listen(64)
+    return sock
+
+
+def _ping_request(path: Path) -> socket.socket:
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.settimeout(120)
+    client.connect(str(path))
+    client.sendall(b"GET /_ping HTTP/1.1\r\nHost: moorage\r\nConnection: close\r\n\r\n")
+    return client
+
+
+def test_socket_activation_answers_clients_that_came_first(
+        fresh_moord: Callable[[], Moord]) -> None:
+    d = fresh_moord()
+    listening = _listening_socket(d.socket_path)
+    try:
+        early = _ping_request(d.socket_path)  # moord is not running yet: the kernel queues it
+        d.start(listening=listening)
+        assert early.recv(4096).startswith(b"HTTP/1.1 200")
+        early.close()
+        assert d.docker("version").returncode == 0
+
+        # moord stops: the socket stays (it is the "manager's"), a client waits through the
+        # restart and the next moord, given the same socket, answers it
+        d.stop()
+        assert d.socket_path.exists()
+        waiting = _ping_request(d.socket_path)
+        d.start(listening=listening)
+        assert waiting.recv(4096).startswith(b"HTTP/1.1 200")
+        waiting.close()
+        assert "serving the socket systemd passed" not in d.log_tail(400)
+    finally:
+        listening.close()
+
+
+def test_hup_changes_the_default_log_options(fresh_moord: Callable[[], Moord]) -> None:
+    d = fresh_moord()
+    config = d.root / "daemon.toml"
+    config.write_text('log-max-size = "20m"\n')
+    d.start("--config-file", str(config))
+    d.import_busybox()
+    d.docker("create", "--name", "before", "busybox", "true")
+    config.write_text('log-max-size = "3m"\nlog-max-file = 2\n')
+    assert d.proc is not None
+    d.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 60
+    while "configuration reloaded" not in d.log_tail(400) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "configuration reloaded (changed: log_max_size, log_max_file)" in d.log_tail(400)
+    d.docker("create", "--name", "after", "busybox", "true")
+    before = d.docker("inspect", "-f", "{{json .HostConfig.LogConfig.Config}}", "before").stdout
+    after = d.docker("inspect", "-f", "{{json .HostConfig.LogConfig.Config}}", "after").stdout
+    assert '"max-size":"20m"' in before
+    assert '"max-size":"3m"' in after
+    assert '"max-file":"2"' in after
+
+
+def test_hup_with_a_bad_file_keeps_the_running_configuration(
+        fresh_moord: Callable[[], Moord]) -> None:
+    d = fresh_moord()
+    config = d.root / "daemon.toml"
+    config.write_text('log-level = "debug"\n')
+    d.start("--config-file", str(config))
+    config.write_text('log-driver = "no-such-driver"\n')
+    assert d.proc is not None
+    d.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 60
+    while "keeping the old one" not in d.log_tail(400) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "'no-such-driver' is not a known log driver" in d.log_tail(400)
+    assert d.docker("info", "-f", "{{.LoggingDriver}}").stdout.strip() == "json-file"
+
+
+def test_version_flags() -> None:
+    moord = subprocess.run([sys.executable, "-m", "engine.daemon", "--version"], cwd=REPO,
+                           capture_output=True, text=True, timeout=60, check=True)
+    assert moord.stdout.strip() == f"moord version {engine.__version__}"
+    moor = subprocess.run([sys.executable, "-m", "engine.cli", "--version"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert moor.stdout.strip().startswith(f"moor version {engine.__version__}")
