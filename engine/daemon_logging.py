@@ -22,6 +22,16 @@ LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 CHATTY = ("httpx", "httpcore", "hpack", "pyroute2")
 
 
+class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
+    """Each file it opens (the first and every one after a rotation) is 0640: moord's log
+    names containers, images and registries, not for every local user to read."""
+
+    def _open(self):  # type: ignore[no-untyped-def]  # typeshed's signature varies
+        stream = super()._open()
+        os.fchmod(stream.fileno(), 0o640)
+        return stream
+
+
 def choose_target(config: DaemonConfig, environ: Mapping[str, str]) -> str:
     if config.log_target != "auto":
         return config.log_target
@@ -37,10 +47,9 @@ def _handler(target: str, config: DaemonConfig) -> logging.Handler:
         return handler
     if target == "file":
         config.log_file.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(
+        handler = _PrivateRotatingFile(
             config.log_file, maxBytes=ram_in_bytes(config.log_file_max_size),
             backupCount=config.log_file_max_count, encoding="utf-8")
-        os.chmod(config.log_file, 0o640)
     else:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(LINE_FORMAT))

@@ -82,10 +82,10 @@ def record_fields(record: logging.LogRecord, message: str) -> dict[str, str]:
         "MESSAGE": message,
         "PRIORITY": str(priority(record.levelno)),
         "SYSLOG_IDENTIFIER": IDENTIFIER,
-        "CODE_FILE": record.pathname,
-        "CODE_LINE": str(record.lineno),
-        "CODE_FUNC": record.funcName,
-        "LOGGER": record.name,
+        "CODE_FILE": str(record.pathname or ""),
+        "CODE_LINE": str(record.lineno or ""),
+        "CODE_FUNC": str(record.funcName or ""),
+        "LOGGER": str(record.name or ""),
     }
     container_id = getattr(record, "container_id", None)
     if container_id:

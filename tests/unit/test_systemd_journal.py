@@ -1,0 +1,144 @@
+"""The journal client's native protocol, read back by a parser written from the protocol's
+description, on a datagram socket the test made in journald's place."""
+
+from __future__ import annotations
+
+import array
+import logging
+import os
+import socket
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.systemd.journal import (
+    JournalClient,
+    JournalHandler,
+    encode,
+    priority,
+    under_journal,
+)
+
+
+def parse(data: bytes) -> dict[str, str]:
+    """Native protocol → fields (what journald does with a datagram)."""
+    fields: dict[str, str] = {}
+    while data:
+        line_end = data.index(b"\n")
+        line = data[:line_end]
+        if b"=" in line:
+            name, value = line.split(b"=", 1)
+            data = data[line_end + 1:]
+        else:
+            name = line
+            (size,) = struct.unpack("<Q", data[line_end + 1:line_end + 9])
+            value = data[line_end + 9:line_end + 9 + size]
+            assert data[line_end + 9 + size:line_end + 10 + size] == b"\n"
+            data = data[line_end + 10 + size:]
+        fields[name.decode()] = value.decode()
+    return fields
+
+
+@pytest.fixture
+def journald(tmp_path: Path) -> Iterator[tuple[str, socket.socket]]:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    path = str(tmp_path / "journal.sock")
+    sock.bind(path)
+    sock.settimeout(5)
+    try:
+        yield path, sock
+    finally:
+        sock.close()
+
+
+def receive(sock: socket.socket) -> dict[str, str]:
+    """One entry: from the datagram, or from the memfd passed with it."""
+    fds = array.array("i")
+    data, ancillary, _flags, _addr = sock.recvmsg(1 << 20, socket.CMSG_SPACE(fds.itemsize))
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[:fds.itemsize])
+    if fds:
+        with os.fdopen(fds[0], "rb") as memfd:
+            memfd.seek(0)
+            data = memfd.read()
+    return parse(data)
+
+
+def test_plain_and_multiline_values() -> None:
+    data = encode({"MESSAGE": "one\ntwo", "PRIORITY": "6"})
+    assert data == b"MESSAGE\n" + struct.pack("<Q", 7) + b"one\ntwo\nPRIORITY=6\n"
+    assert parse(data) == {"MESSAGE": "one\ntwo", "PRIORITY": "6"}
+
+
+@pytest.mark.parametrize("name", ["_PID", "message", "A-B", ""])
+def test_bad_field_names_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="not a journal field name"):
+        encode({name: "x"})
+
+
+def test_priorities() -> None:
+    assert [priority(level) for level in (logging.CRITICAL, logging.ERROR, logging.WARNING,
+                                          logging.INFO, logging.DEBUG)] == [2, 3, 4, 6, 7]
+
+
+def test_a_record_with_moorage_fields(journald: tuple[str, socket.socket]) -> None:
+    path, sock = journald
+    handler = JournalHandler(JournalClient(path))
+    logger = logging.getLogger("moord.test-journal")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        cid = "0123456789ab" + "c" * 52
+        logger.warning("%s died", cid[:12], extra={"container_id": cid, "event": "die",
+                                                   "container_name": "web"})
+        entry = receive(sock)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    assert entry["MESSAGE"] == "0123456789ab died"
+    assert entry["PRIORITY"] == "4"
+    assert entry["SYSLOG_IDENTIFIER"] == "moord"
+    assert entry["LOGGER"] == "moord.test-journal"
+    assert entry["CODE_FILE"] == __file__
+    assert entry["CODE_FUNC"] == "test_a_record_with_moorage_fields"
+    assert int(entry["CODE_LINE"]) > 0
+    assert entry["CONTAINER_ID"] == "0123456789ab"
+    assert entry["CONTAINER_ID_FULL"] == cid
+    assert entry["CONTAINER_NAME"] == "web"
+    assert entry["EVENT"] == "die"
+
+
+def test_an_entry_too_big_for_a_datagram_goes_as_a_memfd(
+        journald: tuple[str, socket.socket]) -> None:
+    path, sock = journald
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    client = JournalClient(path)
+    big = "x" * (4 << 20)
+    client.send({"MESSAGE": big, "PRIORITY": "6"})
+    assert receive(sock) == {"MESSAGE": big, "PRIORITY": "6"}
+    client.close()
+
+
+def test_an_absent_journal_falls_back_to_stderr(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    handler = JournalHandler(JournalClient(str(tmp_path / "no-journald")))
+    handler.emit(logging.makeLogRecord({"msg": "still said", "levelno": logging.ERROR,
+                                        "levelname": "ERROR"}))
+    handler.close()
+    assert capsys.readouterr().err == "<3>still said\n"
+
+
+def test_under_journal_when_stderr_is_the_journal_stream(tmp_path: Path) -> None:
+    with open(tmp_path / "stream", "w") as stream:
+        st = os.fstat(stream.fileno())
+        assert under_journal({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}, stream.fileno(),
+                             str(tmp_path / "none"))
+        assert not under_journal({"JOURNAL_STREAM": "1:2"}, stream.fileno(),
+                                 str(tmp_path / "none"))
+    (tmp_path / "socket").touch()
+    assert under_journal({"INVOCATION_ID": "abc"}, 2, str(tmp_path / "socket"))
+    assert not under_journal({"INVOCATION_ID": "abc"}, 2, str(tmp_path / "none"))
+    assert not under_journal({}, 2, str(tmp_path / "socket"))
