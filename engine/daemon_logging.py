@@ -63,11 +63,19 @@ def configure_logging(config: DaemonConfig, environ: Mapping[str, str] | None = 
     for old in list(root.handlers):
         root.removeHandler(old)
         old.close()
-    root.addHandler(_handler(target, config))
+    handler = _handler(target, config)
+    handler.addFilter(_quiet_libraries)
+    root.addHandler(handler)
     set_level(config.log_level)
-    for chatty in CHATTY:
-        logging.getLogger(chatty).setLevel(logging.WARNING)
     return target
+
+
+def _quiet_libraries(record: logging.LogRecord) -> bool:
+    """Only warnings and worse from the chatty libraries. A filter on the handler, not
+    their loggers' levels: pyroute2 resets its own level when it loads its parts."""
+    if record.levelno >= logging.WARNING:
+        return True
+    return not any(record.name == c or record.name.startswith(c + ".") for c in CHATTY)
 
 
 def set_level(level: str) -> None:

@@ -101,10 +101,11 @@ def record_fields(record: logging.LogRecord, message: str) -> dict[str, str]:
 class JournalClient:
     """Sends entries to journald; `send` raises OSError when journald can't take one."""
 
-    def __init__(self, path: str = JOURNAL_SOCKET, timeout: float = 1.0) -> None:
+    def __init__(self, path: str = JOURNAL_SOCKET) -> None:
         self.path = path
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-        self._sock.settimeout(timeout)  # a wedged journald must not wedge moord for long
+        # never blocks: a journald that falls behind costs moord a fallback, not its loop
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC
+                                   | socket.SOCK_NONBLOCK)
 
     def send(self, fields: Mapping[str, str]) -> None:
         data = encode(fields)
@@ -134,8 +135,8 @@ class JournalClient:
 
 
 class JournalHandler(logging.Handler):
-    """A logging handler writing entries with fields; what journald refuses goes to
-    stderr (which systemd also gives the journal) instead of being lost."""
+    """A logging handler writing entries with fields; what journald refuses (gone, or its
+    queue full) goes to stderr, which systemd also gives the journal, instead of being lost."""
 
     def __init__(self, client: JournalClient | None = None) -> None:
         super().__init__()

@@ -5,10 +5,12 @@ socket the test made and passed as fd 3, HUP changing a live setting, and --vers
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -180,3 +182,68 @@ def test_version_flags() -> None:
     moor = subprocess.run([sys.executable, "-m", "engine.cli", "--version"], cwd=REPO,
                           capture_output=True, text=True, timeout=60, check=True)
     assert moor.stdout.strip().startswith(f"moor version {engine.__version__}")
+
+
+JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
+
+
+class _Journald:
+    """Takes journald's place: a thread reads entries as they come, so moord's sends never
+    find a full queue (they would go to stderr then)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.entries: queue.Queue[dict[str, str]] = queue.Queue()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        from tests.unit.test_systemd_journal import receive
+
+        while True:
+            try:
+                self.entries.put(receive(self.sock))
+            except OSError:
+                return
+
+    def until(self, wanted: Callable[[dict[str, str]], bool]) -> list[dict[str, str]]:
+        seen: list[dict[str, str]] = []
+        while not seen or not wanted(seen[-1]):
+            seen.append(self.entries.get(timeout=120))
+        return seen
+
+
+def test_journal_entries_carry_the_container_and_the_event(
+        fresh_moord: Callable[[], Moord]) -> None:
+    """moord logging to journald's socket: this machine has no journald, so the test
+    listens there in its place (and fails, saying so, where a real one does)."""
+    assert not JOURNAL_SOCKET.exists(), (
+        f"{JOURNAL_SOCKET} exists (journald runs here): this test takes journald's place, "
+        "run it on a host without systemd")
+    JOURNAL_SOCKET.parent.mkdir(parents=True, exist_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(JOURNAL_SOCKET))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    journald = _Journald(sock)
+    try:
+        d = fresh_moord()
+        d.start("--log-target", "journal")
+        journald.until(lambda e: e.get("EVENT") == "start")
+        d.import_busybox()
+        cid = d.docker("run", "-d", "--name", "told", "busybox", "sh", "-c", "exit 3").stdout.strip()
+        entries = journald.until(lambda e: e.get("EVENT") == "die")
+        died = entries[-1]
+        assert died["CONTAINER_ID"] == cid[:12]
+        assert died["CONTAINER_ID_FULL"] == cid
+        assert died["CONTAINER_NAME"] == "told"
+        assert died["PRIORITY"] == "6"
+        assert died["SYSLOG_IDENTIFIER"] == "moord"
+        assert died["CODE_FILE"].endswith("engine/containers/manager.py")
+        assert "exitCode=3" in died["MESSAGE"]
+        assert any(e.get("EVENT") == "start" and e.get("CONTAINER_ID") == cid[:12]
+                   for e in entries)
+        assert "container " not in d.log_tail(400)  # nothing of it went to stderr
+    finally:
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+        JOURNAL_SOCKET.unlink(missing_ok=True)
