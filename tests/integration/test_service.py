@@ -137,20 +137,24 @@ def test_socket_activation_answers_clients_that_came_first(
         listening.close()
 
 
-def test_hup_changes_the_default_log_options(fresh_moord: Callable[[], Moord]) -> None:
+def test_hup_changes_log_defaults_and_registry_mirrors(fresh_moord: Callable[[], Moord]) -> None:
     d = fresh_moord()
     config = d.root / "daemon.toml"
     config.write_text('log-max-size = "20m"\n')
     d.start("--config-file", str(config))
     d.import_busybox()
     d.docker("create", "--name", "before", "busybox", "true")
-    config.write_text('log-max-size = "3m"\nlog-max-file = 2\n')
+    config.write_text('log-max-size = "3m"\nlog-max-file = 2\n'
+                      'registry-mirrors = ["https://mirror.invalid"]\n')
     assert d.proc is not None
     d.proc.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 60
     while "configuration reloaded" not in d.log_tail(400) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert "configuration reloaded (changed: log_max_size, log_max_file)" in d.log_tail(400)
+    assert ("configuration reloaded (changed: log_max_size, log_max_file, registry_mirrors)"
+            in d.log_tail(400))
+    mirrors = d.docker("info", "-f", "{{json .RegistryConfig.Mirrors}}").stdout
+    assert "https://mirror.invalid" in mirrors
     d.docker("create", "--name", "after", "busybox", "true")
     before = d.docker("inspect", "-f", "{{json .HostConfig.LogConfig.Config}}", "before").stdout
     after = d.docker("inspect", "-f", "{{json .HostConfig.LogConfig.Config}}", "after").stdout
