@@ -11,24 +11,12 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import engine
 from tests.support.daemon import REPO, Moord
-
-
-@contextmanager
-def notify_socket(address: str | bytes) -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(address)
-    sock.settimeout(60)
-    try:
-        yield sock
-    finally:
-        sock.close()
+from tests.support.datagrams import datagram_socket, receive_journal_entry
 
 
 def receive_until(sock: socket.socket, wanted: str, seen: list[str]) -> list[str]:
@@ -47,7 +35,7 @@ def fields(datagram: str) -> dict[str, str]:
 def test_notify_ready_reloading_stopping(fresh_moord: Callable[[], Moord]) -> None:
     d = fresh_moord()
     address = str(d.root / "notify.sock")
-    with notify_socket(address) as sock:
+    with datagram_socket(address) as sock:
         d.start(environ={"NOTIFY_SOCKET": address})
         seen: list[str] = []
         ready = fields(receive_until(sock, "READY=1", seen)[-1])
@@ -72,7 +60,7 @@ def test_notify_ready_reloading_stopping(fresh_moord: Callable[[], Moord]) -> No
 def test_watchdog_pings_on_an_abstract_socket(fresh_moord: Callable[[], Moord]) -> None:
     d = fresh_moord()
     name = f"@moorage-test-notify-{os.getpid()}-{d.root.name}"
-    with notify_socket(b"\0" + name[1:].encode()) as sock:
+    with datagram_socket(b"\0" + name[1:].encode()) as sock:
         # 1 s watchdog: moord pings every 0.5 s from its event loop
         d.start(environ={"NOTIFY_SOCKET": name, "WATCHDOG_USEC": "1000000"})
         seen: list[str] = []
@@ -86,7 +74,7 @@ def test_watchdog_pings_on_an_abstract_socket(fresh_moord: Callable[[], Moord]) 
 def test_watchdog_for_another_pid_is_not_pinged(fresh_moord: Callable[[], Moord]) -> None:
     d = fresh_moord()
     address = str(d.root / "notify.sock")
-    with notify_socket(address) as sock:
+    with datagram_socket(address) as sock:
         d.start(environ={"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "200000",
                          "WATCHDOG_PID": "1"})
         seen: list[str] = []
@@ -146,13 +134,8 @@ def test_hup_changes_log_defaults_and_registry_mirrors(fresh_moord: Callable[[],
     d.docker("create", "--name", "before", "busybox", "true")
     config.write_text('log-max-size = "3m"\nlog-max-file = 2\n'
                       'registry-mirrors = ["https://mirror.invalid"]\n')
-    assert d.proc is not None
-    d.proc.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + 60
-    while "configuration reloaded" not in d.log_tail(400) and time.monotonic() < deadline:
-        time.sleep(0.1)
     assert ("configuration reloaded (changed: log_max_size, log_max_file, registry_mirrors)"
-            in d.log_tail(400))
+            in d.reload("configuration reloaded"))
     mirrors = d.docker("info", "-f", "{{json .RegistryConfig.Mirrors}}").stdout
     assert "https://mirror.invalid" in mirrors
     d.docker("create", "--name", "after", "busybox", "true")
@@ -170,12 +153,7 @@ def test_hup_with_a_bad_file_keeps_the_running_configuration(
     config.write_text('log-level = "debug"\n')
     d.start("--config-file", str(config))
     config.write_text('log-driver = "no-such-driver"\n')
-    assert d.proc is not None
-    d.proc.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + 60
-    while "keeping the old one" not in d.log_tail(400) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert "'no-such-driver' is not a known log driver" in d.log_tail(400)
+    assert "'no-such-driver' is not a known log driver" in d.reload("keeping the old one")
     assert d.docker("info", "-f", "{{.LoggingDriver}}").stdout.strip() == "json-file"
 
 
@@ -202,11 +180,9 @@ class _Journald:
         self.thread.start()
 
     def _read(self) -> None:
-        from tests.unit.test_systemd_journal import receive
-
         while True:
             try:
-                self.entries.put(receive(self.sock))
+                self.entries.put(receive_journal_entry(self.sock))
             except OSError:
                 return
 
@@ -225,29 +201,26 @@ def test_journal_entries_carry_the_container_and_the_event(
         f"{JOURNAL_SOCKET} exists (journald runs here): this test takes journald's place, "
         "run it on a host without systemd")
     JOURNAL_SOCKET.parent.mkdir(parents=True, exist_ok=True)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(JOURNAL_SOCKET))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    journald = _Journald(sock)
-    try:
-        d = fresh_moord()
-        d.start("--log-target", "journal")
-        journald.until(lambda e: e.get("EVENT") == "start")
-        d.import_busybox()
-        cid = d.docker("run", "-d", "--name", "told", "busybox", "sh", "-c", "exit 3").stdout.strip()
-        entries = journald.until(lambda e: e.get("EVENT") == "die")
-        died = entries[-1]
-        assert died["CONTAINER_ID"] == cid[:12]
-        assert died["CONTAINER_ID_FULL"] == cid
-        assert died["CONTAINER_NAME"] == "told"
-        assert died["PRIORITY"] == "6"
-        assert died["SYSLOG_IDENTIFIER"] == "moord"
-        assert died["CODE_FILE"].endswith("engine/containers/manager.py")
-        assert "exitCode=3" in died["MESSAGE"]
-        assert any(e.get("EVENT") == "start" and e.get("CONTAINER_ID") == cid[:12]
-                   for e in entries)
-        assert "container " not in d.log_tail(400)  # nothing of it went to stderr
-    finally:
-        sock.shutdown(socket.SHUT_RDWR)
-        sock.close()
-        JOURNAL_SOCKET.unlink(missing_ok=True)
+    with datagram_socket(str(JOURNAL_SOCKET), timeout=None, receive_buffer=4 << 20) as sock:
+        journald = _Journald(sock)
+        try:
+            d = fresh_moord()
+            d.start("--log-target", "journal")
+            journald.until(lambda e: e.get("EVENT") == "start")
+            d.import_busybox()
+            cid = d.docker("run", "-d", "--name", "told", "busybox", "sh", "-c", "exit 3").stdout.strip()
+            entries = journald.until(lambda e: e.get("EVENT") == "die")
+            died = entries[-1]
+            assert died["CONTAINER_ID"] == cid[:12]
+            assert died["CONTAINER_ID_FULL"] == cid
+            assert died["CONTAINER_NAME"] == "told"
+            assert died["PRIORITY"] == "6"
+            assert died["SYSLOG_IDENTIFIER"] == "moord"
+            assert died["CODE_FILE"].endswith("engine/containers/manager.py")
+            assert "exitCode=3" in died["MESSAGE"]
+            assert any(e.get("EVENT") == "start" and e.get("CONTAINER_ID") == cid[:12]
+                       for e in entries)
+            assert "container " not in d.log_tail(400)  # nothing of it went to stderr
+        finally:
+            sock.shutdown(socket.SHUT_RDWR)
+            JOURNAL_SOCKET.unlink(missing_ok=True)

@@ -164,6 +164,15 @@ class Moord:
                 self.proc.wait()
         return self.proc.returncode
 
+    def reload(self, until: str, timeout: float = 60.0) -> str:
+        """SIGHUP, then wait until the log says `until`; returns the log's tail."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while until not in self.log_tail(400) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return self.log_tail(400)
+
     def kill9(self) -> None:
         self.stop(signal.SIGKILL)
 

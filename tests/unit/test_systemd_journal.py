@@ -3,7 +3,6 @@ description, on a datagram socket the test made in journald's place."""
 
 from __future__ import annotations
 
-import array
 import logging
 import os
 import socket
@@ -20,57 +19,20 @@ from engine.systemd.journal import (
     priority,
     under_journal,
 )
-
-
-def parse(data: bytes) -> dict[str, str]:
-    """Native protocol → fields (what journald does with a datagram)."""
-    fields: dict[str, str] = {}
-    while data:
-        line_end = data.index(b"\n")
-        line = data[:line_end]
-        if b"=" in line:
-            name, value = line.split(b"=", 1)
-            data = data[line_end + 1:]
-        else:
-            name = line
-            (size,) = struct.unpack("<Q", data[line_end + 1:line_end + 9])
-            value = data[line_end + 9:line_end + 9 + size]
-            assert data[line_end + 9 + size:line_end + 10 + size] == b"\n"
-            data = data[line_end + 10 + size:]
-        fields[name.decode()] = value.decode()
-    return fields
+from tests.support.datagrams import datagram_socket, parse_journal_entry, receive_journal_entry
 
 
 @pytest.fixture
 def journald(tmp_path: Path) -> Iterator[tuple[str, socket.socket]]:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     path = str(tmp_path / "journal.sock")
-    sock.bind(path)
-    sock.settimeout(5)
-    try:
+    with datagram_socket(path, timeout=5, receive_buffer=4 << 20) as sock:
         yield path, sock
-    finally:
-        sock.close()
-
-
-def receive(sock: socket.socket) -> dict[str, str]:
-    """One entry: from the datagram, or from the memfd passed with it."""
-    fds = array.array("i")
-    data, ancillary, _flags, _addr = sock.recvmsg(1 << 20, socket.CMSG_SPACE(fds.itemsize))
-    for level, kind, payload in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(payload[:fds.itemsize])
-    if fds:
-        with os.fdopen(fds[0], "rb") as memfd:
-            memfd.seek(0)
-            data = memfd.read()
-    return parse(data)
 
 
 def test_plain_and_multiline_values() -> None:
     data = encode({"MESSAGE": "one\ntwo", "PRIORITY": "6"})
     assert data == b"MESSAGE\n" + struct.pack("<Q", 7) + b"one\ntwo\nPRIORITY=6\n"
-    assert parse(data) == {"MESSAGE": "one\ntwo", "PRIORITY": "6"}
+    assert parse_journal_entry(data) == {"MESSAGE": "one\ntwo", "PRIORITY": "6"}
 
 
 @pytest.mark.parametrize("name", ["_PID", "message", "A-B", ""])
@@ -94,7 +56,7 @@ def test_a_record_with_moorage_fields(journald: tuple[str, socket.socket]) -> No
         cid = "0123456789ab" + "c" * 52
         logger.warning("%s died", cid[:12], extra={"container_id": cid, "event": "die",
                                                    "container_name": "web"})
-        entry = receive(sock)
+        entry = receive_journal_entry(sock)
     finally:
         logger.removeHandler(handler)
         handler.close()
@@ -114,11 +76,10 @@ def test_a_record_with_moorage_fields(journald: tuple[str, socket.socket]) -> No
 def test_an_entry_too_big_for_a_datagram_goes_as_a_memfd(
         journald: tuple[str, socket.socket]) -> None:
     path, sock = journald
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     client = JournalClient(path)
     big = "x" * (4 << 20)
     client.send({"MESSAGE": big, "PRIORITY": "6"})
-    assert receive(sock) == {"MESSAGE": big, "PRIORITY": "6"}
+    assert receive_journal_entry(sock) == {"MESSAGE": big, "PRIORITY": "6"}
     client.close()
 
 

@@ -10,18 +10,14 @@ from pathlib import Path
 import pytest
 
 from engine.systemd.notify import Notifier, socket_address, watchdog_interval
+from tests.support.datagrams import datagram_socket
 
 
 @pytest.fixture
 def receiver(tmp_path: Path) -> Iterator[tuple[str, socket.socket]]:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     path = str(tmp_path / "notify")
-    sock.bind(path)
-    sock.settimeout(5)
-    try:
+    with datagram_socket(path, timeout=5) as sock:
         yield path, sock
-    finally:
-        sock.close()
 
 
 def _lines(sock: socket.socket) -> list[str]:
@@ -45,10 +41,7 @@ def test_ready_status_and_pid(receiver: tuple[str, socket.socket]) -> None:
 
 def test_abstract_names() -> None:
     name = f"moorage-unit-notify-{os.getpid()}"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(b"\0" + name.encode())
-    sock.settimeout(5)
-    with sock:
+    with datagram_socket(b"\0" + name.encode(), timeout=5) as sock:
         assert socket_address("@" + name) == b"\0" + name.encode()
         assert Notifier("@" + name).status("hello")
         assert _lines(sock) == ["STATUS=hello"]
