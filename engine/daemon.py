@@ -129,13 +129,11 @@ async def _answers(path: str) -> bool:
 async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None,
                      link: ServiceLink | None = None) -> None:
     link = link or ServiceLink()
-    async with trio.open_nursery() as outer:
-        if link.watchdog_every is not None:
-            outer.start_soon(_watchdog, link)
-        try:
-            await _serve(config, config_argv, link)
-        finally:
-            outer.cancel_scope.cancel()
+    if link.watchdog_every is not None:
+        # a system task lives as long as the loop (start-up included) and, unlike a
+        # nursery around _serve, leaves its errors (HostNotReady) unwrapped
+        trio.lowlevel.spawn_system_task(_watchdog, link, name="watchdog")
+    await _serve(config, config_argv, link)
 
 
 async def _serve(config: DaemonConfig, config_argv: list[str] | None, link: ServiceLink) -> None:
