@@ -224,3 +224,24 @@ def test_journal_entries_carry_the_container_and_the_event(
         finally:
             sock.shutdown(socket.SHUT_RDWR)
             JOURNAL_SOCKET.unlink(missing_ok=True)
+
+
+def test_a_refusal_under_the_watchdog_says_why(fresh_moord: Callable[[], Moord]) -> None:
+    d = fresh_moord()
+    address = str(d.root / "notify.sock")
+    with datagram_socket(address) as sock:
+        try:
+            d.start("--log-driver", "no-such-driver",
+                    environ={"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "1000000"})
+        except RuntimeError as exc:
+            said = str(exc)
+        else:
+            raise AssertionError("moord started with an unknown log driver")
+        assert d.proc is not None
+        assert d.proc.returncode == 1
+        assert "this host cannot run containers: log-driver 'no-such-driver'" in said
+        assert "Traceback" not in said
+        seen = [sock.recv(4096).decode()]
+        while "STATUS=this host cannot run containers: log-driver 'no-such" not in seen[-1]:
+            seen.append(sock.recv(4096).decode())
+        assert not any("READY=1" in s.split("\n") for s in seen)
