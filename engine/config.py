@@ -13,6 +13,9 @@ from typing import Any
 
 import attrs
 
+from engine import __version__
+from engine.units import ram_in_bytes
+
 DEFAULT_CONFIG_FILE = Path("/etc/moorage/daemon.toml")
 
 
@@ -24,6 +27,24 @@ def _string_list(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """A TOML list, or a flag given several times / with commas."""
     items = [value] if isinstance(value, str) else list(value)
     return tuple(part.strip() for item in items for part in str(item).split(",") if part.strip())
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_TARGETS = ("auto", "journal", "file", "stderr")
+
+
+def _level(value: str) -> str:
+    """`INFO` and dockerd's `warn` mean what they say."""
+    value = str(value).lower()
+    return "warning" if value == "warn" else value
+
+
+def _size(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    try:
+        ram_in_bytes(value)
+    except ValueError:
+        raise ValueError(f"{attribute.name.replace('_', '-')}: {value!r} is not a size "
+                         f"such as 10m") from None
 
 
 @attrs.define
@@ -54,7 +75,22 @@ class DaemonConfig:
         metadata={"help": "seccomp profile (containers-common format); 'unconfined' for none"})
     cgroup_parent: str = attrs.field(
         default="moorage", metadata={"help": "cgroup (cgroupfs path) that holds containers"})
-    log_level: str = attrs.field(default="info", metadata={"help": "debug, info, warning, error"})
+    log_level: str = attrs.field(
+        default="info", converter=_level, validator=attrs.validators.in_(LOG_LEVELS),
+        metadata={"help": "debug, info, warning, error"})
+    log_target: str = attrs.field(
+        default="auto", validator=attrs.validators.in_(LOG_TARGETS),
+        metadata={"help": "where moord's own log goes: journal, file, stderr, or auto (the "
+                          "journal under systemd, stderr on a terminal, else the file)"})
+    log_file: Path = attrs.field(
+        default=Path("/var/log/moorage/moord.log"), converter=_path,
+        metadata={"help": "moord's log file (log-target file), rotated by size"})
+    log_file_max_size: str = attrs.field(
+        default="10m", validator=_size,
+        metadata={"help": "size at which moord's log file rotates (k, m, g: binary units)"})
+    log_file_max_count: int = attrs.field(
+        default=5, converter=int,
+        metadata={"help": "rotated copies of moord's log file kept (moord.log.1 ...)"})
     pidfile: str = attrs.field(default="", metadata={"help": "pidfile (default: <exec-root>/moord.pid)"})
     stop_containers_on_shutdown: bool = attrs.field(
         default=False,
@@ -129,6 +165,7 @@ def _flag(name: str) -> str:
 
 def build_arg_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moord", description="the moorage container engine daemon")
+    parser.add_argument("--version", action="version", version=f"moord version {__version__}")
     parser.add_argument("--config-file", default=None,
                         help=f"TOML configuration (default {DEFAULT_CONFIG_FILE} if it exists)")
     parser.add_argument("-H", dest="host", default=None, help="alias of --host")
@@ -159,7 +196,10 @@ def load_config(argv: list[str] | None = None) -> DaemonConfig:
         flag_value = getattr(args, field.name, None)
         if flag_value is not None:
             values[field.name] = flag_value
-    return DaemonConfig(**values)
+    try:
+        return DaemonConfig(**values)
+    except (TypeError, ValueError) as exc:
+        raise SystemExit(f"moord: invalid configuration: {exc}") from None
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

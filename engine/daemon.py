@@ -3,8 +3,13 @@
 TERM and INT stop it cleanly: it stops accepting requests, lets those in flight
 finish (up to `shutdown-timeout`), and exits, leaving every container running under
 its conmon (`stop-containers-on-shutdown` makes it stop them first, in parallel, each
-with its grace period). HUP re-reads the configuration. The next moord re-adopts
-what is still running and starts what the restart policies say.
+with its grace period). HUP re-reads the configuration (engine/daemon_reload.py). The
+next moord re-adopts what is still running and starts what the restart policies say.
+
+Under systemd (docs/service.md) moord reports READY once the API answers and every
+container is re-adopted, RELOADING/READY around a reload, STOPPING on the way out, and
+pings the watchdog from the event loop; with `moord.socket` it serves the socket systemd
+made (so clients wait through a restart) instead of binding its own.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ from engine.build.service import BuildService
 from engine.config import DaemonConfig, load_config
 from engine.containers.execs import ExecManager
 from engine.containers.manager import ContainerDirectory, ContainerManager
+from engine.daemon_logging import configure_logging
+from engine.daemon_reload import apply_config, read_config
 from engine.engine import Engine
 from engine.errors import HostNotReady
 from engine.events import EventBus
@@ -56,6 +63,8 @@ from engine.metrics.sources import EngineFacts, describe_engine, watch_daemon
 from engine.networks.service import NetworkOptions, NetworkService, drivers_from_plugins
 from engine.registry.service import RegistryService
 from engine.runtime.host import probe_host
+from engine.systemd.activation import listen_fds, listening_unix_socket, socket_path
+from engine.systemd.notify import Notifier, watchdog_interval
 from engine.volumes.service import VolumeService, volume_drivers_from
 from plugins import drivers_by_name, load_plugin_manager
 from plugins.contracts import LogDriver
@@ -81,9 +90,59 @@ def _write_pidfile(path: Path) -> None:
     fsutil.atomic_write(path, f"{os.getpid()}\n".encode(), mode=0o644, durable=False)
 
 
-async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None) -> None:
+@attrs.define
+class ServiceLink:
+    """What the service manager gave moord: a notify socket, a watchdog, a listening socket."""
+
+    notifier: Notifier = attrs.field(factory=Notifier)
+    watchdog_every: float | None = None
+    activated: socket.socket | None = None
+
+    @classmethod
+    def from_environ(cls) -> ServiceLink:
+        """Take (and remove from the environment, so no child sees them) systemd's variables."""
+        watchdog_every = watchdog_interval(os.environ)
+        notifier = Notifier.from_environ(os.environ)
+        activated = listening_unix_socket(listen_fds(os.environ))
+        return cls(notifier, watchdog_every, activated)
+
+
+async def _watchdog(link: ServiceLink) -> None:
+    """WATCHDOG=1 from the event loop itself: a loop that stops turning stops the pings."""
+    assert link.watchdog_every is not None
+    while True:
+        link.notifier.watchdog()
+        await trio.sleep(link.watchdog_every)
+
+
+async def _answers(path: str) -> bool:
+    """Does the API answer `GET /_ping` on `path`? (READY means clients get answers.)"""
+    with trio.move_on_after(10):
+        try:
+            stream = await trio.open_unix_socket(path)
+            async with stream:
+                await stream.send_all(b"GET /_ping HTTP/1.1\r\nHost: moord\r\n"
+                                      b"Connection: close\r\n\r\n")
+                return (await stream.receive_some(64)).startswith(b"HTTP/1.1 200")
+        except (OSError, trio.BrokenResourceError):
+            return False
+    return False
+
+
+async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None,
+                     link: ServiceLink | None = None) -> None:
+    link = link or ServiceLink()
+    if link.watchdog_every is not None:
+        # a system task lives as long as the loop (start-up included) and, unlike a
+        # nursery around _serve, leaves its errors (HostNotReady) unwrapped
+        trio.lowlevel.spawn_system_task(_watchdog, link, name="watchdog")
+    await _serve(config, config_argv, link)
+
+
+async def _serve(config: DaemonConfig, config_argv: list[str] | None, link: ServiceLink) -> None:
     metrics_listeners = (await open_metrics_listeners(config.metrics_addr)
                          if config.metrics_addr else [])
+    link.notifier.status("probing the host")
     host = await trio.to_thread.run_sync(probe_host, config)
     for warning in host.warnings:
         log.warning("%s", warning)
@@ -148,16 +207,26 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
                     await nursery.start(serve_metrics, metrics_listeners, METRICS.render)
                 await nursery.start(partial(
                     server.serve_unix, config.socket_path, mode=int(config.socket_mode, 8),
-                    group=config.socket_group, drain_timeout=config.shutdown_timeout))
+                    group=config.socket_group, drain_timeout=config.shutdown_timeout,
+                    activated=link.activated))
+                serving = _serving_path(config, link)
+                if serving and not await _answers(serving):
+                    log.warning("the API on %s does not answer its own ping", serving)
+                running = sum(1 for c in containers.table if c.state.is_live)
                 log.info("moord %s ready on %s (runtime %s, cgroup v%d, data root %s)",
-                         _version(), config.socket_path, host.default_runtime,
-                         host.cgroups.version, config.data_root)
+                         _version(), serving or "a passed socket", host.default_runtime,
+                         host.cgroups.version, config.data_root, extra={"event": "start"})
+                link.notifier.ready(f"serving on {serving}; {running} containers live")
                 events.publish("daemon", "start", engine.id, {"name": socket.gethostname()})
                 async for signum in signals:
                     if signum == signal.SIGHUP:
-                        config = await trio.to_thread.run_sync(_reload, engine, config_argv)
+                        link.notifier.reloading()
+                        new = await trio.to_thread.run_sync(read_config, config_argv)
+                        config = apply_config(engine, new)
+                        link.notifier.ready(f"serving on {serving}; configuration reloaded")
                         continue
                     log.info("%s: shutting down", signal.Signals(signum).name)
+                    link.notifier.stopping(f"{signal.Signals(signum).name}: shutting down")
                     break
             # no new requests; the ones in flight finish (up to shutdown-timeout)
             server.close()
@@ -177,31 +246,15 @@ async def run_daemon(config: DaemonConfig, config_argv: list[str] | None = None)
     log.info("moord stopped; containers keep running under conmon")
 
 
-RELOADABLE = ("log_level", "restart_delay_initial", "restart_delay_max", "restart_delay_reset",
-              "shutdown_timeout", "stop_containers_on_shutdown")
-
-
-def _reload(engine: Engine, argv: list[str] | None) -> DaemonConfig:
-    """SIGHUP: re-read the configuration and apply what can change without a restart."""
-    old = engine.config
-    try:
-        new = load_config(argv)
-    except SystemExit as exc:
-        log.error("SIGHUP: the configuration is invalid, keeping the old one: %s", exc)
-        return old
-    changed = [f.name for f in attrs.fields(DaemonConfig)
-               if getattr(new, f.name) != getattr(old, f.name)]
-    applied = [n for n in changed if n in RELOADABLE]
-    ignored = [n for n in changed if n not in RELOADABLE]
-    logging.getLogger().setLevel(getattr(logging, new.log_level.upper(), logging.INFO))
-    kept = attrs.evolve(old, **{n: getattr(new, n) for n in applied})
-    engine.config = kept
-    engine.containers.reconfigure(kept)
-    log.info("SIGHUP: configuration reloaded (changed: %s)", ", ".join(applied) or "nothing")
-    if ignored:
-        log.warning("SIGHUP: %s only change when moord restarts", ", ".join(ignored))
-    engine.events.publish("daemon", "reload", engine.id, {"changed": ",".join(applied)})
-    return kept
+def _serving_path(config: DaemonConfig, link: ServiceLink) -> str:
+    """Where clients reach the API: the passed socket's path, or the one moord bound."""
+    if link.activated is None:
+        return str(config.socket_path)
+    passed = socket_path(link.activated)
+    if passed and passed != str(config.socket_path):
+        log.warning("serving the socket systemd passed, %s, not --host %s", passed,
+                    config.socket_path)
+    return passed
 
 
 def _version() -> str:
@@ -212,23 +265,24 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     config = load_config(argv)
-    logging.basicConfig(
-        level=getattr(logging, config.log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for chatty in ("httpx", "httpcore", "hpack", "pyroute2"):  # one line per registry request is noise
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    target = configure_logging(config)
     try:
         config.socket_path  # noqa: B018 - validates --host early
     except ValueError as exc:
         sys.exit(f"moord: {exc}")
+    link = ServiceLink.from_environ()
+    log.debug("logging to %s; notify socket %s, watchdog %s, passed socket %s", target,
+              "yes" if link.notifier.enabled else "no", link.watchdog_every,
+              "yes" if link.activated is not None else "no")
     try:
-        trio.run(run_daemon, config, argv)
+        trio.run(run_daemon, config, argv, link)
     except HostNotReady as exc:
+        link.notifier.status(f"this host cannot run containers: {exc.message}")
         sys.exit(f"moord: this host cannot run containers: {exc.message}")
     except KeyboardInterrupt:
         pass
+    finally:
+        link.notifier.close()
 
 
 if __name__ == "__main__":

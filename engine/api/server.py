@@ -200,6 +200,7 @@ class APIServer:
         mode: int = 0o660,
         group: str = "",
         drain_timeout: float = 15.0,
+        activated: stdlib_socket.socket | None = None,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Listen on `path` until `close()`, then let requests in flight finish.
@@ -207,8 +208,14 @@ class APIServer:
         After `close()` the socket is gone (new clients can't connect), requests
         already in a handler get up to `drain_timeout` seconds, and what is still
         open then (idle keep-alive connections, `logs -f`, `events`) is closed.
+        An `activated` socket (systemd's, already listening) is served instead of
+        binding `path`; it stays where it is after `close()`, so the clients that
+        connect meanwhile wait in its backlog for the next moord.
         """
-        sock = await bind_unix_socket(path, mode, group)
+        if activated is None:
+            sock = await bind_unix_socket(path, mode, group)
+        else:
+            sock = trio.socket.from_stdlib_socket(activated)
         listener = trio.SocketListener(sock)
         async with trio.open_nursery() as nursery:
             task_status.started()
@@ -220,10 +227,11 @@ class APIServer:
             finally:
                 with trio.CancelScope(shield=True):
                     await listener.aclose()
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
+                if activated is None:
+                    try:
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        pass
             self.closing = True
             with trio.move_on_after(drain_timeout):
                 while self.busy:

@@ -68,6 +68,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Lifecycle events moord's own log records too, one line each with the container's id,
+#: name and the event as fields (the journal indexes them); exec and attach ones stay out.
+LOGGED_EVENTS = frozenset({"create", "start", "die", "oom", "kill", "stop", "restart", "pause",
+                           "unpause", "destroy", "health_status", "update", "rename"})
+
 __all__ = ["ContainerManager", "WaitResult", "parse_signal"]
 
 
@@ -189,6 +194,11 @@ class ContainerManager:
         attributes.update(image=c.spec.image, name=c.name)
         attributes.update(extra)
         self.events.publish("container", action, c.id, attributes)
+        base = action.split(":", 1)[0]
+        if base in LOGGED_EVENTS:
+            details = "".join(f" {k}={v}" for k, v in extra.items())
+            log.info("container %s (%s): %s%s", c.short_id, c.name, action, details,
+                     extra=c.log_fields(base))
 
     def log_driver(self, c: Container) -> LogDriver:
         driver = self.log_drivers.get(c.host.log_config.type)

@@ -233,3 +233,11 @@ class Container:
     @property
     def short_id(self) -> str:
         return self.id[:12]
+
+    def log_fields(self, event: str = "") -> dict[str, str]:
+        """`extra=` for a log call about this container: the journal indexes these
+        (CONTAINER_ID, CONTAINER_NAME, EVENT; engine/systemd/journal.py)."""
+        fields = {"container_id": self.id, "container_name": self.name}
+        if event:
+            fields["event"] = event
+        return fields

@@ -98,7 +98,7 @@ async def recover(manager: Recoverable) -> None:
             try:
                 METRICS.recovered.inc(outcome=await _recover_one(manager, c))
             except Exception:
-                log.exception("could not recover container %s", c.short_id)
+                log.exception("could not recover container %s", c.short_id, extra=c.log_fields())
 
     async with trio.open_nursery() as nursery:
         for c in manager.records():
@@ -114,14 +114,15 @@ async def recover(manager: Recoverable) -> None:
             continue
         rebooted = bool(c.state.boot_id) and c.state.boot_id != manager.boot_id
         if policy.starts_at_daemon_start(c.host.restart_policy, c.state, host_rebooted=rebooted):
-            log.info("starting %s (restart policy %s)", c.short_id, c.host.restart_policy.name)
+            log.info("starting %s (restart policy %s)", c.short_id, c.host.restart_policy.name,
+                     extra=c.log_fields("restart"))
             manager.spawn(manager.start_by_policy, c)
 
 
 async def _recover_one(m: Recoverable, c: Container) -> str:
     """Reconcile one record; returns what was done (a metrics label)."""
     if c.state.status is Status.REMOVING:
-        log.info("finishing the removal of %s", c.short_id)
+        log.info("finishing the removal of %s", c.short_id, extra=c.log_fields())
         await m.finish_removal(c)
         return "removal-finished"
     target = m.target(c)
@@ -145,21 +146,22 @@ async def _recover_one(m: Recoverable, c: Container) -> str:
     if was_live or unseen_exit:
         rebooted = bool(c.state.boot_id) and c.state.boot_id != m.boot_id
         if recorded.code is not None:
-            log.info("%s exited (%d) while moord was away", c.short_id, recorded.code)
+            log.info("%s exited (%d) while moord was away", c.short_id, recorded.code,
+                     extra=c.log_fields())
             # an exit as the host went down (systemd killing it) is not the container's doing
             await m.record_exit(c, reason=StopReason.HOST_CRASH if rebooted else StopReason.EXITED)
             if c.state.status is Status.EXITED:
                 m.ship_leftover_logs(c)
             return "exited-while-away"
         reason = StopReason.HOST_CRASH if rebooted else StopReason.MONITOR_LOST
-        log.info("%s: no exit record (%s)", c.short_id, reason.value)
+        log.info("%s: no exit record (%s)", c.short_id, reason.value, extra=c.log_fields())
         await m.record_exit(c, reason=reason, fallback_code=255)
         return reason.value
     # a stopped container: make sure nothing of a half-finished exit or start is left
     await m.unmount_rootfs(c)
     if c.host.auto_remove:
         # an interrupted `run --rm`: Docker removes such containers at start-up too
-        log.info("removing %s (auto-remove, not running)", c.short_id)
+        log.info("removing %s (auto-remove, not running)", c.short_id, extra=c.log_fields())
         await m.finish_removal(c)
         return "auto-removed"
     return "stopped"
@@ -195,13 +197,14 @@ async def _with_live_conmon(m: Recoverable, c: Container, watch: ExitWatch) -> s
         c.state.pid = state.pid or c.state.pid
         if (c.state.status, c.state.conmon_pid, c.state.pid) != before or c.state.started_at is None:
             await m.save(c)
-        log.info("re-adopted %s (%s, conmon %d)", c.short_id, status, watch.monitor_pid)
+        log.info("re-adopted %s (%s, conmon %d)", c.short_id, status, watch.monitor_pid,
+                 extra=c.log_fields("adopt"))
         m.watch_exit(c, watch)
         m.start_run_tasks(c)
         return "re-adopted"
     if status == "created":
         # moord died between conmon's create and the runtime's start: roll back
-        log.info("rolling back the interrupted start of %s", c.short_id)
+        log.info("rolling back the interrupted start of %s", c.short_id, extra=c.log_fields())
         await m.runtime.delete(target)
         with trio.move_on_after(5):
             await watch.wait()

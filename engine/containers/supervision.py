@@ -44,7 +44,7 @@ async def monitor(m: ContainerManager, c: Container, watch: ExitWatch | None) ->
     try:
         await handle_exit(m, c)
     except Exception:
-        log.exception("handling the exit of %s failed", c.short_id)
+        log.exception("handling the exit of %s failed", c.short_id, extra=c.log_fields())
 
 
 async def handle_exit(m: ContainerManager, c: Container, *, reason: StopReason | None = None,
@@ -75,7 +75,7 @@ async def handle_exit(m: ContainerManager, c: Container, *, reason: StopReason |
             await m.volumes.unmount_after_stop(c.id, c.mounts)
     except SystemFailure as exc:
         # record the exit anyway; the next start or removal retries the cleanup
-        log.warning("cleaning up after %s: %s", c.short_id, exc.message)
+        log.warning("cleaning up after %s: %s", c.short_id, exc.message, extra=c.log_fields())
     await m.detach_network(c)
     if live.stop_requested and reason is StopReason.EXITED:
         # `docker stop` came while this exit was being recorded: the stop wins, or
@@ -117,7 +117,7 @@ async def handle_exit(m: ContainerManager, c: Container, *, reason: StopReason |
         try:
             await removal.remove(m, c, force=True)
         except Exception:
-            log.exception("auto-removing %s failed", c.short_id)
+            log.exception("auto-removing %s failed", c.short_id, extra=c.log_fields())
 
 
 def _died_of_user_signal(c: Container, live: Live, code: int) -> bool:
@@ -145,7 +145,7 @@ async def _restart_after(m: ContainerManager, c: Container, delay: float) -> Non
         try:
             await starting.start_locked(m, c, reset_restart_state=False)
         except EngineError as exc:
-            log.warning("restarting %s failed: %s", c.short_id, exc.message)
+            log.warning("restarting %s failed: %s", c.short_id, exc.message, extra=c.log_fields())
             return
     _count_restart(c, reason)
     m.publish(c, "restart")
@@ -170,7 +170,8 @@ async def start_by_policy(m: ContainerManager, c: Container) -> None:
         _count_restart(c, reason)
         m.publish(c, "restart")
     except EngineError as exc:
-        log.warning("starting %s by its restart policy failed: %s", c.short_id, exc.message)
+        log.warning("starting %s by its restart policy failed: %s", c.short_id, exc.message,
+                    extra=c.log_fields())
 
 
 def health_failed(m: ContainerManager, c: Container) -> None:
@@ -187,7 +188,7 @@ async def _act_on_unhealthy(m: ContainerManager, c: Container, action: str) -> N
         async with live.op_lock:
             if c.state.status is not Status.RUNNING:
                 return
-            log.info("%s is unhealthy: %s", c.short_id, action)
+            log.info("%s is unhealthy: %s", c.short_id, action, extra=c.log_fields("health_status"))
             if action == "kill":
                 live.stop_requested = True
                 live.stop_reason = StopReason.HEALTH
@@ -203,4 +204,5 @@ async def _act_on_unhealthy(m: ContainerManager, c: Container, action: str) -> N
             finally:
                 live.manual_restart = False
     except EngineError as exc:
-        log.warning("acting on the health of %s failed: %s", c.short_id, exc.message)
+        log.warning("acting on the health of %s failed: %s", c.short_id, exc.message,
+                    extra=c.log_fields())

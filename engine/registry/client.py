@@ -105,6 +105,12 @@ class RegistryClient:
         await self._secure.aclose()
         await self._unverified.aclose()
 
+    def rehost(self, hosts: RegistryHosts) -> None:
+        """Use new registry settings; the endpoints found with the old ones are forgotten."""
+        self.hosts = hosts
+        self._endpoints.clear()
+        self._preferred.clear()
+
     def http_for(self, endpoint: Endpoint) -> httpx.AsyncClient:
         return self._secure if endpoint.verify_tls else self._unverified
 

@@ -31,6 +31,14 @@ class RegistryService:
         self._sources: BlobSources | None = None
         self._distribution: DistributionInspector | None = None
 
+    def reconfigure(self, config: DaemonConfig) -> None:
+        """SIGHUP: new mirrors and insecure registries count from the next request on."""
+        self.config = config
+        if self._client is not None:
+            from engine.registry.endpoints import RegistryHosts
+
+            self._client.rehost(RegistryHosts(config.registry_mirrors, config.insecure_registries))
+
     @property
     def sources(self) -> BlobSources:
         if self._sources is None:

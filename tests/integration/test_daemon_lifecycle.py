@@ -40,12 +40,7 @@ def test_hup_reloads_the_configuration(fresh_moord: Callable[[], Moord]) -> None
     d.start("--config-file", str(config))
     # flags (the test daemon's --log-level, --cgroup-parent...) still win over the file
     config.write_text('restart-delay-initial = 0.5\nshutdown-timeout = 5\nsocket-mode = "0600"\n')
-    assert d.proc is not None
-    d.proc.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + 10
-    while "configuration reloaded" not in d.log_tail(200) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    log = d.log_tail(200)
+    log = d.reload("configuration reloaded")
     assert "configuration reloaded (changed: restart_delay_initial, shutdown_timeout)" in log
     assert "socket_mode only change when moord restarts" in log
     assert d.docker("version").returncode == 0

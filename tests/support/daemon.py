@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
@@ -38,6 +39,19 @@ def host_problems() -> list[str]:
     if not os.access(DOCKER_CLI, os.X_OK):
         problems.append(f"the docker CLI ({DOCKER_CLI}) is missing: it is the compatibility client")
     return problems
+
+
+#: What systemd does for an activated service: the socket becomes fd 3, LISTEN_FDS counts
+#: the sockets and LISTEN_PID names the process they are for (this one, after exec).
+_AS_ACTIVATED = """
+import os, sys
+fd = int(sys.argv[1])
+if fd != 3:
+    os.dup2(fd, 3)
+    os.close(fd)
+os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()))
+os.execv(sys.argv[2], sys.argv[2:])
+"""
 
 
 def _ping(sock_path: Path) -> bool:
@@ -107,15 +121,25 @@ class Moord:
             "--cgroup-parent", self.cgroup_parent,
             "--network-prefix", self.network_prefix,
             "--log-level", "debug",
+            "--log-target", "stderr",  # the tests read it from log_path
             *extra,
         ]
 
-    def start(self, *extra: str, timeout: float = 30.0) -> None:
+    def start(self, *extra: str, timeout: float = 30.0, environ: Mapping[str, str] | None = None,
+              listening: socket.socket | None = None) -> None:
+        """Start moord and wait until it answers. `environ` adds variables (a test's
+        NOTIFY_SOCKET...); `listening` is passed as fd 3 with LISTEN_FDS/LISTEN_PID, as
+        systemd's socket activation does."""
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "docker-config").mkdir(exist_ok=True)
+        argv, pass_fds = self.argv(*extra), ()
+        if listening is not None:
+            argv = [sys.executable, "-c", _AS_ACTIVATED, str(listening.fileno()), *argv]
+            pass_fds = (listening.fileno(),)
+        env = {**os.environ, **environ} if environ else None
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.argv(*extra), stdout=log, stderr=log, cwd=REPO,
-                                         stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=REPO, env=env,
+                                         stdin=subprocess.DEVNULL, pass_fds=pass_fds)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -141,6 +165,15 @@ class Moord:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+    def reload(self, until: str, timeout: float = 60.0) -> str:
+        """SIGHUP, then wait until the log says `until`; returns the log's tail."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while until not in self.log_tail(400) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return self.log_tail(400)
 
     def kill9(self) -> None:
         self.stop(signal.SIGKILL)

@@ -92,18 +92,27 @@ def test_the_graph_was_read() -> None:
     assert "engine.errors" in GRAPH["engine.api.http"]
 
 
+#: The daemon's wiring (row 6): start-up and shutdown, its logging, its reload.
+DAEMON = ("engine.daemon", "engine.daemon_logging", "engine.daemon_reload")
+
+
 def test_only_the_daemon_imports_the_api() -> None:
     wrong = [f"{m} imports {n}" for m, names in sorted(GRAPH.items())
-             if not _within(m, ("engine.api", "engine.daemon"))
+             if not _within(m, ("engine.api", *DAEMON))
              for n in sorted(names) if _within(n, ("engine.api",))]
     assert wrong == []
 
 
 def test_only_the_api_and_the_daemon_see_the_wiring() -> None:
     wrong = [f"{m} imports {n}" for m, names in sorted(GRAPH.items())
-             if not _within(m, ("engine.api", "engine.daemon", "engine.engine"))
-             for n in sorted(names) if _within(n, ("engine.engine", "engine.daemon"))]
+             if not _within(m, ("engine.api", *DAEMON, "engine.engine"))
+             for n in sorted(names) if _within(n, ("engine.engine", *DAEMON))]
     assert wrong == []
+
+
+def test_the_service_manager_protocols_stand_alone() -> None:
+    """engine/systemd speaks systemd's protocols; it knows nothing of the engine."""
+    assert _violations(("engine.systemd",), (), own=("engine.systemd",)) == []
 
 
 def test_the_engine_and_plugins_do_not_import_drivers() -> None:
