@@ -1,39 +1,16 @@
 #!/usr/bin/env bash
 # Run every check CI runs (as root on a Debian 12 machine): install what the tests
 # need, then ruff, mypy and the tests (unit and integration, against real crun,
-# conmon, overlayfs and a moord per session, driven by the docker CLI and SDK).
+# conmon, overlayfs and a moord per session, driven by the docker CLI and SDK),
+# docker-py's conformance suite, and the cgroup v2 job in a qemu guest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install.sh
 
-# What only the tests use: a registry server (registry 2.8) for pull/push tests,
-# htpasswd for its basic auth, skopeo to read the archives moord saves, and
-# docker-compose (Debian's 1.29, a client only: without the docker.io it recommends).
-test_packages=(docker-registry apache2-utils skopeo)
-client_only_packages=(docker-compose)
-missing=()
-for p in "${test_packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq "${missing[@]}" >/dev/null
-    # Debian starts a registry on :5000 under systemd; the tests start their own
-    if [ -d /run/systemd/system ]; then
-        systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
-    fi
-fi
-missing=()
-for p in "${client_only_packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# what only the tests use (registry, skopeo, docker-compose, the docker CLI, dev tools)
+bash scripts/test-deps.sh
+
 # The Docker SDK's own integration suite runs from a venv of its own, with the SDK's pins
 # (tests/conformance/runner.py; the suite is ../shared/conformance, unmodified).
 conformance_pins=(docker[ssh]==7.2.0 pytest==7.4.2 pytest-timeout==2.1.0)
@@ -50,4 +27,10 @@ fi
 # narrowed with arguments skips it.
 if [ $# -eq 0 ]; then
     .venv/bin/python -m tests.conformance
+fi
+# The cgroup v2 job: the integration tests marked cgroup_v2 and the restart proof under
+# systemd, inside a pure cgroup v2 Debian 12 guest under qemu (scripts/test-cgv2.sh).
+# Like the conformance run, a run narrowed with arguments skips it.
+if [ $# -eq 0 ]; then
+    bash scripts/test-cgv2.sh
 fi

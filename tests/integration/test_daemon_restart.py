@@ -9,7 +9,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from tests.support.daemon import Moord, inspect
+from tests.support.daemon import DOCKER_CLI, Moord, inspect
 
 
 def _state(d: Moord, ref: str) -> dict[str, object]:
@@ -79,7 +79,7 @@ def test_kill9_at_many_instants(fresh_moord: Callable[[], Moord]) -> None:
     d.import_busybox()
     for delay in (0.0, 0.01, 0.03, 0.06, 0.1):
         proc = subprocess.Popen(
-            ["/usr/local/bin/docker", "run", "-d", "busybox", "sleep", "30"],
+            [DOCKER_CLI, "run", "-d", "busybox", "sleep", "30"],
             env=d.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(delay)
         d.kill9()

@@ -9,7 +9,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from tests.support.daemon import Moord, inspect
+from tests.support.daemon import DOCKER_CLI, Moord, inspect
 
 
 def _poll(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
@@ -222,7 +222,7 @@ def test_kill9_while_containers_restart(fresh_moord: Callable[[], Moord]) -> Non
 
 def test_events_stream_and_filters(moord: Moord) -> None:
     proc = subprocess.Popen(
-        ["/usr/local/bin/docker", "events", "--filter", "label=evtest=1", "--format",
+        [DOCKER_CLI, "events", "--filter", "label=evtest=1", "--format",
          "{{.Action}}"], env=moord.env, stdout=subprocess.PIPE, text=True)
     try:
         time.sleep(0.5)
