@@ -178,6 +178,7 @@ def test_follow_across_many_rotations_loses_and_repeats_nothing(moord: Moord,
 # --- 3. a 1 MiB line --------------------------------------------------------------------------
 
 
+@pytest.mark.cgroup_v2
 def test_a_one_mib_line_comes_back_whole(moord: Moord, cleanup: list[str], docker_client: Any) -> None:
     # 131072 eight-byte numbers: a chunk out of place would show, unlike a repeated pattern
     script = ("awk 'BEGIN { print \"before\"; for (i = 0; i < 131072; i++) printf \"%07d,\", i; "
@@ -195,6 +196,7 @@ def test_a_one_mib_line_comes_back_whole(moord: Moord, cleanup: list[str], docke
 # --- 4. stdout and stderr ---------------------------------------------------------------------
 
 
+@pytest.mark.cgroup_v2
 def test_stdout_and_stderr_stay_apart(moord: Moord, cleanup: list[str], docker_client: Any) -> None:
     script = "for i in 1 2 3; do echo out$i; echo err$i >&2; done"
     cid = moord.docker("run", "-d", "busybox", "sh", "-c", script).stdout.strip()
@@ -266,6 +268,7 @@ def _grows(path: Path, timeout: float = 30) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.cgroup_v2
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_follow_resumes_after_a_moord_restart_missing_nothing(
         fresh_moord: Callable[[], Moord], how: signal.Signals) -> None:
@@ -313,6 +316,7 @@ def test_follow_resumes_after_a_moord_restart_missing_nothing(
 # --- 7. a restart policy keeps appending ------------------------------------------------------
 
 
+@pytest.mark.cgroup_v2
 def test_runs_restarted_by_policy_append_to_one_log(moord: Moord, cleanup: list[str]) -> None:
     script = ("n=$(cat /runs 2>/dev/null || echo 0); n=$((n+1)); echo $n > /runs; "
               "echo \"run $n begins\"; echo \"run $n ends\" >&2; exit 1")
