@@ -17,6 +17,11 @@ if [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ]; then
 fi
 echo "cgv2-guest: $(uname -r), $(systemctl --version | head -1), cgroup v2 controllers:" \
      "$(cat /sys/fs/cgroup/cgroup.controllers)"
+overlay=$(grep -qw overlay /proc/filesystems && echo loaded || echo "not loaded")
+persisted=$(grep -qsx overlay /etc/modules-load.d/moorage.conf && echo "listed in" || echo "not in")
+echo "cgv2-guest: the overlay module is $overlay ($persisted /etc/modules-load.d/moorage.conf);" \
+     "moord (from an earlier run) is $(systemctl is-active moord.service 2>/dev/null)"
+journalctl -b -u moord.service --no-pager -o cat 2>/dev/null | grep -i "overlay" | sed 's/^/  moord: /'
 
 # an earlier run's moord (enabled, so started at boot) runs the old code: stop it
 # before the copy; set-up starts it again (containers are not touched)
