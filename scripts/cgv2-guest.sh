@@ -2,7 +2,7 @@
 # Runs inside the cgroup v2 guest (scripts/test-cgv2.sh boots it): copy the shared
 # checkout to /root/moorage (the guest's .venv from an earlier run stays), set up
 # with scripts/setup.sh (moord under systemd), install what the tests use, run the
-# integration tests marked `cgroup_v2`, then the restart proof (tests/cgv2/restart_proof.py).
+# restart proof (tests/cgv2/restart_proof.py), then the integration tests marked `cgroup_v2`.
 # Fails when the host is not pure cgroup v2, or when the tests or the proof fail.
 #
 #   bash scripts/cgv2-guest.sh [SOURCE]     (SOURCE: the shared checkout, default /mnt/src)
@@ -39,10 +39,10 @@ bash scripts/test-deps.sh || { echo "cgv2-guest: scripts/test-deps.sh failed" >&
 stamp "installed what the tests use"
 
 failed=()
-.venv/bin/pytest -m cgroup_v2 -p no:cacheprovider --durations=20 tests/integration || failed+=("pytest -m cgroup_v2")
-stamp "integration tests marked cgroup_v2 done"
 .venv/bin/python -m tests.cgv2.restart_proof || failed+=("the restart proof")
 stamp "restart proof done"
+.venv/bin/pytest -m cgroup_v2 -p no:cacheprovider --durations=40 tests/integration || failed+=("pytest -m cgroup_v2")
+stamp "integration tests marked cgroup_v2 done"
 
 if [ ${#failed[@]} -gt 0 ]; then
     echo "cgv2-guest: FAILED: ${failed[*]}" >&2

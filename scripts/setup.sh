@@ -16,7 +16,7 @@ if ! .venv/bin/moor version >/dev/null 2>&1; then
     else
         nohup .venv/bin/moord >>/var/log/moorage/moord.log 2>&1 &
     fi
-    for _ in $(seq 1 100); do
+    for _ in $(seq 1 600); do  # up to 60 s: a slow (emulated) host takes long
         [ -S "$socket" ] && .venv/bin/moor version >/dev/null 2>&1 && break
         sleep 0.1
     done
