@@ -39,6 +39,7 @@ bash scripts/test-deps.sh || { echo "cgv2-guest: scripts/test-deps.sh failed" >&
 stamp "installed what the tests use"
 
 failed=()
+export PYTHONUNBUFFERED=1
 .venv/bin/python -m tests.cgv2.restart_proof || failed+=("the restart proof")
 stamp "restart proof done"
 .venv/bin/pytest -m cgroup_v2 -p no:cacheprovider --durations=40 tests/integration || failed+=("pytest -m cgroup_v2")

@@ -57,7 +57,7 @@ def moord_pid() -> int:
     return int(systemctl("show", "-p", "MainPID", "--value", UNIT))
 
 
-def wait_for_api(timeout: float = 60) -> float:
+def wait_for_api(timeout: float = 300) -> float:
     """Seconds until moord answers `docker version` again."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
@@ -65,7 +65,9 @@ def wait_for_api(timeout: float = 60) -> float:
                           timeout=30, check=False).returncode == 0:
             return time.monotonic() - t0
         time.sleep(0.1)
-    raise SystemExit(f"moord did not answer within {timeout:g}s after a restart")
+    journal = subprocess.run(["journalctl", "-u", UNIT, "-n", "30", "--no-pager"], capture_output=True,
+                             text=True, check=False).stdout
+    raise SystemExit(f"moord did not answer within {timeout:g}s after a restart; its journal:\n{journal}")
 
 
 @attrs.define
@@ -121,6 +123,13 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=18080)
     parser.add_argument("--settle", type=float, default=5.0, help="seconds between restarts")
     options = parser.parse_args()
+    try:
+        return prove(options)
+    finally:
+        docker("rm", "-f", WRITER, WEB, check=False)
+
+
+def prove(options: argparse.Namespace) -> int:
     print(f"restart proof: {docker_cli_description()}")
     if systemctl("is-active", UNIT) != "active":
         raise SystemExit(f"{UNIT} is not active: run scripts/setup.sh on a systemd host first")
@@ -159,7 +168,6 @@ def main() -> int:
     same = {name: container_pid(name) == p for name, p in pids.items()}
     docker("stop", "-t", "1", WRITER, timeout=120)
     highest, missing, disorder = check_lines(docker("logs", WRITER, timeout=300))
-    docker("rm", "-f", WRITER, WEB, check=False)
     print("restart proof: figures")
     print(f"  restarts of {UNIT}:       {options.restarts} (moord pids {' -> '.join(map(str, moord_pids))})")
     print(f"  API back after (s):        {', '.join(f'{d:.1f}' for d in downtimes)}")
