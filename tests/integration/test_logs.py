@@ -178,7 +178,6 @@ def test_follow_across_many_rotations_loses_and_repeats_nothing(moord: Moord,
 # --- 3. a 1 MiB line --------------------------------------------------------------------------
 
 
-@pytest.mark.cgroup_v2
 def test_a_one_mib_line_comes_back_whole(moord: Moord, cleanup: list[str], docker_client: Any) -> None:
     # 131072 eight-byte numbers: a chunk out of place would show, unlike a repeated pattern
     script = ("awk 'BEGIN { print \"before\"; for (i = 0; i < 131072; i++) printf \"%07d,\", i; "
@@ -196,7 +195,6 @@ def test_a_one_mib_line_comes_back_whole(moord: Moord, cleanup: list[str], docke
 # --- 4. stdout and stderr ---------------------------------------------------------------------
 
 
-@pytest.mark.cgroup_v2
 def test_stdout_and_stderr_stay_apart(moord: Moord, cleanup: list[str], docker_client: Any) -> None:
     script = "for i in 1 2 3; do echo out$i; echo err$i >&2; done"
     cid = moord.docker("run", "-d", "busybox", "sh", "-c", script).stdout.strip()

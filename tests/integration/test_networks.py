@@ -304,7 +304,6 @@ def test_conflicting_publish_fails_clearly_and_leaves_nothing(moord: Moord) -> N
 # --- host and none -----------------------------------------------------------------------------
 
 
-@pytest.mark.cgroup_v2
 def test_host_network_sees_the_hosts_interfaces(moord: Moord) -> None:
     out = moord.docker("run", "--rm", "--network", "host", "busybox", "ip", "-o", "link").stdout
     inside = sorted(line.split(":")[1].strip().split("@")[0] for line in out.splitlines())
@@ -314,7 +313,6 @@ def test_host_network_sees_the_hosts_interfaces(moord: Moord) -> None:
     assert "Published ports are discarded when using host network mode" in result.stderr
 
 
-@pytest.mark.cgroup_v2
 def test_none_network_has_only_loopback(moord: Moord) -> None:
     out = moord.docker("run", "--rm", "--network", "none", "busybox", "ip", "-o", "link").stdout
     names = [line.split(":")[1].strip() for line in out.splitlines()]

@@ -202,7 +202,6 @@ def test_after_a_simulated_host_reboot(fresh_moord: Callable[[], Moord]) -> None
         assert len(_conmon_pids(cid)) <= 1
 
 
-@pytest.mark.cgroup_v2
 def test_kill9_while_containers_restart(fresh_moord: Callable[[], Moord]) -> None:
     """Kill moord while containers keep dying and restarting: nothing doubled or lost."""
     d = fresh_moord()
