@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Make this host able to run containers with crun: on a hybrid cgroup host (v1
-# hierarchies plus a v2 one at /sys/fs/cgroup/unified), crun 1.8 refuses to run while
+# Make this host able to run containers with crun and overlayfs. On a hybrid cgroup host
+# (v1 hierarchies plus a v2 one at /sys/fs/cgroup/unified), crun 1.8 refuses to run while
 # the v2 hierarchy has controllers. Binding each such controller to a v1 hierarchy
-# (as systemd does) moves it off v2. Pure v1 and pure v2 hosts need nothing.
+# (as systemd does) moves it off v2. Pure v1 and pure v2 hosts need nothing there.
+# A modular kernel gets the overlay module loaded now and at every boot.
 # Idempotent; run as root.
 set -euo pipefail
 
@@ -23,6 +24,13 @@ if [ -r "$unified/cgroup.controllers" ] && grep -qs " /sys/fs/cgroup/[^ ]* cgrou
     done
 fi
 
+# overlayfs: load the module now and at every boot (systemd-modules-load reads
+# /etc/modules-load.d). moord also loads it at start when it is missing.
 if ! grep -qw overlay /proc/filesystems; then
-    modprobe overlay 2>/dev/null || echo "prepare-host: the kernel has no overlayfs; moord cannot run" >&2
+    modprobe overlay || echo "prepare-host: the kernel has no overlayfs (modprobe overlay failed); moord cannot run" >&2
+fi
+if [ -d /lib/modules/"$(uname -r)" ] && ! grep -qsx overlay /etc/modules-load.d/moorage.conf; then
+    mkdir -p /etc/modules-load.d
+    printf '# moorage: container root filesystems are overlayfs mounts\noverlay\n' > /etc/modules-load.d/moorage.conf
+    echo "prepare-host: the overlay module is loaded at boot (/etc/modules-load.d/moorage.conf)"
 fi

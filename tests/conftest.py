@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import Moord, host_problems
+from tests.support.daemon import Moord, docker_cli_description, host_problems
 
 
 def _require_host() -> None:
@@ -65,6 +65,11 @@ def docker_client(moord: Moord):  # type: ignore[no-untyped-def]
         yield client
     finally:
         client.close()
+
+
+def pytest_report_header() -> str:
+    """Say which docker CLI the integration tests drive (a static one or Debian's)."""
+    return docker_cli_description()
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -18,6 +18,7 @@ import attrs
 
 from engine.config import DaemonConfig
 from engine.errors import HostNotReady
+from engine.kernel import modules
 from engine.runtime import cgroups
 from engine.runtime.exits import boot_id
 
@@ -91,20 +92,28 @@ def _os_release(key: str, default: str) -> str:
     return default
 
 
-def _overlay_supported() -> bool:
-    try:
-        return "overlay" in Path("/proc/filesystems").read_text()
-    except OSError:
-        return False
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _ensure_overlay() -> None:
+    """Load overlayfs's module when the kernel lacks it (after a reboot, nothing has yet)."""
+    loaded, problem = modules.ensure_filesystem("overlay", "overlay")
+    if problem is not None:
+        raise HostNotReady(
+            f"the kernel has no overlay filesystem and moord could not load it: {problem}. "
+            "moord needs a kernel with overlayfs (CONFIG_OVERLAY_FS), built in or as the "
+            "`overlay` module; scripts/prepare-host.sh loads it at every boot")
+    if loaded:
+        log.info("loaded the kernel's overlay module (modprobe overlay)")
 
 
 def probe_host(config: DaemonConfig) -> HostProfile:
     """Look at the host (blocking). Raises HostNotReady with the fix when it can't run containers."""
-    if os.geteuid() != 0:
+    if not _is_root():
         raise HostNotReady("moord must run as root (it mounts filesystems and runs an OCI runtime)")
     layout = cgroups.detect()
-    if not _overlay_supported():
-        raise HostNotReady("the kernel has no overlay filesystem (modprobe overlay)")
+    _ensure_overlay()
     conmon = config.conmon_path
     if not (os.path.isfile(conmon) and os.access(conmon, os.X_OK)):
         raise HostNotReady(f"conmon is not installed at {conmon} (apt-get install conmon)")

@@ -23,7 +23,7 @@ import trio
 from engine.logs.k8sfile import LogLine
 from engine.logs.reader import LogQuery, ReadStats, read_logs
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.cgroup_v2]
 
 CGROUP_PARENT = "moorage-logtest"
 BIG = 1024 * 1024

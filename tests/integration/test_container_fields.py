@@ -22,6 +22,7 @@ def _opens(path: str, mode: str) -> str:
     return f"( exec 3{mode}{path} ) 2>/dev/null && echo opened || echo denied"
 
 
+@pytest.mark.cgroup_v2
 def test_device_node_and_its_cgroup_permissions(moord: Moord) -> None:
     """`--device HOST:CONTAINER[:PERMS]` makes the node in the container, allowed in its
     device cgroup with those permissions only; inspect shows the mapping. /dev/net/tun
@@ -56,6 +57,7 @@ def test_a_missing_device_fails_the_start_in_dockerds_words(moord: Moord) -> Non
         moord.docker("rm", "-f", name, check=False)
 
 
+@pytest.mark.cgroup_v2
 def test_device_cgroup_rule_allows_a_node_the_container_makes(moord: Moord) -> None:
     """`--device-cgroup-rule 'c 10:200 rwm'` lets the container open a tun node it makes
     (mknod is allowed for every node, as in Docker); without the rule the open is denied."""

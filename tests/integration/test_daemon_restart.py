@@ -9,7 +9,9 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from tests.support.daemon import Moord, inspect
+import pytest
+
+from tests.support.daemon import DOCKER_CLI, Moord, inspect
 
 
 def _state(d: Moord, ref: str) -> dict[str, object]:
@@ -18,6 +20,7 @@ def _state(d: Moord, ref: str) -> dict[str, object]:
     return state
 
 
+@pytest.mark.cgroup_v2
 def test_kill9_mid_run_loses_nothing(fresh_moord: Callable[[], Moord]) -> None:
     d = fresh_moord()
     d.start()
@@ -57,6 +60,7 @@ def test_kill9_mid_run_loses_nothing(fresh_moord: Callable[[], Moord]) -> None:
     assert d.docker("wait", "idle").stdout.strip() == "0"
 
 
+@pytest.mark.cgroup_v2
 def test_sigterm_leaves_containers_running(fresh_moord: Callable[[], Moord]) -> None:
     d = fresh_moord()
     d.start()
@@ -79,7 +83,7 @@ def test_kill9_at_many_instants(fresh_moord: Callable[[], Moord]) -> None:
     d.import_busybox()
     for delay in (0.0, 0.01, 0.03, 0.06, 0.1):
         proc = subprocess.Popen(
-            ["/usr/local/bin/docker", "run", "-d", "busybox", "sleep", "30"],
+            [DOCKER_CLI, "run", "-d", "busybox", "sleep", "30"],
             env=d.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(delay)
         d.kill9()
@@ -95,6 +99,7 @@ def test_kill9_at_many_instants(fresh_moord: Callable[[], Moord]) -> None:
     assert d.docker("ps", "-aq").stdout.strip() == ""
 
 
+@pytest.mark.cgroup_v2
 def test_a_pause_moord_did_not_record_is_seen_on_restart(fresh_moord: Callable[[], Moord]) -> None:
     """moord killed between the runtime's pause (or resume) and writing the record: the
     freezer, not the record, says what the container is when moord comes back."""

@@ -26,7 +26,7 @@ from typing import Any
 import docker
 import pytest
 
-from tests.support.daemon import REPO, Moord, host_problems, inspect
+from tests.support.daemon import DOCKER_CLI, REPO, Moord, host_problems, inspect
 
 pytestmark = pytest.mark.integration
 
@@ -116,12 +116,12 @@ def test_save_to_stdout_and_load_from_stdin(daemon: Moord, busybox: str, tmp_pat
     try:
         archive = tmp_path / "piped.tar"
         with open(archive, "wb") as out:
-            subprocess.run(["/usr/local/bin/docker", "save", "piped:1"], env=daemon.env,
+            subprocess.run([DOCKER_CLI, "save", "piped:1"], env=daemon.env,
                            stdout=out, check=True, timeout=60)
         assert json.loads(tar_members(archive)["manifest.json"])[0]["RepoTags"] == ["piped:1"]
         daemon.docker("rmi", "piped:1")
         with open(archive, "rb") as f:
-            result = subprocess.run(["/usr/local/bin/docker", "load"], env=daemon.env, stdin=f,
+            result = subprocess.run([DOCKER_CLI, "load"], env=daemon.env, stdin=f,
                                     capture_output=True, text=True, check=True, timeout=60)
         assert result.stdout == "Loaded image: piped:1\n"
         assert inspect(daemon, "piped:1")["Id"] == busybox
@@ -179,7 +179,7 @@ def test_hostile_archive_is_refused(daemon: Moord, tmp_path: Path) -> None:
 
 
 def test_save_refuses_to_write_to_a_terminal(daemon: Moord) -> None:
-    for argv in (["/usr/local/bin/docker", "save", "busybox"],
+    for argv in ([DOCKER_CLI, "save", "busybox"],
                  [sys.executable, "-m", "engine.cli", "save", "busybox"]):
         parent, child = pty.openpty()
         try:

@@ -266,6 +266,7 @@ def _grows(path: Path, timeout: float = 30) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.cgroup_v2
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_follow_resumes_after_a_moord_restart_missing_nothing(
         fresh_moord: Callable[[], Moord], how: signal.Signals) -> None:
@@ -313,6 +314,7 @@ def test_follow_resumes_after_a_moord_restart_missing_nothing(
 # --- 7. a restart policy keeps appending ------------------------------------------------------
 
 
+@pytest.mark.cgroup_v2
 def test_runs_restarted_by_policy_append_to_one_log(moord: Moord, cleanup: list[str]) -> None:
     script = ("n=$(cat /runs 2>/dev/null || echo 0); n=$((n+1)); echo $n > /runs; "
               "echo \"run $n begins\"; echo \"run $n ends\" >&2; exit 1")

@@ -27,10 +27,11 @@ from engine.networks.cleanup import purge_host_state
 from engine.networks.model import ContainerInfo
 from engine.networks.service import NetworkService
 from tests.integration.test_net_kernel import FakeContainers, Host, open_service
+from tests.support.daemon import DOCKER_CLI
 
 pytestmark = pytest.mark.integration
 
-DOCKER = "/usr/local/bin/docker"
+DOCKER = DOCKER_CLI
 
 ping = Router()
 

@@ -164,6 +164,7 @@ def free_port() -> int:
 # --- the bridge driver alone ---------------------------------------------------------------
 
 
+@pytest.mark.cgroup_v2
 async def test_bridge_driver_join_ping_publish_and_clean_up(host: Host) -> None:
     driver = BridgeDriver()
     await driver.setup(DriverContext(host.prefix, host.data_root, host.exec_root,
@@ -364,6 +365,7 @@ async def test_port_conflict_fails_clearly_and_leaves_nothing(host: Host,
     await service.detach(first.id)
 
 
+@pytest.mark.cgroup_v2
 async def test_restart_readopts_addresses_ports_and_names(host: Host) -> None:
     containers = FakeContainers()
     port = free_port()

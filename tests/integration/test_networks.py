@@ -110,6 +110,7 @@ def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> None:
 # --- names ----------------------------------------------------------------------------------
 
 
+@pytest.mark.cgroup_v2
 def test_user_network_names_and_aliases(moord: Moord) -> None:
     with network(moord) as net, containers(moord) as made:
         web, other = unique("web"), unique("peer")
@@ -224,6 +225,7 @@ def test_add_host_and_hostname_in_etc_files(moord: Moord) -> None:
 # --- published ports -------------------------------------------------------------------------
 
 
+@pytest.mark.cgroup_v2
 def test_publish_on_loopback_serves_the_host(moord: Moord) -> None:
     port = free_port()
     with containers(moord) as made:
@@ -243,6 +245,7 @@ def test_publish_on_loopback_serves_the_host(moord: Moord) -> None:
         s.bind(("127.0.0.1", port))
 
 
+@pytest.mark.cgroup_v2
 def test_ephemeral_port_reported_by_docker_port_and_moor_port(moord: Moord) -> None:
     with containers(moord) as made:
         web = unique("web")
@@ -389,6 +392,7 @@ def test_ip_on_default_bridge_is_refused(moord: Moord) -> None:
     assert "user specified IP address is supported on user defined networks only" in result.stderr
 
 
+@pytest.mark.cgroup_v2
 def test_connect_and_disconnect_a_running_container(moord: Moord) -> None:
     with network(moord) as net, containers(moord) as made:
         c = unique("c")
@@ -457,6 +461,7 @@ def test_moor_network_commands(moord: Moord) -> None:
 # --- a moord restart ----------------------------------------------------------------------------
 
 
+@pytest.mark.cgroup_v2
 def test_restart_keeps_addresses_and_published_ports(fresh_moord: Callable[[], Moord]) -> None:
     d = fresh_moord()
     d.start()

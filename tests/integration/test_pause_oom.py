@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.daemon import Moord, inspect
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.cgroup_v2]
 
 
 def test_pause_unpause_and_stop_while_paused(moord: Moord) -> None:

@@ -9,7 +9,9 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from tests.support.daemon import Moord, inspect
+import pytest
+
+from tests.support.daemon import DOCKER_CLI, Moord, inspect
 
 
 def _poll(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
@@ -38,6 +40,7 @@ def _events(d: Moord, since: float, *filters: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
+@pytest.mark.cgroup_v2
 def test_on_failure_gives_up_after_n(moord: Moord) -> None:
     since = time.time()
     moord.docker("run", "-d", "--name", "of3", "--restart", "on-failure:3", "busybox",
@@ -67,6 +70,7 @@ def test_on_failure_does_not_restart_success(moord: Moord) -> None:
         moord.docker("rm", "-f", "of0", check=False)
 
 
+@pytest.mark.cgroup_v2
 def test_always_backs_off_and_resets(fresh_moord: Callable[[], Moord]) -> None:
     # slow the back-off down so its steps are far apart compared to start latency
     d = fresh_moord()
@@ -92,6 +96,7 @@ def test_always_backs_off_and_resets(fresh_moord: Callable[[], Moord]) -> None:
     assert int(state["RestartCount"]) >= 5  # type: ignore[call-overload]
 
 
+@pytest.mark.cgroup_v2
 def test_stop_ends_restarts(moord: Moord) -> None:
     moord.docker("run", "-d", "--name", "loop", "--restart", "always", "busybox",
                  "sh", "-c", "sleep 0.2; exit 1")
@@ -133,6 +138,7 @@ def test_update_restart_policy(moord: Moord) -> None:
         moord.docker("rm", "-f", "upd", check=False)
 
 
+@pytest.mark.cgroup_v2
 def test_policies_across_a_clean_moord_restart(fresh_moord: Callable[[], Moord]) -> None:
     """moord stopping its containers on shutdown: who comes back on the next start."""
     d = fresh_moord()
@@ -160,6 +166,7 @@ def _conmon_pids(container_id: str) -> list[int]:
     return [int(p) for p in out.split()]
 
 
+@pytest.mark.cgroup_v2
 def test_after_a_simulated_host_reboot(fresh_moord: Callable[[], Moord]) -> None:
     """A power cut: moord, conmons and containers all gone; the records say another boot."""
     d = fresh_moord()
@@ -222,7 +229,7 @@ def test_kill9_while_containers_restart(fresh_moord: Callable[[], Moord]) -> Non
 
 def test_events_stream_and_filters(moord: Moord) -> None:
     proc = subprocess.Popen(
-        ["/usr/local/bin/docker", "events", "--filter", "label=evtest=1", "--format",
+        [DOCKER_CLI, "events", "--filter", "label=evtest=1", "--format",
          "{{.Action}}"], env=moord.env, stdout=subprocess.PIPE, text=True)
     try:
         time.sleep(0.5)

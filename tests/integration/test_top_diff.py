@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.daemon import Moord
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.cgroup_v2]
 
 
 def test_top_and_diff(moord: Moord) -> None:

@@ -12,7 +12,7 @@ import pytest
 from engine.runtime import cgroups
 from tests.support.daemon import Moord
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.cgroup_v2]
 
 MIB = 1024 * 1024
 

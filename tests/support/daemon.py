@@ -24,7 +24,30 @@ import attrs
 from engine.networks.cleanup import purge_host_state
 
 REPO = Path(__file__).resolve().parents[2]
-DOCKER_CLI = "/usr/local/bin/docker"
+#: the docker CLIs the tests can drive, in order: a current static client, then Debian's
+#: docker.io client (scripts/test.sh installs that one when neither is there)
+DOCKER_CLI_CANDIDATES = ("/usr/local/bin/docker", "/usr/bin/docker")
+
+
+def find_docker_cli() -> str:
+    """The docker CLI to drive: $MOORAGE_DOCKER_CLI, else the first candidate installed."""
+    explicit = os.environ.get("MOORAGE_DOCKER_CLI")
+    if explicit:
+        return explicit
+    return next((c for c in DOCKER_CLI_CANDIDATES if os.access(c, os.X_OK)), DOCKER_CLI_CANDIDATES[0])
+
+
+def docker_cli_description() -> str:
+    """Which docker CLI runs, with its version, for the session's header."""
+    try:
+        version = subprocess.run([DOCKER_CLI, "--version"], capture_output=True, text=True,
+                                 timeout=30, check=False).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        version = f"cannot run: {exc}"
+    return f"docker CLI: {DOCKER_CLI} ({version or 'no version'})"
+
+
+DOCKER_CLI = find_docker_cli()
 REQUIRED_BINARIES = ("/usr/bin/conmon", "/usr/bin/crun", "/usr/bin/busybox")
 
 
@@ -37,7 +60,8 @@ def host_problems() -> list[str]:
         if not os.access(binary, os.X_OK):
             problems.append(f"{binary} is missing: run scripts/setup.sh (apt packages)")
     if not os.access(DOCKER_CLI, os.X_OK):
-        problems.append(f"the docker CLI ({DOCKER_CLI}) is missing: it is the compatibility client")
+        problems.append(f"the docker CLI ({DOCKER_CLI}) is missing: it is the compatibility client "
+                        "(scripts/test.sh installs Debian's docker.io client when no docker CLI is there)")
     return problems
 
 
