@@ -5,9 +5,17 @@
 # restart proof (tests/cgv2/restart_proof.py), then the integration tests marked `cgroup_v2`.
 # Fails when the host is not pure cgroup v2, or when the tests or the proof fail.
 #
-#   bash scripts/cgv2-guest.sh [SOURCE]     (SOURCE: the shared checkout, default /mnt/src)
+#   bash scripts/cgv2-guest.sh [SOURCE [PYTEST ARGS...]]
+#       SOURCE: the shared checkout, default /mnt/src; PYTEST ARGS replace
+#       `-m cgroup_v2 tests/integration`
 set -uo pipefail
 src=${1:-/mnt/src}
+shift || true
+if [ $# -gt 0 ]; then
+    pytest_args=("$@")
+else
+    pytest_args=(-m cgroup_v2 tests/integration)
+fi
 work=/root/moorage
 stamp() { echo "cgv2-guest: $* (at ${SECONDS}s)"; }
 
@@ -33,17 +41,28 @@ tar -C "$src" --exclude=./.git --exclude='./.venv*' --exclude=./.mypy_cache --ex
 cd "$work"
 stamp "copied the checkout"
 
+# what the host prepared (scripts/test-cgv2.sh): pip reads the wheelhouse offline, and
+# the docker CLI is the host's
+if [ -f /mnt/xfer/wheelhouse.tar ]; then
+    rm -rf /root/wheelhouse && mkdir -p /root/wheelhouse
+    tar -C /root/wheelhouse -xf /mnt/xfer/wheelhouse.tar
+    export PIP_NO_INDEX=1 PIP_FIND_LINKS=/root/wheelhouse PIP_DISABLE_PIP_VERSION_CHECK=1
+fi
+if [ -f /mnt/xfer/docker ]; then
+    install -m 0755 /mnt/xfer/docker /usr/local/bin/docker
+fi
+
 bash scripts/setup.sh || { echo "cgv2-guest: scripts/setup.sh failed" >&2; exit 1; }
 stamp "set up (moord: $(systemctl is-active moord.service) under systemd)"
-bash scripts/test-deps.sh || { echo "cgv2-guest: scripts/test-deps.sh failed" >&2; exit 1; }
+MOORAGE_TEST_EXTRA=test bash scripts/test-deps.sh || { echo "cgv2-guest: scripts/test-deps.sh failed" >&2; exit 1; }
 stamp "installed what the tests use"
 
 failed=()
 export PYTHONUNBUFFERED=1
 .venv/bin/python -m tests.cgv2.restart_proof || failed+=("the restart proof")
 stamp "restart proof done"
-.venv/bin/pytest -m cgroup_v2 -p no:cacheprovider --durations=40 tests/integration || failed+=("pytest -m cgroup_v2")
-stamp "integration tests marked cgroup_v2 done"
+.venv/bin/pytest -p no:cacheprovider --durations=40 "${pytest_args[@]}" || failed+=("pytest ${pytest_args[*]}")
+stamp "pytest ${pytest_args[*]} done"
 
 if [ ${#failed[@]} -gt 0 ]; then
     echo "cgv2-guest: FAILED: ${failed[*]}" >&2

@@ -6,10 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export DEBIAN_FRONTEND=noninteractive
-packages=(crun runc conmon busybox-static golang-github-containers-common tini catatonit
-          nftables iproute2 ca-certificates python3 python3-venv)
+# shellcheck source=scripts/lib/packages.sh
+. scripts/lib/packages.sh
 missing=()
-for p in "${packages[@]}"; do
+for p in "${runtime_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then

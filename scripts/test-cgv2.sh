@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
 # The cgroup v2 job: boot a throw-away Debian 12 guest with systemd and the unified
 # cgroup hierarchy under qemu, share this checkout with it read-only, and run
-# scripts/cgv2-guest.sh there: set-up under systemd, the integration tests marked
-# `cgroup_v2`, and the proof that restarting moord under systemd loses no log line and
-# no request to a published port. The guest's output streams here; the exit status is
-# the guest's. As root on Debian 12, from a fresh clone: installs qemu and the image
-# tools when missing, builds the guest image once per $CGV2_DIR (default /tmp/cgv2).
+# scripts/cgv2-guest.sh there: set-up under systemd, the restart proof (restarting moord
+# under systemd loses no log line and no request to a published port), and the
+# integration tests marked `cgroup_v2`. The guest's output streams here; the exit status
+# is the guest's. As root on Debian 12, from a fresh clone.
+#
+# The guest is emulated (qemu's TCG here, about 6x slower than the host), so everything
+# that need not run emulated is done here, natively, and cached in $CGV2_DIR
+# (default /var/tmp/moorage-cgv2):
+# - the guest's image carries every Debian package moorage's scripts install
+#   (scripts/lib/packages.sh); it is rebuilt when that list changes;
+# - the Python wheels that set-up and the tests install are downloaded here into a
+#   wheelhouse that the guest's pip reads offline;
+# - the docker CLI the tests drive is this host's (/usr/local/bin/docker, or /usr/bin/docker).
 #
 #   bash scripts/test-cgv2.sh [cgv2-vm.sh run options, e.g. --fresh]
+#   MOORAGE_CGV2_PYTEST='tests/integration/test_update.py' bash scripts/test-cgv2.sh
+#       (other tests than the marked subset, as pytest arguments)
 #
 # The guest machinery is ../shared/tools/cgv2-vm.sh (or $MOORAGE_CGV2_VM); its README
-# gives the costs: qemu's TCG emulation here, about 6x slower than the host.
+# gives the costs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$SECONDS
@@ -41,16 +51,42 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-export CGV2_DIR=${CGV2_DIR:-/tmp/cgv2}
-if [ ! -f "$CGV2_DIR/base.img" ]; then
-    echo "test-cgv2: building the guest image in $CGV2_DIR"
-    bash "$vm" build
+export CGV2_DIR=${CGV2_DIR:-/var/tmp/moorage-cgv2}
+mkdir -p "$CGV2_DIR"
+
+# The image: rebuilt when the packages it must carry change.
+# shellcheck source=scripts/lib/packages.sh
+. scripts/lib/packages.sh
+image_packages="${runtime_packages[*]} ${test_packages[*]} ${test_client_only_packages[*]}"
+if [ ! -f "$CGV2_DIR/base.img" ] || [ "$(cat "$CGV2_DIR/image-packages" 2>/dev/null)" != "$image_packages" ]; then
+    echo "test-cgv2: building the guest image in $CGV2_DIR (with $image_packages)"
+    rm -f "$CGV2_DIR/image-packages"
+    CGV2_EXTRA_PACKAGES="$image_packages" bash "$vm" build
+    printf '%s' "$image_packages" >"$CGV2_DIR/image-packages"
 fi
-built=$SECONDS
-echo "test-cgv2: booting the guest ($((built - t0))s so far)"
+imaged=$SECONDS
+
+# The wheelhouse: pip, the build backend, and moorage's runtime and test dependencies
+# (not the linters, which CI runs on the host), as one file for the exchange folder.
+wheelhouse=$CGV2_DIR/wheelhouse
+mkdir -p "$wheelhouse"
+[ -x "$CGV2_DIR/pip-env/bin/pip" ] || python3 -m venv --clear "$CGV2_DIR/pip-env"
+"$CGV2_DIR/pip-env/bin/pip" download -q --disable-pip-version-check -d "$wheelhouse" \
+    pip 'setuptools>=77' wheel ".[test]"
+tar -C "$wheelhouse" -cf "$CGV2_DIR/wheelhouse.tar" .
+docker_cli=""
+for candidate in /usr/local/bin/docker /usr/bin/docker; do
+    if [ -x "$candidate" ]; then docker_cli=$candidate; break; fi
+done
+puts=(--put "$CGV2_DIR/wheelhouse.tar")
+[ -n "$docker_cli" ] && puts+=(--put "$docker_cli")
+prepared=$SECONDS
+
+echo "test-cgv2: booting the guest (image $((imaged - t0))s, wheelhouse and the rest" \
+     "$((prepared - imaged))s)"
 status=0
-bash "$vm" run --share . --timeout "${MOORAGE_CGV2_TIMEOUT:-2700}" "$@" -- \
-    'bash /mnt/src/scripts/cgv2-guest.sh /mnt/src' || status=$?
-echo "test-cgv2: the cgroup v2 job took $((SECONDS - t0))s (image $((built - t0))s," \
-     "guest $((SECONDS - built))s); exit status $status"
+bash "$vm" run --share . --timeout "${MOORAGE_CGV2_TIMEOUT:-2700}" "${puts[@]}" "$@" -- \
+    "bash /mnt/src/scripts/cgv2-guest.sh /mnt/src ${MOORAGE_CGV2_PYTEST:-}" || status=$?
+echo "test-cgv2: the cgroup v2 job took $((SECONDS - t0))s (image $((imaged - t0))s," \
+     "wheelhouse $((prepared - imaged))s, guest $((SECONDS - prepared))s); exit status $status"
 exit "$status"

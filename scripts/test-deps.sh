@@ -12,8 +12,8 @@ export DEBIAN_FRONTEND=noninteractive
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
-test_packages=(docker-registry apache2-utils skopeo prometheus)
-client_only_packages=(docker-compose)
+# shellcheck source=scripts/lib/packages.sh
+. scripts/lib/packages.sh
 missing=()
 for p in "${test_packages[@]}"; do
     installed "$p" || missing+=("$p")
@@ -30,7 +30,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 missing=()
-for p in "${client_only_packages[@]}"; do
+for p in "${test_client_only_packages[@]}"; do
     installed "$p" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -55,7 +55,9 @@ if [ ! -x /usr/local/bin/docker ] && [ ! -x /usr/bin/docker ]; then
 fi
 
 # the development tools (pytest, ruff, mypy) in the checkout's .venv, moorage editable
-# (installed again each time: entry points follow pyproject.toml)
+# (installed again each time: entry points follow pyproject.toml). MOORAGE_TEST_EXTRA=test
+# takes only what running the tests needs (no ruff, no mypy): the cgroup v2 guest does.
+extra=${MOORAGE_TEST_EXTRA:-dev}
 [ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
 .venv/bin/pip install -q --upgrade pip >/dev/null
-.venv/bin/pip install -q -e '.[dev]'
+.venv/bin/pip install -q -e ".[$extra]"
