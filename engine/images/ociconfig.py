@@ -15,6 +15,7 @@ from typing import Any
 
 from engine.errors import InvalidParameter
 from engine.images.model import Healthcheck, HistoryEntry, Image, ImageConfig
+from engine.jsondoc import load_object
 
 UTC = dt.UTC
 #: Go's zero time, what Docker prints for a missing timestamp.
@@ -159,12 +160,7 @@ def _history(raw: Any) -> list[HistoryEntry]:
 
 def image_from_config(data: bytes, *, image_id: str | None = None) -> Image:
     """Parse a config blob. The ID is its sha256 unless the caller already knows it."""
-    try:
-        raw = json.loads(data)
-    except ValueError as exc:
-        raise InvalidParameter(f"invalid image config: {exc}") from None
-    if not isinstance(raw, dict):
-        raise InvalidParameter("invalid image config: not a JSON object")
+    raw = load_object(data, "invalid image config")
     rootfs = raw.get("rootfs")
     if not isinstance(rootfs, dict):
         raise InvalidParameter("invalid image config: rootfs is missing")

@@ -9,13 +9,13 @@ keys are looked up the same way here. Fields of the wrong type are refused with
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
 from engine.errors import InvalidParameter
+from engine.jsondoc import load_object
 
 #: A config.json larger than this is not a plugin's
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -186,12 +186,7 @@ def _device(d: Mapping[str, Any]) -> PluginDevice:
 
 def parse_config(data: bytes) -> PluginConfig:
     """Read a plugin's config.json; `InvalidParameter` in dockerd's words if it is not one."""
-    try:
-        doc = json.loads(data)
-    except ValueError as exc:
-        raise InvalidParameter(f"failed to parse config: {exc}") from None
-    if not isinstance(doc, dict):
-        raise InvalidParameter("failed to parse config: not a JSON object")
+    doc = load_object(data, "failed to parse config")
     interface = _obj(doc, "Interface", "")
     linux = _obj(doc, "Linux", "")
     args = _obj(doc, "Args", "")

@@ -15,6 +15,7 @@ import attrs
 
 from engine.errors import InvalidParameter, NotFound
 from engine.images.importer import Platform
+from engine.jsondoc import load_object
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -105,12 +106,7 @@ def parse_manifest(data: bytes, content_type: str) -> Manifest | Index:
     Registries sometimes answer with a generic content type; the document's own
     `mediaType` (or the presence of `manifests` vs `layers`) then tells.
     """
-    try:
-        doc = json.loads(data)
-    except ValueError as exc:
-        raise InvalidParameter(f"invalid manifest: {exc}") from None
-    if not isinstance(doc, dict):
-        raise InvalidParameter("invalid manifest: not a JSON object")
+    doc = load_object(data, "invalid manifest")
     declared = doc.get("mediaType") or content_type.split(";")[0].strip()
     if declared in DOCKER_SCHEMA1 or doc.get("schemaVersion") == 1:
         raise InvalidParameter(

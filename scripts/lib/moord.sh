@@ -8,6 +8,9 @@ MOORAGE_PREFIX=${MOORAGE_PREFIX:-/opt/moorage}
 MOORAGE_SOCKET=/run/moorage/moorage.sock
 MOORAGE_PIDFILE=/run/moorage/moord.pid
 MOORAGE_LOG=/var/log/moorage/moord.log
+# what moord prints before its own logging starts (a crash at start-up): a file apart,
+# because moord rotates moord.log and a shell's redirection would follow the rotated file
+MOORAGE_STDERR=/var/log/moorage/moord.stderr
 MOORAGE_MOOR=/usr/local/bin/moor
 MOORAGE_MOORD=/usr/local/bin/moord
 
@@ -53,6 +56,7 @@ moord_wait_ready() {
         journalctl -u moord.service -n 20 --no-pager >&2 || true
     else
         tail -n 20 "$MOORAGE_LOG" >&2 || true
+        tail -n 20 "$MOORAGE_STDERR" >&2 2>/dev/null || true
     fi
     return 1
 }
@@ -67,7 +71,7 @@ moord_start() {
         systemctl start moord.service
     else
         # setsid: moord must not share the caller's process group or terminal
-        setsid nohup "$MOORAGE_MOORD" >>"$MOORAGE_LOG" 2>&1 </dev/null &
+        setsid nohup "$MOORAGE_MOORD" >>"$MOORAGE_STDERR" 2>&1 </dev/null &
     fi
     moord_wait_ready
 }

@@ -21,7 +21,7 @@ FOUNDATION = {
     "engine.errors", "engine.ids", "engine.units", "engine.durations", "engine.timestamps",
     "engine.filtering", "engine.gopattern", "engine.securejoin", "engine.limits",
     "engine.fsutil", "engine.batching", "engine.store", "engine.kernel", "engine.tarball",
-    "engine.dockerfile",
+    "engine.dockerfile", "engine.jsondoc",
 }
 
 #: What moor may import besides itself and the foundation: pure parsers and formats that
