@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs inside the cgroup v2 guest (scripts/test-cgv2.sh boots it): copy the shared
-# checkout to /root/moorage (the guest's .venv from an earlier run stays), set up
-# with scripts/setup.sh (moord under systemd), install what the tests use, run the
-# restart proof (tests/cgv2/restart_proof.py), then the integration tests marked `cgroup_v2`.
+# checkout to /root/moorage, set up with scripts/setup.sh (the production install, moord
+# under systemd) while installing what the tests use, run the restart proof
+# (tests/cgv2/restart_proof.py), the upgrade proof (scripts/upgrade-proof.sh) and the
+# uninstall, then the integration tests marked `cgroup_v2`.
 # Fails when the host is not pure cgroup v2, or when the tests or the proof fail.
 #
 #   bash scripts/cgv2-guest.sh [SOURCE [PYTEST ARGS...]]
@@ -41,26 +42,70 @@ tar -C "$src" --exclude=./.git --exclude='./.venv*' --exclude=./.mypy_cache --ex
 cd "$work"
 stamp "copied the checkout"
 
-# what the host prepared (scripts/test-cgv2.sh): pip reads the wheelhouse offline, and
-# the docker CLI is the host's
+# what the host prepared (scripts/test-cgv2.sh): pip reads the wheelhouse offline, the
+# production install takes the wheel built there, and the docker CLI is the host's
 if [ -f /mnt/xfer/wheelhouse.tar ]; then
     rm -rf /root/wheelhouse && mkdir -p /root/wheelhouse
     tar -C /root/wheelhouse -xf /mnt/xfer/wheelhouse.tar
     export PIP_NO_INDEX=1 PIP_FIND_LINKS=/root/wheelhouse PIP_DISABLE_PIP_VERSION_CHECK=1
+    # byte-compiling every installed module costs emulated minutes; Python compiles
+    # what it imports, when it first imports it
+    export PIP_COMPILE=0
 fi
+for wheel in /mnt/xfer/moorage-*.whl; do
+    [ -f "$wheel" ] && export MOORAGE_WHEEL=$wheel
+done
 if [ -f /mnt/xfer/docker ]; then
     install -m 0755 /mnt/xfer/docker /usr/local/bin/docker
 fi
 
-bash scripts/setup.sh || { echo "cgv2-guest: scripts/setup.sh failed" >&2; exit 1; }
+# The production install (README's first command: moord under systemd, a container run),
+# beside unpacking the tests' venv that the host made (at the same path, linked as .venv;
+# what else scripts/test-deps.sh installs, the image and the host's docker CLI carry)
+bash scripts/setup.sh >/root/setup.log 2>&1 &
+setup_pid=$!
+if [ -f /mnt/xfer/test-venv.tar ]; then
+    venv=/$(tar -tf /mnt/xfer/test-venv.tar | head -n1 | sed 's|/*$||')
+    rm -rf "$venv" .venv && tar -C / -xf /mnt/xfer/test-venv.tar && ln -s "$venv" .venv
+    stamp "unpacked the tests' venv ($venv)"
+else
+    MOORAGE_TEST_EXTRA=test bash scripts/test-deps.sh || { echo "cgv2-guest: scripts/test-deps.sh failed" >&2; exit 1; }
+    stamp "installed what the tests use"
+fi
+setup_rc=0; wait "$setup_pid" || setup_rc=$?
+sed 's/^/  /' /root/setup.log
+[ "$setup_rc" = 0 ] || { echo "cgv2-guest: scripts/setup.sh failed" >&2; exit 1; }
 stamp "set up (moord: $(systemctl is-active moord.service) under systemd)"
-MOORAGE_TEST_EXTRA=test bash scripts/test-deps.sh || { echo "cgv2-guest: scripts/test-deps.sh failed" >&2; exit 1; }
-stamp "installed what the tests use"
 
 failed=()
 export PYTHONUNBUFFERED=1
-.venv/bin/python -m tests.cgv2.restart_proof || failed+=("the restart proof")
+.venv/bin/python -m tests.cgv2.restart_proof --restarts 2 || failed+=("the restart proof")
 stamp "restart proof done"
+# an in-place upgrade under systemd with containers running (scripts/upgrade.sh)
+bash scripts/upgrade-proof.sh || failed+=("the upgrade proof")
+stamp "upgrade proof done"
+# and the uninstall: moord and its units gone, containers and data kept
+if bash scripts/uninstall.sh; then
+    leftovers=()
+    systemctl is-active --quiet moord.service && leftovers+=("moord.service is active")
+    systemctl is-active --quiet moord.socket && leftovers+=("moord.socket is active")
+    for path in /opt/moorage /usr/local/bin/moord /usr/local/bin/moor \
+                /etc/systemd/system/moord.service /etc/systemd/system/moord.socket; do
+        [ -e "$path" ] && leftovers+=("$path")
+    done
+    [ -d /var/lib/moorage ] || leftovers+=("the data root is gone")
+    if [ ${#leftovers[@]} -gt 0 ]; then
+        echo "cgv2-guest: uninstall left: ${leftovers[*]}" >&2
+        failed+=("the uninstall")
+    else
+        echo "cgv2-guest: uninstalled: moord stopped, /opt/moorage, the links and the units" \
+             "removed; /var/lib/moorage kept"
+    fi
+else
+    failed+=("the uninstall")
+fi
+stamp "uninstall done"
+
 .venv/bin/pytest -p no:cacheprovider --durations=40 "${pytest_args[@]}" || failed+=("pytest ${pytest_args[*]}")
 stamp "pytest ${pytest_args[*]} done"
 

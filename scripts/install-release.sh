@@ -6,7 +6,8 @@
 # release, and keep the one it replaces as PREFIX/previous (for a rollback); older
 # releases are removed unless a process still runs from one. A running moord keeps the files it started from until it is
 # restarted. Prints the new release's path last. Needs python3-venv; reaches the
-# package index for the build backend and the dependencies.
+# package index for the build backend and the dependencies. MOORAGE_WHEEL=FILE installs
+# that wheel (built from this checkout) instead of building one.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/lib/moord.sh
@@ -17,16 +18,23 @@ python=${PYTHON:-python3}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# Build from a copy, so the checkout gets no build/ or egg-info and nothing stale in an
-# old build/ reaches the wheel.
-mkdir "$work/src"
-tar -C "$src" --exclude=./.git --exclude='./.venv*' --exclude=./build --exclude=./dist \
-    --exclude='*.egg-info' --exclude=__pycache__ --exclude=./bench/results \
-    --exclude=.mypy_cache --exclude=.ruff_cache --exclude=.pytest_cache -cf - . \
-    | tar -C "$work/src" -xf -
-"$python" -m venv "$work/build-env"
-"$work/build-env/bin/pip" wheel -q --no-deps --wheel-dir "$work/wheel" "$work/src" >&2
-wheel=$(ls "$work"/wheel/moorage-*.whl)
+if [ -n "${MOORAGE_WHEEL:-}" ]; then
+    # a wheel already built from this checkout (the cgroup v2 job builds it on the host,
+    # where it takes seconds, not the emulated guest's minutes)
+    [ -f "$MOORAGE_WHEEL" ] || { echo "install-release: no wheel at $MOORAGE_WHEEL" >&2; exit 1; }
+    wheel=$MOORAGE_WHEEL
+else
+    # Build from a copy, so the checkout gets no build/ or egg-info and nothing stale in
+    # an old build/ reaches the wheel.
+    mkdir "$work/src"
+    tar -C "$src" --exclude=./.git --exclude='./.venv*' --exclude=./build --exclude=./dist \
+        --exclude='*.egg-info' --exclude=__pycache__ --exclude=./bench/results \
+        --exclude=.mypy_cache --exclude=.ruff_cache --exclude=.pytest_cache -cf - . \
+        | tar -C "$work/src" -xf -
+    "$python" -m venv "$work/build-env"
+    "$work/build-env/bin/pip" wheel -q --no-deps --wheel-dir "$work/wheel" "$work/src" >&2
+    wheel=$(ls "$work"/wheel/moorage-*.whl)
+fi
 version=$(basename "$wheel" | cut -d- -f2)
 
 mkdir -p "$prefix/releases"

@@ -11,11 +11,14 @@
 # (default /var/tmp/moorage-cgv2):
 # - the guest's image carries every Debian package moorage's scripts install
 #   (scripts/lib/packages.sh); it is rebuilt when that list changes;
-# - the Python wheels that set-up and the tests install are downloaded here into a
-#   wheelhouse that the guest's pip reads offline;
+# - the Python wheels that set-up installs are downloaded here into a wheelhouse that
+#   the guest's pip reads offline, moorage's wheel is built here, and so is the tests'
+#   venv (the guest unpacks it at the same path);
 # - the docker CLI the tests drive is this host's (/usr/local/bin/docker, or /usr/bin/docker).
 #
 #   bash scripts/test-cgv2.sh [cgv2-vm.sh run options, e.g. --fresh]
+#   bash scripts/test-cgv2.sh --prepare   (only the native part: tools, image, wheelhouse;
+#                                          scripts/test.sh runs it beside the host's tests)
 #   MOORAGE_CGV2_PYTEST='tests/integration/test_update.py' bash scripts/test-cgv2.sh
 #       (other tests than the marked subset, as pytest arguments)
 #
@@ -24,6 +27,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$SECONDS
+prepare_only=0
+if [ "${1:-}" = --prepare ]; then
+    prepare_only=1
+    shift
+fi
 
 vm=""
 for candidate in "${MOORAGE_CGV2_VM:-}" ../shared/tools/cgv2-vm.sh /work/shared/tools/cgv2-vm.sh; do
@@ -72,21 +80,48 @@ wheelhouse=$CGV2_DIR/wheelhouse
 mkdir -p "$wheelhouse"
 [ -x "$CGV2_DIR/pip-env/bin/pip" ] || python3 -m venv --clear "$CGV2_DIR/pip-env"
 "$CGV2_DIR/pip-env/bin/pip" download -q --disable-pip-version-check -d "$wheelhouse" \
-    pip 'setuptools>=77' wheel ".[test]"
+    pip 'setuptools>=77' wheel ".[test]" 2> >(grep -v "is ignored: it is neither" >&2)
 tar -C "$wheelhouse" -cf "$CGV2_DIR/wheelhouse.tar" .
+# moorage's own wheel, built from a copy of this checkout (as scripts/install-release.sh
+# builds it); the guest's production install takes it (MOORAGE_WHEEL)
+rm -rf "$CGV2_DIR/dist" "$CGV2_DIR/src"
+mkdir -p "$CGV2_DIR/src"
+tar --exclude=./.git --exclude='./.venv*' --exclude=./build --exclude=./dist \
+    --exclude='*.egg-info' --exclude=__pycache__ --exclude=./bench/results \
+    --exclude=.mypy_cache --exclude=.ruff_cache --exclude=.pytest_cache -cf - . \
+    | tar -C "$CGV2_DIR/src" -xf -
+"$CGV2_DIR/pip-env/bin/pip" wheel -q --disable-pip-version-check --no-deps \
+    --wheel-dir "$CGV2_DIR/dist" "$CGV2_DIR/src" >/dev/null
+rm -rf "$CGV2_DIR/src"
+# The tests' venv: moorage's wheel with the [test] extra, made here natively at the path
+# where the guest unpacks it (the same absolute path: a venv is not relocatable), so the
+# guest's pytest runs from it without installing anything
+test_venv=$CGV2_DIR/test-venv
+rm -rf "$test_venv"
+python3 -m venv --without-pip "$test_venv"
+wheel=$(ls "$CGV2_DIR"/dist/moorage-*.whl)
+"$CGV2_DIR/pip-env/bin/pip" --python "$test_venv/bin/python" install -q --disable-pip-version-check \
+    --no-index --find-links "$wheelhouse" pip "$wheel[test]"
+tar -C / -cf "$CGV2_DIR/test-venv.tar" "${test_venv#/}"
 docker_cli=""
 for candidate in /usr/local/bin/docker /usr/bin/docker; do
     if [ -x "$candidate" ]; then docker_cli=$candidate; break; fi
 done
-puts=(--put "$CGV2_DIR/wheelhouse.tar")
+puts=(--put "$CGV2_DIR/wheelhouse.tar" --put "$CGV2_DIR/test-venv.tar")
+for wheel in "$CGV2_DIR"/dist/moorage-*.whl; do puts+=(--put "$wheel"); done
 [ -n "$docker_cli" ] && puts+=(--put "$docker_cli")
 prepared=$SECONDS
+if [ "$prepare_only" = 1 ]; then
+    echo "test-cgv2: prepared in $CGV2_DIR (image $((imaged - t0))s, wheelhouse $((prepared - imaged))s)"
+    exit 0
+fi
 
 echo "test-cgv2: booting the guest (image $((imaged - t0))s, wheelhouse and the rest" \
      "$((prepared - imaged))s)"
 status=0
 bash "$vm" run --share . --timeout "${MOORAGE_CGV2_TIMEOUT:-2700}" "${puts[@]}" "$@" -- \
-    "bash /mnt/src/scripts/cgv2-guest.sh /mnt/src ${MOORAGE_CGV2_PYTEST:-}" || status=$?
+    "install -m 0755 /mnt/src/scripts/cgv2-guest.sh /root/cgv2-guest.sh &&
+     bash /root/cgv2-guest.sh /mnt/src ${MOORAGE_CGV2_PYTEST:-}" || status=$?
 echo "test-cgv2: the cgroup v2 job took $((SECONDS - t0))s (image $((imaged - t0))s," \
      "wheelhouse $((prepared - imaged))s, guest $((SECONDS - prepared))s); exit status $status"
 exit "$status"
