@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 export DEBIAN_FRONTEND=noninteractive
 packages=(crun runc conmon busybox-static golang-github-containers-common tini catatonit
-          nftables iproute2 ca-certificates python3 python3-venv)
+          nftables iproute2 ca-certificates python3 python3-venv
+          containernetworking-plugins iptables)  # CNI networks, macvlan, ipvlan (portmap uses iptables)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

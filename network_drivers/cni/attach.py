@@ -1,0 +1,130 @@
+"""What every CNI-backed driver does for a container: ADD at join (or CHECK, when a
+restarted moord re-joins what survived), DEL at leave, and the `portMappings`
+capability's plugins (portmap) run again at publish and unpublish.
+
+Published ports are a second, short chain: `publish` runs only the conflist's plugins
+that declare `portMappings`, chained after the cached result of the join (their
+`prevResult`), with moord's allocated host ports; `unpublish` deletes them with the
+same arguments. The join's own ADD passes them an empty list, which they pass through.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from network_drivers.cni import runner
+from network_drivers.cni.cache import CachedAttachment, ResultCache
+from network_drivers.cni.conflist import ConfList, port_mappings
+from network_drivers.cni.invoke import Invocation, PluginFailed
+from plugins.network_contract import Endpoint, NetworkConfig, PublishedPort
+
+log = logging.getLogger(__name__)
+
+ConfListFor = Callable[[NetworkConfig, Endpoint], Awaitable[ConfList]]
+
+
+def _key(network: NetworkConfig, endpoint: Endpoint) -> str:
+    return f"{network.short_id}-{endpoint.container_id}-{endpoint.ifname}"
+
+
+def _port_plugins(conf: ConfList) -> range | None:
+    """The indexes of the plugins with the `portMappings` capability (a contiguous run
+    at the end of the list, as portmap always is), or None."""
+    found = [i for i, p in enumerate(conf.plugins) if p.get("capabilities", {}).get("portMappings")]
+    return range(found[0], found[-1] + 1) if found else None
+
+
+def first_address(result: Mapping[str, Any]) -> str:
+    """The first IP of a CNI result (`ips[0].address`, e.g. "10.88.0.2/16"), or ""."""
+    ips = result.get("ips") or []
+    return str(ips[0].get("address", "")) if ips else ""
+
+
+@attrs.define(eq=False)
+class CNIAttachments:
+    state_dir: Path
+    conflist_for: ConfListFor
+    #: the address each attachment got, by cache key (what `endpoint_options` shows)
+    addresses: dict[str, str] = attrs.field(factory=dict)
+
+    @property
+    def results(self) -> ResultCache:
+        return ResultCache(self.state_dir / "results")
+
+    @staticmethod
+    def _who(endpoint: Endpoint, netns: str | None = None) -> Invocation:
+        return Invocation(container_id=endpoint.container_id, netns=netns or endpoint.netns,
+                          ifname=endpoint.ifname)
+
+    async def join(self, network: NetworkConfig, endpoint: Endpoint) -> None:
+        key = _key(network, endpoint)
+        cached = await self.results.load(key)
+        if cached is not None:
+            try:
+                await runner.check(cached.conflist, self._who(endpoint), cached.runtime_config,
+                                   cached.result)
+                self.addresses[key] = first_address(cached.result)
+                return
+            except PluginFailed as exc:
+                log.info("CNI CHECK of %s failed (%s): adding it again", key, exc)
+                await self._delete(cached, endpoint)
+        conf = await self.conflist_for(network, endpoint)
+        runtime_config: dict[str, Any] = {"portMappings": []}
+        result = await runner.add(conf, self._who(endpoint), runtime_config)
+        await self.results.save(key, CachedAttachment(
+            conflist=conf, container_id=endpoint.container_id, ifname=endpoint.ifname,
+            netns=endpoint.netns, runtime_config=runtime_config, result=result))
+        self.addresses[key] = first_address(result)
+
+    async def _delete(self, cached: CachedAttachment, endpoint: Endpoint) -> None:
+        try:
+            await runner.delete(cached.conflist, self._who(endpoint, cached.netns),
+                                cached.runtime_config, cached.result)
+        except PluginFailed as exc:
+            log.warning("CNI DEL: %s", exc)
+
+    async def leave(self, network: NetworkConfig, endpoint: Endpoint) -> None:
+        key = _key(network, endpoint)
+        cached = await self.results.load(key)
+        if cached is not None:
+            await runner.delete(cached.conflist, self._who(endpoint, cached.netns),
+                                cached.runtime_config, cached.result)
+            await self.results.forget(key)
+        self.addresses.pop(key, None)
+
+    async def publish(self, network: NetworkConfig, endpoint: Endpoint,
+                      ports: Sequence[PublishedPort]) -> None:
+        key = _key(network, endpoint)
+        await self.unpublish(network, endpoint)
+        joined = await self.results.load(key)
+        if joined is None or (indexes := _port_plugins(joined.conflist)) is None:
+            return  # the conflist forwards no ports
+        v4 = [p for p in ports if ":" not in p.host_ip]  # IPv6 loopback is moord's own
+        runtime_config: dict[str, Any] = {"portMappings": port_mappings(
+            [(p.protocol, p.host_ip, p.host_port, p.container_port) for p in v4])}
+        result = await runner.add(joined.conflist, self._who(endpoint), runtime_config,
+                                  indexes=indexes, prev_result=joined.result)
+        await self.results.save(f"{key}.ports", attrs.evolve(
+            joined, runtime_config=runtime_config, result=result))
+
+    async def unpublish(self, network: NetworkConfig, endpoint: Endpoint) -> None:
+        key = f"{_key(network, endpoint)}.ports"
+        cached = await self.results.load(key)
+        if cached is None:
+            return
+        indexes = _port_plugins(cached.conflist)
+        await runner.delete(cached.conflist, self._who(endpoint, cached.netns),
+                            cached.runtime_config, cached.result, indexes=indexes)
+        await self.results.forget(key)
+
+    def endpoint_options(self, network: NetworkConfig, endpoint: Endpoint) -> dict[str, str]:
+        address = self.addresses.get(_key(network, endpoint), "")
+        return {"cni.address": address} if address else {}
+
+
+__all__ = ["CNIAttachments", "first_address"]
