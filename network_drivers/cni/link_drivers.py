@@ -119,6 +119,8 @@ class LinkDriver:
         }
         if endpoint.mtu:
             plugin["mtu"] = endpoint.mtu
+        if endpoint.mac and self.kind is MACVLAN:  # ipvlan children share the parent's
+            plugin["mac"] = endpoint.mac
         return ConfList(name=f"moorage-{network.short_id}", cni_version="1.0.0",
                         plugins=(plugin,))
 
