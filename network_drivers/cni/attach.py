@@ -20,8 +20,14 @@ import attrs
 from network_drivers.cni import runner
 from network_drivers.cni.cache import CachedAttachment, ResultCache
 from network_drivers.cni.conflist import ConfList, port_mappings
-from network_drivers.cni.invoke import Invocation, PluginFailed
-from plugins.network_contract import Endpoint, NetworkConfig, PublishedPort
+from network_drivers.cni.invoke import DEFAULT_CNI_PATH, Invocation, PluginFailed
+from plugins.network_contract import (
+    Endpoint,
+    InvalidNetworkOption,
+    NetworkConfig,
+    NetworkDriverError,
+    PublishedPort,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +55,8 @@ def first_address(result: Mapping[str, Any]) -> str:
 class CNIAttachments:
     state_dir: Path
     conflist_for: ConfListFor
+    #: where the plugin binaries are looked for
+    search_path: Sequence[str] = DEFAULT_CNI_PATH
     #: the address each attachment got, by cache key (what `endpoint_options` shows)
     addresses: dict[str, str] = attrs.field(factory=dict)
 
@@ -56,10 +64,9 @@ class CNIAttachments:
     def results(self) -> ResultCache:
         return ResultCache(self.state_dir / "results")
 
-    @staticmethod
-    def _who(endpoint: Endpoint, netns: str | None = None) -> Invocation:
+    def _who(self, endpoint: Endpoint, netns: str | None = None) -> Invocation:
         return Invocation(container_id=endpoint.container_id, netns=netns or endpoint.netns,
-                          ifname=endpoint.ifname)
+                          ifname=endpoint.ifname, search_path=self.search_path)
 
     async def join(self, network: NetworkConfig, endpoint: Endpoint) -> None:
         key = _key(network, endpoint)
@@ -95,6 +102,15 @@ class CNIAttachments:
             await runner.delete(cached.conflist, self._who(endpoint, cached.netns),
                                 cached.runtime_config, cached.result)
             await self.results.forget(key)
+        else:
+            # nothing cached (moord stopped between an ADD and its cache write, or the ADD
+            # failed): DEL without a prevResult, which plugins must accept, frees what may
+            # be left (host-local's address, say)
+            try:
+                conf = await self.conflist_for(network, endpoint)
+                await runner.delete(conf, self._who(endpoint), {"portMappings": []}, None)
+            except (NetworkDriverError, InvalidNetworkOption) as exc:
+                log.info("CNI DEL of %s without a cached result: %s", key, exc)
         self.addresses.pop(key, None)
 
     async def publish(self, network: NetworkConfig, endpoint: Endpoint,

@@ -2,8 +2,8 @@
 
 A third-party package (tests/plugins/moorage_hangdriver) brings a network driver and a
 volume driver whose calls block their thread outright. While their calls are
-outstanding, `docker ps`, a container on the default bridge and a volume of the local
-driver all work; then each hung request fails with an error that names the driver and
+outstanding, `docker ps`, a container on the default bridge, a bridge network and a
+volume of the local driver all work; then each hung request fails with an error that names the driver and
 the call, and once the driver answers again the same command works.
 """
 
@@ -55,6 +55,8 @@ def test_a_hung_driver_delays_nothing_else(fresh_moord: Callable[[], Moord]) -> 
             out = d.docker("run", "--rm", "busybox", "sh", "-c", "echo alive; ip -4 -o addr show eth0")
             assert "alive" in out.stdout
             assert "inet " in out.stdout
+            d.docker("network", "create", "plainnet")
+            assert "plainnet" in d.docker("network", "ls", "--format", "{{.Name}}").stdout
             d.docker("volume", "create", "plain")
             assert "plain" in d.docker("volume", "ls", "-q").stdout
             assert hung_net.poll() is None, "the hung network create ended too early"

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from network_drivers.cni import runner
+from network_drivers.cni.attach import CNIAttachments
 from network_drivers.cni.cache import CachedAttachment, ResultCache
-from network_drivers.cni.conflist import parse, port_mappings
+from network_drivers.cni.conflist import ConfList, parse, port_mappings
 from network_drivers.cni.invoke import Invocation, PluginFailed
-from plugins.network_contract import InvalidNetworkOption
+from plugins.network_contract import Endpoint, InvalidNetworkOption, NetworkConfig
 
 FAKE = """#!/bin/sh
 input=$(cat)
@@ -120,3 +121,29 @@ def test_bad_conflists_are_refused_with_the_reason(text: str, message: str) -> N
 def test_a_single_plugin_conf_is_a_list_of_one() -> None:
     conf = parse('{"cniVersion": "0.4.0", "name": "t", "type": "bridge", "bridge": "b0"}')
     assert conf.plugins == ({"type": "bridge", "bridge": "b0"},)
+
+
+async def test_attachments_cache_add_and_del_without_a_cache_still_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = _plugins(tmp_path, monkeypatch)
+
+    async def conflist_for(network: NetworkConfig, endpoint: Endpoint) -> ConfList:
+        return CONF
+
+    attachments = CNIAttachments(tmp_path / "state", conflist_for,
+                                 search_path=(str(bin_dir),))
+    network = NetworkConfig(id="n" * 64, name="n")
+    endpoint = Endpoint(id="e" * 64, container_id="c1", netns="/run/netns/x", ifname="eth0")
+    await attachments.join(network, endpoint)
+    assert attachments.endpoint_options(network, endpoint) == {"cni.address": "10.0.0.2/24"}
+    await attachments.join(network, endpoint)  # a re-join after a restart: CHECK, no ADD
+    await attachments.leave(network, endpoint)
+    await attachments.leave(network, endpoint)  # nothing cached: DEL without prevResult
+    calls = _calls(tmp_path)
+    assert [c for c, _ in calls] == ["ADD one", "ADD two", "ADD ports",
+                                     "CHECK one", "CHECK two", "CHECK ports",
+                                     "DEL ports", "DEL two", "DEL one",
+                                     "DEL ports", "DEL two", "DEL one"]
+    assert "prevResult" in calls[6][1]
+    assert "prevResult" not in calls[9][1]
+    assert not list((tmp_path / "state" / "results").iterdir())
