@@ -143,4 +143,39 @@ class CNIAttachments:
         return {"cni.address": address} if address else {}
 
 
-__all__ = ["CNIAttachments", "first_address"]
+@attrs.define(eq=False)
+class CNIBackedDriver:
+    """What the CNI-backed drivers share: the attachment calls go to `CNIAttachments`
+    (made at `setup` from the driver's state directory and its `conflist_for`)."""
+
+    attachments: CNIAttachments | None = attrs.field(default=None, kw_only=True)
+
+    def _att(self) -> CNIAttachments:
+        if self.attachments is None:
+            raise NetworkDriverError("a CNI driver was called before its setup")
+        return self.attachments
+
+    async def join(self, network: NetworkConfig, endpoint: Endpoint) -> None:
+        await self._att().join(network, endpoint)
+
+    async def leave(self, network: NetworkConfig, endpoint: Endpoint) -> None:
+        await self._att().leave(network, endpoint)
+
+    async def publish(self, network: NetworkConfig, endpoint: Endpoint,
+                      ports: Sequence[PublishedPort]) -> None:
+        await self._att().publish(network, endpoint, ports)
+
+    async def unpublish(self, network: NetworkConfig, endpoint: Endpoint) -> None:
+        await self._att().unpublish(network, endpoint)
+
+    async def ready(self) -> None:
+        return None
+
+    def network_options(self, network: NetworkConfig) -> dict[str, str]:
+        return dict(network.options)
+
+    def endpoint_options(self, network: NetworkConfig, endpoint: Endpoint) -> dict[str, str]:
+        return self._att().endpoint_options(network, endpoint)
+
+
+__all__ = ["CNIAttachments", "CNIBackedDriver", "first_address"]

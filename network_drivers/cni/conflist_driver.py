@@ -11,14 +11,14 @@ allocates none: the address a container got is shown in its endpoint's `DriverOp
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
 import attrs
 import trio
 
-from network_drivers.cni.attach import CNIAttachments
+from network_drivers.cni.attach import CNIAttachments, CNIBackedDriver
 from network_drivers.cni.conflist import ConfList, parse
 from plugins.network_contract import (
     DriverContext,
@@ -26,7 +26,6 @@ from plugins.network_contract import (
     InvalidNetworkOption,
     NetworkConfig,
     NetworkDriverError,
-    PublishedPort,
 )
 
 OPTIONS = frozenset({"conflist"})
@@ -46,22 +45,16 @@ def _keep(path: Path, text: str) -> None:
 
 
 @attrs.define(eq=False)
-class CNIDriver:
+class CNIDriver(CNIBackedDriver):
     name: str = "cni"
     namespace: Literal["private"] = "private"
     uses_ipam: bool = False
     singleton: bool = False
     state_dir: Path = Path("/nonexistent")
-    attachments: CNIAttachments | None = None
 
     async def setup(self, context: DriverContext) -> None:
         self.state_dir = context.state_dir
         self.attachments = CNIAttachments(context.state_dir, self._conflist)
-
-    def _att(self) -> CNIAttachments:
-        if self.attachments is None:
-            raise NetworkDriverError("the cni driver was not set up")
-        return self.attachments
 
     def validate_options(self, options: Mapping[str, str]) -> dict[str, str]:
         unknown = sorted(set(options) - OPTIONS)
@@ -96,28 +89,6 @@ class CNIDriver:
             raise NetworkDriverError(f"cni: the conflist of network {network.name} is "
                                      f"missing ({copy})") from None
         return parse(text, where=str(copy))
-
-    async def join(self, network: NetworkConfig, endpoint: Endpoint) -> None:
-        await self._att().join(network, endpoint)
-
-    async def leave(self, network: NetworkConfig, endpoint: Endpoint) -> None:
-        await self._att().leave(network, endpoint)
-
-    async def publish(self, network: NetworkConfig, endpoint: Endpoint,
-                      ports: Sequence[PublishedPort]) -> None:
-        await self._att().publish(network, endpoint, ports)
-
-    async def unpublish(self, network: NetworkConfig, endpoint: Endpoint) -> None:
-        await self._att().unpublish(network, endpoint)
-
-    async def ready(self) -> None:
-        return None
-
-    def network_options(self, network: NetworkConfig) -> dict[str, str]:
-        return dict(network.options)
-
-    def endpoint_options(self, network: NetworkConfig, endpoint: Endpoint) -> dict[str, str]:
-        return self._att().endpoint_options(network, endpoint)
 
 
 __all__ = ["CNIDriver"]

@@ -21,14 +21,13 @@ from typing import Any, Literal
 import attrs
 import trio
 
-from network_drivers.cni.attach import CNIAttachments
+from network_drivers.cni.attach import CNIAttachments, CNIBackedDriver
 from network_drivers.cni.conflist import ConfList
 from plugins.network_contract import (
     DriverContext,
     Endpoint,
     InvalidNetworkOption,
     NetworkConfig,
-    NetworkDriverError,
     PublishedPort,
 )
 
@@ -67,14 +66,13 @@ def _ipam(endpoint: Endpoint) -> dict[str, Any]:
 
 
 @attrs.define(eq=False)
-class LinkDriver:
+class LinkDriver(CNIBackedDriver):
     """A driver whose containers get a child link of a host interface (`parent`)."""
 
     kind: LinkKind
     namespace: Literal["private"] = "private"
     uses_ipam: bool = True
     singleton: bool = False
-    attachments: CNIAttachments | None = None
 
     @property
     def name(self) -> str:
@@ -82,11 +80,6 @@ class LinkDriver:
 
     async def setup(self, context: DriverContext) -> None:
         self.attachments = CNIAttachments(context.state_dir, self._conflist)
-
-    def _att(self) -> CNIAttachments:
-        if self.attachments is None:
-            raise NetworkDriverError(f"the {self.name} driver was not set up")
-        return self.attachments
 
     def validate_options(self, options: Mapping[str, str]) -> dict[str, str]:
         kind = self.kind
@@ -124,12 +117,6 @@ class LinkDriver:
         return ConfList(name=f"moorage-{network.short_id}", cni_version="1.0.0",
                         plugins=(plugin,))
 
-    async def join(self, network: NetworkConfig, endpoint: Endpoint) -> None:
-        await self._att().join(network, endpoint)
-
-    async def leave(self, network: NetworkConfig, endpoint: Endpoint) -> None:
-        await self._att().leave(network, endpoint)
-
     async def publish(self, network: NetworkConfig, endpoint: Endpoint,
                       ports: Sequence[PublishedPort]) -> None:
         return None  # as Docker: ports are not published on macvlan and ipvlan networks
@@ -137,14 +124,8 @@ class LinkDriver:
     async def unpublish(self, network: NetworkConfig, endpoint: Endpoint) -> None:
         return None
 
-    async def ready(self) -> None:
-        return None
-
-    def network_options(self, network: NetworkConfig) -> dict[str, str]:
-        return dict(network.options)
-
     def endpoint_options(self, network: NetworkConfig, endpoint: Endpoint) -> dict[str, str]:
-        return {}
+        return {}  # the address is moord's, shown as on any network
 
 
 def macvlan_driver() -> LinkDriver:

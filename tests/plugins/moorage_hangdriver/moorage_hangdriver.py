@@ -9,14 +9,9 @@ from typing import Literal
 
 import attrs
 
+from network_drivers.inert import InertDriver
 from plugins import hookimpl
-from plugins.network_contract import (
-    DriverContext,
-    Endpoint,
-    NetworkConfig,
-    NetworkDriver,
-    PublishedPort,
-)
+from plugins.network_contract import DriverContext, NetworkConfig, NetworkDriver
 from plugins.volume_contract import VolumeCapabilities, VolumeDriver, VolumeInfo
 
 
@@ -29,7 +24,9 @@ def block_until_released(directory: Path, call: str) -> None:
 
 
 @attrs.define(eq=False)
-class HangNetDriver:
+class HangNetDriver(InertDriver):
+    """Makes no kernel objects (moord's `InertDriver`); blocks in `create_network`."""
+
     name: str = "hangnet"
     namespace: Literal["private"] = "private"
     uses_ipam: bool = True
@@ -45,31 +42,6 @@ class HangNetDriver:
     async def create_network(self, network: NetworkConfig) -> None:
         if network.name.startswith("hang") and self.state_dir is not None:
             block_until_released(self.state_dir, f"create_network-{network.name}")
-
-    async def delete_network(self, network: NetworkConfig) -> None:
-        return None
-
-    async def join(self, network: NetworkConfig, endpoint: Endpoint) -> None:
-        return None
-
-    async def leave(self, network: NetworkConfig, endpoint: Endpoint) -> None:
-        return None
-
-    async def publish(self, network: NetworkConfig, endpoint: Endpoint,
-                      ports: Sequence[PublishedPort]) -> None:
-        return None
-
-    async def unpublish(self, network: NetworkConfig, endpoint: Endpoint) -> None:
-        return None
-
-    async def ready(self) -> None:
-        return None
-
-    def network_options(self, network: NetworkConfig) -> dict[str, str]:
-        return dict(network.options)
-
-    def endpoint_options(self, network: NetworkConfig, endpoint: Endpoint) -> dict[str, str]:
-        return {}
 
 
 @attrs.define(eq=False)
