@@ -168,3 +168,20 @@ async def test_network_calls_run_on_one_loop_of_the_drivers_own(tmp_path: Path) 
     await trio.to_thread.run_sync(recorder.spawned.wait, 5)
     assert recorder.spawned.is_set()
     assert not engine_spawned
+
+
+async def test_each_loop_has_its_own_netlink_limiter() -> None:
+    """Drivers run on loops of their own: a trio object shared between loops would
+    wake tasks from the wrong thread."""
+    from engine.kernel.netlink import netlink_limiter
+
+    mine = netlink_limiter()
+    assert netlink_limiter() is mine
+    other = await trio.to_thread.run_sync(trio.run, _limiter_of_a_new_loop)
+    assert other is not mine
+
+
+async def _limiter_of_a_new_loop() -> object:
+    from engine.kernel.netlink import netlink_limiter
+
+    return netlink_limiter()
