@@ -95,7 +95,7 @@ class LinkDriver(CNIBackedDriver):
         if mode not in kind.modes:
             raise InvalidNetworkOption(f"{kind.name}: {kind.mode_option} {mode!r} is not one of "
                                        f"{', '.join(kind.modes)}")
-        return {**options, kind.mode_option: mode}
+        return dict(options)  # as Docker, inspect shows the options given, not the defaults
 
     async def create_network(self, network: NetworkConfig) -> None:
         parent = network.options["parent"]
@@ -108,7 +108,8 @@ class LinkDriver(CNIBackedDriver):
     async def _conflist(self, network: NetworkConfig, endpoint: Endpoint) -> ConfList:
         plugin: dict[str, Any] = {
             "type": self.kind.name, "master": network.options["parent"],
-            "mode": network.options[self.kind.mode_option], "ipam": _ipam(endpoint),
+            "mode": network.options.get(self.kind.mode_option, self.kind.modes[0]),
+            "ipam": _ipam(endpoint),
         }
         if endpoint.mtu:
             plugin["mtu"] = endpoint.mtu

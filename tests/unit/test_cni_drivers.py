@@ -14,8 +14,7 @@ from plugins.network_contract import DriverContext, Endpoint, InvalidNetworkOpti
 
 
 def test_link_driver_options_as_docker() -> None:
-    assert macvlan_driver().validate_options({"parent": "eth0"}) == {
-        "parent": "eth0", "macvlan_mode": "bridge"}
+    assert macvlan_driver().validate_options({"parent": "eth0"}) == {"parent": "eth0"}
     assert ipvlan_driver().validate_options({"parent": "eth0", "ipvlan_mode": "l3"}) == {
         "parent": "eth0", "ipvlan_mode": "l3"}
     with pytest.raises(InvalidNetworkOption, match="-o parent=IFACE is required"):
@@ -30,8 +29,7 @@ async def test_macvlan_conflist_carries_moords_address_gateway_and_mac(tmp_path:
     driver = macvlan_driver()
     await driver.setup(DriverContext(prefix="t", state_dir=tmp_path, run_dir=tmp_path,
                                      spawn=lambda fn: None))
-    network = NetworkConfig(id="a" * 64, name="lan",
-                            options={"parent": "eth0", "macvlan_mode": "bridge"})
+    network = NetworkConfig(id="a" * 64, name="lan", options={"parent": "eth0"})
     endpoint = Endpoint(id="e" * 64, container_id="c", netns="/n", ifname="eth0",
                         address=ipaddress.IPv4Interface("10.1.2.3/24"),
                         gateway=ipaddress.IPv4Address("10.1.2.1"), mac="02:42:0a:01:02:03")
