@@ -21,6 +21,7 @@ them to be quick and pure, and they are called from synchronous code.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
@@ -40,6 +41,7 @@ from plugins.network_contract import (
 from plugins.volume_contract import VolumeCapabilities, VolumeDriver, VolumeDriverError, VolumeInfo
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 #: seconds a driver call may take unless daemon.toml's `driver-timeout` says otherwise
 #: (Docker's plugin client waits 30 s too)
@@ -48,8 +50,12 @@ DEFAULT_DEADLINE = 30.0
 WAITERS_PER_DRIVER = 16
 
 
-class DriverTimeout(NetworkDriverError, VolumeDriverError):
-    """A driver did not answer within its deadline (moord answers 500 with this text)."""
+class DriverUnavailable(NetworkDriverError, VolumeDriverError):
+    """A driver could not be asked (moord answers 500 with this text)."""
+
+
+class DriverTimeout(DriverUnavailable):
+    """A driver did not answer within its deadline."""
 
 
 @attrs.define(eq=False)
@@ -77,17 +83,28 @@ class DriverThread:
             return self._token
 
     async def _main(self, ready: threading.Event) -> None:
-        async with trio.open_nursery() as nursery:
-            self._token = trio.lowlevel.current_trio_token()
-            self._nursery = nursery
-            ready.set()
-            await trio.sleep_forever()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._token = trio.lowlevel.current_trio_token()
+                self._nursery = nursery
+                ready.set()
+                await trio.sleep_forever()
+        finally:
+            self._token = self._nursery = None  # the next call starts a new loop
 
     def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
         """`DriverContext.spawn` for this driver: a task on the driver's own loop (the
-        driver calls it from its own calls, so from that loop)."""
+        driver calls it from its own calls, so from that loop). A task that fails is
+        logged; it stops neither the loop nor the driver's other work."""
         assert self._nursery is not None
-        self._nursery.start_soon(fn)
+
+        async def guarded() -> None:
+            try:
+                await fn()
+            except Exception:
+                log.exception("a background task of %s driver %s failed", self.kind, self.name)
+
+        self._nursery.start_soon(guarded)
 
     async def call(self, what: str, fn: Callable[..., Awaitable[T]], *args: object) -> T:
         """Run `fn(*args)` on the driver's loop and wait for it, at most `deadline` s."""
@@ -108,6 +125,9 @@ class DriverThread:
                                                      limiter=self._limiter)
             except trio.TooSlowError:
                 pass
+            except trio.RunFinishedError:
+                raise DriverUnavailable(f"{self.kind} driver {self.name!r}: its loop stopped during "
+                                    f"{what}; the next call starts it again") from None
         raise DriverTimeout(f"{self.kind} driver {self.name!r} did not answer {what} "
                             f"within {self.deadline:g} s")
 
@@ -234,6 +254,7 @@ __all__ = [
     "DeadlineVolumeDriver",
     "DriverThread",
     "DriverTimeout",
+    "DriverUnavailable",
     "network_drivers_with_deadlines",
     "volume_drivers_with_deadlines",
 ]

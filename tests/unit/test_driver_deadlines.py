@@ -185,3 +185,21 @@ async def _limiter_of_a_new_loop() -> object:
     from engine.kernel.netlink import netlink_limiter
 
     return netlink_limiter()
+
+
+async def test_a_failing_background_task_leaves_the_driver_working(tmp_path: Path) -> None:
+    recorder = Recorder()
+
+    async def setup(context: DriverContext) -> None:
+        async def broken() -> None:
+            raise RuntimeError("boom")
+        context.spawn(broken)
+        await trio.sleep(0.1)  # let it fail on the driver's loop
+
+    recorder.setup = setup  # type: ignore[method-assign]
+    driver = network_drivers_with_deadlines({"rec": recorder}, 5)["rec"]  # type: ignore[dict-item]
+    await driver.setup(DriverContext(prefix="t", state_dir=tmp_path, run_dir=tmp_path,
+                                     spawn=lambda fn: None))
+    with pytest.raises(NetworkDriverError, match="no such parent"):  # the loop still answers
+        await driver.create_network(NetworkConfig(id="n" * 64, name="n"))
+
