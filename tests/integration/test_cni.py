@@ -56,43 +56,61 @@ def test_conflist_network_publishes_a_port_and_deletes_after_restart(
         fresh_moord: Callable[[], Moord]) -> None:
     _require_plugins("bridge", "host-local", "portmap")
     d = fresh_moord()
-    d.start()
-    d.import_busybox()
-    conf = _conflist(d, "10.213.77.0/24")
-    path = d.root / "web.conflist"
-    path.write_text(json.dumps(conf))
+    try:
+        d.start()
+        d.import_busybox()
+        conf = _conflist(d, "10.213.77.0/24")
+        path = d.root / "web.conflist"
+        path.write_text(json.dumps(conf))
 
-    bad = d.docker("network", "create", "-d", "cni", "nope", check=False)
-    assert "cni: -o conflist=/path/to/file.conflist is required" in bad.stderr
-    d.docker("network", "create", "-d", "cni", "-o", f"conflist={path}", "cn")
-    assert json.loads(d.docker("network", "inspect", "cn").stdout)[0]["Driver"] == "cni"
+        bad = d.docker("network", "create", "-d", "cni", "nope", check=False)
+        assert "cni: -o conflist=/path/to/file.conflist is required" in bad.stderr
+        d.docker("network", "create", "-d", "cni", "-o", f"conflist={path}", "cn")
+        assert json.loads(d.docker("network", "inspect", "cn").stdout)[0]["Driver"] == "cni"
 
-    port = free_port()
-    d.docker("run", "-d", "--name", "web", "--network", "cn", "-p", f"127.0.0.1:{port}:80",
-             "busybox", *HTTPD)
-    address = str(_endpoint(d, "web", "cn")["DriverOpts"]["cni.address"])  # type: ignore[index]
-    assert address.startswith("10.213.77.")
-    ip = address.split("/")[0]
-    assert http_get(f"http://127.0.0.1:{port}/").startswith("hello from ")
+        port = free_port()
+        d.docker("run", "-d", "--name", "web", "--network", "cn", "-p", f"127.0.0.1:{port}:80",
+                 "busybox", *HTTPD)
+        address = str(_endpoint(d, "web", "cn")["DriverOpts"]["cni.address"])  # type: ignore[index]
+        assert address.startswith("10.213.77.")
+        ip = address.split("/")[0]
+        assert http_get(f"http://127.0.0.1:{port}/").startswith("hello from ")
 
-    reserved = d.root / "cni-ipam" / str(conf["name"]) / ip
-    assert reserved.exists(), "host-local reserved the address"
-    results = d.data_root / "state" / "network-drivers" / "cni" / "results"
-    assert len(list(results.glob("*.json"))) == 2  # the join's ADD and the ports' ADD
+        reserved = d.root / "cni-ipam" / str(conf["name"]) / ip
+        assert reserved.exists(), "host-local reserved the address"
+        results = d.data_root / "state" / "network-drivers" / "cni" / "results"
+        assert len(list(results.glob("*.json"))) == 2  # the join's ADD and the ports' ADD
 
-    # moord goes away and comes back: DEL still has what the ADD had (the cache)
-    d.stop()
-    d.start()
-    assert http_get(f"http://127.0.0.1:{port}/").startswith("hello from ")
-    d.docker("rm", "-f", "web")
-    assert not reserved.exists(), "DEL released the address"
-    assert not list(results.glob("*.json"))
-    rules = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
-    assert f"dport {port} " not in rules
-    assert f"--dport {port} " not in rules
-    d.docker("network", "rm", "cn")
-    subprocess.run(["ip", "link", "del", f"{d.network_prefix}c0"], capture_output=True, check=False)
-    d.cleanup()
+        # moord goes away and comes back: DEL still has what the ADD had (the cache)
+        d.stop()
+        d.start()
+        assert http_get(f"http://127.0.0.1:{port}/").startswith("hello from ")
+        # the re-join CHECKed the cached result and kept it (a new ADD would take the next address)
+        assert _endpoint(d, "web", "cn")["DriverOpts"] == {"cni.address": address}
+        assert "CNI CHECK" not in d.log_path.read_text()
+
+        # while moord is down the container loses its interface: at the next start CHECK
+        # fails, and the attachment is deleted and added again
+        d.stop()
+        netns_file = next((d.exec_root / "netns").iterdir())
+        subprocess.run(["nsenter", f"--net={netns_file}", "ip", "link", "del", "eth0"], check=True)
+        d.start()
+        assert "CNI CHECK of" in d.log_path.read_text()
+        assert http_get(f"http://127.0.0.1:{port}/").startswith("hello from ")
+        readded = str(_endpoint(d, "web", "cn")["DriverOpts"]["cni.address"])  # type: ignore[index]
+        assert readded.startswith("10.213.77.")
+        assert not reserved.exists() or readded == address  # the old address was released
+        ip = readded.split("/")[0]
+        reserved = d.root / "cni-ipam" / str(conf["name"]) / ip
+        d.docker("rm", "-f", "web")
+        assert not reserved.exists(), "DEL released the address"
+        assert not list(results.glob("*.json"))
+        rules = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
+        assert f"dport {port} " not in rules
+        assert f"--dport {port} " not in rules
+        d.docker("network", "rm", "cn")
+    finally:
+        d.cleanup()  # also removes the plugin's bridge: it is named with moord's prefix
 
 
 @pytest.fixture
