@@ -141,6 +141,10 @@ class DaemonConfig:
                                       "(default: none, as dockerd's)"})
     durable_store: bool = attrs.field(
         default=True, metadata={"help": "fsync every state change (turn off only for throw-away hosts)"})
+    driver_timeout: float = attrs.field(
+        default=30.0, converter=float, validator=attrs.validators.gt(0),
+        metadata={"help": "seconds a network or volume driver's call may take before the "
+                          "request that needed it fails (docs/plugins.md, Deadlines)"})
 
     @property
     def socket_path(self) -> Path:

@@ -68,6 +68,7 @@ from engine.systemd.notify import Notifier, watchdog_interval
 from engine.volumes.service import VolumeService, volume_drivers_from
 from plugins import drivers_by_name, load_plugin_manager
 from plugins.contracts import LogDriver
+from plugins.deadlines import network_drivers_with_deadlines, volume_drivers_with_deadlines
 from plugins.manager import BuiltinsNotInstalled
 
 log = logging.getLogger("moord")
@@ -163,13 +164,17 @@ async def _serve(config: DaemonConfig, config_argv: list[str] | None, link: Serv
     except BuiltinsNotInstalled as exc:
         raise HostNotReady(str(exc)) from None
     log_drivers: dict[str, LogDriver] = drivers_by_name("log", pm.hook.moorage_log_drivers())
-    volumes = await VolumeService.open(config.data_root, volume_drivers_from(pm, config.data_root),
-                                       events=events, durable=config.durable_store)
+    volumes = await VolumeService.open(
+        config.data_root,
+        volume_drivers_with_deadlines(volume_drivers_from(pm, config.data_root),
+                                      config.driver_timeout),
+        events=events, durable=config.durable_store)
     containers = await trio.to_thread.run_sync(ContainerManager.open, config, host, images, events,
                                                log_drivers)
     networks = await NetworkService.open(
         data_root=config.data_root, exec_root=config.exec_root,
-        drivers=drivers_from_plugins(pm.hook.moorage_network_drivers()),
+        drivers=network_drivers_with_deadlines(
+            drivers_from_plugins(pm.hook.moorage_network_drivers()), config.driver_timeout),
         options=network_options, durable=config.durable_store)
     networks.bind_containers(ContainerDirectory(containers))
     containers.networks = networks

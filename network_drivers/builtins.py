@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from network_drivers.bridge import BridgeDriver
+from network_drivers.cni.conflist_driver import CNIDriver
+from network_drivers.cni.link_drivers import ipvlan_driver, macvlan_driver
 from network_drivers.host import HostDriver
 from network_drivers.none import NoneDriver
 from plugins import hookimpl
@@ -18,4 +20,5 @@ from plugins.network_contract import NetworkDriver
 
 @hookimpl
 def moorage_network_drivers() -> Sequence[NetworkDriver]:
-    return [BridgeDriver(), HostDriver(), NoneDriver()]
+    return [BridgeDriver(), HostDriver(), NoneDriver(), CNIDriver(), macvlan_driver(),
+            ipvlan_driver()]

@@ -13,8 +13,9 @@ thread with `await netlink(fn, *args)`:
   worker thread, with the IPRoute opened *after* switching (the socket is bound to
   the namespace it was created in);
 - nothing forks (pyroute2's `netns=` helpers do);
-- a small `CapacityLimiter`: the kernel serialises these under rtnl_lock anyway, and
-  every concurrent job costs a socket and an event loop.
+- a small `CapacityLimiter` per trio loop (moord's, and each driver's own): the kernel
+  serialises these under rtnl_lock anyway, and every concurrent job costs a socket and
+  an event loop.
 
 pyroute2 is imported inside the jobs, on the worker thread: it costs about 270 ms and a
 daemon that never makes a bridge network need not pay it.
@@ -37,12 +38,24 @@ from engine.kernel.netns import in_netns
 
 T = TypeVar("T")
 
-netlink_limiter = trio.CapacityLimiter(2)
+#: one limiter per trio loop: each driver runs on a loop of its own (plugins/deadlines.py)
+#: and a trio object must never be shared between loops
+_limiters: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("netlink_limiter")
+
+
+def netlink_limiter() -> trio.CapacityLimiter:
+    """This trio loop's netlink limiter (made at its first use)."""
+    try:
+        return _limiters.get()
+    except LookupError:
+        limiter = trio.CapacityLimiter(2)
+        _limiters.set(limiter)
+        return limiter
 
 
 async def netlink(fn: Callable[..., T], *args: Any) -> T:
-    """Run one netlink job on a worker thread behind the shared limiter."""
-    return await trio.to_thread.run_sync(fn, *args, limiter=netlink_limiter)
+    """Run one netlink job on a worker thread behind this loop's limiter."""
+    return await trio.to_thread.run_sync(fn, *args, limiter=netlink_limiter())
 
 
 def _iproute() -> Any:

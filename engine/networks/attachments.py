@@ -235,9 +235,12 @@ class Attachments:
         return str(pool.gateway) if pool else ""
 
     def _primary(self, records: Sequence[NetworkRecord]) -> NetworkRecord | None:
-        """The network that carries the default route and the published ports."""
+        """The network that carries the default route and the published ports (a
+        network whose driver brings its own IPAM, such as `cni`, can be it too)."""
         for record in records:
-            if not record.internal and record.id in self.catalog.pools:
+            if record.internal:
+                continue
+            if record.id in self.catalog.pools or not self.catalog.driver(record).uses_ipam:
                 return record
         return None
 

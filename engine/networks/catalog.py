@@ -64,8 +64,12 @@ class NetworkCatalog:
     records: dict[str, NetworkRecord] = attrs.field(factory=dict)
     pools: dict[str, ipam.AddressPool] = attrs.field(factory=dict)  # IPv4, by network id
     pools6: dict[str, ipam.AddressPool] = attrs.field(factory=dict)  # IPv6 networks only
-    #: held while networks are created, removed or pruned: one change at a time
+    #: held while networks are created, removed or pruned: one change at a time (not
+    #: while a driver makes a network: see `creating`)
     lock: trio.Lock = attrs.field(factory=trio.Lock)
+    #: networks saved but whose driver is still making them, by id: their names and
+    #: subnets are taken, but nothing can use or remove them yet
+    creating: dict[str, NetworkRecord] = attrs.field(factory=dict)
     #: the host's machine ID: seeds the daemon's unique local IPv6 prefix
     host_id: str = ""
 
@@ -137,8 +141,13 @@ class NetworkCatalog:
         return taken + self._our_subnets(exclude=exclude)
 
     def _our_subnets(self, *, exclude: str = "") -> list[ipam.IPNetwork]:
-        return [ipaddress.ip_network(c.subnet) for r in self.records.values() if r.id != exclude
+        return [ipaddress.ip_network(c.subnet) for r in self.reserved() if r.id != exclude
                 for c in r.ipam if c.subnet]
+
+    def reserved(self) -> list[NetworkRecord]:
+        """Every network whose name and subnets are taken: those in use and those whose
+        driver is still making them."""
+        return [*self.records.values(), *self.creating.values()]
 
     def _checked(self, config: IPAMConfig, *, exclude: str = "") -> IPAMConfig:
         """A user's subnet, checked and refused if another of our networks overlaps it."""

@@ -1,7 +1,8 @@
 """Creating, removing and pruning networks (`network create`, `rm`, `prune`).
 
 Each change holds the catalog's lock, saves the record before the driver makes the
-network (and deletes it after the driver removed it), and starts or stops the network's
+network (and deletes it after the driver removed it; the making itself runs outside the
+lock, the network reserved in `catalog.creating` meanwhile), and starts or stops the network's
 DNS server with it. Docker's refusals and words are kept.
 """
 
@@ -79,7 +80,7 @@ class NetworkLifecycle:
             raise InvalidParameter(str(exc)) from None
         catalog = self.catalog
         async with catalog.lock:
-            if any(r.name == name for r in catalog.records.values()):
+            if any(r.name == name for r in catalog.reserved()):
                 raise Conflict(f"network with name {name} already exists")
             record = NetworkRecord(
                 id=ids.new_id(), name=name, driver=driver, created=now(), internal=internal,
@@ -89,7 +90,7 @@ class NetworkLifecycle:
             )
             bridge_name = checked_options.get("com.docker.network.bridge.name")
             if bridge_name and any(catalog.bridge_name(r) == bridge_name
-                                   for r in catalog.records.values() if r.driver == "bridge"):
+                                   for r in catalog.reserved() if r.driver == "bridge"):
                 raise Conflict(f"bridge name {bridge_name} is already used by another network")
             if plugin.uses_ipam:
                 record.ipam = [await catalog.choose_ipam(configs)]
@@ -102,24 +103,27 @@ class NetworkLifecycle:
             elif enable_ipv6:
                 raise InvalidParameter(f"the {driver} driver does not support IPv6")
             await catalog.store.save(record.id, record)
-            catalog.records[record.id] = record
+            catalog.creating[record.id] = record
             catalog.open_pool(record)
-            try:
-                await plugin.create_network(catalog.network_config(record))
-            except BaseException as exc:
-                with trio.CancelScope(shield=True):
-                    catalog.records.pop(record.id, None)
-                    catalog.close_pools(record.id)
-                    try:
-                        await plugin.delete_network(catalog.network_config(record))
-                    except Exception:
-                        log.exception("cleaning up after a failed network create")
-                    await catalog.store.delete(record.id)
-                if isinstance(exc, Exception):
-                    raise driver_error(exc, f"creating network {name}") from None
-                raise
-            await self.dns.start(record)
-            return record
+        # the driver works without the lock: a slow driver delays no other network change
+        try:
+            await plugin.create_network(catalog.network_config(record))
+        except BaseException as exc:
+            with trio.CancelScope(shield=True):
+                catalog.creating.pop(record.id, None)
+                catalog.close_pools(record.id)
+                try:
+                    await plugin.delete_network(catalog.network_config(record))
+                except Exception:
+                    log.exception("cleaning up after a failed network create")
+                await catalog.store.delete(record.id)
+            if isinstance(exc, Exception):
+                raise driver_error(exc, f"creating network {name}") from None
+            raise
+        catalog.creating.pop(record.id, None)
+        catalog.records[record.id] = record
+        await self.dns.start(record)
+        return record
 
     async def delete_network(self, ref: str) -> None:
         """`DELETE /networks/{id}`."""

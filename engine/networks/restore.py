@@ -13,12 +13,15 @@ import ipaddress
 import logging
 from collections.abc import Iterable
 
+import trio
+
 from engine.errors import EngineError
 from engine.kernel import netlink, netns
 from engine.networks.attachments import Attachments, driver_endpoint, join_endpoint
 from engine.networks.catalog import NetworkCatalog, driver_error
 from engine.networks.dns_servers import NetworkDNS
-from engine.networks.model import AttachmentRecord
+from engine.networks.model import AttachmentRecord, NetworkRecord
+from plugins.network_contract import NetworkDriver
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +30,12 @@ async def restore_networking(catalog: NetworkCatalog, dns: NetworkDNS, attachmen
                              running: Iterable[str]) -> None:
     """Bring networks and attachments back in line with what runs; then let starts in."""
     alive = set(running)
-    for record in list(catalog.records.values()):
-        try:
-            await catalog.driver(record).create_network(catalog.network_config(record))
-        except Exception as exc:
-            log.error("network %s could not be set up: %s", record.name,
-                      driver_error(exc, "setting up").message)
-        await dns.start(record)
+    by_driver: dict[str, list[NetworkRecord]] = {}
+    for record in catalog.records.values():
+        by_driver.setdefault(record.driver, []).append(record)
+    async with trio.open_nursery() as nursery:  # a slow driver delays only its own networks
+        for records in by_driver.values():
+            nursery.start_soon(_remake_networks, catalog, dns, records)
     for cid, attached in list(attachments.records.items()):
         if cid in alive:
             try:
@@ -43,12 +45,29 @@ async def restore_networking(catalog: NetworkCatalog, dns: NetworkDNS, attachmen
         else:
             await attachments.teardown(attached)
     await netlink.netlink(_sweep_namespaces, attachments)
-    for name, driver in catalog.drivers.items():
-        try:
-            await driver.ready()
-        except Exception:
-            log.exception("network driver %s failed to apply its state", name)
+    async with trio.open_nursery() as nursery:
+        for name, driver in catalog.drivers.items():
+            nursery.start_soon(_ready, name, driver)
     attachments.restored.set()
+
+
+async def _remake_networks(catalog: NetworkCatalog, dns: NetworkDNS,
+                           records: list[NetworkRecord]) -> None:
+    """One driver's networks, in order."""
+    for record in records:
+        try:
+            await catalog.driver(record).create_network(catalog.network_config(record))
+        except Exception as exc:
+            log.error("network %s could not be set up: %s", record.name,
+                      driver_error(exc, "setting up").message)
+        await dns.start(record)
+
+
+async def _ready(name: str, driver: NetworkDriver) -> None:
+    try:
+        await driver.ready()
+    except Exception:
+        log.exception("network driver %s failed to apply its state", name)
 
 
 def _sweep_namespaces(attachments: Attachments) -> None:

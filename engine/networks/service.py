@@ -105,22 +105,26 @@ class NetworkService:
         async with trio.open_nursery() as nursery:
             self.dns.nursery = nursery
             self.attachments.forwarders.nursery = nursery
-            for name, driver in self.catalog.drivers.items():
-                context = DriverContext(
-                    prefix=self.options.prefix,
-                    state_dir=self.data_root / "state" / "network-drivers" / name,
-                    run_dir=self.exec_root / "network-drivers" / name,
-                    spawn=self._spawn,
-                )
-                try:
-                    await driver.setup(context)
-                except Exception:
-                    log.exception("network driver %s failed to set up", name)
+            async with trio.open_nursery() as setups:  # a slow driver delays no other
+                for name, driver in self.catalog.drivers.items():
+                    setups.start_soon(self._setup_driver, name, driver)
             task_status.started()
             try:
                 await trio.sleep_forever()
             finally:
                 self.ports.close()
+
+    async def _setup_driver(self, name: str, driver: NetworkDriver) -> None:
+        context = DriverContext(
+            prefix=self.options.prefix,
+            state_dir=self.data_root / "state" / "network-drivers" / name,
+            run_dir=self.exec_root / "network-drivers" / name,
+            spawn=self._spawn,
+        )
+        try:
+            await driver.setup(context)
+        except Exception:
+            log.exception("network driver %s failed to set up", name)
 
     def _spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
         assert self.dns.nursery is not None

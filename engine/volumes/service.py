@@ -109,13 +109,19 @@ class VolumeService:
                                                  durable=durable)
         records = await trio.to_thread.run_sync(store.load_all)
         service = cls(data_root, dict(drivers), store, records, events)
-        for driver_name, driver in service.drivers.items():
+        listed: dict[str, Sequence[VolumeInfo]] = {}
+
+        async def list_of(driver_name: str, driver: VolumeDriver) -> None:
             try:
-                infos = await driver.list()
+                listed[driver_name] = await driver.list()
             except Exception as exc:
                 log.warning("volume driver %s cannot list its volumes: %s", driver_name, exc)
-                continue
-            for info in infos:
+
+        async with trio.open_nursery() as nursery:  # a slow driver delays no other's list
+            for driver_name, driver in service.drivers.items():
+                nursery.start_soon(list_of, driver_name, driver)
+        for driver_name, driver in service.drivers.items():
+            for info in listed.get(driver_name, ()):
                 if info.name in records:
                     continue
                 try:

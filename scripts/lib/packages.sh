@@ -6,7 +6,8 @@
 
 # what any moord needs (production and tests alike)
 runtime_packages=(crun runc conmon busybox-static golang-github-containers-common tini catatonit
-                  nftables iproute2 ca-certificates python3 python3-venv)
+                  nftables iproute2 ca-certificates python3 python3-venv
+                  containernetworking-plugins iptables)  # CNI networks, macvlan, ipvlan (portmap uses iptables)
 
 # what only the tests use: a registry server (registry 2.8) for pull/push, htpasswd for
 # its basic auth, skopeo to read the archives moord saves, Prometheus to scrape moord

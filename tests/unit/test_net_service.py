@@ -4,11 +4,13 @@ given so no host routes are read. Docker's words for what it refuses."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
 import attrs
 import pytest
+import trio
 
 from engine.errors import Conflict, Forbidden, InvalidParameter, NotFound
 from engine.networks.catalog import now as ep_created
@@ -328,3 +330,37 @@ async def test_endpoints_and_ports_of_an_ipv6_network(service: NetworkService) -
     with pytest.raises(InvalidParameter, match="needs an IPv6 network"):
         service.validate_container_networking(network_mode="bridge",
                                               port_bindings={"80/tcp": [("::1", "8081")]})
+
+
+@attrs.define(eq=False)
+class SlowMaker(Recorder):
+    """`create_network` waits until the test lets it finish."""
+
+    release: trio.Event = attrs.field(factory=trio.Event)
+    entered: trio.Event = attrs.field(factory=trio.Event)
+
+    async def create_network(self, network: NetworkConfig) -> None:
+        self.entered.set()
+        await self.release.wait()
+        await super().create_network(network)
+
+
+async def test_a_driver_making_a_network_holds_no_other_network_change(tmp_path: Path) -> None:
+    slow = SlowMaker("slow")
+    svc = await NetworkService.open(data_root=tmp_path / "data", exec_root=tmp_path / "run",
+                                    drivers={**drivers(), "slow": slow}, durable=False,
+                                    options=OPTIONS)
+    svc._restored.set()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(svc.create_network, name="pending", driver="slow",
+                                   ipam_configs=[IPAMConfig("10.213.9.0/24")]))
+        await slow.entered.wait()
+        # another network is made meanwhile; the pending one's name and subnet are taken
+        await svc.create_network(name="other")
+        with pytest.raises(Conflict, match="network with name pending already exists"):
+            await svc.create_network(name="pending")
+        with pytest.raises(Forbidden, match="overlaps"):
+            await svc.create_network(name="x", ipam_configs=[IPAMConfig("10.213.9.0/25")])
+        assert "pending" not in {r.name for r in svc.list_networks()}  # not usable yet
+        slow.release.set()
+    assert "pending" in {r.name for r in svc.list_networks()}

@@ -65,7 +65,7 @@ def test_builtins_load_with_autoload_off() -> None:
     logs = drivers_by_name("log", pm.hook.moorage_log_drivers())
     assert {"json-file", "k8s-file", "local", "none"} <= set(logs)
     assert set(drivers_by_name("network", pm.hook.moorage_network_drivers())) == {
-        "bridge", "host", "null"}
+        "bridge", "host", "null", "cni", "macvlan", "ipvlan"}
 
 
 def test_the_switch_leaves_only_the_builtins(third_party_first: None,
