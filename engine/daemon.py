@@ -52,6 +52,8 @@ from engine.containers.execs import ExecManager
 from engine.containers.manager import ContainerDirectory, ContainerManager
 from engine.daemon_logging import configure_logging
 from engine.daemon_reload import apply_config, read_config
+from engine.docker_plugins.registry import PluginRegistry, plugin_dirs
+from engine.docker_plugins.volumes import VolumeDriverTable
 from engine.engine import Engine
 from engine.errors import HostNotReady
 from engine.events import EventBus
@@ -163,7 +165,10 @@ async def _serve(config: DaemonConfig, config_argv: list[str] | None, link: Serv
     except BuiltinsNotInstalled as exc:
         raise HostNotReady(str(exc)) from None
     log_drivers: dict[str, LogDriver] = drivers_by_name("log", pm.hook.moorage_log_drivers())
-    volumes = await VolumeService.open(config.data_root, volume_drivers_from(pm, config.data_root),
+    docker_plugins = PluginRegistry(plugin_dirs(config.plugin_socket_dir, config.plugin_spec_dirs),
+                                    timeout=config.plugin_timeout)
+    volume_drivers = VolumeDriverTable(volume_drivers_from(pm, config.data_root), docker_plugins)
+    volumes = await VolumeService.open(config.data_root, volume_drivers,
                                        events=events, durable=config.durable_store)
     containers = await trio.to_thread.run_sync(ContainerManager.open, config, host, images, events,
                                                log_drivers)
@@ -181,7 +186,7 @@ async def _serve(config: DaemonConfig, config_argv: list[str] | None, link: Serv
         volumes.adopt(c.id, c.mounts, running=c.state.is_live)
     engine = Engine(config=config, host=host, images=images, containers=containers, events=events,
                     volumes=volumes, networks=networks, id=engine_id,
-                    registry=RegistryService(config, images))
+                    registry=RegistryService(config, images), docker_plugins=docker_plugins)
     engine.execs = ExecManager(containers)
     engine.plugins = await PluginStore.open(config.data_root, durable=config.durable_store)
     engine.build = await BuildService.open(config.data_root, containers, images, engine.registry,

@@ -1,0 +1,185 @@
+"""A VolumeDriver plugin seen through `plugins.volume_contract`, so the volume service
+treats `docker volume create -d rclone` like `-d local`.
+
+Each contract method is one plugin call (`VolumeDriver.Create`, `.Remove`, `.Mount` and
+`.Unmount` with the container's ID, `.Path`, `.Get`, `.List`, `.Capabilities`), made
+through the registry, which finds and activates the plugin the first time (waiting for
+it within the deadline). The plugin validates its own options (at `Create`, as with
+dockerd), so `validate` passes them through.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from typing import Any
+
+import attrs
+
+from engine.docker_plugins.client import PluginError, PluginUnreachable
+from engine.docker_plugins.discovery import valid_name
+from engine.docker_plugins.registry import VOLUME, PluginNotFound, PluginRegistry
+from plugins.volume_contract import (
+    LOCAL_SCOPE,
+    VolumeCapabilities,
+    VolumeDriver,
+    VolumeDriverError,
+    VolumeInfo,
+    VolumeNotFoundError,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _created(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _info(doc: Any, name: str) -> VolumeInfo:
+    """A `Volume` object of the protocol as the contract's VolumeInfo."""
+    if not isinstance(doc, Mapping):
+        raise VolumeDriverError(f"the plugin's answer for volume {name} is not an object")
+    status = doc.get("Status")
+    return VolumeInfo(name=str(doc.get("Name") or name), mountpoint=str(doc.get("Mountpoint") or ""),
+                      created=_created(doc.get("CreatedAt")),
+                      status={str(k): str(v) for k, v in status.items()}
+                      if isinstance(status, Mapping) else {})
+
+
+@attrs.define(eq=False)
+class RemoteVolumeDriver:
+    """The volume driver of the Docker plugin called `name`."""
+
+    _name: str
+    registry: PluginRegistry
+    _scope: str = LOCAL_SCOPE
+    _asked_capabilities: bool = False
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def scope(self) -> str:
+        return self._scope
+
+    def capabilities(self) -> VolumeCapabilities:
+        return VolumeCapabilities(scope=self._scope)
+
+    def validate(self, options: Mapping[str, str]) -> dict[str, str]:
+        return dict(options)
+
+    async def _call(self, method: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """One `VolumeDriver.method` call; the plugin's errors become the contract's."""
+        try:
+            plugin = await self.registry.get(self._name, VOLUME)
+            if not self._asked_capabilities:
+                await self._ask_capabilities(plugin.client.call)
+            return await plugin.client.call(f"VolumeDriver.{method}", payload)
+        except PluginNotFound as exc:
+            raise VolumeDriverError(f"error looking up volume plugin {self._name}: "
+                                    f"{exc.message}") from None
+        except PluginUnreachable as exc:
+            self.registry.forget(self._name)
+            raise VolumeDriverError(f"volume plugin {self._name}: {exc.message}") from None
+        except PluginError as exc:
+            raise VolumeDriverError(f"volume plugin {self._name}: {method}: "
+                                    f"{exc.message}") from None
+
+    async def _ask_capabilities(self, call: Callable[..., Any]) -> None:
+        """The plugin's scope (`local` when it does not say, as dockerd assumes)."""
+        try:
+            answer = await call("VolumeDriver.Capabilities", {})
+        except PluginUnreachable:
+            raise
+        except PluginError:
+            answer = {}
+        scope = (answer.get("Capabilities") or {}).get("Scope") or LOCAL_SCOPE
+        self._scope = str(scope).lower()
+        self._asked_capabilities = True
+
+    async def create(self, name: str, options: Mapping[str, str]) -> VolumeInfo:
+        await self._call("Create", {"Name": name, "Opts": dict(options)})
+        return VolumeInfo(name=name, mountpoint="")
+
+    async def remove(self, name: str) -> None:
+        await self._call("Remove", {"Name": name})
+
+    async def mount(self, name: str, container_id: str) -> str:
+        answer = await self._call("Mount", {"Name": name, "ID": container_id})
+        mountpoint = str(answer.get("Mountpoint") or "")
+        if not mountpoint:
+            raise VolumeDriverError(f"volume plugin {self._name}: Mount {name}: no Mountpoint")
+        return mountpoint
+
+    async def unmount(self, name: str, container_id: str) -> None:
+        await self._call("Unmount", {"Name": name, "ID": container_id})
+
+    async def path(self, name: str) -> str:
+        return str((await self._call("Path", {"Name": name})).get("Mountpoint") or "")
+
+    async def list(self) -> Sequence[VolumeInfo]:
+        volumes = (await self._call("List", {})).get("Volumes") or []
+        if not isinstance(volumes, list):
+            raise VolumeDriverError(f"volume plugin {self._name}: List: Volumes is not a list")
+        return [_info(v, "") for v in volumes]
+
+    async def get(self, name: str) -> VolumeInfo:
+        try:
+            answer = await self._call("Get", {"Name": name})
+        except VolumeDriverError as exc:
+            if "not found" in str(exc).lower():
+                raise VolumeNotFoundError(name) from None
+            raise
+        return _info(answer.get("Volume"), name)
+
+
+@attrs.define(eq=False)
+class VolumeDriverTable(MutableMapping[str, VolumeDriver]):
+    """moord's volume drivers: the pluggy ones, and a Docker plugin for any other name.
+
+    Looking a name up never does I/O (it is called on the event loop): an unknown name
+    gives a `RemoteVolumeDriver` whose first call finds the plugin (or fails, after the
+    wait, with Docker's "plugin not found"). Iterating yields the pluggy drivers and the
+    remote ones used so far, so start-up's adoption (which lists each driver's volumes)
+    never waits on a plugin that is not running.
+    """
+
+    builtins: dict[str, VolumeDriver]
+    registry: PluginRegistry
+    remote: dict[str, RemoteVolumeDriver] = attrs.field(factory=dict)
+    factory: Callable[[str, PluginRegistry], RemoteVolumeDriver] = RemoteVolumeDriver
+
+    def __getitem__(self, name: str) -> VolumeDriver:
+        driver = self.builtins.get(name)
+        if driver is not None:
+            return driver
+        if not valid_name(name):
+            raise KeyError(name)
+        remote = self.remote.get(name)
+        if remote is None:
+            remote = self.remote[name] = self.factory(name, self.registry)
+        return remote
+
+    def __setitem__(self, name: str, driver: VolumeDriver) -> None:
+        self.builtins[name] = driver
+
+    def __delitem__(self, name: str) -> None:
+        self.builtins.pop(name, None)
+        self.remote.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.builtins
+        yield from (n for n in self.remote if n not in self.builtins)
+
+    def __len__(self) -> int:
+        return len(self.builtins) + len(set(self.remote) - set(self.builtins))
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and (name in self.builtins or valid_name(name))
