@@ -52,6 +52,7 @@ from engine.containers.execs import ExecManager
 from engine.containers.manager import ContainerDirectory, ContainerManager
 from engine.daemon_logging import configure_logging
 from engine.daemon_reload import apply_config, read_config
+from engine.docker_plugins.authz import AuthzChain
 from engine.docker_plugins.registry import PluginRegistry, plugin_dirs
 from engine.docker_plugins.volumes import VolumeDriverTable
 from engine.engine import Engine
@@ -198,6 +199,9 @@ async def _serve(config: DaemonConfig, config_argv: list[str] | None, link: Serv
                           processes_api.router, archive_api.router, df_api.router,
                           swarm_api.router, plugins_api.router])
     server = APIServer(routes, engine)
+    if config.authorization_plugins:
+        server.authorizer = AuthzChain(docker_plugins, config.authorization_plugins)
+        log.info("authorization plugins: %s", ", ".join(config.authorization_plugins))
     describe_engine(METRICS, EngineFacts(
         version=_version(), architecture=host.architecture, kernel=host.kernel_version,
         os=host.operating_system, os_version=host.os_version, daemon_id=engine_id))
