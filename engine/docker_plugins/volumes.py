@@ -147,8 +147,9 @@ class VolumeDriverTable(MutableMapping[str, VolumeDriver]):
     Looking a name up never does I/O (it is called on the event loop): an unknown name
     gives a `RemoteVolumeDriver` whose first call finds the plugin (or fails, after the
     wait, with Docker's "plugin not found"). Iterating yields the pluggy drivers and the
-    remote ones used so far, so start-up's adoption (which lists each driver's volumes)
-    never waits on a plugin that is not running.
+    plugins activated so far (what `docker info` lists, as dockerd does), so start-up's
+    adoption (which lists each driver's volumes) never waits on a plugin that is not
+    running.
     """
 
     builtins: dict[str, VolumeDriver]
@@ -174,12 +175,16 @@ class VolumeDriverTable(MutableMapping[str, VolumeDriver]):
         self.builtins.pop(name, None)
         self.remote.pop(name, None)
 
+    def _activated(self) -> list[str]:
+        return [p.name for p in self.registry.active()
+                if VOLUME in p.implements and p.name not in self.builtins]
+
     def __iter__(self) -> Iterator[str]:
         yield from self.builtins
-        yield from (n for n in self.remote if n not in self.builtins)
+        yield from self._activated()
 
     def __len__(self) -> int:
-        return len(self.builtins) + len(set(self.remote) - set(self.builtins))
+        return len(self.builtins) + len(self._activated())
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and (name in self.builtins or valid_name(name))

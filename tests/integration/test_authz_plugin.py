@@ -50,6 +50,8 @@ def test_an_authorization_plugin_denies_exec_and_allows_the_rest(
         assert f"authorization denied by plugin no-exec: {MESSAGE}" in denied.stderr, denied.stderr
 
         assert d.docker("inspect", "-f", "{{.State.Running}}", "guarded").stdout.strip() == "true"
+        plugins = json.loads(d.docker("info", "--format", "{{json .Plugins}}").stdout)
+        assert plugins["Authorization"] == ["no-exec"]
         d.docker("volume", "create", "kept")
         d.docker("rm", "-f", "guarded")
         d.stop()  # while the plugin still answers (every request needs it)

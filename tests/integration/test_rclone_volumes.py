@@ -9,6 +9,7 @@ run` fails with an error that names the plugin; once rclone is back, it works ag
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -109,6 +110,10 @@ def test_rclone_volume_survives_a_moord_restart_and_a_plugin_outage(
     d.docker("volume", "create", "-d", "rclone", "-o", f"remote=:local:{remote}", "shared")
     listed = d.docker("volume", "ls", "--format", "{{.Driver}} {{.Name}}").stdout.split("\n")
     assert "rclone shared" in listed
+    # as dockerd: an activated legacy plugin is in `docker info`, not in `docker plugin ls`
+    plugins = json.loads(d.docker("info", "--format", "{{json .Plugins}}").stdout)
+    assert plugins["Volume"] == ["local", "rclone"]
+    assert d.docker("plugin", "ls", "-q").stdout.split() == []
     d.docker("run", "--rm", "-v", "shared:/data", "busybox", "sh", "-c",
              "echo bytes through rclone > /data/greeting", timeout=120)
     assert _wait_for(remote / "greeting", "bytes through rclone\n") == "bytes through rclone\n"

@@ -98,7 +98,7 @@ async def test_a_plugin_that_went_away_is_activated_again_when_back(tmp_path: Pa
     assert server.requests[0][0] == "Plugin.Activate"
 
 
-def test_the_table_finds_remote_drivers_by_name_without_io(tmp_path: Path) -> None:
+async def test_the_table_finds_remote_drivers_by_name_without_io(tmp_path: Path) -> None:
     registry = _registry(tmp_path)
     local = RemoteVolumeDriver("local", registry)  # stands in for a pluggy driver
     table = VolumeDriverTable({"local": local}, registry)
@@ -107,8 +107,11 @@ def test_the_table_finds_remote_drivers_by_name_without_io(tmp_path: Path) -> No
     rclone = table.get("rclone")
     assert isinstance(rclone, RemoteVolumeDriver)
     assert table["rclone"] is rclone
-    assert list(table) == ["local", "rclone"]
-    assert len(table) == 2
+    assert list(table) == ["local"]  # known by name, listed once activated
     assert "anything" in table
     assert "../x" not in table
     assert table.get("../x") is None
+    with serve_plugin(tmp_path / "run" / "rclone.sock", FakeVolumes()):
+        await rclone.list()
+    assert list(table) == ["local", "rclone"]
+    assert len(table) == 2
