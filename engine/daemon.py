@@ -53,8 +53,9 @@ from engine.containers.manager import ContainerDirectory, ContainerManager
 from engine.daemon_logging import configure_logging
 from engine.daemon_reload import apply_config, read_config
 from engine.docker_plugins.authz import AuthzChain
+from engine.docker_plugins.networks import network_driver_table
 from engine.docker_plugins.registry import PluginRegistry, plugin_dirs
-from engine.docker_plugins.volumes import VolumeDriverTable
+from engine.docker_plugins.volumes import volume_driver_table
 from engine.engine import Engine
 from engine.errors import HostNotReady
 from engine.events import EventBus
@@ -168,14 +169,16 @@ async def _serve(config: DaemonConfig, config_argv: list[str] | None, link: Serv
     log_drivers: dict[str, LogDriver] = drivers_by_name("log", pm.hook.moorage_log_drivers())
     docker_plugins = PluginRegistry(plugin_dirs(config.plugin_socket_dir, config.plugin_spec_dirs),
                                     timeout=config.plugin_timeout)
-    volume_drivers = VolumeDriverTable(volume_drivers_from(pm, config.data_root), docker_plugins)
+    volume_drivers = volume_driver_table(volume_drivers_from(pm, config.data_root), docker_plugins)
     volumes = await VolumeService.open(config.data_root, volume_drivers,
                                        events=events, durable=config.durable_store)
     containers = await trio.to_thread.run_sync(ContainerManager.open, config, host, images, events,
                                                log_drivers)
     networks = await NetworkService.open(
         data_root=config.data_root, exec_root=config.exec_root,
-        drivers=drivers_from_plugins(pm.hook.moorage_network_drivers()),
+        drivers=network_driver_table(drivers_from_plugins(pm.hook.moorage_network_drivers()),
+                                     docker_plugins,
+                                     config.data_root / "state" / "docker-network-plugins"),
         options=network_options, durable=config.durable_store)
     networks.bind_containers(ContainerDirectory(containers))
     containers.networks = networks

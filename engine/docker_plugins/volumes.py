@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from engine.docker_plugins.client import PluginError, PluginUnreachable
-from engine.docker_plugins.discovery import valid_name
 from engine.docker_plugins.registry import VOLUME, PluginNotFound, PluginRegistry
+from engine.docker_plugins.tables import DriverTable
 from plugins.volume_contract import (
     LOCAL_SCOPE,
     VolumeCapabilities,
@@ -140,51 +140,7 @@ class RemoteVolumeDriver:
         return _info(answer.get("Volume"), name)
 
 
-@attrs.define(eq=False)
-class VolumeDriverTable(MutableMapping[str, VolumeDriver]):
-    """moord's volume drivers: the pluggy ones, and a Docker plugin for any other name.
-
-    Looking a name up never does I/O (it is called on the event loop): an unknown name
-    gives a `RemoteVolumeDriver` whose first call finds the plugin (or fails, after the
-    wait, with Docker's "plugin not found"). Iterating yields the pluggy drivers and the
-    plugins activated so far (what `docker info` lists, as dockerd does), so start-up's
-    adoption (which lists each driver's volumes) never waits on a plugin that is not
-    running.
-    """
-
-    builtins: dict[str, VolumeDriver]
-    registry: PluginRegistry
-    remote: dict[str, RemoteVolumeDriver] = attrs.field(factory=dict)
-    factory: Callable[[str, PluginRegistry], RemoteVolumeDriver] = RemoteVolumeDriver
-
-    def __getitem__(self, name: str) -> VolumeDriver:
-        driver = self.builtins.get(name)
-        if driver is not None:
-            return driver
-        if not valid_name(name):
-            raise KeyError(name)
-        remote = self.remote.get(name)
-        if remote is None:
-            remote = self.remote[name] = self.factory(name, self.registry)
-        return remote
-
-    def __setitem__(self, name: str, driver: VolumeDriver) -> None:
-        self.builtins[name] = driver
-
-    def __delitem__(self, name: str) -> None:
-        self.builtins.pop(name, None)
-        self.remote.pop(name, None)
-
-    def _activated(self) -> list[str]:
-        return [p.name for p in self.registry.active()
-                if VOLUME in p.implements and p.name not in self.builtins]
-
-    def __iter__(self) -> Iterator[str]:
-        yield from self.builtins
-        yield from self._activated()
-
-    def __len__(self) -> int:
-        return len(self.builtins) + len(self._activated())
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and (name in self.builtins or valid_name(name))
+def volume_driver_table(builtins: dict[str, VolumeDriver],
+                        registry: PluginRegistry) -> DriverTable[VolumeDriver]:
+    """The pluggy volume drivers, and a Docker volume plugin for any other name."""
+    return DriverTable(builtins, registry, VOLUME, lambda name: RemoteVolumeDriver(name, registry))

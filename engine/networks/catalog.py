@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 
 import attrs
@@ -59,7 +59,7 @@ def driver_error(exc: BaseException, what: str) -> EngineError:
 @attrs.define(eq=False)
 class NetworkCatalog:
     options: NetworkOptions
-    drivers: dict[str, NetworkDriver]
+    drivers: MutableMapping[str, NetworkDriver]  # a table that may find drivers lazily
     store: RecordStore[NetworkRecord]
     records: dict[str, NetworkRecord] = attrs.field(factory=dict)
     pools: dict[str, ipam.AddressPool] = attrs.field(factory=dict)  # IPv4, by network id
@@ -70,7 +70,7 @@ class NetworkCatalog:
     host_id: str = ""
 
     @classmethod
-    async def open(cls, *, data_root: Path, drivers: Mapping[str, NetworkDriver],
+    async def open(cls, *, data_root: Path, drivers: MutableMapping[str, NetworkDriver],
                    options: NetworkOptions, durable: bool) -> NetworkCatalog:
         """Load the records and make sure `bridge`, `host` and `none` exist."""
         for needed in ("bridge", "host", "null"):
@@ -79,7 +79,7 @@ class NetworkCatalog:
         store: RecordStore[NetworkRecord] = RecordStore(
             data_root / "state" / "networks", NetworkRecord, durable=durable)
         loaded = await trio.to_thread.run_sync(store.load_all)
-        catalog = cls(options, dict(drivers), store, {r.id: r for r in loaded.values()},
+        catalog = cls(options, drivers, store, {r.id: r for r in loaded.values()},
                       host_id=await trio.to_thread.run_sync(machine_id))
         await catalog._ensure_predefined()
         for record in catalog.records.values():

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from pathlib import Path
 
 import attrs
@@ -74,7 +74,7 @@ class NetworkService:
 
     # opening and running ---------------------------------------------------------------------
     @classmethod
-    async def open(cls, *, data_root: Path, exec_root: Path, drivers: Mapping[str, NetworkDriver],
+    async def open(cls, *, data_root: Path, exec_root: Path, drivers: MutableMapping[str, NetworkDriver],
                    options: NetworkOptions | None = None, durable: bool = True) -> NetworkService:
         """Load the records and make sure `bridge`, `host` and `none` exist.
 

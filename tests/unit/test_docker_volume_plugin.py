@@ -11,7 +11,7 @@ import pytest
 
 from engine.docker_plugins.discovery import PluginDirs
 from engine.docker_plugins.registry import PluginRegistry
-from engine.docker_plugins.volumes import RemoteVolumeDriver, VolumeDriverTable
+from engine.docker_plugins.volumes import RemoteVolumeDriver, volume_driver_table
 from plugins.volume_contract import VolumeDriver, VolumeDriverError, VolumeNotFoundError
 from tests.support.fake_plugin import serve_plugin
 
@@ -101,7 +101,7 @@ async def test_a_plugin_that_went_away_is_activated_again_when_back(tmp_path: Pa
 async def test_the_table_finds_remote_drivers_by_name_without_io(tmp_path: Path) -> None:
     registry = _registry(tmp_path)
     local = RemoteVolumeDriver("local", registry)  # stands in for a pluggy driver
-    table = VolumeDriverTable({"local": local}, registry)
+    table = volume_driver_table({"local": local}, registry)
     assert table["local"] is local
     assert list(table) == ["local"]
     rclone = table.get("rclone")
