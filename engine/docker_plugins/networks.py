@@ -26,14 +26,14 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import trio
 
 from engine.docker_plugins import interfaces
-from engine.docker_plugins.client import PluginError, PluginUnreachable
-from engine.docker_plugins.registry import NETWORK, PluginNotFound, PluginRegistry
+from engine.docker_plugins.adapter import Call, PluginAdapter, answer_or_nothing
+from engine.docker_plugins.registry import NETWORK, PluginRegistry
 from engine.docker_plugins.tables import DriverTable
 from engine.kernel.netlink import netlink
 from plugins.network_contract import (
@@ -98,18 +98,15 @@ class _Known:
 
 
 @attrs.define(eq=False)
-class RemoteNetworkDriver:
+class RemoteNetworkDriver(PluginAdapter):
     """The network driver of the Docker plugin called `name`."""
 
-    _name: str
-    registry: PluginRegistry
-    state_dir: Path
-    _known: _Known | None = None
-    _asked_capabilities: bool = False
+    kind: ClassVar[str] = NETWORK
+    noun: ClassVar[str] = "network"
+    error: ClassVar[type[Exception]] = NetworkDriverError
 
-    @property
-    def name(self) -> str:
-        return self._name
+    state_dir: Path = attrs.field(kw_only=True)
+    _known: _Known | None = attrs.field(default=None, kw_only=True)
 
     @property
     def namespace(self) -> NamespaceMode:
@@ -129,6 +126,13 @@ class RemoteNetworkDriver:
     def validate_options(self, options: Mapping[str, str]) -> dict[str, str]:
         return dict(options)  # the plugin judges them at CreateNetwork
 
+    async def introduce(self, call: Call) -> None:
+        """dockerd asks once; moorage networks are local whatever the plugin's scope."""
+        answer = await answer_or_nothing(call, "NetworkDriver.GetCapabilities")
+        if str(answer.get("Scope") or "local") != "local":
+            log.info("network plugin %s has scope %s; moorage uses its networks locally",
+                     self._name, answer.get("Scope"))
+
     async def _state(self) -> _Known:
         if self._known is None:
             known = _Known(self.state_dir / f"{self._name}.json")
@@ -139,31 +143,11 @@ class RemoteNetworkDriver:
     async def _save(self) -> None:
         await trio.to_thread.run_sync((await self._state()).save)
 
-    async def _call(self, method: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        try:
-            plugin = await self.registry.get(self._name, NETWORK)
-            if not self._asked_capabilities:
-                try:
-                    await plugin.client.call("NetworkDriver.GetCapabilities", {})
-                except PluginError as exc:
-                    if isinstance(exc, PluginUnreachable):
-                        raise
-                self._asked_capabilities = True
-            return await plugin.client.call(f"NetworkDriver.{method}", payload)
-        except PluginNotFound as exc:
-            raise NetworkDriverError(f"error looking up network plugin {self._name}: "
-                                     f"{exc.message}") from None
-        except PluginUnreachable as exc:
-            self.registry.forget(self._name)
-            raise NetworkDriverError(f"network plugin {self._name}: {exc.message}") from None
-        except PluginError as exc:
-            raise NetworkDriverError(f"network plugin {self._name}: {method}: {exc.message}") from None
-
     async def create_network(self, network: NetworkConfig) -> None:
         known = await self._state()
         if network.id in known.networks:
             return
-        await self._call("CreateNetwork", {
+        await self.call("CreateNetwork", {
             "NetworkID": network.id,
             "Options": {GENERIC: dict(network.options),
                         "com.docker.network.enable_ipv6": network.subnet6 is not None,
@@ -175,7 +159,7 @@ class RemoteNetworkDriver:
 
     async def delete_network(self, network: NetworkConfig) -> None:
         known = await self._state()
-        await self._call("DeleteNetwork", {"NetworkID": network.id})
+        await self.call("DeleteNetwork", {"NetworkID": network.id})
         known.networks.discard(network.id)
         await self._save()
 
@@ -190,10 +174,10 @@ class RemoteNetworkDriver:
         if endpoint.mac:
             interface["MacAddress"] = endpoint.mac
         ids = {"NetworkID": network.id, "EndpointID": endpoint.id}
-        created = await self._call("CreateEndpoint", {**ids, "Interface": interface,
+        created = await self.call("CreateEndpoint", {**ids, "Interface": interface,
                                                       "Options": dict(endpoint.options)})
         given = created.get("Interface") or {}
-        answer = await self._call("Join", {**ids, "SandboxKey": endpoint.netns, "Options": {}})
+        answer = await self.call("Join", {**ids, "SandboxKey": endpoint.netns, "Options": {}})
         names = answer.get("InterfaceName") or {}
         src = str(names.get("SrcName") or "")
         if not src:
@@ -223,7 +207,7 @@ class RemoteNetworkDriver:
     async def _leave_plugin(self, ids: Mapping[str, str]) -> None:
         for method in ("Leave", "DeleteEndpoint"):
             try:
-                await self._call(method, ids)
+                await self.call(method, ids)
             except NetworkDriverError as exc:
                 log.warning("%s", exc)
 
@@ -244,14 +228,14 @@ class RemoteNetworkDriver:
                      "HostIP": p.host_ip, "HostPort": p.host_port, "HostPortEnd": p.host_port}
                     for p in ports]
         exposed = [{"Proto": _PROTOCOLS[p.protocol], "Port": p.container_port} for p in ports]
-        await self._call("ProgramExternalConnectivity", {
+        await self.call("ProgramExternalConnectivity", {
             "NetworkID": network.id, "EndpointID": endpoint.id,
             "Options": {"com.docker.network.portmap": bindings,
                         "com.docker.network.endpoint.exposedports": exposed}})
 
     async def unpublish(self, network: NetworkConfig, endpoint: Endpoint) -> None:
         try:
-            await self._call("RevokeExternalConnectivity",
+            await self.call("RevokeExternalConnectivity",
                              {"NetworkID": network.id, "EndpointID": endpoint.id})
         except NetworkDriverError as exc:
             log.warning("%s", exc)
@@ -270,4 +254,4 @@ def network_driver_table(builtins: dict[str, NetworkDriver], registry: PluginReg
                          state_dir: Path) -> DriverTable[NetworkDriver]:
     """The pluggy network drivers, and a Docker network plugin for any other name."""
     return DriverTable(builtins, registry, NETWORK,
-                       lambda name: RemoteNetworkDriver(name, registry, state_dir))
+                       lambda name: RemoteNetworkDriver(name, registry, state_dir=state_dir))

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import attrs
 
-from engine.docker_plugins.client import PluginError, PluginUnreachable
-from engine.docker_plugins.registry import VOLUME, PluginNotFound, PluginRegistry
+from engine.docker_plugins.adapter import Call, PluginAdapter, answer_or_nothing
+from engine.docker_plugins.registry import VOLUME, PluginRegistry
 from engine.docker_plugins.tables import DriverTable
 from plugins.volume_contract import (
     LOCAL_SCOPE,
@@ -53,17 +53,14 @@ def _info(doc: Any, name: str) -> VolumeInfo:
 
 
 @attrs.define(eq=False)
-class RemoteVolumeDriver:
+class RemoteVolumeDriver(PluginAdapter):
     """The volume driver of the Docker plugin called `name`."""
 
-    _name: str
-    registry: PluginRegistry
-    _scope: str = LOCAL_SCOPE
-    _asked_capabilities: bool = False
+    kind: ClassVar[str] = VOLUME
+    noun: ClassVar[str] = "volume"
+    error: ClassVar[type[Exception]] = VolumeDriverError
 
-    @property
-    def name(self) -> str:
-        return self._name
+    _scope: str = attrs.field(default=LOCAL_SCOPE, kw_only=True)
 
     @property
     def scope(self) -> str:
@@ -75,64 +72,40 @@ class RemoteVolumeDriver:
     def validate(self, options: Mapping[str, str]) -> dict[str, str]:
         return dict(options)
 
-    async def _call(self, method: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        """One `VolumeDriver.method` call; the plugin's errors become the contract's."""
-        try:
-            plugin = await self.registry.get(self._name, VOLUME)
-            if not self._asked_capabilities:
-                await self._ask_capabilities(plugin.client.call)
-            return await plugin.client.call(f"VolumeDriver.{method}", payload)
-        except PluginNotFound as exc:
-            raise VolumeDriverError(f"error looking up volume plugin {self._name}: "
-                                    f"{exc.message}") from None
-        except PluginUnreachable as exc:
-            self.registry.forget(self._name)
-            raise VolumeDriverError(f"volume plugin {self._name}: {exc.message}") from None
-        except PluginError as exc:
-            raise VolumeDriverError(f"volume plugin {self._name}: {method}: "
-                                    f"{exc.message}") from None
-
-    async def _ask_capabilities(self, call: Callable[..., Any]) -> None:
+    async def introduce(self, call: Call) -> None:
         """The plugin's scope (`local` when it does not say, as dockerd assumes)."""
-        try:
-            answer = await call("VolumeDriver.Capabilities", {})
-        except PluginUnreachable:
-            raise
-        except PluginError:
-            answer = {}
-        scope = (answer.get("Capabilities") or {}).get("Scope") or LOCAL_SCOPE
-        self._scope = str(scope).lower()
-        self._asked_capabilities = True
+        answer = await answer_or_nothing(call, "VolumeDriver.Capabilities")
+        self._scope = str((answer.get("Capabilities") or {}).get("Scope") or LOCAL_SCOPE).lower()
 
     async def create(self, name: str, options: Mapping[str, str]) -> VolumeInfo:
-        await self._call("Create", {"Name": name, "Opts": dict(options)})
+        await self.call("Create", {"Name": name, "Opts": dict(options)})
         return VolumeInfo(name=name, mountpoint="")
 
     async def remove(self, name: str) -> None:
-        await self._call("Remove", {"Name": name})
+        await self.call("Remove", {"Name": name})
 
     async def mount(self, name: str, container_id: str) -> str:
-        answer = await self._call("Mount", {"Name": name, "ID": container_id})
+        answer = await self.call("Mount", {"Name": name, "ID": container_id})
         mountpoint = str(answer.get("Mountpoint") or "")
         if not mountpoint:
             raise VolumeDriverError(f"volume plugin {self._name}: Mount {name}: no Mountpoint")
         return mountpoint
 
     async def unmount(self, name: str, container_id: str) -> None:
-        await self._call("Unmount", {"Name": name, "ID": container_id})
+        await self.call("Unmount", {"Name": name, "ID": container_id})
 
     async def path(self, name: str) -> str:
-        return str((await self._call("Path", {"Name": name})).get("Mountpoint") or "")
+        return str((await self.call("Path", {"Name": name})).get("Mountpoint") or "")
 
     async def list(self) -> Sequence[VolumeInfo]:
-        volumes = (await self._call("List", {})).get("Volumes") or []
+        volumes = (await self.call("List", {})).get("Volumes") or []
         if not isinstance(volumes, list):
             raise VolumeDriverError(f"volume plugin {self._name}: List: Volumes is not a list")
         return [_info(v, "") for v in volumes]
 
     async def get(self, name: str) -> VolumeInfo:
         try:
-            answer = await self._call("Get", {"Name": name})
+            answer = await self.call("Get", {"Name": name})
         except VolumeDriverError as exc:
             if "not found" in str(exc).lower():
                 raise VolumeNotFoundError(name) from None

@@ -4,7 +4,8 @@ rclone listens on a socket in a private plugin directory that moord is told abou
 (`--plugin-socket-dir`); `docker volume create -d rclone` makes a volume on a local
 remote directory; a container writes into it and the bytes reach that directory; after
 moord restarts, a second container reads them. With rclone stopped, the same `docker
-run` fails with an error that names the plugin; once rclone is back, it works again.
+run` fails with an error that names the plugin (after `--plugin-timeout`); started
+again while rclone is still down, it waits for rclone to come back and works.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import Moord
+from tests.support.daemon import DOCKER_CLI, Moord
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_tools("rclone", "fusermount3")]
 
 #: moord waits this long for a plugin (short: the test waits for the failure it provokes)
-PLUGIN_TIMEOUT = "4"
+PLUGIN_TIMEOUT = "10"
 
 
 class Rclone:
@@ -131,7 +132,20 @@ def test_rclone_volume_survives_a_moord_restart_and_a_plugin_outage(
     assert "volume plugin rclone" in down.stderr, down.stderr
     assert "cannot reach the plugin" in down.stderr or "not found" in down.stderr, down.stderr
 
-    plugin.start()
-    again = d.docker("run", "--rm", "-v", "shared:/data", "busybox", "cat", "/data/greeting",
-                     timeout=120)
-    assert again.stdout == "bytes through rclone\n", f"{again.stderr}\n{plugin.log()}"
+    # the same command, started while rclone is still down, waits for it to come up
+    waiting = subprocess.Popen(
+        [DOCKER_CLI, "run", "--rm", "-v", "shared:/data", "busybox", "cat", "/data/greeting"],
+        env=d.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while "Docker plugin rclone not found; looking again" not in d.log_tail(200):
+            assert waiting.poll() is None, waiting.communicate()
+            assert time.monotonic() < deadline, d.log_tail()
+            time.sleep(0.1)
+        plugin.start()
+        out, err = waiting.communicate(timeout=120)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+    assert waiting.returncode == 0, f"{err}\n{plugin.log()}\n{d.log_tail()}"
+    assert out == "bytes through rclone\n"
