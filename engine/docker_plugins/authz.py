@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from engine.docker_plugins.client import PluginError
+from engine.docker_plugins.client import PluginError, PluginUnreachable
 from engine.docker_plugins.registry import AUTHZ, PluginRegistry
 from engine.errors import Forbidden, SystemFailure
 
@@ -42,6 +42,8 @@ class AuthzChain:
                 plugin = await self.registry.get(name, AUTHZ)
                 answer = await plugin.client.call(method, payload)
             except PluginError as exc:
+                if isinstance(exc, PluginUnreachable):
+                    self.registry.forget(name)  # found and activated afresh next time
                 # a 200 answer with `Err` is the plugin's refusal (dockerd: a 403 too)
                 if exc.status == 200 and exc.message:
                     raise Forbidden(f"authorization denied by plugin {name}: {exc.message}") from None
