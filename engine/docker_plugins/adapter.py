@@ -1,8 +1,10 @@
 """What every adapter of a plugin kind shares: one call through the registry, with the
-plugin's errors turned into the contract's error type in words that name the plugin."""
+plugin's errors turned into the contract's error type in words that name the plugin,
+and a plugin that is nowhere (after the wait) a 404 in dockerd's words."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
@@ -10,6 +12,9 @@ import attrs
 
 from engine.docker_plugins.client import PluginError, PluginUnreachable
 from engine.docker_plugins.registry import PluginNotFound, PluginRegistry
+from engine.errors import NotFound
+
+log = logging.getLogger(__name__)
 
 Call = Callable[[str, Mapping[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -41,6 +46,10 @@ class PluginAdapter:
     def name(self) -> str:
         return self._name
 
+    def missing(self) -> str:
+        """dockerd's words for a plugin that is nowhere (a 404)."""
+        return f'plugin "{self._name}" not found'
+
     async def introduce(self, call: Call) -> None:
         """Called once, before the first call (dockerd asks for capabilities then)."""
 
@@ -53,8 +62,8 @@ class PluginAdapter:
                 self._introduced = True
             return await plugin.client.call(f"{self.kind}.{method}", payload)
         except PluginNotFound as exc:
-            raise self.error(f"error looking up {self.noun} plugin {self._name}: "
-                             f"{exc.message}") from None
+            log.info("%s plugin %s: %s", self.noun, self._name, exc.message)
+            raise NotFound(self.missing()) from None
         except PluginUnreachable as exc:
             self.registry.forget(self._name)
             raise self.error(f"{self.noun} plugin {self._name}: {exc.message}") from None

@@ -159,6 +159,8 @@ class RemoteNetworkDriver(PluginAdapter):
 
     async def delete_network(self, network: NetworkConfig) -> None:
         known = await self._state()
+        if network.id not in known.networks:
+            return  # its CreateNetwork failed (or never happened): nothing to delete
         await self.call("DeleteNetwork", {"NetworkID": network.id})
         known.networks.discard(network.id)
         await self._save()

@@ -72,6 +72,9 @@ class RemoteVolumeDriver(PluginAdapter):
     def validate(self, options: Mapping[str, str]) -> dict[str, str]:
         return dict(options)
 
+    def missing(self) -> str:
+        return f'error looking up volume plugin {self._name}: plugin "{self._name}" not found'
+
     async def introduce(self, call: Call) -> None:
         """The plugin's scope (`local` when it does not say, as dockerd assumes)."""
         answer = await answer_or_nothing(call, "VolumeDriver.Capabilities")

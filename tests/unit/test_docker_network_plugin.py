@@ -15,11 +15,11 @@ import pytest
 from engine.docker_plugins.discovery import PluginDirs
 from engine.docker_plugins.networks import RemoteNetworkDriver, network_driver_table
 from engine.docker_plugins.registry import PluginRegistry
+from engine.errors import NotFound
 from plugins.network_contract import (
     Endpoint,
     NetworkConfig,
     NetworkDriver,
-    NetworkDriverError,
     PublishedPort,
 )
 from tests.support.fake_plugin import serve_plugin
@@ -75,5 +75,6 @@ async def test_create_publish_and_a_refused_leave(tmp_path: Path) -> None:
 async def test_a_missing_network_plugin_is_dockers_lookup_error(tmp_path: Path) -> None:
     registry = PluginRegistry(PluginDirs(tmp_path / "run", ()), timeout=0.3)
     driver = RemoteNetworkDriver("absent", registry, state_dir=tmp_path)
-    with pytest.raises(NetworkDriverError, match="error looking up network plugin absent"):
+    with pytest.raises(NotFound, match='plugin "absent" not found'):
         await driver.create_network(NETWORK)
+    await driver.delete_network(NETWORK)  # the cleanup after it asks nothing (nor waits)

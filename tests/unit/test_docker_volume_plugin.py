@@ -12,6 +12,7 @@ import pytest
 from engine.docker_plugins.discovery import PluginDirs
 from engine.docker_plugins.registry import PluginRegistry
 from engine.docker_plugins.volumes import RemoteVolumeDriver, volume_driver_table
+from engine.errors import NotFound
 from plugins.volume_contract import VolumeDriver, VolumeDriverError, VolumeNotFoundError
 from tests.support.fake_plugin import serve_plugin
 
@@ -78,8 +79,8 @@ async def test_each_contract_method_is_the_protocols_call(tmp_path: Path) -> Non
 
 async def test_a_missing_plugin_is_dockers_lookup_error(tmp_path: Path) -> None:
     driver = RemoteVolumeDriver("absent", _registry(tmp_path, timeout=0.3))
-    with pytest.raises(VolumeDriverError, match="error looking up volume plugin absent: "
-                                                "plugin 'absent' not found"):
+    with pytest.raises(NotFound, match='error looking up volume plugin absent: '
+                                       'plugin "absent" not found'):
         await driver.create("v", {})
 
 
