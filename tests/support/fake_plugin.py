@@ -2,7 +2,8 @@
 
 `answer(method, body)` returns (status, JSON object) for `POST /method`; every request
 is recorded (method, headers, body) so a test can check what moord sent. Used by the
-unit tests of the plugin client and by integration tests' own plugins (authorization,
+unit tests of the plugin client (also over TCP, as a spec file may name) and by
+integration tests' own plugins (authorization,
 network), which are real servers that moord reaches through its socket directory.
 """
 
@@ -26,8 +27,14 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     requests: list[tuple[str, dict[str, str], dict[str, Any]]]
 
 
+class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    answer: Answer
+    requests: list[tuple[str, dict[str, str], dict[str, Any]]]
+
+
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: _Server | _TCPServer
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -51,11 +58,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def serve_plugin(path: Path, answer: Answer) -> Iterator[_Server]:
-    """Serve `answer` on the unix socket `path` until the block ends."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    server = _Server(str(path), _Handler)
+def _serving(server: _Server | _TCPServer, answer: Answer) -> Iterator[Any]:
     server.answer = answer
     server.requests = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -65,5 +68,23 @@ def serve_plugin(path: Path, answer: Answer) -> Iterator[_Server]:
     finally:
         server.shutdown()
         server.server_close()
-        path.unlink(missing_ok=True)
         thread.join()
+
+
+@contextmanager
+def serve_plugin(path: Path, answer: Answer) -> Iterator[_Server]:
+    """Serve `answer` on the unix socket `path` until the block ends."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    try:
+        with _serving(_Server(str(path), _Handler), answer) as server:
+            yield server
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def serve_plugin_tcp(answer: Answer) -> Iterator[_TCPServer]:
+    """Serve `answer` on 127.0.0.1 (a free port: `server.server_address`)."""
+    with _serving(_TCPServer(("127.0.0.1", 0), _Handler), answer) as server:
+        yield server

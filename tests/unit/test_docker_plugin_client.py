@@ -22,7 +22,7 @@ from engine.docker_plugins.client import (
 )
 from engine.docker_plugins.discovery import Endpoint, PluginDirs, PluginSpecError, find, scan
 from engine.docker_plugins.registry import PluginLacksKind, PluginNotFound, PluginRegistry
-from tests.support.fake_plugin import serve_plugin
+from tests.support.fake_plugin import serve_plugin, serve_plugin_tcp
 
 # The fake plugin's files are made from the test task: blocking is fine here.
 
@@ -194,3 +194,20 @@ async def test_a_plugin_that_never_appears_is_not_found_after_the_wait(tmp_path:
     registry = PluginRegistry(_dirs(tmp_path), timeout=0.5)
     with pytest.raises(PluginNotFound, match="plugin 'absent' not found"):
         await registry.get("absent", "VolumeDriver")
+
+
+async def test_spec_files_lead_to_the_plugin_on_a_socket_or_over_tcp(tmp_path: Path) -> None:
+    dirs = _dirs(tmp_path)
+    dirs.spec_dirs[0].mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere" / "s.sock"
+    (dirs.spec_dirs[0] / "s.spec").write_text(f"unix://{elsewhere}\n")
+    registry = PluginRegistry(dirs, timeout=10)
+    with serve_plugin(elsewhere, _ok), serve_plugin_tcp(_ok) as tcp:
+        host, port = tcp.server_address[:2]
+        (dirs.spec_dirs[0] / "t.json").write_text(json.dumps({"Name": "t", "Addr": f"tcp://{host}:{port}"}))
+        by_spec = await registry.get("s", "VolumeDriver")
+        by_json = await registry.get("t", "VolumeDriver")
+        assert (await by_json.client.call("VolumeDriver.List"))["Method"] == "VolumeDriver.List"
+    assert by_spec.endpoint.socket == str(elsewhere)
+    assert by_json.endpoint.url == f"http://{host}:{port}"
+    assert [m for m, _h, _b in tcp.requests] == ["Plugin.Activate", "VolumeDriver.List"]
