@@ -148,7 +148,7 @@ class DaemonConfig:
         metadata={"help": "where Docker plugins' NAME.spec and NAME.json files are looked for "
                           "(repeatable)", "repeatable": True})
     plugin_timeout: float = attrs.field(
-        default=30.0, converter=float,
+        default=30.0, converter=float, validator=attrs.validators.gt(0),
         metadata={"help": "how long moord waits for a Docker plugin to appear and answer, and "
                           "the deadline of each call to it (s; Docker's is 30)"})
     authorization_plugins: tuple[str, ...] = attrs.field(
