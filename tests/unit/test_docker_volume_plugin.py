@@ -10,9 +10,14 @@ from typing import Any
 import pytest
 
 from engine.docker_plugins.discovery import PluginDirs
+from engine.docker_plugins.networks import RemoteNetworkDriver, network_driver_table
 from engine.docker_plugins.registry import PluginRegistry
 from engine.docker_plugins.volumes import RemoteVolumeDriver, volume_driver_table
 from engine.errors import NotFound
+from engine.networks.catalog import NetworkCatalog
+from engine.networks.options import NetworkOptions
+from engine.volumes.service import VolumeService
+from network_drivers.builtins import moorage_network_drivers
 from plugins.volume_contract import VolumeDriver, VolumeDriverError, VolumeNotFoundError
 from tests.support.fake_plugin import serve_plugin
 
@@ -116,3 +121,18 @@ async def test_the_table_finds_remote_drivers_by_name_without_io(tmp_path: Path)
         await rclone.list()
     assert list(table) == ["local", "rclone"]
     assert len(table) == 2
+
+
+async def test_the_services_keep_the_table_they_are_given(tmp_path: Path) -> None:
+    """A copy (`dict(drivers)`) would lose every Docker plugin: they are found by name."""
+    registry = _registry(tmp_path)
+    volumes = volume_driver_table({}, registry)
+    service = await VolumeService.open(tmp_path / "v", volumes, durable=False)
+    assert service.drivers is volumes
+    builtins = {d.name: d for d in moorage_network_drivers()}
+    networks = network_driver_table(builtins, registry, tmp_path / "n")
+    catalog = await NetworkCatalog.open(data_root=tmp_path / "n", drivers=networks,
+                                        options=NetworkOptions(prefix="dptst"), durable=False)
+    assert catalog.drivers is networks
+    assert isinstance(catalog.drivers["weave"], RemoteNetworkDriver)
+    assert isinstance(service.drivers["rclone"], RemoteVolumeDriver)
