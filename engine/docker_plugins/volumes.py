@@ -82,7 +82,10 @@ class RemoteVolumeDriver(PluginAdapter):
 
     async def create(self, name: str, options: Mapping[str, str]) -> VolumeInfo:
         await self.call("Create", {"Name": name, "Opts": dict(options)})
-        return VolumeInfo(name=name, mountpoint="")
+        try:  # the mountpoint and creation time inspect shows, when the plugin says them
+            return await self.get(name)
+        except (VolumeDriverError, VolumeNotFoundError):
+            return VolumeInfo(name=name, mountpoint="")
 
     async def remove(self, name: str) -> None:
         await self.call("Remove", {"Name": name})

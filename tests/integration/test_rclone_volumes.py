@@ -115,6 +115,9 @@ def test_rclone_volume_survives_a_moord_restart_and_a_plugin_outage(
     plugins = json.loads(d.docker("info", "--format", "{{json .Plugins}}").stdout)
     assert plugins["Volume"] == ["local", "rclone"]
     assert d.docker("plugin", "ls", "-q").stdout.split() == []
+    inspected = json.loads(d.docker("volume", "inspect", "shared").stdout)[0]
+    assert inspected["Driver"] == "rclone"
+    assert inspected["Mountpoint"] == str(d.root / "mounts" / "shared")
     d.docker("run", "--rm", "-v", "shared:/data", "busybox", "sh", "-c",
              "echo bytes through rclone > /data/greeting", timeout=120)
     assert _wait_for(remote / "greeting", "bytes through rclone\n") == "bytes through rclone\n"

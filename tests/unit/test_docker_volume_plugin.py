@@ -1,6 +1,6 @@
 """A VolumeDriver plugin through the volume contract: each method is the protocol's call
-with Docker's fields, the plugin's errors are the contract's, and the driver table finds
-plugins by name without I/O."""
+with Docker's fields, the plugin's errors are the contract's, the driver table finds
+plugins by name without I/O, and the services keep that table."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ async def test_each_contract_method_is_the_protocols_call(tmp_path: Path) -> Non
         driver = RemoteVolumeDriver("fake", registry)
         assert isinstance(driver, VolumeDriver)
         created = await driver.create("v", {"size": "1g"})
-        assert (created.name, driver.scope) == ("v", "global")
+        assert (created.name, created.mountpoint, driver.scope) == ("v", "/srv/v", "global")
         assert await driver.mount("v", "c0ffee") == "/srv/v"
         assert await driver.path("v") == "/srv/v"
         await driver.unmount("v", "c0ffee")
@@ -78,7 +78,8 @@ async def test_each_contract_method_is_the_protocols_call(tmp_path: Path) -> Non
     calls = [(m, b) for m, _h, b in server.requests]
     assert calls[:4] == [("Plugin.Activate", {}), ("VolumeDriver.Capabilities", {}),
                          ("VolumeDriver.Create", {"Name": "v", "Opts": {"size": "1g"}}),
-                         ("VolumeDriver.Mount", {"Name": "v", "ID": "c0ffee"})]
+                         ("VolumeDriver.Get", {"Name": "v"})]
+    assert ("VolumeDriver.Mount", {"Name": "v", "ID": "c0ffee"}) in calls
     assert ("VolumeDriver.Unmount", {"Name": "v", "ID": "c0ffee"}) in calls
 
 
