@@ -53,6 +53,7 @@ from engine.containers.manager import ContainerDirectory, ContainerManager
 from engine.daemon_logging import configure_logging
 from engine.daemon_reload import apply_config, read_config
 from engine.docker_plugins.authz import AuthzChain
+from engine.docker_plugins.ipam import ipam_driver_table
 from engine.docker_plugins.networks import network_driver_table
 from engine.docker_plugins.registry import PluginRegistry, plugin_dirs
 from engine.docker_plugins.volumes import volume_driver_table
@@ -179,6 +180,7 @@ async def _serve(config: DaemonConfig, config_argv: list[str] | None, link: Serv
         drivers=network_driver_table(drivers_from_plugins(pm.hook.moorage_network_drivers()),
                                      docker_plugins,
                                      config.data_root / "state" / "docker-network-plugins"),
+        ipam_drivers=ipam_driver_table(docker_plugins),
         options=network_options, durable=config.durable_store)
     networks.bind_containers(ContainerDirectory(containers))
     containers.networks = networks

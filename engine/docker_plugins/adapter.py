@@ -53,13 +53,22 @@ class PluginAdapter:
     async def introduce(self, call: Call) -> None:
         """Called once, before the first call (dockerd asks for capabilities then)."""
 
+    async def introduced(self) -> None:
+        """Activate the plugin and introduce it, if that has not happened yet (for a call
+        whose payload depends on what `introduce` learnt)."""
+        if not self._introduced:
+            await self.call("", {})
+
     async def call(self, method: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        """`Kind.method` on the plugin; its failures as the contract's error."""
+        """`Kind.method` on the plugin; its failures as the contract's error. (No method:
+        only the activation and the introduction.)"""
         try:
             plugin = await self.registry.get(self._name, self.kind)
             if not self._introduced:
                 await self.introduce(plugin.client.call)
                 self._introduced = True
+            if not method:
+                return {}
             return await plugin.client.call(f"{self.kind}.{method}", payload)
         except PluginNotFound as exc:
             log.info("%s plugin %s: %s", self.noun, self._name, exc.message)

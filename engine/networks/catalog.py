@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import socket
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 
 import attrs
@@ -24,6 +24,7 @@ from engine.networks import ipam
 from engine.networks.model import IPAMConfig, NetworkRecord
 from engine.networks.options import NetworkOptions
 from engine.store import RecordStore
+from plugins.ipam_contract import IpamDriver
 from plugins.network_contract import (
     InvalidNetworkOption,
     NetworkConfig,
@@ -68,10 +69,13 @@ class NetworkCatalog:
     lock: trio.Lock = attrs.field(factory=trio.Lock)
     #: the host's machine ID: seeds the daemon's unique local IPv6 prefix
     host_id: str = ""
+    #: IPAM drivers by name (`--ipam-driver`); moord's own IPAM is `default`
+    ipam_drivers: Mapping[str, IpamDriver] = attrs.field(factory=dict)
 
     @classmethod
     async def open(cls, *, data_root: Path, drivers: MutableMapping[str, NetworkDriver],
-                   options: NetworkOptions, durable: bool) -> NetworkCatalog:
+                   options: NetworkOptions, durable: bool,
+                   ipam_drivers: Mapping[str, IpamDriver] | None = None) -> NetworkCatalog:
         """Load the records and make sure `bridge`, `host` and `none` exist."""
         for needed in ("bridge", "host", "null"):
             if needed not in drivers:
@@ -80,7 +84,8 @@ class NetworkCatalog:
             data_root / "state" / "networks", NetworkRecord, durable=durable)
         loaded = await trio.to_thread.run_sync(store.load_all)
         catalog = cls(options, drivers, store, {r.id: r for r in loaded.values()},
-                      host_id=await trio.to_thread.run_sync(machine_id))
+                      host_id=await trio.to_thread.run_sync(machine_id),
+                      ipam_drivers=ipam_drivers if ipam_drivers is not None else {})
         await catalog._ensure_predefined()
         for record in catalog.records.values():
             catalog.open_pool(record)

@@ -116,3 +116,60 @@ def test_a_container_uses_a_docker_network_plugin(fresh_moord: Callable[[], Moor
     finally:
         for link in plugin.links():
             subprocess.run(["ip", "link", "del", link], capture_output=True, check=False)
+
+
+class PoolPlugin:
+    """IpamDriver: one pool in a subnet of the test's, addresses from .77 up."""
+
+    def __init__(self, subnet_prefix: str) -> None:
+        self.prefix = subnet_prefix  # "10.216.N"
+        self.next = 77
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, method: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        self.calls.append((method, body))
+        if method == "Plugin.Activate":
+            return 200, {"Implements": ["IpamDriver"]}
+        if method == "IpamDriver.GetCapabilities":
+            return 200, {"RequiresMACAddress": False}
+        if method == "IpamDriver.GetDefaultAddressSpaces":
+            return 200, {"LocalDefaultAddressSpace": "testlocal",
+                         "GlobalDefaultAddressSpace": "testglobal"}
+        if method == "IpamDriver.RequestPool":
+            return 200, {"PoolID": "pool-1", "Pool": f"{self.prefix}.0/24", "Data": {}}
+        if method == "IpamDriver.RequestAddress":
+            if body["Options"].get("RequestAddressType") == "com.docker.network.gateway":
+                return 200, {"Address": f"{self.prefix}.1/24"}
+            address, self.next = f"{self.prefix}.{self.next}/24", self.next + 1
+            return 200, {"Address": address}
+        return 200, {}
+
+
+def test_a_network_takes_its_addresses_from_an_ipam_plugin(
+        fresh_moord: Callable[[], Moord]) -> None:
+    d = fresh_moord()
+    prefix = f"10.216.{100 + secrets.randbelow(100)}"
+    plugin = PoolPlugin(prefix)
+    with serve_plugin(d.root / "plugins" / "testipam.sock", plugin):
+        d.start("--plugin-socket-dir", str(d.root / "plugins"),
+                "--plugin-spec-dir", str(d.root / "specs"))
+        d.import_busybox()
+        d.docker("network", "create", "--ipam-driver", "testipam", "ipnet")
+        ipam = json.loads(d.docker("network", "inspect", "ipnet").stdout)[0]["IPAM"]
+        assert ipam["Driver"] == "testipam"
+        assert ipam["Config"][0]["Subnet"] == f"{prefix}.0/24"
+        assert ipam["Config"][0]["Gateway"] == f"{prefix}.1"
+        out = d.docker("run", "--rm", "--network", "ipnet", "busybox", "sh", "-c",
+                       f"ip -4 addr show eth0; ping -c 1 -W 5 {prefix}.1", timeout=120).stdout
+        assert f"inet {prefix}.77/24" in out, out
+        assert "1 packets received" in out, out
+        d.docker("network", "rm", "ipnet")
+        d.stop()
+    calls = [(m.removeprefix("IpamDriver."), b) for m, b in plugin.calls]
+    assert [m for m, _b in calls[:4]] == ["Plugin.Activate", "GetCapabilities",
+                                          "GetDefaultAddressSpaces", "RequestPool"]
+    assert calls[3][1] == {"AddressSpace": "testlocal", "Pool": "", "SubPool": "", "Options": {},
+                           "V6": False}
+    released = [b["Address"] for m, b in calls if m == "ReleaseAddress"]
+    assert released == [f"{prefix}.77", f"{prefix}.1"]  # the container's, then the gateway's
+    assert calls[-1] == ("ReleasePool", {"PoolID": "pool-1"})

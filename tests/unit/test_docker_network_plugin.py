@@ -1,11 +1,13 @@
 """A NetworkDriver plugin through the network contract, against a fake plugin: what
 CreateNetwork and ProgramExternalConnectivity carry, a network created once even
-across a restart, and a Leave the plugin refuses not failing the container's stop.
+across a restart, and a Leave the plugin refuses not failing the container's stop;
+an IpamDriver plugin's pool and gateway, in Docker's order.
 (Join, which moves an interface into a namespace, is proved by
 tests/integration/test_network_plugin.py.)"""
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 from pathlib import Path
 from typing import Any
@@ -13,9 +15,12 @@ from typing import Any
 import pytest
 
 from engine.docker_plugins.discovery import PluginDirs
+from engine.docker_plugins.ipam import ipam_driver_table
 from engine.docker_plugins.networks import RemoteNetworkDriver, network_driver_table
 from engine.docker_plugins.registry import PluginRegistry
 from engine.errors import NotFound
+from engine.networks import remote_ipam
+from engine.networks.model import IPAMConfig, NetworkRecord
 from plugins.network_contract import (
     Endpoint,
     NetworkConfig,
@@ -78,3 +83,39 @@ async def test_a_missing_network_plugin_is_dockers_lookup_error(tmp_path: Path) 
     with pytest.raises(NotFound, match='plugin "absent" not found'):
         await driver.create_network(NETWORK)
     await driver.delete_network(NETWORK)  # the cleanup after it asks nothing (nor waits)
+
+
+def _ipam_answer(gateway_in_data: bool) -> Any:
+    def answer(method: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if method == "Plugin.Activate":
+            return 200, {"Implements": ["IpamDriver"]}
+        if method == "IpamDriver.RequestPool":
+            data = {"com.docker.network.gateway": "10.7.0.254/24"} if gateway_in_data else {}
+            return 200, {"PoolID": "p1", "Pool": body["Pool"] or "10.7.0.0/24", "Data": data}
+        if method == "IpamDriver.RequestAddress":
+            return 200, {"Address": (body["Address"] or "10.7.0.1") + "/24"}
+        return 200, {}
+    return answer
+
+
+@pytest.mark.parametrize(("asked", "in_data", "gateway", "leased"), [
+    (IPAMConfig(), False, "10.7.0.1", True),  # the driver picks the gateway
+    (IPAMConfig(), True, "10.7.0.254", False),  # the pool's suggestion, nothing leased
+    (IPAMConfig(subnet="10.7.0.0/24", gateway="10.7.0.9"), True, "10.7.0.9", True),  # asked for
+])
+async def test_an_ipam_plugin_grants_the_pool_and_the_gateway(
+        tmp_path: Path, asked: IPAMConfig, in_data: bool, gateway: str, leased: bool) -> None:
+    registry = PluginRegistry(PluginDirs(tmp_path / "run", ()), timeout=10)
+    driver = ipam_driver_table(registry)["pools"]
+    record = NetworkRecord(id="n" * 64, name="ipnet", driver="bridge", created=dt.datetime.now())
+    with serve_plugin(tmp_path / "run" / "pools.sock", _ipam_answer(in_data)) as server:
+        config = await remote_ipam.lease_pool(driver, record, [asked] if asked.subnet else [], {})
+        await remote_ipam.release_pool(driver, record)
+    assert (config.subnet, config.gateway, record.ipam_driver) == ("10.7.0.0/24", gateway, "pools")
+    requests = [(m, b) for m, _h, b in server.requests]
+    gateway_requests = [b for m, b in requests if m == "IpamDriver.RequestAddress"]
+    assert len(gateway_requests) == (1 if leased else 0)
+    if leased:
+        assert gateway_requests[0]["Options"] == {"RequestAddressType": "com.docker.network.gateway"}
+        assert ("IpamDriver.ReleaseAddress", {"PoolID": "p1", "Address": gateway}) in requests
+    assert requests[-1] == ("IpamDriver.ReleasePool", {"PoolID": "p1"})
