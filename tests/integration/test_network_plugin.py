@@ -6,6 +6,10 @@ does with the kernel: `CreateNetwork` makes a bridge holding the gateway address
 moord (`InterfaceName`), with a static route; moord moves it into the container as
 eth0 with the address its IPAM chose. The container reaches the gateway; `Leave` and
 `DeleteEndpoint` give the interface back and remove it; `DeleteNetwork` the bridge.
+
+An IPAM plugin written here gives a `bridge` network its subnet and gateway and each
+container (at start, and at a live `network connect`) its address; every lease is
+given back.
 """
 
 from __future__ import annotations
@@ -163,6 +167,14 @@ def test_a_network_takes_its_addresses_from_an_ipam_plugin(
                        f"ip -4 addr show eth0; ping -c 1 -W 5 {prefix}.1", timeout=120).stdout
         assert f"inet {prefix}.77/24" in out, out
         assert "1 packets received" in out, out
+        # a live connect asks for an address too; the disconnect gives it back
+        d.docker("run", "-d", "--name", "later", "busybox", "sleep", "600")
+        d.docker("network", "connect", "ipnet", "later")
+        shown = d.docker("inspect", "-f", "{{.NetworkSettings.Networks.ipnet.IPAddress}}",
+                         "later").stdout.strip()
+        assert shown == f"{prefix}.78"
+        d.docker("network", "disconnect", "ipnet", "later")
+        d.docker("rm", "-f", "later")
         d.docker("network", "rm", "ipnet")
         d.stop()
     calls = [(m.removeprefix("IpamDriver."), b) for m, b in plugin.calls]
@@ -171,5 +183,6 @@ def test_a_network_takes_its_addresses_from_an_ipam_plugin(
     assert calls[3][1] == {"AddressSpace": "testlocal", "Pool": "", "SubPool": "", "Options": {},
                            "V6": False}
     released = [b["Address"] for m, b in calls if m == "ReleaseAddress"]
-    assert released == [f"{prefix}.77", f"{prefix}.1"]  # the container's, then the gateway's
+    # the containers' addresses, then the gateway's
+    assert released == [f"{prefix}.77", f"{prefix}.78", f"{prefix}.1"]
     assert calls[-1] == ("ReleasePool", {"PoolID": "pool-1"})
