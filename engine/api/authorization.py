@@ -16,16 +16,8 @@ from typing import Protocol
 
 import attrs
 
-from engine.api.http import (
-    BodySource,
-    EmptyResponse,
-    HijackResponse,
-    JSONResponse,
-    RawResponse,
-    Request,
-    Response,
-    StreamResponse,
-)
+from engine.api import http
+from engine.api.http import BodySource, Request, Response
 
 #: The largest body an authorizer is shown (dockerd's).
 MAX_BODY = 1024 * 1024
@@ -84,17 +76,17 @@ async def _peek_body(request: Request) -> bytes | None:
 
 def _answer(response: Response) -> tuple[int, dict[str, str], bytes | None]:
     """Status, headers and (JSON) body of a response, as the authorizer sees them."""
-    if isinstance(response, JSONResponse):
+    if isinstance(response, http.JSONResponse):
         headers = {"Content-Type": "application/json", **dict(response.headers)}
         return response.status, headers, json.dumps(response.body).encode() + b"\n"
-    if isinstance(response, RawResponse):
+    if isinstance(response, http.RawResponse):
         headers = {"Content-Type": response.content_type, **dict(response.headers)}
         return response.status, headers, response.body if _is_json(response.content_type) else None
-    if isinstance(response, StreamResponse):
+    if isinstance(response, http.StreamResponse):
         return response.status, {"Content-Type": response.content_type, **dict(response.headers)}, None
-    if isinstance(response, HijackResponse):
+    if isinstance(response, http.HijackResponse):
         return 101, {"Content-Type": response.media_type, "Upgrade": "tcp"}, None
-    assert isinstance(response, EmptyResponse)
+    assert isinstance(response, http.EmptyResponse)
     return response.status, {}, None
 
 

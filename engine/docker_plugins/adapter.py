@@ -53,6 +53,13 @@ class PluginAdapter:
     async def introduce(self, call: Call) -> None:
         """Called once, before the first call (dockerd asks for capabilities then)."""
 
+    def required(self, answer: Mapping[str, Any], key: str, method: str) -> str:
+        """A field the answer must carry, as a string (its absence is the plugin's fault)."""
+        value = str(answer.get(key) or "")
+        if not value:
+            raise self.error(f"{self.noun} plugin {self._name}: {method} gave no {key}")
+        return value
+
     async def introduced(self) -> None:
         """Activate the plugin and introduce it, if that has not happened yet (for a call
         whose payload depends on what `introduce` learnt)."""

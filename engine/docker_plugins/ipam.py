@@ -46,11 +46,10 @@ class RemoteIpamDriver(PluginAdapter):
         answer = await self.call("RequestPool", {"AddressSpace": self._space, "Pool": subnet,
                                                  "SubPool": ip_range, "Options": dict(options),
                                                  "V6": v6})
-        pool_id, pool = str(answer.get("PoolID") or ""), str(answer.get("Pool") or "")
-        if not pool_id or not pool:
-            raise IpamDriverError(f"IPAM plugin {self.name}: RequestPool gave no PoolID or Pool")
         data = answer.get("Data") or {}
-        return PoolGrant(pool_id, pool, str(data.get("com.docker.network.gateway") or ""))
+        return PoolGrant(self.required(answer, "PoolID", "RequestPool"),
+                         self.required(answer, "Pool", "RequestPool"),
+                         str(data.get("com.docker.network.gateway") or ""))
 
     async def release_pool(self, pool_id: str) -> None:
         await self.call("ReleasePool", {"PoolID": pool_id})
@@ -60,10 +59,7 @@ class RemoteIpamDriver(PluginAdapter):
         answer = await self.call("RequestAddress", {
             "PoolID": pool_id, "Address": address,
             "Options": dict(GATEWAY_OPTIONS) if gateway else {}})
-        given = str(answer.get("Address") or "")
-        if not given:
-            raise IpamDriverError(f"IPAM plugin {self.name}: RequestAddress gave no Address")
-        return given
+        return self.required(answer, "Address", "RequestAddress")
 
     async def release_address(self, pool_id: str, address: str) -> None:
         await self.call("ReleaseAddress", {"PoolID": pool_id, "Address": address})

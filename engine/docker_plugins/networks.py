@@ -180,10 +180,7 @@ class RemoteNetworkDriver(PluginAdapter):
                                                       "Options": dict(endpoint.options)})
         given = created.get("Interface") or {}
         answer = await self.call("Join", {**ids, "SandboxKey": endpoint.netns, "Options": {}})
-        names = answer.get("InterfaceName") or {}
-        src = str(names.get("SrcName") or "")
-        if not src:
-            raise NetworkDriverError(f"network plugin {self._name}: Join gave no InterfaceName")
+        src = self.required(answer.get("InterfaceName") or {}, "SrcName", "Join")
         addresses: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface] = [
             a for a in (endpoint.address, endpoint.address6) if a is not None]
         for key in ("Address", "AddressIPv6"):

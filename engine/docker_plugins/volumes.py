@@ -92,10 +92,7 @@ class RemoteVolumeDriver(PluginAdapter):
 
     async def mount(self, name: str, container_id: str) -> str:
         answer = await self.call("Mount", {"Name": name, "ID": container_id})
-        mountpoint = str(answer.get("Mountpoint") or "")
-        if not mountpoint:
-            raise VolumeDriverError(f"volume plugin {self._name}: Mount {name}: no Mountpoint")
-        return mountpoint
+        return self.required(answer, "Mountpoint", f"Mount {name}")
 
     async def unmount(self, name: str, container_id: str) -> None:
         await self.call("Unmount", {"Name": name, "ID": container_id})
