@@ -139,6 +139,22 @@ class DaemonConfig:
     metrics_addr: str = attrs.field(
         default="", metadata={"help": "HOST:PORT where Prometheus metrics are served on /metrics "
                                       "(default: none, as dockerd's)"})
+    plugin_socket_dir: Path = attrs.field(
+        default=Path("/run/docker/plugins"), converter=_path,
+        metadata={"help": "where Docker plugins' sockets are looked for (NAME.sock, "
+                          "NAME/NAME.sock)"})
+    plugin_spec_dirs: tuple[str, ...] = attrs.field(
+        default=("/etc/docker/plugins", "/usr/lib/docker/plugins"), converter=_string_list,
+        metadata={"help": "where Docker plugins' NAME.spec and NAME.json files are looked for "
+                          "(repeatable)", "repeatable": True})
+    plugin_timeout: float = attrs.field(
+        default=30.0, converter=float, validator=attrs.validators.gt(0),
+        metadata={"help": "how long moord waits for a Docker plugin to appear and answer, and "
+                          "the deadline of each call to it (s; Docker's is 30)"})
+    authorization_plugins: tuple[str, ...] = attrs.field(
+        default=(), converter=_string_list,
+        metadata={"help": "Docker authorization plugins asked about every API request, in "
+                          "order (repeatable)", "repeatable": True})
     durable_store: bool = attrs.field(
         default=True, metadata={"help": "fsync every state change (turn off only for throw-away hosts)"})
     driver_timeout: float = attrs.field(

@@ -52,6 +52,11 @@ from engine.containers.execs import ExecManager
 from engine.containers.manager import ContainerDirectory, ContainerManager
 from engine.daemon_logging import configure_logging
 from engine.daemon_reload import apply_config, read_config
+from engine.docker_plugins.authz import AuthzChain
+from engine.docker_plugins.ipam import ipam_driver_table
+from engine.docker_plugins.networks import network_driver_table
+from engine.docker_plugins.registry import PluginRegistry, plugin_dirs
+from engine.docker_plugins.volumes import volume_driver_table
 from engine.engine import Engine
 from engine.errors import HostNotReady
 from engine.events import EventBus
@@ -164,17 +169,23 @@ async def _serve(config: DaemonConfig, config_argv: list[str] | None, link: Serv
     except BuiltinsNotInstalled as exc:
         raise HostNotReady(str(exc)) from None
     log_drivers: dict[str, LogDriver] = drivers_by_name("log", pm.hook.moorage_log_drivers())
-    volumes = await VolumeService.open(
-        config.data_root,
+    docker_plugins = PluginRegistry(plugin_dirs(config.plugin_socket_dir, config.plugin_spec_dirs),
+                                    timeout=config.plugin_timeout)
+    volume_drivers = volume_driver_table(
         volume_drivers_with_deadlines(volume_drivers_from(pm, config.data_root),
                                       config.driver_timeout),
-        events=events, durable=config.durable_store)
+        docker_plugins)
+    volumes = await VolumeService.open(config.data_root, volume_drivers,
+                                       events=events, durable=config.durable_store)
     containers = await trio.to_thread.run_sync(ContainerManager.open, config, host, images, events,
                                                log_drivers)
     networks = await NetworkService.open(
         data_root=config.data_root, exec_root=config.exec_root,
-        drivers=network_drivers_with_deadlines(
-            drivers_from_plugins(pm.hook.moorage_network_drivers()), config.driver_timeout),
+        drivers=network_driver_table(
+            network_drivers_with_deadlines(
+                drivers_from_plugins(pm.hook.moorage_network_drivers()), config.driver_timeout),
+            docker_plugins, config.data_root / "state" / "docker-network-plugins"),
+        ipam_drivers=ipam_driver_table(docker_plugins),
         options=network_options, durable=config.durable_store)
     networks.bind_containers(ContainerDirectory(containers))
     containers.networks = networks
@@ -186,7 +197,7 @@ async def _serve(config: DaemonConfig, config_argv: list[str] | None, link: Serv
         volumes.adopt(c.id, c.mounts, running=c.state.is_live)
     engine = Engine(config=config, host=host, images=images, containers=containers, events=events,
                     volumes=volumes, networks=networks, id=engine_id,
-                    registry=RegistryService(config, images))
+                    registry=RegistryService(config, images), docker_plugins=docker_plugins)
     engine.execs = ExecManager(containers)
     engine.plugins = await PluginStore.open(config.data_root, durable=config.durable_store)
     engine.build = await BuildService.open(config.data_root, containers, images, engine.registry,
@@ -198,6 +209,9 @@ async def _serve(config: DaemonConfig, config_argv: list[str] | None, link: Serv
                           processes_api.router, archive_api.router, df_api.router,
                           swarm_api.router, plugins_api.router])
     server = APIServer(routes, engine)
+    if config.authorization_plugins:
+        server.authorizer = AuthzChain(docker_plugins, config.authorization_plugins)
+        log.info("authorization plugins: %s", ", ".join(config.authorization_plugins))
     describe_engine(METRICS, EngineFacts(
         version=_version(), architecture=host.architecture, kernel=host.kernel_version,
         os=host.operating_system, os_version=host.os_version, daemon_id=engine_id))

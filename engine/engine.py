@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from engine.build.service import BuildService
     from engine.containers.execs import ExecManager
     from engine.containers.manager import ContainerManager
+    from engine.docker_plugins.registry import PluginRegistry
     from engine.images.store import ImageStore
     from engine.managed_plugins.store import PluginStore
     from engine.networks.service import NetworkService
@@ -35,5 +36,6 @@ class Engine:
     build: BuildService | None = None
     execs: ExecManager | None = None
     plugins: PluginStore | None = None  # managed plugins (`docker plugin create`)
+    docker_plugins: PluginRegistry | None = None  # legacy plugins: sockets and spec files
     id: str = ""  # <data-root>/engine-id, read once at start-up
     started_at: dt.datetime = attrs.field(factory=lambda: dt.datetime.now(dt.timezone.utc))

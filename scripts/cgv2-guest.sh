@@ -8,14 +8,14 @@
 #
 #   bash scripts/cgv2-guest.sh [SOURCE [PYTEST ARGS...]]
 #       SOURCE: the shared checkout, default /mnt/src; PYTEST ARGS replace
-#       `-m cgroup_v2 tests/integration`
+#       `-m "cgroup_v2 or guest_kernel" tests/integration`
 set -uo pipefail
 src=${1:-/mnt/src}
 shift || true
 if [ $# -gt 0 ]; then
     pytest_args=("$@")
 else
-    pytest_args=(-m cgroup_v2 tests/integration)
+    pytest_args=(-m "cgroup_v2 or guest_kernel" tests/integration)
 fi
 work=/root/moorage
 stamp() { echo "cgv2-guest: $* (at ${SECONDS}s)"; }
@@ -65,7 +65,7 @@ fi
 bash scripts/setup.sh >/root/setup.log 2>&1 &
 setup_pid=$!
 if [ -f /mnt/xfer/test-venv.tar ]; then
-    venv=/$(tar -tf /mnt/xfer/test-venv.tar | head -n1 | sed 's|/*$||')
+    venv=/$(tar -tf /mnt/xfer/test-venv.tar 2>/dev/null | head -n1 | sed 's|/*$||')
     rm -rf "$venv" .venv && tar -C / -xf /mnt/xfer/test-venv.tar && ln -s "$venv" .venv
     stamp "unpacked the tests' venv ($venv)"
 else

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what only the tests use (as root on Debian 12; scripts/install-deps.sh first):
 # a registry server (registry 2.8) for pull/push tests, htpasswd for its basic auth,
-# skopeo to read the archives moord saves, Prometheus to scrape moord's metrics,
+# skopeo to read the archives moord saves, Prometheus to scrape moord's metrics, rclone
+# (its `serve docker` is the Docker volume plugin the plugin tests use; fuse3 for its mounts),
 # docker-compose (Debian's 1.29, a client
 # only: without the docker.io it recommends), the docker CLI the integration tests
 # drive, and the checkout's .venv with the development tools. Idempotent.

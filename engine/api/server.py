@@ -26,6 +26,7 @@ import trio
 
 import engine
 from engine.api import API_VERSION, MIN_API_VERSION
+from engine.api.authorization import Authorizer, authorize
 from engine.api.errors import status_for
 from engine.api.http import (
     ClientGone,
@@ -190,6 +191,8 @@ class APIServer:
     busy: int = 0
     idle: trio.Event = attrs.field(factory=trio.Event)
     closing: bool = False
+    #: Docker's authorization plugins, asked about every request (None: none configured)
+    authorizer: Authorizer | None = None
     _accepting: trio.CancelScope = attrs.field(factory=trio.CancelScope)
 
     # listening ------------------------------------------------------------
@@ -323,7 +326,10 @@ class APIServer:
         status = 0
         try:
             try:
-                response = await self._dispatch(request)
+                if self.authorizer is None:
+                    response = await self._dispatch(request)
+                else:
+                    response = await authorize(self.authorizer, request, target, self._dispatch)
             except NotModified:
                 response = EmptyResponse(304)
             except EngineError as exc:

@@ -24,7 +24,7 @@ import trio
 from engine import ids
 from engine.errors import NotFound, SystemFailure
 from engine.kernel import netlink, netns
-from engine.networks import etcfiles, ipam, linkspec
+from engine.networks import etcfiles, ipam, linkspec, remote_ipam
 from engine.networks.catalog import NetworkCatalog, driver_error, now
 from engine.networks.dns_servers import NetworkDNS
 from engine.networks.loopback6 import LoopbackForwarders
@@ -253,7 +253,8 @@ class Attachments:
         primary = self._primary(records)
         try:
             for index, network in enumerate(records):
-                request = net.networks.get(network.id, EndpointRequest())
+                request = await remote_ipam.lease_address(
+                    self.catalog.ipam_drivers, network, net.networks.get(network.id, EndpointRequest()))
                 ep = self.allocate_endpoint(info, network, request, f"eth{index}",
                                             default_route=network is primary)
                 record.endpoints.append(ep)
@@ -261,6 +262,9 @@ class Attachments:
             if primary is not None and net.ports:
                 record.ports = self._allocate_ports(info, record, primary, net.ports)
         except BaseException:
+            with trio.CancelScope(shield=True):
+                await remote_ipam.release_addresses(self.catalog.ipam_drivers, self.catalog.records,
+                                                    record.endpoints)
             self._release(record)
             raise
         try:
@@ -437,6 +441,8 @@ class Attachments:
                 await netlink.netlink(netns.delete_netns, record.netns)
             except OSError as exc:
                 log.warning("%s: removing its network namespace: %s", cid[:12], exc)
+        await remote_ipam.release_addresses(self.catalog.ipam_drivers, self.catalog.records,
+                                            record.endpoints)
         self._release(record)
         if self.records.get(cid) is record:
             del self.records[cid]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 
 import attrs
@@ -24,6 +24,7 @@ from engine.networks import ipam
 from engine.networks.model import IPAMConfig, NetworkRecord
 from engine.networks.options import NetworkOptions
 from engine.store import RecordStore
+from plugins.ipam_contract import IpamDriver
 from plugins.network_contract import (
     InvalidNetworkOption,
     NetworkConfig,
@@ -59,7 +60,7 @@ def driver_error(exc: BaseException, what: str) -> EngineError:
 @attrs.define(eq=False)
 class NetworkCatalog:
     options: NetworkOptions
-    drivers: dict[str, NetworkDriver]
+    drivers: MutableMapping[str, NetworkDriver]  # a table that may find drivers lazily
     store: RecordStore[NetworkRecord]
     records: dict[str, NetworkRecord] = attrs.field(factory=dict)
     pools: dict[str, ipam.AddressPool] = attrs.field(factory=dict)  # IPv4, by network id
@@ -72,10 +73,13 @@ class NetworkCatalog:
     creating: dict[str, NetworkRecord] = attrs.field(factory=dict)
     #: the host's machine ID: seeds the daemon's unique local IPv6 prefix
     host_id: str = ""
+    #: IPAM drivers by name (`--ipam-driver`); moord's own IPAM is `default`
+    ipam_drivers: Mapping[str, IpamDriver] = attrs.field(factory=dict)
 
     @classmethod
-    async def open(cls, *, data_root: Path, drivers: Mapping[str, NetworkDriver],
-                   options: NetworkOptions, durable: bool) -> NetworkCatalog:
+    async def open(cls, *, data_root: Path, drivers: MutableMapping[str, NetworkDriver],
+                   options: NetworkOptions, durable: bool,
+                   ipam_drivers: Mapping[str, IpamDriver] | None = None) -> NetworkCatalog:
         """Load the records and make sure `bridge`, `host` and `none` exist."""
         for needed in ("bridge", "host", "null"):
             if needed not in drivers:
@@ -83,8 +87,9 @@ class NetworkCatalog:
         store: RecordStore[NetworkRecord] = RecordStore(
             data_root / "state" / "networks", NetworkRecord, durable=durable)
         loaded = await trio.to_thread.run_sync(store.load_all)
-        catalog = cls(options, dict(drivers), store, {r.id: r for r in loaded.values()},
-                      host_id=await trio.to_thread.run_sync(machine_id))
+        catalog = cls(options, drivers, store, {r.id: r for r in loaded.values()},
+                      host_id=await trio.to_thread.run_sync(machine_id),
+                      ipam_drivers=ipam_drivers if ipam_drivers is not None else {})
         await catalog._ensure_predefined()
         for record in catalog.records.values():
             catalog.open_pool(record)

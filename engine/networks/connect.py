@@ -13,6 +13,7 @@ import attrs
 import trio
 
 from engine.errors import Forbidden, InvalidParameter
+from engine.networks import remote_ipam
 from engine.networks.attachments import Attachments, driver_endpoint
 from engine.networks.catalog import NetworkCatalog, driver_error
 from engine.networks.model import (
@@ -72,6 +73,7 @@ class Connections:
         config = self.catalog.network_config(network)
         used = {ep.ifname for ep in live.endpoints}
         ifname = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
+        request = await remote_ipam.lease_address(self.catalog.ipam_drivers, network, request)
         ep = attachments.allocate_endpoint(info, network, request, ifname, default_route=False)
         live.endpoints.append(ep)
         try:
@@ -84,6 +86,8 @@ class Connections:
                     await driver.leave(config, driver_endpoint(live, ep))
                 except Exception:
                     log.exception("undoing a failed connect")
+                await remote_ipam.release_addresses(self.catalog.ipam_drivers, self.catalog.records,
+                                                    [ep])
                 self.catalog.release_addresses(network.id, ep.endpoint_id)
                 await attachments.store.save(info.id, live)
             if isinstance(exc, Exception):
@@ -134,6 +138,7 @@ class Connections:
             for p in live.ports:
                 ports.restore(live.container_id, p.protocol, p.host_ip, p.host_port)
             self.attachments.forwarders.start(live.container_id, live.ports, ports)
+        await remote_ipam.release_addresses(self.catalog.ipam_drivers, self.catalog.records, [ep])
         self.catalog.release_addresses(network.id, ep.endpoint_id)
         await self.attachments.store.save(live.container_id, live)
         self.attachments.dns.register(live)

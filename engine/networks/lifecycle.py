@@ -18,6 +18,7 @@ import trio
 from engine import ids
 from engine.errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound
 from engine.filtering import labels_match
+from engine.networks import remote_ipam
 from engine.networks.attachments import Attachments
 from engine.networks.catalog import NetworkCatalog, driver_error, now
 from engine.networks.dns_servers import NetworkDNS
@@ -65,8 +66,12 @@ class NetworkLifecycle:
                                    "supported by moorage")
         if scope not in ("", "local"):
             raise InvalidParameter(f"scope {scope!r} is not supported: moorage networks are local")
-        if ipam_driver not in ("", "default"):
-            raise InvalidParameter(f"IPAM driver \"{ipam_driver}\" is not supported by moorage")
+        ipam_plugin = None
+        if ipam_driver not in remote_ipam.DEFAULT:
+            ipam_plugin = remote_ipam.ipam_driver(self.catalog.ipam_drivers, ipam_driver)
+            if enable_ipv6:
+                raise InvalidParameter("moorage takes IPv6 subnets from its own IPAM only: "
+                                       "leave --ipam-driver out for an IPv6 network")
         configs = [c for c in ipam_configs if not is_v6(c.subnet)]
         # as dockerd, an IPv6 entry of a network without IPv6 is ignored
         configs6 = [c for c in ipam_configs if is_v6(c.subnet)] if enable_ipv6 else []
@@ -92,7 +97,11 @@ class NetworkLifecycle:
             if bridge_name and any(catalog.bridge_name(r) == bridge_name
                                    for r in catalog.reserved() if r.driver == "bridge"):
                 raise Conflict(f"bridge name {bridge_name} is already used by another network")
-            if plugin.uses_ipam:
+            if plugin.uses_ipam and ipam_plugin is not None:
+                record.ipam = [await remote_ipam.lease_pool(ipam_plugin, record, configs,
+                                                            ipam_options or {})]
+                record.subnet_given = True  # the driver's subnet: `--ip` within it is its call
+            elif plugin.uses_ipam:
                 record.ipam = [await catalog.choose_ipam(configs)]
                 record.subnet_given = bool(configs and configs[0].subnet)
                 if enable_ipv6:
@@ -116,6 +125,8 @@ class NetworkLifecycle:
                     await plugin.delete_network(catalog.network_config(record))
                 except Exception:
                     log.exception("cleaning up after a failed network create")
+                if ipam_plugin is not None:
+                    await remote_ipam.release_pool(ipam_plugin, record)
                 await catalog.store.delete(record.id)
             if isinstance(exc, Exception):
                 raise driver_error(exc, f"creating network {name}") from None
@@ -142,6 +153,9 @@ class NetworkLifecycle:
             await self.catalog.driver(record).delete_network(self.catalog.network_config(record))
         except Exception as exc:
             raise driver_error(exc, f"removing network {record.name}") from None
+        if record.ipam_lease:
+            await remote_ipam.release_pool(
+                remote_ipam.ipam_driver(self.catalog.ipam_drivers, record.ipam_driver), record)
         await self.catalog.store.delete(record.id)
         self.catalog.records.pop(record.id, None)
         self.catalog.close_pools(record.id)

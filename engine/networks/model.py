@@ -65,6 +65,9 @@ class NetworkRecord:
     config_from: str = ""
     subnet_given: bool = False  # the user chose the subnet (only then is `--ip` allowed)
     subnet6_given: bool = False  # the same for the IPv6 subnet and `--ip6`
+    #: what an IPAM driver (`--ipam-driver`) must hear back: its pool's ID, the gateway it
+    #: leased (engine/networks/remote_ipam.py); empty on moord's own IPAM
+    ipam_lease: dict[str, str] = attrs.field(factory=dict)
 
     @property
     def short_id(self) -> str:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from pathlib import Path
 
 import attrs
@@ -54,6 +54,7 @@ from engine.networks.model import (
 from engine.networks.options import NetworkOptions
 from engine.networks.ports import PortAllocator
 from engine.networks.restore import restore_networking
+from plugins.ipam_contract import IpamDriver
 from plugins.manager import drivers_by_name
 from plugins.network_contract import DriverContext, NetworkDriver
 
@@ -74,8 +75,9 @@ class NetworkService:
 
     # opening and running ---------------------------------------------------------------------
     @classmethod
-    async def open(cls, *, data_root: Path, exec_root: Path, drivers: Mapping[str, NetworkDriver],
-                   options: NetworkOptions | None = None, durable: bool = True) -> NetworkService:
+    async def open(cls, *, data_root: Path, exec_root: Path, drivers: MutableMapping[str, NetworkDriver],
+                   options: NetworkOptions | None = None, durable: bool = True,
+                   ipam_drivers: Mapping[str, IpamDriver] | None = None) -> NetworkService:
         """Load the records and make sure `bridge`, `host` and `none` exist.
 
         `drivers` by name (see `drivers_from_plugins`); needs at least `bridge`, `host`
@@ -83,7 +85,7 @@ class NetworkService:
         """
         options = options or NetworkOptions()
         catalog = await NetworkCatalog.open(data_root=data_root, drivers=drivers, options=options,
-                                            durable=durable)
+                                            durable=durable, ipam_drivers=ipam_drivers)
         dns = NetworkDNS(catalog)
         attachments = await Attachments.open(
             exec_root=exec_root, catalog=catalog, dns=dns,

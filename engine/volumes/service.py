@@ -24,7 +24,7 @@ import builtins
 import datetime as dt
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -84,7 +84,7 @@ def volume_drivers_from(pm: pluggy.PluginManager, data_root: Path) -> dict[str, 
 @attrs.define(eq=False)
 class VolumeService:
     data_root: Path
-    drivers: dict[str, VolumeDriver]
+    drivers: MutableMapping[str, VolumeDriver]  # a table that may find drivers lazily
     store: RecordStore[Volume]
     records: dict[str, Volume] = attrs.field(factory=dict)
     events: EventBus | None = None
@@ -96,7 +96,7 @@ class VolumeService:
         self._containers = ContainerVolumes(self)
 
     @classmethod
-    async def open(cls, data_root: Path, drivers: Mapping[str, VolumeDriver], *,
+    async def open(cls, data_root: Path, drivers: MutableMapping[str, VolumeDriver], *,
                    events: EventBus | None = None, durable: bool = True) -> VolumeService:
         """Load the volume records, then adopt what a driver has that moord has no record of.
 
@@ -108,7 +108,7 @@ class VolumeService:
         store: RecordStore[Volume] = RecordStore(data_root / "state" / "volumes", Volume,
                                                  durable=durable)
         records = await trio.to_thread.run_sync(store.load_all)
-        service = cls(data_root, dict(drivers), store, records, events)
+        service = cls(data_root, drivers, store, records, events)
         listed: dict[str, Sequence[VolumeInfo]] = {}
 
         async def list_of(driver_name: str, driver: VolumeDriver) -> None:

@@ -135,7 +135,10 @@ class ContainerVolumes:
         points: builtins.list[MountPoint] = []
         try:
             for request in requests:
-                points.append(await self._claim_one(container_id, request, made))
+                try:
+                    points.append(await self._claim_one(container_id, request, made))
+                except NotFound as exc:  # a plugin found to be missing only now
+                    raise InvalidParameter(exc.message) from None
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self._undo_claim(container_id, points, made)

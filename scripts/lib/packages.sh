@@ -10,8 +10,9 @@ runtime_packages=(crun runc conmon busybox-static golang-github-containers-commo
                   containernetworking-plugins iptables)  # CNI networks, macvlan, ipvlan (portmap uses iptables)
 
 # what only the tests use: a registry server (registry 2.8) for pull/push, htpasswd for
-# its basic auth, skopeo to read the archives moord saves, Prometheus to scrape moord
-test_packages=(docker-registry apache2-utils skopeo prometheus)
+# its basic auth, skopeo to read the archives moord saves, Prometheus to scrape moord,
+# rclone's Docker volume plugin (with fuse3 for its mounts)
+test_packages=(docker-registry apache2-utils skopeo prometheus rclone fuse3)
 
 # clients only, installed without their recommends: Debian's docker-compose 1.29
 # (without the docker.io it recommends)

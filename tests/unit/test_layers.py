@@ -145,7 +145,7 @@ def test_moor_uses_only_light_modules() -> None:
 
 
 SERVICES = ("engine.networks", "engine.volumes", "engine.registry", "engine.images", "engine.logs",
-            "engine.managed_plugins")
+            "engine.managed_plugins", "engine.docker_plugins")
 
 
 def test_services_do_not_reach_up_to_containers_build_or_the_api() -> None:
@@ -163,3 +163,14 @@ def test_containers_do_not_reach_up_to_the_build_or_the_api() -> None:
 def test_metrics_know_nothing_above_the_foundation() -> None:
     """Every layer records into engine.metrics; it reads the daemon through callables."""
     assert _violations(("engine.metrics",), FOUNDATION, own=("engine.metrics",)) == []
+
+
+def test_the_docker_plugin_client_sees_only_the_contracts_and_the_foundation() -> None:
+    """engine.docker_plugins speaks a wire protocol and adapts it to plugins/' contracts;
+    the services reach it only through those contracts (the daemon wires it in)."""
+    assert _violations(("engine.docker_plugins",), {"plugins", *FOUNDATION},
+                       own=("engine.docker_plugins",)) == []
+    users = [m for m, names in sorted(GRAPH.items())
+             if not _within(m, ("engine.docker_plugins", "engine.api", "engine.engine", *DAEMON))
+             for n in names if _within(n, ("engine.docker_plugins",))]
+    assert users == []

@@ -4,8 +4,10 @@ create, list, inspect and remove work; enable is refused (501) because moord doe
 run managed plugins yet, so every plugin stays disabled and `disable` says so in
 dockerd's words; pulling, pushing, upgrading and configuring plugins answer 501.
 `GET /plugins` lists managed plugins only, as dockerd's does: the drivers `docker info`
-lists under `Plugins` are moord's own (and pluggy's), the kind dockerd lists there
-without listing them here; a managed plugin would join them once it can be enabled.
+lists under `Plugins` are moord's own (and pluggy's) and the legacy Docker plugins
+moord has activated (`engine.docker_plugins`: sockets in /run/docker/plugins, spec
+files), the kinds dockerd lists there without listing them here; a managed plugin
+would join them once it can be enabled.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from engine.api.router import Router
 from engine.api.wire.containers import rfc3339
 from engine.config import DaemonConfig
 from engine.containers.model import Status
+from engine.docker_plugins.registry import NETWORK
 
 if TYPE_CHECKING:
     from engine.engine import Engine
@@ -102,6 +103,13 @@ def registry_config(config: DaemonConfig) -> dict[str, Any]:
             "InsecureRegistryCIDRs": cidrs, "IndexConfigs": index, "Mirrors": mirrors or None}
 
 
+def _network_plugins(engine: Engine) -> list[str]:
+    """The Docker network plugins activated so far (dockerd lists them beside its own)."""
+    if engine.docker_plugins is None:
+        return []
+    return [p.name for p in engine.docker_plugins.active() if NETWORK in p.implements]
+
+
 @router.route("GET", "/info")
 async def info(req: Request, engine: Engine) -> JSONResponse:
     host = engine.host
@@ -123,8 +131,10 @@ async def info(req: Request, engine: Engine) -> JSONResponse:
         "Driver": "overlay",
         "DriverStatus": [["Backing Filesystem", now.fs_type],
                          ["Supports d_type", "true"]],
-        "Plugins": {"Volume": sorted(engine.volumes.drivers), "Network": ["host", "none"],
-                    "Authorization": None, "Log": sorted(engine.containers.log_drivers)},
+        "Plugins": {"Volume": sorted(engine.volumes.drivers),
+                    "Network": ["host", "none", *_network_plugins(engine)],
+                    "Authorization": list(engine.config.authorization_plugins) or None,
+                    "Log": sorted(engine.containers.log_drivers)},
         "MemoryLimit": True,
         "SwapLimit": layout.version == 2 or host.swap_accounting,
         "KernelMemory": False,
