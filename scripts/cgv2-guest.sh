@@ -2,8 +2,9 @@
 # Runs inside the cgroup v2 guest (scripts/test-cgv2.sh boots it): copy the shared
 # checkout to /root/moorage, set up with scripts/setup.sh (the production install, moord
 # under systemd) while installing what the tests use, run the restart proof
-# (tests/cgv2/restart_proof.py), the upgrade proof (scripts/upgrade-proof.sh) and the
-# uninstall, then the integration tests marked `cgroup_v2`.
+# (tests/cgv2/restart_proof.py), the upgrade proof (scripts/upgrade-proof.sh, with
+# MOORAGE_CGV2_UPGRADE=1) and the uninstall, then the integration tests marked
+# `cgroup_v2` (and `guest_kernel`).
 # Fails when the host is not pure cgroup v2, or when the tests or the proof fail.
 #
 #   bash scripts/cgv2-guest.sh [SOURCE [PYTEST ARGS...]]
@@ -81,9 +82,12 @@ failed=()
 export PYTHONUNBUFFERED=1
 .venv/bin/python -m tests.cgv2.restart_proof --restarts 2 || failed+=("the restart proof")
 stamp "restart proof done"
-# an in-place upgrade under systemd with containers running (scripts/upgrade.sh)
-bash scripts/upgrade-proof.sh || failed+=("the upgrade proof")
-stamp "upgrade proof done"
+# an in-place upgrade under systemd with containers running (scripts/upgrade.sh): a
+# second release installed, minutes of emulated pip, so only when asked
+if [ "${MOORAGE_CGV2_UPGRADE:-0}" = 1 ]; then
+    bash scripts/upgrade-proof.sh || failed+=("the upgrade proof")
+    stamp "upgrade proof done"
+fi
 # and the uninstall: moord and its units gone, containers and data kept
 if bash scripts/uninstall.sh; then
     leftovers=()

@@ -21,6 +21,9 @@
 #                                          scripts/test.sh runs it beside the host's tests)
 #   MOORAGE_CGV2_PYTEST='tests/integration/test_update.py' bash scripts/test-cgv2.sh
 #       (other tests than the marked subset, as pytest arguments)
+#   MOORAGE_CGV2_UPGRADE=1 bash scripts/test-cgv2.sh
+#       (also the upgrade proof under systemd: a second release installed in the guest,
+#       about 8 minutes there, so not in CI's run)
 #
 # The guest machinery is ../shared/tools/cgv2-vm.sh (or $MOORAGE_CGV2_VM); its README
 # gives the costs.
@@ -78,7 +81,9 @@ imaged=$SECONDS
 # (not the linters, which CI runs on the host), as one file for the exchange folder.
 wheelhouse=$CGV2_DIR/wheelhouse
 mkdir -p "$wheelhouse"
-[ -x "$CGV2_DIR/pip-env/bin/pip" ] || python3 -m venv --clear "$CGV2_DIR/pip-env"
+# Debian's python3, the guest's interpreter (not whatever python3 comes first on PATH)
+python=/usr/bin/python3
+[ -x "$CGV2_DIR/pip-env/bin/pip" ] || "$python" -m venv --clear "$CGV2_DIR/pip-env"
 "$CGV2_DIR/pip-env/bin/pip" download -q --disable-pip-version-check -d "$wheelhouse" \
     pip 'setuptools>=77' wheel ".[test]" 2> >(grep -v "is ignored: it is neither" >&2)
 tar -C "$wheelhouse" -cf "$CGV2_DIR/wheelhouse.tar" .
@@ -98,7 +103,7 @@ rm -rf "$CGV2_DIR/src"
 # guest's pytest runs from it without installing anything
 test_venv=$CGV2_DIR/test-venv
 rm -rf "$test_venv"
-python3 -m venv --without-pip "$test_venv"
+"$python" -m venv --without-pip "$test_venv"
 wheel=$(ls "$CGV2_DIR"/dist/moorage-*.whl)
 "$CGV2_DIR/pip-env/bin/pip" --python "$test_venv/bin/python" install -q --disable-pip-version-check \
     --no-index --find-links "$wheelhouse" pip "$wheel[test]"
@@ -121,7 +126,8 @@ echo "test-cgv2: booting the guest (image $((imaged - t0))s, wheelhouse and the 
 status=0
 bash "$vm" run --share . --timeout "${MOORAGE_CGV2_TIMEOUT:-2700}" "${puts[@]}" "$@" -- \
     "install -m 0755 /mnt/src/scripts/cgv2-guest.sh /root/cgv2-guest.sh &&
-     bash /root/cgv2-guest.sh /mnt/src ${MOORAGE_CGV2_PYTEST:-}" || status=$?
+     MOORAGE_CGV2_UPGRADE=${MOORAGE_CGV2_UPGRADE:-0} bash /root/cgv2-guest.sh /mnt/src ${MOORAGE_CGV2_PYTEST:-}" \
+    || status=$?
 echo "test-cgv2: the cgroup v2 job took $((SECONDS - t0))s (image $((imaged - t0))s," \
      "wheelhouse $((prepared - imaged))s, guest $((SECONDS - prepared))s); exit status $status"
 exit "$status"
