@@ -110,6 +110,9 @@ else
 fi
 stamp "uninstall done"
 
+# the guest is emulated (and, in CI, shares the host with its tests): the harness's
+# waits for moord and the docker CLI stretch (tests/support/daemon.py)
+export MOORAGE_TEST_SLOWNESS=${MOORAGE_TEST_SLOWNESS:-6}
 .venv/bin/pytest -p no:cacheprovider --durations=40 "${pytest_args[@]}" || failed+=("pytest ${pytest_args[*]}")
 stamp "pytest ${pytest_args[*]} done"
 

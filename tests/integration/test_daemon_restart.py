@@ -60,7 +60,6 @@ def test_kill9_mid_run_loses_nothing(fresh_moord: Callable[[], Moord]) -> None:
     assert d.docker("wait", "idle").stdout.strip() == "0"
 
 
-@pytest.mark.cgroup_v2
 def test_sigterm_leaves_containers_running(fresh_moord: Callable[[], Moord]) -> None:
     d = fresh_moord()
     d.start()
@@ -99,7 +98,6 @@ def test_kill9_at_many_instants(fresh_moord: Callable[[], Moord]) -> None:
     assert d.docker("ps", "-aq").stdout.strip() == ""
 
 
-@pytest.mark.cgroup_v2
 def test_a_pause_moord_did_not_record_is_seen_on_restart(fresh_moord: Callable[[], Moord]) -> None:
     """moord killed between the runtime's pause (or resume) and writing the record: the
     freezer, not the record, says what the container is when moord comes back."""

@@ -266,7 +266,6 @@ def _grows(path: Path, timeout: float = 30) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.cgroup_v2
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_follow_resumes_after_a_moord_restart_missing_nothing(
         fresh_moord: Callable[[], Moord], how: signal.Signals) -> None:

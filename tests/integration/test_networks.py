@@ -110,7 +110,6 @@ def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> None:
 # --- names ----------------------------------------------------------------------------------
 
 
-@pytest.mark.cgroup_v2
 def test_user_network_names_and_aliases(moord: Moord) -> None:
     with network(moord) as net, containers(moord) as made:
         web, other = unique("web"), unique("peer")
@@ -461,7 +460,6 @@ def test_moor_network_commands(moord: Moord) -> None:
 # --- a moord restart ----------------------------------------------------------------------------
 
 
-@pytest.mark.cgroup_v2
 def test_restart_keeps_addresses_and_published_ports(fresh_moord: Callable[[], Moord]) -> None:
     d = fresh_moord()
     d.start()

@@ -70,7 +70,6 @@ def test_on_failure_does_not_restart_success(moord: Moord) -> None:
         moord.docker("rm", "-f", "of0", check=False)
 
 
-@pytest.mark.cgroup_v2
 def test_always_backs_off_and_resets(fresh_moord: Callable[[], Moord]) -> None:
     # slow the back-off down so its steps are far apart compared to start latency
     d = fresh_moord()
@@ -138,7 +137,6 @@ def test_update_restart_policy(moord: Moord) -> None:
         moord.docker("rm", "-f", "upd", check=False)
 
 
-@pytest.mark.cgroup_v2
 def test_policies_across_a_clean_moord_restart(fresh_moord: Callable[[], Moord]) -> None:
     """moord stopping its containers on shutdown: who comes back on the next start."""
     d = fresh_moord()

@@ -26,6 +26,11 @@ from engine.networks.cleanup import purge_host_state
 REPO = Path(__file__).resolve().parents[2]
 #: the docker CLIs the tests can drive, in order: a current static client, then Debian's
 #: docker.io client (scripts/test.sh installs that one when neither is there)
+#: How much slower than this machine the tests' host is: the cgroup v2 guest, emulated,
+#: sets MOORAGE_TEST_SLOWNESS so the harness's waits (moord's start and stop, a docker
+#: command) stretch with it. A wait, never a timing assertion.
+SLOWNESS = max(1.0, float(os.environ.get("MOORAGE_TEST_SLOWNESS", "1")))
+
 DOCKER_CLI_CANDIDATES = ("/usr/local/bin/docker", "/usr/bin/docker")
 
 
@@ -164,6 +169,7 @@ class Moord:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=REPO, env=env,
                                          stdin=subprocess.DEVNULL, pass_fds=pass_fds)
+        timeout *= SLOWNESS
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -184,7 +190,7 @@ class Moord:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
-                self.proc.wait(timeout)
+                self.proc.wait(timeout * SLOWNESS)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -207,7 +213,7 @@ class Moord:
         """Run the stock docker CLI against this daemon."""
         result = subprocess.run([DOCKER_CLI, *args], env=self.env, capture_output=True,
                                 input=input.decode() if input is not None else None,
-                                text=True, timeout=timeout)
+                                text=True, timeout=timeout * SLOWNESS)
         if check and result.returncode != 0:
             raise AssertionError(
                 f"docker {' '.join(args)} failed ({result.returncode}):\n"
