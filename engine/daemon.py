@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -77,6 +78,21 @@ from plugins.deadlines import network_drivers_with_deadlines, volume_drivers_wit
 from plugins.manager import BuiltinsNotInstalled
 
 log = logging.getLogger("moord")
+
+
+def _raise_open_files_limit() -> None:
+    """Lift moord's soft RLIMIT_NOFILE to its hard limit, as Go does for dockerd: every
+    client connection, log follower and container's pipes is a descriptor, and the usual
+    soft limit of 1,024 refuses a burst of clients long before the backlog fills.
+    Containers are unaffected: their limits are set in their spec (runtime/rlimits.py)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # an unlimited hard limit still caps at the kernel's fs.nr_open (1,048,576 by default)
+    wanted = 1048576 if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open files limit from %d to %d: %s", soft, wanted, exc)
 
 
 def _prepare_dirs(config: DaemonConfig) -> str:
@@ -152,6 +168,7 @@ async def _serve(config: DaemonConfig, config_argv: list[str] | None, link: Serv
     host = await trio.to_thread.run_sync(probe_host, config)
     for warning in host.warnings:
         log.warning("%s", warning)
+    _raise_open_files_limit()
     engine_id = await trio.to_thread.run_sync(_prepare_dirs, config)
     pidfile = config.pidfile_path
     await trio.to_thread.run_sync(_write_pidfile, pidfile)

@@ -47,6 +47,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Connections the kernel queues before moord accepts them. Linux caps it at
+#: net.core.somaxconn (4,096 by default since 5.4), the backlog Go, and so dockerd, asks
+#: for: a burst of clients waits in the queue instead of being refused (EAGAIN).
+LISTEN_BACKLOG = 4096
+
 _VERSIONED = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
 _RECEIVE_SIZE = 256 * 1024
 _REASONS = {101: b"UPGRADED"}
@@ -519,5 +524,5 @@ async def bind_unix_socket(path: Path, mode: int, group: str = "") -> trio.socke
         except KeyError:
             log.warning("socket group %r does not exist; the socket stays root's", group)
     os.chmod(path, mode)
-    sock.listen(512)
+    sock.listen(LISTEN_BACKLOG)
     return sock
