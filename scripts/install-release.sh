@@ -24,16 +24,10 @@ if [ -n "${MOORAGE_WHEEL:-}" ]; then
     [ -f "$MOORAGE_WHEEL" ] || { echo "install-release: no wheel at $MOORAGE_WHEEL" >&2; exit 1; }
     wheel=$MOORAGE_WHEEL
 else
-    # Build from a copy, so the checkout gets no build/ or egg-info and nothing stale in
-    # an old build/ reaches the wheel.
-    mkdir "$work/src"
-    tar -C "$src" --exclude=./.git --exclude='./.venv*' --exclude=./build --exclude=./dist \
-        --exclude='*.egg-info' --exclude=__pycache__ --exclude=./bench/results \
-        --exclude=.mypy_cache --exclude=.ruff_cache --exclude=.pytest_cache -cf - . \
-        | tar -C "$work/src" -xf -
+    # shellcheck source=scripts/lib/wheel.sh
+    . "$src/scripts/lib/wheel.sh"
     "$python" -m venv "$work/build-env"
-    "$work/build-env/bin/pip" wheel -q --no-deps --wheel-dir "$work/wheel" "$work/src" >&2
-    wheel=$(ls "$work"/wheel/moorage-*.whl)
+    wheel=$(build_wheel "$src" "$work/build-env/bin/pip" "$work/wheel")
 fi
 version=$(basename "$wheel" | cut -d- -f2)
 

@@ -52,10 +52,9 @@ fi
 # what cgv2-vm.sh runs on the host (it installs them too, but without refreshing apt's
 # lists, which a bare machine lacks)
 host_tools=(qemu-system-x86 qemu-utils mmdebstrap e2fsprogs)
-missing=()
-for p in "${host_tools[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
+# shellcheck source=scripts/lib/packages.sh
+. scripts/lib/packages.sh
+mapfile -t missing < <(missing_packages "${host_tools[@]}")
 if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
@@ -66,8 +65,6 @@ export CGV2_DIR=${CGV2_DIR:-/var/tmp/moorage-cgv2}
 mkdir -p "$CGV2_DIR"
 
 # The image: rebuilt when the packages it must carry change.
-# shellcheck source=scripts/lib/packages.sh
-. scripts/lib/packages.sh
 image_packages="${runtime_packages[*]} ${test_packages[*]} ${test_client_only_packages[*]}"
 if [ ! -f "$CGV2_DIR/base.img" ] || [ "$(cat "$CGV2_DIR/image-packages" 2>/dev/null)" != "$image_packages" ]; then
     echo "test-cgv2: building the guest image in $CGV2_DIR (with $image_packages)"
@@ -89,22 +86,16 @@ python=/usr/bin/python3
 tar -C "$wheelhouse" -cf "$CGV2_DIR/wheelhouse.tar" .
 # moorage's own wheel, built from a copy of this checkout (as scripts/install-release.sh
 # builds it); the guest's production install takes it (MOORAGE_WHEEL)
-rm -rf "$CGV2_DIR/dist" "$CGV2_DIR/src"
-mkdir -p "$CGV2_DIR/src"
-tar --exclude=./.git --exclude='./.venv*' --exclude=./build --exclude=./dist \
-    --exclude='*.egg-info' --exclude=__pycache__ --exclude=./bench/results \
-    --exclude=.mypy_cache --exclude=.ruff_cache --exclude=.pytest_cache -cf - . \
-    | tar -C "$CGV2_DIR/src" -xf -
-"$CGV2_DIR/pip-env/bin/pip" wheel -q --disable-pip-version-check --no-deps \
-    --wheel-dir "$CGV2_DIR/dist" "$CGV2_DIR/src" >/dev/null
-rm -rf "$CGV2_DIR/src"
+# shellcheck source=scripts/lib/wheel.sh
+. scripts/lib/wheel.sh
+rm -rf "$CGV2_DIR/dist"
+wheel=$(build_wheel . "$CGV2_DIR/pip-env/bin/pip" "$CGV2_DIR/dist")
 # The tests' venv: moorage's wheel with the [test] extra, made here natively at the path
 # where the guest unpacks it (the same absolute path: a venv is not relocatable), so the
 # guest's pytest runs from it without installing anything
 test_venv=$CGV2_DIR/test-venv
 rm -rf "$test_venv"
 "$python" -m venv --without-pip "$test_venv"
-wheel=$(ls "$CGV2_DIR"/dist/moorage-*.whl)
 "$CGV2_DIR/pip-env/bin/pip" --python "$test_venv/bin/python" install -q --disable-pip-version-check \
     --no-index --find-links "$wheelhouse" pip "$wheel[test]"
 tar -C / -cf "$CGV2_DIR/test-venv.tar" "${test_venv#/}"
@@ -113,7 +104,7 @@ for candidate in /usr/local/bin/docker /usr/bin/docker; do
     if [ -x "$candidate" ]; then docker_cli=$candidate; break; fi
 done
 puts=(--put "$CGV2_DIR/wheelhouse.tar" --put "$CGV2_DIR/test-venv.tar")
-for wheel in "$CGV2_DIR"/dist/moorage-*.whl; do puts+=(--put "$wheel"); done
+puts+=(--put "$wheel")
 [ -n "$docker_cli" ] && puts+=(--put "$docker_cli")
 prepared=$SECONDS
 if [ "$prepare_only" = 1 ]; then

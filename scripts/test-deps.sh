@@ -11,14 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-
 # shellcheck source=scripts/lib/packages.sh
 . scripts/lib/packages.sh
-missing=()
-for p in "${test_packages[@]}"; do
-    installed "$p" || missing+=("$p")
-done
+mapfile -t missing < <(missing_packages "${test_packages[@]}")
 if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -30,10 +25,7 @@ if [ ${#missing[@]} -gt 0 ]; then
         done
     fi
 fi
-missing=()
-for p in "${test_client_only_packages[@]}"; do
-    installed "$p" || missing+=("$p")
-done
+mapfile -t missing < <(missing_packages "${test_client_only_packages[@]}")
 if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -17,3 +17,11 @@ test_packages=(docker-registry apache2-utils skopeo prometheus rclone fuse3)
 # clients only, installed without their recommends: Debian's docker-compose 1.29
 # (without the docker.io it recommends)
 test_client_only_packages=(docker-compose)
+
+# Prints, one per line, those of the given packages that are not installed.
+missing_packages() {
+    local p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+    done
+}
