@@ -95,13 +95,23 @@ def _raise_open_files_limit() -> None:
             log.warning("cannot raise the open files limit from %d to %d: %s", soft, wanted, exc)
 
 
+def _private_modes(config: DaemonConfig) -> list[tuple[Path, int]]:
+    """Modes set at every start (so an older install is tightened on upgrade), as dockerd
+    has them: the data root 710, so no other local user can list or reach what it holds
+    (container IDs, names in configs, logs); `containers/` 700. Nothing but root needs to
+    walk these paths: a container's processes see their rootfs and volumes after the
+    runtime mounted them, never the host path above."""
+    return [(config.data_root, 0o710), (config.data_root / "containers", 0o700)]
+
+
 def _prepare_dirs(config: DaemonConfig) -> str:
     """Make the directories moord needs; returns the engine's ID (made on first start)."""
     for d in (config.data_root, config.data_root / "containers", config.data_root / "state",
               config.exec_root, config.exec_root / "crun", config.exec_root / "runc",
               config.exec_root / "socks"):
         d.mkdir(parents=True, exist_ok=True)
-    os.chmod(config.data_root, 0o711)
+    for d, mode in _private_modes(config):
+        os.chmod(d, mode)
     engine_id = config.data_root / "engine-id"
     if not engine_id.exists():
         fsutil.atomic_write(engine_id, (str(uuid.uuid4()) + "\n").encode(), mode=0o644)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Callable
@@ -54,3 +55,27 @@ def test_pidfile_is_written_and_removed(fresh_moord: Callable[[], Moord]) -> Non
     assert pidfile.read_text().strip() == str(d.proc.pid)
     d.stop()
     assert not pidfile.exists()
+
+
+def test_data_root_is_closed_to_other_users(fresh_moord: Callable[[], Moord]) -> None:
+    """dockerd's modes: the data root 710, containers/ 700, tightened at every start, and a
+    container running as an unprivileged user still reads its rootfs and writes its volume."""
+    d = fresh_moord()
+    d.data_root.mkdir(parents=True, exist_ok=True)
+    d.data_root.chmod(0o755)  # as an older moord left it
+    d.start()
+    d.import_busybox()
+    cid = d.docker("run", "-d", "-v", "vol:/data", "busybox", "sleep", "600").stdout.strip()
+    assert stat.S_IMODE(d.data_root.stat().st_mode) == 0o710
+    assert stat.S_IMODE((d.data_root / "containers").stat().st_mode) == 0o700
+    listing = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                              "ls", str(d.data_root / "containers")],
+                             capture_output=True, text=True, check=False)
+    assert listing.returncode != 0, listing.stdout
+    assert cid not in listing.stdout
+    assert "Permission denied" in listing.stderr
+    d.docker("exec", cid, "chmod", "777", "/data")
+    out = d.docker("exec", "-u", "65534", cid, "sh", "-c",
+                   "cat /etc/passwd >/dev/null && echo hi >/data/f && cat /data/f").stdout
+    assert out.strip() == "hi"
+    d.docker("rm", "-f", cid)
