@@ -65,6 +65,7 @@ INT64 = GoInt("int64", -(2**63), 2**63 - 1)
 INT = GoInt("int", -(2**63), 2**63 - 1)  # Go's int on the 64-bit hosts moord runs on
 UINT16 = GoInt("uint16", 0, 2**16 - 1)
 UINT64 = GoInt("uint64", 0, 2**64 - 1)
+UINT = GoInt("uint", 0, 2**64 - 1)  # Go's uint on 64-bit hosts
 
 
 class Applies(enum.Enum):
@@ -201,6 +202,10 @@ class Number:
 
 #: HostConfig's other numbers (those moord ignores are still checked, as dockerd checks
 #: them: a value it would refuse is refused).
+#: Windows' system-drive limits: dockerd on Linux refuses any value but 0
+_NO_IO_MAXIMUM = Bounds(0, 0, "Invalid QoS settings: linux does not support Maximum IO "
+                              "Bandwidth or Maximum IO IOps")
+
 HOST_NUMBERS: dict[str, Number] = {
     "ShmSize": Number(INT64),  # below 0: engine/containers/create.py says so
     "OomScoreAdj": Number(INT, Bounds(-1000, 1000, "Invalid value {value}, range for oom score "
@@ -216,8 +221,8 @@ HOST_NUMBERS: dict[str, Number] = {
     "CpuRealtimeRuntime": Number(INT64),
     "KernelMemory": Number(INT64),
     "KernelMemoryTCP": Number(INT64),
-    "IOMaximumIOps": Number(UINT64),
-    "IOMaximumBandwidth": Number(UINT64),
+    "IOMaximumIOps": Number(UINT64, _NO_IO_MAXIMUM),
+    "IOMaximumBandwidth": Number(UINT64, _NO_IO_MAXIMUM),
 }
 
 #: A container's stop timeout and a restart policy's retries are Go `int`s.
@@ -228,6 +233,6 @@ MAX_HOSTNAME_BYTES = 64
 
 __all__ = [
     "HOST_NUMBERS", "INT", "INT64", "LIMITS", "LIMIT_BY_NAME", "MAX_HOSTNAME_BYTES",
-    "MAX_RETRY_COUNT", "MIN_MEMORY", "STOP_TIMEOUT", "UINT16", "UINT64", "Applies", "Bounds",
+    "MAX_RETRY_COUNT", "MIN_MEMORY", "STOP_TIMEOUT", "UINT", "UINT16", "UINT64", "Applies", "Bounds",
     "GoInt", "Limit", "Number", "Resources", "Unit",
 ]

@@ -55,6 +55,17 @@ class Request:
         except ValueError:
             raise InvalidParameter(f"invalid value for {name}: {value!r}: not an integer") from None
 
+    def terminal_size(self) -> tuple[int, int]:
+        """A resize's `h` and `w` as dockerd reads them: unsigned 32-bit numbers, 0 when
+        absent, anything else a 400 (`invalid resize height "-1"`)."""
+        size = []
+        for name, what in (("h", "height"), ("w", "width")):
+            value = self.arg(name) or "0"
+            if not (value.isascii() and value.isdigit()) or int(value) >= 2**32:
+                raise InvalidParameter(f"invalid resize {what} {json.dumps(value)}")
+            size.append(int(value))
+        return size[0], size[1]
+
     def filters(self) -> dict[str, list[str]]:
         """The `filters` query argument as `{key: [values]}` (`engine.filtering`)."""
         return parse_filters(self.arg("filters"))

@@ -21,7 +21,9 @@ from engine import ids
 from engine.containers import links, names, namespaces, netshare
 from engine.containers.layout import ContainerPaths
 from engine.containers.model import Container, ContainerSpec, HostSpec, LogConfig
+from engine.containers.policy import check_restart_policy
 from engine.containers.resources import check_limits
+from engine.containers.signals import parse_signal
 from engine.errors import InvalidParameter
 from engine.images.model import Healthcheck, ImageConfig
 from engine.limits import MAX_HOSTNAME_BYTES
@@ -35,7 +37,6 @@ from plugins.contracts import InvalidLogOption
 if TYPE_CHECKING:
     from engine.containers.manager import ContainerManager
 
-RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
 
 
 def merge_env(base: list[str], override: list[str]) -> list[str]:
@@ -117,14 +118,7 @@ def validate(spec: ContainerSpec, host: HostSpec) -> None:
             f"the working directory '{spec.working_dir}' is invalid, it needs to be an absolute path"
         )
     policy = host.restart_policy
-    if policy.name not in RESTART_POLICIES and policy.name != "":
-        raise InvalidParameter(f"invalid restart policy '{policy.name}'")
-    if policy.maximum_retry_count < 0:
-        raise InvalidParameter("invalid value for MaximumRetryCount: must be a positive integer")
-    if policy.maximum_retry_count and policy.name != "on-failure":
-        raise InvalidParameter(
-            "invalid restart policy: maximum retry count can only be used with 'on-failure'"
-        )
+    check_restart_policy(policy)
     if host.auto_remove and policy.name not in ("", "no"):
         raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
     if host.shm_size < 0:
@@ -156,9 +150,14 @@ async def create_container(m: ContainerManager, name: str | None, spec: Containe
     check_network_mode(host.network_mode, hostname=spec.hostname, links=host.links, dns=host.dns,
                        extra_hosts=host.extra_hosts, port_bindings=host.port_bindings,
                        publish_all=host.publish_all_ports, exposed_ports=spec.exposed_ports)
+    if spec.stop_signal:  # the request's own (an image's was checked when it was built)
+        parse_signal(spec.stop_signal)
     image = m.images.resolve(spec.image)
     merged = merge_image_config(spec, image.config)
     validate(merged, host)
+    if host.oom_kill_disable and not host.memory:
+        warnings.append("OOM killer is disabled for the container, but no memory limit is set, "
+                        "this can result in the system running out of resources.")
     host.network_mode = netshare.normalised_mode(m, host.network_mode)
     networking = None
     if m.networks is not None:

@@ -284,6 +284,8 @@ def _as_socket(conn: trio.socket.SocketType) -> socket.socket:
 
 
 def set_window(fd: int, rows: int, columns: int) -> None:
+    """The kernel's window size holds 16 bits a side; the API's sizes are 32-bit."""
+    rows, columns = min(rows, 0xFFFF), min(columns, 0xFFFF)
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
 
 

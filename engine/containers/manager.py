@@ -279,11 +279,7 @@ class ContainerManager:
     # update -----------------------------------------------------------------------------
     async def update_restart_policy(self, c: Container, new: RestartPolicy) -> None:
         """`docker update --restart`: takes effect at the next exit."""
-        if new.name not in create.RESTART_POLICIES:
-            raise InvalidParameter(f"invalid restart policy '{new.name}'")
-        if new.maximum_retry_count and new.name != "on-failure":
-            raise InvalidParameter(
-                "invalid restart policy: maximum retry count can only be used with 'on-failure'")
+        policy.check_restart_policy(new)
         if c.host.auto_remove and new.name != "no":
             raise InvalidParameter(
                 "Restart policy cannot be updated because AutoRemove is enabled for the container")

@@ -19,8 +19,28 @@ from __future__ import annotations
 import attrs
 
 from engine.containers.model import ContainerState, RestartPolicy, Status, StopReason
+from engine.errors import InvalidParameter
 
 NO_RESTART = frozenset({"", "no"})
+RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
+
+
+def check_restart_policy(policy: RestartPolicy) -> None:
+    """Refuse a policy dockerd refuses, at create and at update, in its words ("" is
+    what dockerd before 25.0 stored for "no", so it passes with any count, as there)."""
+    count = policy.maximum_retry_count
+    if policy.name == "on-failure":
+        if count < 0:
+            raise InvalidParameter("invalid restart policy: maximum retry count cannot be negative")
+    elif policy.name in RESTART_POLICIES:
+        if count:
+            raise InvalidParameter(
+                "invalid restart policy: maximum retry count can only be used with 'on-failure'"
+                + (" and cannot be negative" if count < 0 else ""))
+    elif policy.name != "":
+        raise InvalidParameter(
+            f"invalid restart policy: unknown policy '{policy.name}'; use one of "
+            "'no', 'always', 'on-failure', or 'unless-stopped'")
 
 
 def restarts_after_exit(policy: RestartPolicy, state: ContainerState, *, shutting_down: bool) -> bool:

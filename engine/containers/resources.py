@@ -14,6 +14,9 @@ instead of that error, which Docker users trip over on every first `docker updat
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import attrs
 
 from engine.containers.model import HostSpec
@@ -96,11 +99,19 @@ def check_limits(host: Resources, online_cpus: int) -> None:
     _within_bounds(host, "cpu_period")
     _within_bounds(host, "cpu_quota")
     if host.cpuset_cpus:
-        _check_cpuset(host.cpuset_cpus, online_cpus)
+        available = "0" if online_cpus == 1 else f"0-{online_cpus - 1}"
+        if max(_cpu_list(host.cpuset_cpus, "cpus")) >= online_cpus:
+            raise InvalidParameter(f"Requested CPUs are not available - requested "
+                                   f"{host.cpuset_cpus}, available: {available}")
+    if host.cpuset_mems:
+        nodes = memory_nodes()
+        if not _cpu_list(host.cpuset_mems, "mems") <= _cpu_list(nodes, "mems"):
+            raise InvalidParameter(f"Requested memory nodes are not available - requested "
+                                   f"{host.cpuset_mems}, available: {nodes}")
 
 
-def _check_cpuset(spec: str, online_cpus: int) -> None:
-    """`0-2,4`: every CPU named must exist (Docker: 'Requested CPUs are not available')."""
+def _cpu_list(spec: str, what: str) -> set[int]:
+    """The kernel's list format, `0-2,4`, for `--cpuset-cpus` and `--cpuset-mems`."""
     wanted: set[int] = set()
     try:
         for part in spec.split(","):
@@ -110,11 +121,18 @@ def _check_cpuset(spec: str, online_cpus: int) -> None:
                 raise ValueError(part)
             wanted.update(range(first, last + 1))
     except ValueError:
-        raise InvalidParameter(f"Invalid value {spec} for cpuset cpus") from None
-    if max(wanted) >= online_cpus:
-        available = "0" if online_cpus == 1 else f"0-{online_cpus - 1}"
-        raise InvalidParameter(f"Requested CPUs are not available - requested {spec}, "
-                               f"available: {available}")
+        raise InvalidParameter(f"Invalid value {spec} for cpuset {what}") from None
+    return wanted
+
+
+@functools.cache
+def memory_nodes() -> str:
+    """The host's online NUMA nodes (`0` on a machine without NUMA); read once: a sysfs
+    file that answers at once, and nodes do not come and go under a running moord."""
+    try:
+        return Path("/sys/devices/system/node/online").read_text().strip() or "0"
+    except OSError:
+        return "0"
 
 
 __all__ = ["ResourceUpdate", "check_limits", "updated_host"]

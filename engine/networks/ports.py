@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import json
 import os
 import socket
 from collections.abc import Iterable, Mapping, Sequence
@@ -186,12 +187,17 @@ def requests_from_bindings(bindings: Mapping[str, Sequence[tuple[str, str]]],
     requests: list[PortRequest] = []
     seen: set[str] = set()
     for key, entries in bindings.items():
+        port_text = split_proto(key)[0]
+        try:
+            start, end = parse_port_range(port_text)
+        except PortSpecError:
+            raise InvalidParameter(_bad_specification(port_text)) from None
+        if start != end:
+            raise InvalidParameter(_bad_specification(port_text))
         try:
             start, end, proto = parse_port_key(key)
         except PortSpecError as exc:
             raise InvalidParameter(str(exc)) from None
-        if start != end:
-            raise InvalidParameter(f"invalid port specification: \"{key}\"")
         seen.add(f"{start}/{proto}")
         for host_ip, host_port in entries or [("", "")]:
             requests.append(_request(start, proto, host_ip, host_port))
@@ -206,6 +212,11 @@ def requests_from_bindings(bindings: Mapping[str, Sequence[tuple[str, str]]],
                     seen.add(f"{port}/{proto}")
                     requests.append(PortRequest(port, proto))
     return requests
+
+
+def _bad_specification(port: str) -> str:
+    """dockerd's words for a PortBindings key or HostPort that is not a port (or range)."""
+    return f"invalid port specification: {json.dumps(port)}"
 
 
 def _key_order(key: str) -> tuple[int, str]:
@@ -233,7 +244,7 @@ def _request(container_port: int, proto: str, host_ip: str, host_port: str) -> P
         try:
             start, end = parse_port_range(host_port)
         except PortSpecError:
-            raise InvalidParameter(f"invalid hostPort: {host_port}") from None
+            raise InvalidParameter(_bad_specification(host_port)) from None
     return PortRequest(container_port, proto, host_ip, start, end if end != start else 0)
 
 

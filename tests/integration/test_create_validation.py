@@ -97,3 +97,58 @@ def test_names_and_hostnames(moord: Moord) -> None:
         assert "/" not in str(info.value.explanation)
     finally:
         client.close()
+
+
+def test_more_of_dockerds_checks(api: docker.APIClient, moord: Moord) -> None:
+    """Restart policies, cpuset nodes, Windows-only numbers, ports, signals and terminal
+    sizes: each refused as dockerd 28 refuses it, before anything is created or changed."""
+    before = set(moord.docker("ps", "-aq").stdout.split())
+    assert _refused(api, restart_policy={"Name": "on-failure", "MaximumRetryCount": -1}) == \
+        "invalid restart policy: maximum retry count cannot be negative"
+    assert _refused(api, restart_policy={"Name": "always", "MaximumRetryCount": -2}) == (
+        "invalid restart policy: maximum retry count can only be used with 'on-failure' "
+        "and cannot be negative")
+    assert _refused(api, restart_policy={"Name": "sometimes"}) == (
+        "invalid restart policy: unknown policy 'sometimes'; use one of 'no', 'always', "
+        "'on-failure', or 'unless-stopped'")
+    assert _refused(api, cpuset_mems="99").startswith(
+        "Requested memory nodes are not available - requested 99, available: ")
+    assert _refused(api, cpuset_mems="x") == "Invalid value x for cpuset mems"
+    assert _refused(api, port_bindings={80: 70000}) == 'invalid port specification: "70000"'
+    assert _refused(api, port_bindings={80: "9000-8000"}) == \
+        'invalid port specification: "9000-8000"'
+    raw = {"Image": "busybox", "Cmd": ["true"]}
+    for extra, message in [
+        ({"HostConfig": {"IOMaximumIOps": 5}},
+         "Invalid QoS settings: linux does not support Maximum IO Bandwidth or Maximum IO IOps"),
+        ({"HostConfig": {"ConsoleSize": [-1, 80]}},
+         "invalid JSON: json: cannot unmarshal number -1 into Go struct field "
+         "HostConfig.ConsoleSize of type uint"),
+        ({"StopSignal": "SIGBOGUS"}, "Invalid signal: SIGBOGUS"),
+    ]:
+        response = api._post_json(api._url("/containers/create"), data={**raw, **extra})
+        assert response.status_code == 400, (extra, response.text)
+        assert response.json()["message"] == message
+    created = api._post_json(api._url("/containers/create"),
+                             data={**raw, "HostConfig": {"CpuPercent": 50, "OomKillDisable": True}})
+    assert created.status_code == 201, created.text
+    assert created.json()["Warnings"] == [
+        "OOM killer is disabled for the container, but no memory limit is set, this can result "
+        "in the system running out of resources.",
+        "linux does not support CPU percent. Percent discarded."]
+    cid = created.json()["Id"]
+    # an update refused for its restart policy changes nothing, limits included
+    with pytest.raises(docker.errors.APIError) as info:
+        api.update_container(cid, mem_limit="64m",
+                             restart_policy={"Name": "on-failure", "MaximumRetryCount": -1})
+    assert info.value.status_code == 400
+    assert info.value.explanation == "invalid restart policy: maximum retry count cannot be negative"
+    host = api.inspect_container(cid)["HostConfig"]
+    assert (host["Memory"], host["RestartPolicy"]["Name"]) == (0, "no")
+    for query, message in [("h=-1&w=80", 'invalid resize height "-1"'),
+                           ("h=24&w=99999999999", 'invalid resize width "99999999999"')]:
+        response = api._post(api._url(f"/containers/{cid}/resize?{query}"))
+        assert response.status_code == 400, response.text
+        assert response.json()["message"] == message
+    api.remove_container(cid, force=True)
+    assert set(moord.docker("ps", "-aq").stdout.split()) == before

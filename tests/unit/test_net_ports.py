@@ -80,9 +80,12 @@ def test_requests_from_bindings_and_publish_all() -> None:
 
 @pytest.mark.parametrize(("bindings", "message"), [
     ({"80/icmp": [("", "")]}, "invalid proto"),
-    ({"http/tcp": [("", "")]}, "invalid containerPort"),
+    ({"http/tcp": [("", "")]}, 'invalid port specification: "http"'),
+    ({"70000/tcp": [("", "")]}, 'invalid port specification: "70000"'),
+    ({"80/tcp": [("", "70000")]}, 'invalid port specification: "70000"'),
+    ({"80/tcp": [("", "9000-8000")]}, 'invalid port specification: "9000-8000"'),
     ({"80/tcp": [("nowhere", "")]}, "invalid IP address"),
-    ({"80/tcp": [("", "http")]}, "invalid hostPort"),
+    ({"80/tcp": [("", "http")]}, 'invalid port specification: "http"'),
     ({"80/sctp": [("", "")]}, "SCTP"),
 ])
 def test_requests_from_bindings_refuse(bindings: dict[str, list[tuple[str, str]]],

@@ -17,6 +17,7 @@ from engine.api.router import Router
 from engine.api.wire import containers as wire
 from engine.containers.filters import list_predicate, prune_keep
 from engine.containers.model import Container, Status
+from engine.containers.policy import check_restart_policy
 from engine.containers.sizes import container_sizes
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 
@@ -46,8 +47,8 @@ async def create(req: Request, engine: Engine) -> JSONResponse:
                                         req.api_version)
     container, warnings = await engine.containers.create(req.arg("name") or None, spec, host,
                                                          endpoints)
-    return JSONResponse({"Id": container.id,
-                         "Warnings": warnings + ([mac_warning] if mac_warning else [])}, status=201)
+    warnings += wire.discarded_warnings(body) + ([mac_warning] if mac_warning else [])
+    return JSONResponse({"Id": container.id, "Warnings": warnings}, status=201)
 
 
 @router.route("GET", "/containers/json")
@@ -206,19 +207,18 @@ async def update(req: Request, engine: Engine) -> JSONResponse:
     c = _container(req, engine)
     policy, resources = wire.parse_update(await req.json_object())
     if policy is not None:
-        await engine.containers.update_restart_policy(c, policy)
+        check_restart_policy(policy)  # before any change, so a refused update changes nothing
     if not resources.is_empty():
         await engine.containers.update_resources(c, resources)
+    if policy is not None:
+        await engine.containers.update_restart_policy(c, policy)
     return JSONResponse({"Warnings": []})
 
 
 @router.route("POST", "/containers/{id}/resize")
 async def resize(req: Request, engine: Engine) -> EmptyResponse:
     c = _container(req, engine)
-    height = req.int_arg("h", 0) or 0
-    width = req.int_arg("w", 0) or 0
-    if height < 0 or width < 0:
-        raise InvalidParameter("invalid terminal size")
+    height, width = req.terminal_size()
     if not c.state.is_live:
         raise Conflict(f"Container {c.id} is not running")
     await engine.containers.resize(c, height, width)

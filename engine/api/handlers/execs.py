@@ -172,7 +172,7 @@ async def inspect(req: Request, engine: Engine) -> JSONResponse:
 @router.route("POST", "/exec/{id}/resize")
 async def resize(req: Request, engine: Engine) -> EmptyResponse:
     session = _execs(engine).get(req.params["id"])
-    rows, columns = req.int_arg("h", 0) or 0, req.int_arg("w", 0) or 0
+    rows, columns = req.terminal_size()
     if session.tty and rows > 0 and columns > 0:
         session.size = (rows, columns)
         if session.master_fd >= 0:

@@ -30,7 +30,7 @@ from engine.containers.status import status_text
 from engine.errors import EngineError, InvalidParameter
 from engine.images.model import Healthcheck, Image
 from engine.images.ociconfig import format_time as rfc3339
-from engine.limits import HOST_NUMBERS, LIMITS, MAX_RETRY_COUNT, STOP_TIMEOUT, Limit
+from engine.limits import HOST_NUMBERS, LIMITS, MAX_RETRY_COUNT, STOP_TIMEOUT, UINT, Limit
 from engine.runtime.devices import parse_cgroup_rule, valid_permissions
 from engine.volumes.parse import parse_mount_requests, parse_volumes_from
 
@@ -150,6 +150,14 @@ def _isolation(value: str) -> str:
     return value
 
 
+def discarded_warnings(body: dict[str, Any]) -> list[str]:
+    """dockerd's warnings for create fields Linux has no use for (they are dropped)."""
+    hc = body.get("HostConfig")
+    if isinstance(hc, dict) and isinstance(hc.get("CpuPercent"), int) and hc["CpuPercent"] > 0:
+        return ["linux does not support CPU percent. Percent discarded."]
+    return []
+
+
 def parse_create(body: dict[str, Any]) -> tuple[ContainerSpec, HostSpec]:
     """A `POST /containers/create` body as records (image defaults not merged yet)."""
     image = fields.string(body, "Image")
@@ -202,6 +210,8 @@ def parse_create(body: dict[str, Any]) -> tuple[ContainerSpec, HostSpec]:
     console = hc.get("ConsoleSize") or [0, 0]
     if not (isinstance(console, list) and len(console) == 2 and all(isinstance(x, int) for x in console)):
         raise InvalidParameter("invalid type for HostConfig.ConsoleSize: expected [height, width]")
+    for side in console:  # Go's [2]uint
+        fields.fitting(side, UINT, "HostConfig.ConsoleSize")
     network_mode = fields.string(hc, "NetworkMode", w) or "default"
     init = hc.get("Init")
     if init is not None and not isinstance(init, bool):

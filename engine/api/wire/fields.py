@@ -47,9 +47,14 @@ def integer(d: Body, key: str, where: str = "", default: int = 0, *,
         return default
     if isinstance(value, bool) or not isinstance(value, int):
         raise _wrong_type(where, key, "an integer")
+    return fitting(value, go_type, where + key)
+
+
+def fitting(value: int, go_type: GoInt, field: str) -> int:
+    """`value` if the Go type holds it, else the 400 of dockerd's JSON decoder."""
     if not go_type.admits(value):
         raise InvalidParameter(f"invalid JSON: json: cannot unmarshal number {value} into Go "
-                               f"struct field {where}{key} of type {go_type.name}")
+                               f"struct field {field} of type {go_type.name}")
     return value
 
 
