@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
@@ -10,6 +11,8 @@ import attrs
 
 from engine.errors import InvalidParameter
 from engine.filtering import parse_filters
+
+_DECIMAL = re.compile(r"[+-]?[0-9]+")
 
 _FALSE_WORDS = frozenset({"", "0", "no", "false", "none"})
 
@@ -50,10 +53,12 @@ class Request:
         value = self.arg(name)
         if value is None or value == "":
             return default
-        try:
-            return int(value)
-        except ValueError:
-            raise InvalidParameter(f"invalid value for {name}: {value!r}: not an integer") from None
+        if not _DECIMAL.fullmatch(value):  # Go's ParseInt: no spaces, no `_`, ASCII digits
+            raise InvalidParameter(f"invalid value for {name}: {value!r}: not an integer")
+        number = int(value)
+        if not -(2**63) <= number < 2**63:
+            raise InvalidParameter(f"invalid value for {name}: {value!r}: value out of range")
+        return number
 
     def terminal_size(self) -> tuple[int, int]:
         """A resize's `h` and `w` as dockerd reads them: unsigned 32-bit numbers, 0 when
