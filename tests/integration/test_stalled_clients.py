@@ -1,0 +1,263 @@
+"""Stalled clients are cut off; streams that have begun are never touched.
+
+A private moord runs with every clock at 2 s and a cap of 4 connections per process.
+Raw sockets play the stalled clients (half a request head, half a body) and the greedy
+one; the stock docker CLI plays the long-lived ones (`logs -f`, `events`, `wait`, an
+`attach` whose stdin stays quiet), which must still deliver well after the stalled
+clients were cut. The Prometheus counters are read from `--metrics-addr`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+
+from tests.support.daemon import DOCKER_CLI, SLOWNESS, Moord, host_problems
+from tests.support.registry import free_port
+
+CLOCK = 2  # every api-*-timeout of this module's moord (s)
+PER_PROCESS = 4
+#: how long a test waits for something that must happen (never an assertion on time)
+PATIENCE = 60 * SLOWNESS
+
+
+@attrs.define
+class Daemon:
+    moord: Moord
+    metrics: str
+
+
+@pytest.fixture(scope="module")
+def daemon() -> Iterator[Daemon]:
+    problems = host_problems()
+    if problems:
+        pytest.fail("this host cannot run the integration tests:\n  " + "\n  ".join(problems),
+                    pytrace=False)
+    d = Moord(Path(tempfile.mkdtemp(prefix="moords-", dir="/tmp")))  # short: a socket path
+    address = f"127.0.0.1:{free_port()}"
+    try:
+        d.start("--api-header-timeout", str(CLOCK), "--api-idle-timeout", str(CLOCK),
+                "--api-body-timeout", str(CLOCK),
+                "--api-max-connections-per-process", str(PER_PROCESS),
+                "--metrics-addr", address)
+        d.import_busybox()
+        yield Daemon(d, f"http://{address}/metrics")
+        assert "serving a connection failed" not in d.log_tail(100_000), d.log_tail()
+    finally:
+        d.cleanup()
+
+
+def _counter(daemon: Daemon, series: str) -> float:
+    with urllib.request.urlopen(daemon.metrics, timeout=10) as response:
+        text: str = response.read().decode()
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{series} is not exposed:\n{text}")
+
+
+def _connect(d: Moord) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(PATIENCE)
+    s.connect(str(d.socket_path))
+    return s
+
+
+def _read_to_end(s: socket.socket) -> bytes:
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    return data
+
+
+def _message(answer: bytes) -> str:
+    message: str = json.loads(answer.split(b"\r\n\r\n", 1)[1])["message"]
+    return message
+
+
+@attrs.define(eq=False)
+class Follower:
+    """A docker CLI process whose output lines are collected as they come, with when."""
+
+    proc: subprocess.Popen[bytes]
+    lines: queue.Queue[tuple[float, str]] = attrs.field(factory=queue.Queue)
+
+    @classmethod
+    def start(cls, d: Moord, *args: str, stdin: bool = False) -> Follower:
+        proc = subprocess.Popen([DOCKER_CLI, *args], env=d.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT,
+                                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL)
+        follower = cls(proc)
+        threading.Thread(target=follower._read, daemon=True).start()
+        return follower
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self.lines.put((time.monotonic(), raw.decode(errors="replace").rstrip("\n")))
+
+    def expect(self, wanted: str, *, after: float = 0.0) -> str:
+        """The first line containing `wanted` that arrived after `after` (monotonic)."""
+        deadline = time.monotonic() + PATIENCE
+        seen: list[str] = []
+        while time.monotonic() < deadline:
+            try:
+                when, line = self.lines.get(timeout=1)
+            except queue.Empty:
+                assert self.proc.poll() is None, f"{self.proc.args!r} ended: {seen[-5:]}"
+                continue
+            seen.append(line)
+            if wanted in line and when > after:
+                return line
+        raise AssertionError(f"{self.proc.args!r}: no {wanted!r} after the cut; saw {seen[-5:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def _stall_head(d: Moord) -> bytes:
+    with _connect(d) as s:
+        s.sendall(b"GET /_ping HTTP/1.1\r\nHost: moord\r\n")  # the blank line never comes
+        return _read_to_end(s)
+
+
+def _stall_body(d: Moord) -> bytes:
+    with _connect(d) as s:
+        s.sendall(b"POST /containers/create HTTP/1.1\r\nHost: moord\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+                  b'{"Image": "busy')
+        return _read_to_end(s)
+
+
+def test_stalled_clients_are_cut_while_streams_keep_streaming(daemon: Daemon) -> None:
+    d = daemon.moord
+    d.docker("run", "-d", "--name", "ticker", "busybox", "sh", "-c",
+             "i=0; while true; do i=$((i+1)); echo tick $i; sleep 1; done")
+    d.docker("run", "-d", "--name", "waiter", "busybox", "sleep", "3600")
+    d.docker("run", "-d", "-i", "--name", "echoer", "busybox", "cat")
+    followers: list[Follower] = []
+    try:
+        logs = Follower.start(d, "logs", "-f", "ticker")
+        events = Follower.start(d, "events", "--format",
+                                "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}")
+        wait = Follower.start(d, "wait", "waiter")
+        attach = Follower.start(d, "attach", "echoer", stdin=True)
+        followers += [logs, events, wait, attach]
+        logs.expect("tick")
+        d.docker("create", "--name", "before-the-stall", "busybox", "true")
+        events.expect("container create before-the-stall")
+        cut_head = _counter(daemon, 'moorage_api_connections_cut_total{reason="header-timeout"}')
+        cut_body = _counter(daemon, 'moorage_api_connections_cut_total{reason="body-stalled"}')
+
+        # the stalled clients, both at once: answered 408 and closed
+        answers: dict[str, bytes] = {}
+        stalls = [threading.Thread(target=lambda n=name, f=fn: answers.__setitem__(n, f(d)))
+                  for name, fn in (("head", _stall_head), ("body", _stall_body))]
+        for t in stalls:
+            t.start()
+        for t in stalls:
+            t.join(PATIENCE)
+        assert answers["head"].startswith(b"HTTP/1.1 408 "), answers["head"][:200]
+        assert "request head not received within 2 s" in _message(answers["head"])
+        assert answers["body"].startswith(b"HTTP/1.1 408 "), answers["body"][:200]
+        assert "request body stalled" in _message(answers["body"])
+        cut = time.monotonic()
+        assert _counter(daemon, 'moorage_api_connections_cut_total{reason="header-timeout"}') \
+            >= cut_head + 1
+        assert _counter(daemon, 'moorage_api_connections_cut_total{reason="body-stalled"}') \
+            >= cut_body + 1
+
+        # well past every clock, each long-lived connection still delivers
+        time.sleep(2 * CLOCK)
+        later = time.monotonic()
+        logs.expect("tick", after=later)
+        d.docker("create", "--name", "after-the-stall", "busybox", "true")
+        events.expect("container create after-the-stall", after=later)
+        assert attach.proc.stdin is not None
+        attach.proc.stdin.write(b"still attached\n")
+        attach.proc.stdin.flush()
+        attach.expect("still attached", after=later)
+        d.docker("kill", "waiter")
+        assert wait.expect("137", after=cut) == "137"
+        assert wait.proc.wait(PATIENCE) == 0
+        for f in (logs, events, attach):
+            assert f.proc.poll() is None, f"{f.proc.args!r} ended"
+    finally:
+        for f in followers:
+            f.stop()
+        d.docker("rm", "-f", "ticker", "waiter", "echoer", "before-the-stall", "after-the-stall",
+                 check=False)
+
+
+def test_a_slow_upload_that_keeps_moving_is_not_cut(daemon: Daemon) -> None:
+    """Pieces of a body a quarter of the clock apart, for twice the clock in all."""
+    d = daemon.moord
+    body = json.dumps({"Image": "busybox", "Cmd": ["true"]}).encode().ljust(64)
+    with _connect(d) as s:
+        s.sendall(b"POST /containers/create?name=slow-upload HTTP/1.1\r\nHost: moord\r\n"
+                  b"Content-Type: application/json\r\nConnection: close\r\n"
+                  + f"Content-Length: {len(body)}\r\n\r\n".encode())
+        for i in range(0, len(body), 8):
+            time.sleep(CLOCK / 4)
+            s.sendall(body[i : i + 8])
+        answer = _read_to_end(s)
+    try:
+        assert answer.startswith(b"HTTP/1.1 201 "), answer[:300]
+    finally:
+        d.docker("rm", "-f", "slow-upload", check=False)
+
+
+def _ping(s: socket.socket) -> bytes:
+    s.sendall(b"GET /_ping HTTP/1.1\r\nHost: moord\r\n\r\n")
+    return s.recv(65536)
+
+
+def test_a_process_over_its_cap_is_refused_until_one_closes(daemon: Daemon) -> None:
+    d = daemon.moord
+    refused_before = _counter(daemon, 'moorage_api_connections_refused_total{cap="process"}')
+    held: list[socket.socket] = []
+    try:
+        for _ in range(PER_PROCESS):  # streams: no clock closes them
+            s = _connect(d)
+            s.sendall(b"GET /events HTTP/1.1\r\nHost: moord\r\n\r\n")
+            assert s.recv(65536).startswith(b"HTTP/1.1 200 ")
+            held.append(s)
+        with _connect(d) as one_too_many:
+            one_too_many.sendall(b"GET /_ping HTTP/1.1\r\nHost: moord\r\n\r\n")
+            answer = _read_to_end(one_too_many)
+        assert answer.startswith(b"HTTP/1.1 429 "), answer[:300]
+        message = _message(answer)
+        assert f"process {os.getpid()}" in message
+        assert "api-max-connections-per-process" in message
+        assert _counter(daemon, 'moorage_api_connections_refused_total{cap="process"}') \
+            >= refused_before + 1
+        # other processes are not this one: the docker CLI still works
+        assert d.docker("version", "--format", "{{.Server.Version}}").stdout.strip()
+
+        held.pop().close()
+        deadline = time.monotonic() + PATIENCE
+        while True:  # once moord has seen the close, one more is let in
+            with _connect(d) as again:
+                answer = _ping(again)
+            if answer.startswith(b"HTTP/1.1 200 "):
+                break
+            assert answer.startswith(b"HTTP/1.1 429 "), answer[:300]
+            assert time.monotonic() < deadline, "the closed connection was never counted out"
+            time.sleep(0.1)
+    finally:
+        for s in held:
+            s.close()
