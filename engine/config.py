@@ -161,7 +161,7 @@ class DaemonConfig:
         default=30.0, converter=float, validator=attrs.validators.gt(0),
         metadata={"help": "seconds a network or volume driver's call may take before the "
                           "request that needed it fails (docs/plugins.md, Deadlines)"})
-    # the API socket's clients (docs/api-server.md); 0 turns a limit off
+    # the API socket's clients (docs/architecture.md, "Stalled and greedy clients"); 0: no limit
     api_header_timeout: float = attrs.field(
         default=30.0, converter=float, validator=attrs.validators.ge(0.0),
         metadata={"help": "seconds a client has to send a whole request head, counted from "

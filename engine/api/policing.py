@@ -2,7 +2,7 @@
 how many connections one client may hold.
 
 Three clocks, each for one thing a client owes the server, none for what the server owes
-the client (docs/api-server.md):
+the client (docs/architecture.md, "Stalled and greedy clients"):
 
 - the *head* of a request must arrive whole within `header_timeout`, counted from the
   accept (first request) or from the first byte of a keep-alive connection's next one;
