@@ -26,6 +26,7 @@ import pytest
 
 from tests.support.daemon import DOCKER_CLI, SLOWNESS, Moord, host_problems
 from tests.support.registry import free_port
+from tests.support.unix_http import connect, error_message, read_to_end
 
 CLOCK = 2  # every api-*-timeout of this module's moord (s)
 PER_PROCESS = 4
@@ -69,22 +70,7 @@ def _counter(daemon: Daemon, series: str) -> float:
 
 
 def _connect(d: Moord) -> socket.socket:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(PATIENCE)
-    s.connect(str(d.socket_path))
-    return s
-
-
-def _read_to_end(s: socket.socket) -> bytes:
-    data = b""
-    while chunk := s.recv(65536):
-        data += chunk
-    return data
-
-
-def _message(answer: bytes) -> str:
-    message: str = json.loads(answer.split(b"\r\n\r\n", 1)[1])["message"]
-    return message
+    return connect(d.socket_path, PATIENCE)
 
 
 @attrs.define(eq=False)
@@ -132,7 +118,7 @@ class Follower:
 def _stall_head(d: Moord) -> bytes:
     with _connect(d) as s:
         s.sendall(b"GET /_ping HTTP/1.1\r\nHost: moord\r\n")  # the blank line never comes
-        return _read_to_end(s)
+        return read_to_end(s)
 
 
 def _stall_body(d: Moord) -> bytes:
@@ -140,7 +126,7 @@ def _stall_body(d: Moord) -> bytes:
         s.sendall(b"POST /containers/create HTTP/1.1\r\nHost: moord\r\n"
                   b"Content-Type: application/json\r\nContent-Length: 200\r\n\r\n"
                   b'{"Image": "busy')
-        return _read_to_end(s)
+        return read_to_end(s)
 
 
 def test_stalled_clients_are_cut_while_streams_keep_streaming(daemon: Daemon) -> None:
@@ -172,9 +158,9 @@ def test_stalled_clients_are_cut_while_streams_keep_streaming(daemon: Daemon) ->
         for t in stalls:
             t.join(PATIENCE)
         assert answers["head"].startswith(b"HTTP/1.1 408 "), answers["head"][:200]
-        assert "request head not received within 2 s" in _message(answers["head"])
+        assert "request head not received within 2 s" in error_message(answers["head"])
         assert answers["body"].startswith(b"HTTP/1.1 408 "), answers["body"][:200]
-        assert "request body stalled" in _message(answers["body"])
+        assert "request body stalled" in error_message(answers["body"])
         cut = time.monotonic()
         assert _counter(daemon, 'moorage_api_connections_cut_total{reason="header-timeout"}') \
             >= cut_head + 1
@@ -214,7 +200,7 @@ def test_a_slow_upload_that_keeps_moving_is_not_cut(daemon: Daemon) -> None:
         for i in range(0, len(body), 8):
             time.sleep(CLOCK / 4)
             s.sendall(body[i : i + 8])
-        answer = _read_to_end(s)
+        answer = read_to_end(s)
     try:
         assert answer.startswith(b"HTTP/1.1 201 "), answer[:300]
     finally:
@@ -238,9 +224,9 @@ def test_a_process_over_its_cap_is_refused_until_one_closes(daemon: Daemon) -> N
             held.append(s)
         with _connect(d) as one_too_many:
             one_too_many.sendall(b"GET /_ping HTTP/1.1\r\nHost: moord\r\n\r\n")
-            answer = _read_to_end(one_too_many)
+            answer = read_to_end(one_too_many)
         assert answer.startswith(b"HTTP/1.1 429 "), answer[:300]
-        message = _message(answer)
+        message = error_message(answer)
         assert f"process {os.getpid()}" in message
         assert "api-max-connections-per-process" in message
         assert _counter(daemon, 'moorage_api_connections_refused_total{cap="process"}') \

@@ -32,6 +32,7 @@ from engine.api.router import Router, route_table
 from engine.api.server import APIServer
 from engine.config import DaemonConfig
 from engine.metrics.catalog import METRICS
+from tests.support.unix_http import connect, error_message, read_to_end
 
 router = Router()
 #: every clock of the test server; the clients pause for much longer or much shorter
@@ -83,24 +84,6 @@ async def serving(tmp_path: Path, limits: ConnectionLimits) -> AsyncIterator[Pat
         server.close()
 
 
-def _connect(path: Path) -> socket.socket:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(30)
-    s.connect(str(path))
-    return s
-
-
-def _read_to_end(s: socket.socket) -> bytes:
-    data = b""
-    while chunk := s.recv(65536):
-        data += chunk
-    return data
-
-
-def _json_body(answer: bytes) -> Any:
-    return json.loads(answer.split(b"\r\n\r\n", 1)[1])
-
-
 async def in_thread(fn: Callable[[], Any]) -> Any:
     return await trio.to_thread.run_sync(fn)
 
@@ -114,22 +97,22 @@ async def test_a_half_sent_head_is_answered_408_and_closed(tmp_path: Path) -> No
     before = METRICS.api_connections_cut.get(reason="header-timeout")
 
     def stall() -> bytes:
-        with _connect(path) as s:
+        with connect(path) as s:
             s.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\n")  # no blank line: never ends
-            return _read_to_end(s)
+            return read_to_end(s)
 
     async with serving(tmp_path, TIMED) as path:
         answer = await in_thread(stall)
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert b"connection: close" in answer.lower()
-    assert "request head not received" in _json_body(answer)["message"]
+    assert "request head not received" in error_message(answer)
     assert METRICS.api_connections_cut.get(reason="header-timeout") == before + 1
 
 
 async def test_a_connection_that_never_speaks_is_closed_without_an_answer(tmp_path: Path) -> None:
     def silent() -> bytes:
-        with _connect(path) as s:
-            return _read_to_end(s)
+        with connect(path) as s:
+            return read_to_end(s)
 
     async with serving(tmp_path, TIMED) as path:
         assert await in_thread(silent) == b""
@@ -139,9 +122,9 @@ async def test_an_idle_keep_alive_connection_is_closed_quietly(tmp_path: Path) -
     before = METRICS.api_connections_cut.get(reason="idle-timeout")
 
     def idle() -> bytes:
-        with _connect(path) as s:
+        with connect(path) as s:
             s.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n")
-            return _read_to_end(s)  # the answer, then the close after the idle clock
+            return read_to_end(s)  # the answer, then the close after the idle clock
 
     async with serving(tmp_path, TIMED) as path:
         answer = await in_thread(idle)
@@ -154,14 +137,14 @@ async def test_a_stalled_body_is_cut_with_408(tmp_path: Path) -> None:
     before = METRICS.api_connections_cut.get(reason="body-stalled")
 
     def stall() -> bytes:
-        with _connect(path) as s:
+        with connect(path) as s:
             s.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nhalf")
-            return _read_to_end(s)
+            return read_to_end(s)
 
     async with serving(tmp_path, TIMED) as path:
         answer = await in_thread(stall)
     assert answer.startswith(b"HTTP/1.1 408 ")
-    assert "request body stalled" in _json_body(answer)["message"]
+    assert "request body stalled" in error_message(answer)
     assert METRICS.api_connections_cut.get(reason="body-stalled") == before + 1
 
 
@@ -169,24 +152,24 @@ async def test_a_slow_body_that_keeps_moving_is_taken_whole(tmp_path: Path) -> N
     pieces = 12  # far more than one body clock in all, each pause well inside one
 
     def drip() -> bytes:
-        with _connect(path) as s:
+        with connect(path) as s:
             s.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
             for _ in range(pieces):
                 s.sendall(b"5\r\nhello\r\n")
                 time.sleep(CLOCK / 4)
             s.sendall(b"0\r\n\r\n")
             s.shutdown(socket.SHUT_WR)
-            return _read_to_end(s)
+            return read_to_end(s)
 
     async with serving(tmp_path, TIMED) as path:
         answer = await in_thread(drip)
     assert answer.startswith(b"HTTP/1.1 200 ")
-    assert _json_body(answer) == {"size": 5 * pieces}
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1]) == {"size": 5 * pieces}
 
 
 async def test_a_stream_that_has_begun_outlives_every_clock(tmp_path: Path) -> None:
     def follow() -> bytes:
-        with _connect(path) as s:
+        with connect(path) as s:
             s.sendall(b"GET /quiet-stream HTTP/1.1\r\nHost: x\r\n\r\n")
             data = b""
             while b"still here" not in data:
@@ -201,7 +184,7 @@ async def test_a_stream_that_has_begun_outlives_every_clock(tmp_path: Path) -> N
 
 async def test_a_quiet_hijacked_connection_outlives_every_clock(tmp_path: Path) -> None:
     def attach() -> bytes:
-        with _connect(path) as s:
+        with connect(path) as s:
             s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
                       b"Upgrade: tcp\r\n\r\n")
             head = s.recv(65536)
@@ -226,15 +209,15 @@ async def test_a_process_over_its_cap_gets_429_until_one_closes(tmp_path: Path) 
         return s.recv(65536)
 
     def over_the_cap() -> tuple[bytes, bytes]:
-        held = [_connect(path), _connect(path)]
+        held = [connect(path), connect(path)]
         for s in held:
             assert ping(s).startswith(b"HTTP/1.1 200 ")  # admitted, and kept open
-        with _connect(path) as third:
+        with connect(path) as third:
             third.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n")
-            refused = _read_to_end(third)
+            refused = read_to_end(third)
         held.pop().close()
         for _ in range(200):  # until the server has seen the close
-            with _connect(path) as again:
+            with connect(path) as again:
                 answer = ping(again)
             if answer.startswith(b"HTTP/1.1 200 "):
                 break
@@ -245,7 +228,7 @@ async def test_a_process_over_its_cap_gets_429_until_one_closes(tmp_path: Path) 
     async with serving(tmp_path, limits) as path:
         refused, answer = await in_thread(over_the_cap)
     assert refused.startswith(b"HTTP/1.1 429 ")
-    message = _json_body(refused)["message"]
+    message = error_message(refused)
     assert f"process {os.getpid()}" in message
     assert "api-max-connections-per-process" in message
     assert answer.startswith(b"HTTP/1.1 200 ")
