@@ -240,6 +240,7 @@ def _cap(refusal: Refusal | None) -> str | None:
 
 
 def test_the_tally_caps_processes_and_users_apart() -> None:
+    open_before = METRICS.api_connections.get()
     tally = ClientTally(ConnectionLimits(per_process=2, per_user=3))
     a, b = Peer(pid=100, uid=0, gid=0), Peer(pid=200, uid=0, gid=0)
     assert tally.admit(a) is None
@@ -248,11 +249,13 @@ def test_the_tally_caps_processes_and_users_apart() -> None:
     assert tally.admit(b) is None
     assert _cap(tally.admit(b)) == "user"  # 3 for uid 0 already
     assert tally.admit(Peer(pid=300, uid=1000, gid=1000)) is None  # another user
+    assert METRICS.api_connections.get() == open_before + 4
     tally.release(a)
     assert tally.admit(b) is None
     for peer in (a, b, b, Peer(pid=300, uid=1000, gid=1000)):
         tally.release(peer)
     assert (tally.by_pid, tally.by_uid) == ({}, {})
+    assert METRICS.api_connections.get() == open_before  # refusals were never counted in
 
 
 def test_a_peer_from_another_pid_namespace_counts_for_its_uid_only() -> None:
