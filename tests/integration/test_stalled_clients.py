@@ -3,8 +3,9 @@
 A private moord runs with every clock at 2 s and a cap of 4 connections per process.
 Raw sockets play the stalled clients (half a request head, half a body) and the greedy
 one; the stock docker CLI plays the long-lived ones (`logs -f`, `events`, `wait`, an
-`attach` whose stdin stays quiet), which must still deliver well after the stalled
-clients were cut. The Prometheus counters are read from `--metrics-addr`.
+`attach` whose stdin stays quiet, `stats`, a build whose step is silent for longer than
+every clock), which must still deliver well after the stalled clients were cut. The
+Prometheus counters are read from `--metrics-addr`.
 """
 
 from __future__ import annotations
@@ -81,8 +82,10 @@ class Follower:
     lines: queue.Queue[tuple[float, str]] = attrs.field(factory=queue.Queue)
 
     @classmethod
-    def start(cls, d: Moord, *args: str, stdin: bool = False) -> Follower:
-        proc = subprocess.Popen([DOCKER_CLI, *args], env=d.env, stdout=subprocess.PIPE,
+    def start(cls, d: Moord, *args: str, stdin: bool = False,
+              env: dict[str, str] | None = None) -> Follower:
+        proc = subprocess.Popen([DOCKER_CLI, *args], env={**d.env, **(env or {})},
+                                stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT,
                                 stdin=subprocess.PIPE if stdin else subprocess.DEVNULL)
         follower = cls(proc)
@@ -129,8 +132,11 @@ def _stall_body(d: Moord) -> bytes:
         return read_to_end(s)
 
 
-def test_stalled_clients_are_cut_while_streams_keep_streaming(daemon: Daemon) -> None:
+def test_stalled_clients_are_cut_while_streams_keep_streaming(daemon: Daemon,
+                                                              tmp_path: Path) -> None:
     d = daemon.moord
+    (tmp_path / "Dockerfile").write_text(  # quiet for longer than the whole test's clocks
+        'FROM busybox\nRUN sleep 15 && echo "built $((6*7))"\n')
     d.docker("run", "-d", "--name", "ticker", "busybox", "sh", "-c",
              "i=0; while true; do i=$((i+1)); echo tick $i; sleep 1; done")
     d.docker("run", "-d", "--name", "waiter", "busybox", "sleep", "3600")
@@ -142,7 +148,10 @@ def test_stalled_clients_are_cut_while_streams_keep_streaming(daemon: Daemon) ->
                                 "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}")
         wait = Follower.start(d, "wait", "waiter")
         attach = Follower.start(d, "attach", "echoer", stdin=True)
-        followers += [logs, events, wait, attach]
+        stats = Follower.start(d, "stats", "--format", "{{.Name}} pids={{.PIDs}}", "ticker")
+        build = Follower.start(d, "build", "-t", "built-slowly", str(tmp_path),
+                               env={"DOCKER_BUILDKIT": "0"})
+        followers += [logs, events, wait, attach, stats, build]
         logs.expect("tick")
         d.docker("create", "--name", "before-the-stall", "busybox", "true")
         events.expect("container create before-the-stall")
@@ -171,6 +180,7 @@ def test_stalled_clients_are_cut_while_streams_keep_streaming(daemon: Daemon) ->
         time.sleep(2 * CLOCK)
         later = time.monotonic()
         logs.expect("tick", after=later)
+        stats.expect("ticker pids=", after=later)
         d.docker("create", "--name", "after-the-stall", "busybox", "true")
         events.expect("container create after-the-stall", after=later)
         assert attach.proc.stdin is not None
@@ -180,13 +190,17 @@ def test_stalled_clients_are_cut_while_streams_keep_streaming(daemon: Daemon) ->
         d.docker("kill", "waiter")
         assert wait.expect("137", after=cut) == "137"
         assert wait.proc.wait(PATIENCE) == 0
-        for f in (logs, events, attach):
+        for f in (logs, events, attach, stats):
             assert f.proc.poll() is None, f"{f.proc.args!r} ended"
+        build.expect("built 42", after=later)
+        build.expect("Successfully tagged built-slowly", after=later)
+        assert build.proc.wait(PATIENCE) == 0
     finally:
         for f in followers:
             f.stop()
         d.docker("rm", "-f", "ticker", "waiter", "echoer", "before-the-stall", "after-the-stall",
                  check=False)
+        d.docker("rmi", "-f", "built-slowly", check=False)
 
 
 def test_a_slow_upload_that_keeps_moving_is_not_cut(daemon: Daemon) -> None:
