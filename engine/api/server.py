@@ -294,6 +294,11 @@ class APIServer:
                     await self.idle.wait()
             nursery.cancel_scope.cancel()
 
+    def reconfigure(self, limits: ConnectionLimits) -> None:
+        """New clocks and caps (a SIGHUP): for the next read and the next connection;
+        connections over a lowered cap are not closed."""
+        self.limits = self.tally.limits = limits
+
     def close(self) -> None:
         """Stop accepting connections; `serve_unix` returns once in-flight requests end."""
         self.closing = True
@@ -328,7 +333,7 @@ class APIServer:
             with trio.move_on_after(REFUSAL_WAIT):
                 await conn.next_event()
             await self._send_error(conn, 429, refusal.message)
-        except (h11.RemoteProtocolError, _Stalled):
+        except h11.RemoteProtocolError:
             pass
         finally:
             with trio.CancelScope(shield=True):

@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import attrs
@@ -261,3 +261,40 @@ def test_a_process_over_its_cap_is_refused_until_one_closes(daemon: Daemon) -> N
     finally:
         for s in held:
             s.close()
+
+
+def _events_stream(d: Moord) -> socket.socket:
+    """A connection following `GET /events` (retried while moord has yet to count out the
+    ping of its start)."""
+    deadline = time.monotonic() + PATIENCE
+    while True:
+        s = _connect(d)
+        s.sendall(b"GET /events HTTP/1.1\r\nHost: moord\r\n\r\n")
+        head = s.recv(65536)
+        if head.startswith(b"HTTP/1.1 200 "):
+            return s
+        s.close()
+        assert time.monotonic() < deadline, head[:300]
+        time.sleep(0.1)
+
+
+def test_a_reload_raises_the_cap_without_cutting_the_streams(
+        fresh_moord: Callable[[], Moord]) -> None:
+    d = fresh_moord()
+    config = d.root / "daemon.toml"
+    d.root.mkdir(parents=True, exist_ok=True)
+    config.write_text("api-max-connections-per-process = 1\n")
+    d.start("--config-file", str(config))
+    with _events_stream(d) as events:
+        with _connect(d) as second:
+            assert _ping(second).startswith(b"HTTP/1.1 429 ")
+        config.write_text("api-max-connections-per-process = 2\n")
+        log = d.reload("configuration reloaded")
+        assert "changed: api_max_connections_per_process" in log
+        seen = b""
+        while b'"reload"' not in seen:  # the stream that was open goes on: it reports the reload
+            chunk = events.recv(65536)
+            assert chunk, f"the events stream ended: {seen!r}"
+            seen += chunk
+        with _connect(d) as second:
+            assert _ping(second).startswith(b"HTTP/1.1 200 ")
