@@ -161,6 +161,30 @@ class DaemonConfig:
         default=30.0, converter=float, validator=attrs.validators.gt(0),
         metadata={"help": "seconds a network or volume driver's call may take before the "
                           "request that needed it fails (docs/plugins.md, Deadlines)"})
+    # the API socket's clients (docs/architecture.md, "Stalled and greedy clients"); 0: no limit
+    api_header_timeout: float = attrs.field(
+        default=30.0, converter=float, validator=attrs.validators.ge(0.0),
+        metadata={"help": "seconds a client has to send a whole request head, counted from "
+                          "the accept or from the first byte of a keep-alive connection's "
+                          "next request; then the connection is closed (408 if part of a "
+                          "head came; 0: no limit)"})
+    api_idle_timeout: float = attrs.field(
+        default=300.0, converter=float, validator=attrs.validators.ge(0.0),
+        metadata={"help": "seconds a keep-alive connection may wait for its next request "
+                          "before moord closes it (0: forever, as dockerd)"})
+    api_body_timeout: float = attrs.field(
+        default=120.0, converter=float, validator=attrs.validators.ge(0.0),
+        metadata={"help": "seconds a request body may pause (no byte at all) before the "
+                          "request is cut with a 408; an upload that keeps moving, however "
+                          "slowly, is never cut (0: no limit)"})
+    api_max_connections_per_process: int = attrs.field(
+        default=2048, converter=int, validator=attrs.validators.ge(0),
+        metadata={"help": "API connections one client process (SO_PEERCRED) may hold open; "
+                          "more are refused with 429 (0: no limit)"})
+    api_max_connections_per_user: int = attrs.field(
+        default=8192, converter=int, validator=attrs.validators.ge(0),
+        metadata={"help": "API connections all processes of one uid may hold open together; "
+                          "more are refused with 429 (0: no limit)"})
 
     @property
     def socket_path(self) -> Path:

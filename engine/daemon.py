@@ -45,6 +45,7 @@ from engine.api.handlers import registry as registry_api
 from engine.api.handlers import swarm as swarm_api
 from engine.api.handlers import system as system_api
 from engine.api.handlers import volumes as volumes_api
+from engine.api.policing import ConnectionLimits
 from engine.api.router import route_table
 from engine.api.server import APIServer
 from engine.build.service import BuildService
@@ -235,7 +236,7 @@ async def _serve(config: DaemonConfig, config_argv: list[str] | None, link: Serv
                           commit_api.router, build_api.router, execs_api.router,
                           processes_api.router, archive_api.router, df_api.router,
                           swarm_api.router, plugins_api.router])
-    server = APIServer(routes, engine)
+    server = APIServer(routes, engine, limits=connection_limits(config))
     if config.authorization_plugins:
         server.authorizer = AuthzChain(docker_plugins, config.authorization_plugins)
         log.info("authorization plugins: %s", ", ".join(config.authorization_plugins))
@@ -269,6 +270,7 @@ async def _serve(config: DaemonConfig, config_argv: list[str] | None, link: Serv
                         link.notifier.reloading()
                         new = await trio.to_thread.run_sync(read_config, config_argv)
                         config = apply_config(engine, new)
+                        server.reconfigure(connection_limits(config))
                         link.notifier.ready(f"serving on {serving}; configuration reloaded")
                         continue
                     log.info("%s: shutting down", signal.Signals(signum).name)
@@ -290,6 +292,15 @@ async def _serve(config: DaemonConfig, config_argv: list[str] | None, link: Serv
         except FileNotFoundError:
             pass
     log.info("moord stopped; containers keep running under conmon")
+
+
+def connection_limits(config: DaemonConfig) -> ConnectionLimits:
+    """The API server's clocks and caps, from the `api-*` settings."""
+    return ConnectionLimits(
+        header_timeout=config.api_header_timeout, idle_timeout=config.api_idle_timeout,
+        body_timeout=config.api_body_timeout,
+        per_process=config.api_max_connections_per_process,
+        per_user=config.api_max_connections_per_user)
 
 
 def _serving_path(config: DaemonConfig, link: ServiceLink) -> str:

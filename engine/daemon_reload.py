@@ -2,10 +2,12 @@
 
 What is applied live: moord's own logging (level, target, file and its rotation), the
 defaults new containers get (log driver and its rotation), the restart back-off, the
-shutdown settings, and the registry settings (mirrors, insecure registries), which the
-next pull or push uses. Everything else (paths, sockets, runtimes, networks, metrics)
-is reported as needing a restart and keeps its running value, so a reload never leaves
-moord half in one configuration and half in another.
+shutdown settings, the registry settings (mirrors, insecure registries), which the
+next pull or push uses, and the API server's clocks and connection caps (the daemon hands
+them to the server; a restart would cut the very streams they spare). Everything else
+(paths, sockets, runtimes, networks, metrics) is reported as needing a restart and keeps
+its running value, so a reload never leaves moord half in one configuration and half in
+another.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ LOGGING = ("log_level", "log_target", "log_file", "log_file_max_size", "log_file
 RELOADABLE = (*LOGGING, "restart_delay_initial", "restart_delay_max", "restart_delay_reset",
               "shutdown_timeout", "stop_containers_on_shutdown",
               "log_driver", "log_max_size", "log_max_file",
-              "registry_mirrors", "insecure_registries")
+              "registry_mirrors", "insecure_registries",
+              "api_header_timeout", "api_idle_timeout", "api_body_timeout",
+              "api_max_connections_per_process", "api_max_connections_per_user")
 
 
 def _refusal(engine: Engine, new: DaemonConfig) -> str:

@@ -2,7 +2,8 @@
 
 `http` holds the request and response records handlers use, `router` maps paths to
 handlers, `server` speaks HTTP/1.1 on the socket (keep-alive, chunked uploads,
-streaming responses and the `101` hijack attach needs), `handlers` hold one module
+streaming responses and the `101` hijack attach needs), `policing` keeps its clocks
+on stalled clients and its caps on connections per client, `handlers` hold one module
 per area, and `wire` turns domain records into Docker's JSON and back.
 """
 

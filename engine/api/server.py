@@ -38,6 +38,18 @@ from engine.api.http import (
     Response,
     StreamResponse,
 )
+from engine.api.policing import (
+    BODY_STALLED,
+    HEADER_TIMEOUT,
+    IDLE_TIMEOUT,
+    REFUSAL_WAIT,
+    ClientTally,
+    ConnectionLimits,
+    Refusal,
+    peer_of,
+    record_cut,
+    seconds_or_never,
+)
 from engine.api.router import Router
 from engine.errors import EngineError, InvalidParameter, NotModified
 from engine.metrics.catalog import METRICS
@@ -56,6 +68,9 @@ _VERSIONED = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
 _RECEIVE_SIZE = 256 * 1024
 _REASONS = {101: b"UPGRADED"}
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE"})
+#: How long moord tries to hand its last words (a 408, 429, 400) to a client that may
+#: not be reading.
+_LAST_WORDS_DEADLINE = 5.0
 
 
 def _version_tuple(v: str) -> tuple[int, int]:
@@ -83,28 +98,46 @@ def _leaves(group: BaseExceptionGroup[EngineError]) -> list[EngineError]:
     return found
 
 
+class _Stalled(Exception):
+    """The client sent nothing for as long as the read allowed."""
+
+
 @attrs.define(eq=False)
 class _Connection:
     stream: trio.SocketStream
     h11conn: h11.Connection = attrs.field(factory=lambda: h11.Connection(h11.SERVER))
     peer_closed: bool = False
 
-    async def next_event(self) -> Any:
+    async def next_event(self, stall: float = 0.0) -> Any:
+        """h11's next event, reading as needed; each read may wait `stall` seconds
+        (0: forever) before `_Stalled` is raised."""
         while True:
             event = self.h11conn.next_event()
             if event is h11.NEED_DATA:
-                if self.peer_closed:
-                    self.h11conn.receive_data(b"")
-                    continue
-                try:
-                    data = await self.stream.receive_some(_RECEIVE_SIZE)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    data = b""
-                if not data:
-                    self.peer_closed = True
-                self.h11conn.receive_data(data)
+                await self.receive(stall)
                 continue
             return event
+
+    async def receive(self, stall: float = 0.0) -> None:
+        """Feed h11 one read from the client (or its hang-up)."""
+        if self.peer_closed:
+            self.h11conn.receive_data(b"")
+            return
+        with trio.move_on_after(seconds_or_never(stall)) as waited:
+            try:
+                data = await self.stream.receive_some(_RECEIVE_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+        if waited.cancelled_caught:
+            raise _Stalled()
+        if not data:
+            self.peer_closed = True
+        self.h11conn.receive_data(data)
+
+    @property
+    def has_unread(self) -> bool:
+        """Bytes of a request h11 holds but has not made into an event yet."""
+        return bool(self.h11conn.trailing_data[0])
 
     async def send(self, event: Any) -> None:
         data = self.h11conn.send(event)
@@ -120,11 +153,18 @@ class _Body:
     """Feeds a request body to the handler from the connection, chunk by chunk."""
 
     conn: _Connection
+    #: seconds the client may pause between two pieces of the body (0: forever)
+    stall: float = 0.0
     done: bool = False
+    stalled: bool = False
 
     async def next_chunk(self) -> bytes | None:
         while not self.done:
-            event = await self.conn.next_event()
+            try:
+                event = await self.conn.next_event(self.stall)
+            except _Stalled:
+                self.done = self.stalled = True
+                raise InvalidParameter(self.stall_message) from None
             if isinstance(event, h11.Data):
                 return bytes(event.data)
             if isinstance(event, h11.EndOfMessage):
@@ -141,6 +181,10 @@ class _Body:
     async def drain(self) -> None:
         while await self.next_chunk() is not None:
             pass
+
+    @property
+    def stall_message(self) -> str:
+        return f"request body stalled: nothing received for {self.stall:g} s"
 
 
 @attrs.define(eq=False)
@@ -198,6 +242,10 @@ class APIServer:
     closing: bool = False
     #: Docker's authorization plugins, asked about every request (None: none configured)
     authorizer: Authorizer | None = None
+    #: how long a client may keep moord waiting, how many connections it may hold
+    limits: ConnectionLimits = attrs.field(factory=ConnectionLimits)
+    tally: ClientTally = attrs.field(
+        default=attrs.Factory(lambda self: ClientTally(self.limits), takes_self=True))
     _accepting: trio.CancelScope = attrs.field(factory=trio.CancelScope)
 
     # listening ------------------------------------------------------------
@@ -246,6 +294,11 @@ class APIServer:
                     await self.idle.wait()
             nursery.cancel_scope.cancel()
 
+    def reconfigure(self, limits: ConnectionLimits) -> None:
+        """New clocks and caps (a SIGHUP): for the next read and the next connection;
+        connections over a lowered cap are not closed."""
+        self.limits = self.tally.limits = limits
+
     def close(self) -> None:
         """Stop accepting connections; `serve_unix` returns once in-flight requests end."""
         self.closing = True
@@ -257,24 +310,72 @@ class APIServer:
         connection: a client gone mid-answer (also when it surfaces inside a handler's
         nursery, wrapped in an exception group) ends it quietly, anything else is logged;
         nothing reaches the listener's nursery, which would take moord down."""
+        accepted = trio.current_time()
+        peer = peer_of(stream.socket)
+        refusal = self.tally.admit(peer)
         try:
-            await self._serve_connection(stream)
+            if refusal is not None:
+                await self._turn_away(_Connection(stream), refusal)
+            else:
+                await self._serve_connection(stream, accepted)
         except* (ClientGone, trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         except* Exception:
             log.exception("serving a connection failed")
+        finally:
+            if refusal is None:
+                self.tally.release(peer)
 
-    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+    async def _turn_away(self, conn: _Connection, refusal: Refusal) -> None:
+        """Answer a client over its cap with a 429, once its request head is in."""
+        self.tally.record_refusal(refusal)
+        try:
+            with trio.move_on_after(REFUSAL_WAIT):
+                await conn.next_event()
+            await self._send_error(conn, 429, refusal.message)
+        except h11.RemoteProtocolError:
+            pass
+        finally:
+            with trio.CancelScope(shield=True):
+                await conn.stream.aclose()
+
+    async def _next_request(self, conn: _Connection, accepted: float | None) -> Any:
+        """The next request's head, or why there is none (an h11 event; None when a
+        clock ran out and the connection is to be closed).
+
+        The head's clock starts at the accept (`accepted`, first request) or when the
+        first byte of the next request arrives; before that byte the idle clock runs.
+        """
+        started = accepted
+        if started is None:
+            if not conn.has_unread and not conn.peer_closed:
+                try:
+                    await conn.receive(self.limits.idle_timeout)
+                except _Stalled:
+                    record_cut(IDLE_TIMEOUT)
+                    return None
+            started = trio.current_time()
+        with trio.move_on_at(started + seconds_or_never(self.limits.header_timeout)):
+            return await conn.next_event()
+        record_cut(HEADER_TIMEOUT)
+        if conn.has_unread:  # a client in the middle of its request is told why
+            await self._send_error(conn, 408, "request head not received within "
+                                   f"{self.limits.header_timeout:g} s")
+        return None
+
+    async def _serve_connection(self, stream: trio.SocketStream, accepted: float) -> None:
         conn = _Connection(stream)
+        first: float | None = accepted
         try:
             while True:
-                event = await conn.next_event()
-                if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                event = await self._next_request(conn, first)
+                first = None
+                if event is None or isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
                     return
                 if not isinstance(event, h11.Request):
                     return
                 if self.closing:
-                    await self._refuse(conn)
+                    await self._send_error(conn, 503, "the daemon is shutting down")
                     return
                 keep_going = await self._handle_request(conn, event)
                 if not keep_going or conn.h11conn.our_state is h11.MUST_CLOSE:
@@ -284,33 +385,28 @@ class APIServer:
                 except h11.LocalProtocolError:
                     return
         except h11.RemoteProtocolError as exc:
-            await self._send_protocol_error(conn, exc)
+            await self._send_error(conn, exc.error_status_hint, f"bad HTTP request: {exc}")
         except ClientGone:
             pass
         finally:
             with trio.CancelScope(shield=True):
                 await stream.aclose()
 
-    async def _send_protocol_error(self, conn: _Connection, exc: h11.RemoteProtocolError) -> None:
+    async def _send_error(self, conn: _Connection, status: int, message: str) -> None:
+        """A last answer (Docker's JSON error body, `Connection: close`) if the response
+        has not begun; a client that does not take it is left."""
         if conn.h11conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
-        body = error_body(f"bad HTTP request: {exc}")
+        body = error_body(message)
         headers = [*base_headers(), ("Content-Type", "application/json"),
                    ("Content-Length", str(len(body))), ("Connection", "close")]
-        try:
-            await conn.send(h11.Response(status_code=exc.error_status_hint, headers=headers))
-            await conn.send(h11.Data(data=body))
-            await conn.send(h11.EndOfMessage())
-        except (ClientGone, h11.LocalProtocolError):
-            pass
-
-    async def _refuse(self, conn: _Connection) -> None:
-        body = error_body("the daemon is shutting down")
-        headers = [*base_headers(), ("Content-Type", "application/json"),
-                   ("Content-Length", str(len(body))), ("Connection", "close")]
-        await conn.send(h11.Response(status_code=503, headers=headers))
-        await conn.send(h11.Data(data=body))
-        await conn.send(h11.EndOfMessage())
+        with trio.move_on_after(_LAST_WORDS_DEADLINE):
+            try:
+                await conn.send(h11.Response(status_code=status, headers=headers))
+                await conn.send(h11.Data(data=body))
+                await conn.send(h11.EndOfMessage())
+            except (ClientGone, h11.LocalProtocolError):
+                pass
 
     async def _handle_request(self, conn: _Connection, event: h11.Request) -> bool:
         started = time.monotonic()
@@ -324,7 +420,7 @@ class APIServer:
         split = urlsplit(target)
         path = unquote(split.path) or "/"  # Go's r.URL.Path: docker-py sends `@` as %40
         query = parse_qs(split.query, keep_blank_values=True)
-        body = _Body(conn)
+        body = _Body(conn, self.limits.body_timeout)
         request = Request(method, path, query, headers, API_VERSION, body)
         self.busy += 1
         handler_done = False
@@ -351,7 +447,12 @@ class APIServer:
                 try:
                     await body.drain()
                 except InvalidParameter:
-                    return False
+                    if not body.stalled:
+                        return False
+            if body.stalled:
+                record_cut(BODY_STALLED)
+                await self._send_error(conn, 408, body.stall_message)
+                return False
             if isinstance(response, (StreamResponse, HijackResponse)):
                 handler_done = True
                 self._not_busy()

@@ -21,6 +21,10 @@ CONTAINER_ACTIONS = ("start", "changes", "commit", "create", "delete")
 CONTAINER_STATES = ("running", "paused", "stopped")
 #: API latency buckets: most calls answer in milliseconds; a pull or a stop takes seconds.
 API_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+#: Why moord closes an API connection on its own, and which cap refuses one
+#: (engine/api/policing.py): declared at start-up, so every series exists from zero.
+API_CUT_REASONS = ("header-timeout", "idle-timeout", "body-stalled")
+API_REFUSAL_CAPS = ("process", "user")
 
 
 def _registry() -> Registry:
@@ -53,6 +57,9 @@ class DaemonMetrics:
     adoption_seconds: Gauge = attrs.field(init=False)
     recovered: Counter = attrs.field(init=False)
     api_requests: Histogram = attrs.field(init=False)
+    api_connections: Gauge = attrs.field(init=False)
+    api_connections_cut: Counter = attrs.field(init=False)
+    api_connections_refused: Counter = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         add = self.registry.add
@@ -129,6 +136,23 @@ class DaemonMetrics:
             "Engine API requests: seconds until the response (or a stream's head) was ready, "
             "by method, route template and status", ("method", "route", "status"),
             buckets=API_BUCKETS))
+        self.api_connections = add(Gauge(
+            "moorage_api_connections",
+            "Engine API connections open now (admitted ones: a refused connection is not "
+            "counted)"))
+        self.api_connections.set(0)
+        self.api_connections_cut = add(Counter(
+            "moorage_api_connections_cut_total",
+            "Engine API connections moord closed because the client kept it waiting, by "
+            "which timeout ran out", ("reason",)))
+        for reason in API_CUT_REASONS:
+            self.api_connections_cut.declare(reason=reason)
+        self.api_connections_refused = add(Counter(
+            "moorage_api_connections_refused_total",
+            "Engine API connections turned away (429) because their client held too many, by "
+            "the cap that was reached", ("cap",)))
+        for cap in API_REFUSAL_CAPS:
+            self.api_connections_refused.declare(cap=cap)
 
     def forget_container(self, container_id: str) -> None:
         """A removed container's series go with it (they would otherwise stay forever)."""

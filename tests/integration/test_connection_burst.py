@@ -14,6 +14,7 @@ import socket
 import pytest
 
 from tests.support.daemon import Moord
+from tests.support.unix_http import read_to_end
 
 pytestmark = pytest.mark.integration
 
@@ -26,13 +27,6 @@ def _allow_open_files(needed: int) -> None:
     if soft != resource.RLIM_INFINITY and soft < needed:
         resource.setrlimit(resource.RLIMIT_NOFILE, (needed if hard == resource.RLIM_INFINITY
                                                     else min(needed, hard), hard))
-
-
-def _read_all(conn: socket.socket) -> bytes:
-    data = b""
-    while chunk := conn.recv(65536):
-        data += chunk
-    return data
 
 
 def test_a_burst_of_connections_is_queued_and_answered(moord: Moord) -> None:
@@ -56,7 +50,7 @@ def test_a_burst_of_connections_is_queued_and_answered(moord: Moord) -> None:
             conn.setblocking(True)
             conn.settimeout(120)
             conn.sendall(b"GET /_ping HTTP/1.1\r\nHost: moord\r\nConnection: close\r\n\r\n")
-        answers = [_read_all(conn) for conn in conns]
+        answers = [read_to_end(conn) for conn in conns]
         bad = [a[:80] for a in answers if not (a.startswith(b"HTTP/1.1 200") and a.endswith(b"OK"))]
         assert bad == [], f"{len(bad)} of {BURST} connections not answered with 200 OK: {bad[:3]}"
     finally:
