@@ -21,7 +21,7 @@ import attrs
 import trio
 
 from engine.containers.model import Container, ContainerSpec, Status
-from engine.errors import Conflict, EngineError, NotFound
+from engine.errors import Conflict, EngineError, NotFound, system_failure
 from engine.images import ociconfig
 from engine.images.changes import apply_changes
 from engine.images.model import HistoryEntry, Image, ImageConfig
@@ -94,6 +94,9 @@ async def commit_container(m: ContainerManager, c: Container, request: CommitReq
                          comment=request.comment, author=request.author),
             author=request.author, comment=request.comment,
             unpause=paused_here)
+    except OSError as exc:
+        # a full disk above all: "write …: no space left on device", as dockerd says it
+        raise system_failure(exc, "commit") from exc
     finally:
         if paused_here:
             with trio.CancelScope(shield=True):

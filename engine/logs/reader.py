@@ -29,6 +29,7 @@ import trio
 
 from engine.kernel.inotify import IN_CREATE, IN_MOVED_TO, Inotify
 from engine.logs.follow import DIR_EVENTS, Wakeup
+from engine.logs.gaps import GAPS, GapRegistry, LogGap
 from engine.logs.k8sfile import MAX_LINE, K8sParser, LogLine, Stream
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,8 @@ class _OpenFile:
     key: tuple[int, int]  # (st_dev, st_ino): a file is known by its inode, not its name
     name: str
     pos: int = 0
+    #: the gaps (`LogGap.serial`) already shown in this file
+    gaps_done: set[int] = attrs.field(factory=set)
 
     def close(self) -> None:
         # close(2) of a regular file does not wait on I/O; fine on the trio thread.
@@ -204,12 +207,33 @@ class _Chunk:
     passed_until: bool
 
 
-def _read_forward(f: _OpenFile, parser: K8sParser, filt: _Filter) -> _Chunk:
-    """Read on from `f.pos` (up to `HOP` bytes), parse and filter. Runs in a worker thread."""
+def _read_forward(f: _OpenFile, parser: K8sParser, filt: _Filter,
+                  gaps: Sequence[LogGap] = (), *, hold_at_open_gap: bool = False) -> _Chunk:
+    """Read on from `f.pos` (up to `HOP` bytes), parse and filter. Runs in a worker thread.
+
+    At a gap in the file (`engine.logs.gaps`) the torn record before it is dropped and
+    the gap's marker line is put in its place. An open gap (the disk is still full) is a
+    wall when following (`hold_at_open_gap`): what comes after it is glued to a torn
+    record until the gap is closed and its exact end is known.
+    """
     out: list[LogLine] = []
     total = 0
+    ahead = [g for g in gaps if g.key == f.key and g.serial not in f.gaps_done]
     while total < HOP:
-        data = os.pread(f.fd, BLOCK, f.pos)
+        while ahead and ahead[0].offset <= f.pos:
+            gap = ahead[0]
+            if gap.open and hold_at_open_gap and gap.offset == f.pos:
+                return _Chunk(out, total, True, False)
+            del ahead[0]
+            f.gaps_done.add(gap.serial)
+            if gap.offset == f.pos:
+                parser.discard_incomplete()
+            lines, passed = filt.select([gap.marker(filt.streams)])
+            out += lines
+            if passed:
+                return _Chunk(out, total, True, True)
+        size = BLOCK if not ahead else min(BLOCK, ahead[0].offset - f.pos)
+        data = os.pread(f.fd, size, f.pos)
         if not data:
             if os.fstat(f.fd).st_size < f.pos:
                 # Truncated in place (copytruncate by someone else): start over.
@@ -394,6 +418,7 @@ async def read_logs(
     rotated: Sequence[Path] = (),
     stats: ReadStats | None = None,
     max_line: int = MAX_LINE,
+    gaps: GapRegistry = GAPS,
 ) -> None:
     """Send a container's log lines to `emit`, in batches, as `docker logs` would show them.
 
@@ -404,11 +429,14 @@ async def read_logs(
     and the file is drained; `stopped` must return at once if the container has already
     stopped (None: follow until cancelled). `emit` gets non-empty lists and may block:
     that is the backpressure of a slow client. Cancel the call to stop early.
+    Where output was lost (`gaps`: a full disk), a marker line stands in its place.
     """
     stats = stats if stats is not None else ReadStats()
-    reader = _Reader(path, query, emit, _Filter.of(query), K8sParser(max_line=max_line), stats)
+    reader = _Reader(path, query, emit, _Filter.of(query), K8sParser(max_line=max_line), stats,
+                     gaps)
     try:
         running = follow and (is_running is None or is_running())
+        reader.following = running
         await reader.run(rotated, follow=running, stopped=stopped)
     finally:
         reader.close()
@@ -423,6 +451,8 @@ class _Reader:
     filt: _Filter
     parser: K8sParser
     stats: ReadStats
+    gaps: GapRegistry
+    following: bool = False
     #: Open files, oldest first; the first is being read, the others are waiting.
     files: deque[_OpenFile] = attrs.field(factory=deque)
     wake: Wakeup = attrs.field(factory=Wakeup)
@@ -468,7 +498,12 @@ class _Reader:
         while len(self.files) > 1:
             self.files.popleft().close()
         if self.files:
-            self.files[0].pos = scan.resume_at
+            newest = self.files[0]
+            newest.pos = scan.resume_at
+            # gaps the tail has passed are not shown again when following on
+            known = await trio.to_thread.run_sync(self.gaps.lookup, self.path)
+            newest.gaps_done.update(g.serial for g in known
+                                    if g.key == newest.key and g.offset < scan.resume_at)
         for seed in scan.seeds:
             self.parser.seed(seed)
 
@@ -485,7 +520,7 @@ class _Reader:
     async def _drain(self, f: _OpenFile) -> bool:
         """Read `f` to its current end, sending what is selected. True if `until` passed."""
         while True:
-            chunk = await trio.to_thread.run_sync(_read_forward, f, self.parser, self.filt)
+            chunk = await trio.to_thread.run_sync(self._read_forward, f)
             self.stats.bytes_read += chunk.nbytes
             if chunk.lines:
                 await self.emit(chunk.lines)
@@ -493,6 +528,11 @@ class _Reader:
                 return True
             if chunk.eof:
                 return False
+
+    def _read_forward(self, f: _OpenFile) -> _Chunk:
+        """`_read_forward` with the log's gaps as they are now. Runs in a worker thread."""
+        return _read_forward(f, self.parser, self.filt, self.gaps.lookup(self.path),
+                             hold_at_open_gap=self.following and not self.stop.is_set())
 
     async def _flush(self) -> None:
         """Send the lines that will never get their end (the container exited mid-line)."""

@@ -50,6 +50,8 @@ class DaemonMetrics:
     log_lines_shipped: Counter = attrs.field(init=False)
     log_lines_dropped: Counter = attrs.field(init=False)
     log_rotations: Counter = attrs.field(init=False)
+    log_gaps: Counter = attrs.field(init=False)
+    log_gap_seconds: Counter = attrs.field(init=False)
     adoption_seconds: Gauge = attrs.field(init=False)
     recovered: Counter = attrs.field(init=False)
     api_requests: Histogram = attrs.field(init=False)
@@ -117,6 +119,15 @@ class DaemonMetrics:
         self.log_rotations = add(Counter(
             "moorage_log_rotations_total",
             "Times moord rotated a container's log file", ("container",)))
+        self.log_gaps = add(Counter(
+            "moorage_log_gaps_total",
+            "Times a container's output was lost because the disk holding its log was full "
+            "(counted when writing resumes)", ("container",)))
+        self.log_gap_seconds = add(Counter(
+            "moorage_log_gap_seconds_total",
+            "Seconds during which a container's output may have been lost to a full disk "
+            "(upper bound: from the last look that saw room to the first that saw it again)",
+            ("container",)))
         self.adoption_seconds = add(Gauge(
             "moorage_adoption_duration_seconds",
             "How long this moord's start-up took to reconcile and re-adopt the containers"))
