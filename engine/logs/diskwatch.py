@@ -157,8 +157,13 @@ def _existing_keys(log_path: Path) -> list[FileKey]:
 
 
 def close_gap(log_path: Path, gap: LogGap, until_ns: int, registry: GapRegistry) -> LogGap:
-    """Find the gap's end, record it closed; the closed gap. Blocking."""
-    closed = attrs.evolve(locate(log_path, gap), until_ns=until_ns)
+    """Find the gap's end, record it closed; the closed gap. Blocking. A file that cannot
+    be read (gone with its container) leaves the gap where the last look saw it end."""
+    try:
+        gap = locate(log_path, gap)
+    except OSError as exc:
+        log.warning("%s: cannot read where the log's gap ends: %s", log_path, exc)
+    closed = attrs.evolve(gap, until_ns=until_ns)
     registry.close(log_path, closed, _existing_keys(log_path))
     return closed
 

@@ -282,6 +282,8 @@ class _TailScan:
     follow: bool
     parser: K8sParser
     stats: ReadStats
+    #: Where output is missing (`engine.logs.gaps`): markers go there, torn records go.
+    gaps: Sequence[LogGap] = ()
     #: Selected lines found so far, by sort key: lines by the offset of their last record
     #: (the order of forward reading), then lines never finished, by time (as `finish`).
     found: list[tuple[tuple[int, int, str], LogLine]] = attrs.field(factory=list)
@@ -295,13 +297,19 @@ class _TailScan:
     _carry: bytes = b""
     _at_file_end: bool = True
     _pending: dict[Stream, _RevLine] = attrs.field(factory=dict)
+    #: The gaps by offset over all files, last first: consumed as the scan passes them.
+    _cuts: list[tuple[int, LogGap]] = attrs.field(factory=list)
 
     def start(self) -> None:
         """Runs in a worker thread: sizes of the files, as they are now."""
         base = 0
         for f in self.files:
             self._bases.append(base)
-            base += os.fstat(f.fd).st_size
+            size = os.fstat(f.fd).st_size
+            self._cuts += [(base + g.offset, g) for g in self.gaps
+                           if g.key == f.key and g.offset <= size]
+            base += size
+        self._cuts.sort(key=lambda cut: cut[0], reverse=True)
         self._idx = len(self.files) - 1
         if self._idx < 0 or (self.want == 0 and not self.follow):
             self.done = True
@@ -344,10 +352,11 @@ class _TailScan:
             end = self._bases[self._idx] + start + len(self._carry) + len(data)
             for rec in reversed(records):
                 end -= len(rec) + 1
-                self._record(rec, end)
+                self._record_at(rec, end)
         if start == 0:
             self._idx -= 1
             if self._idx < 0:
+                self._pass_gaps(-1)
                 for p in list(self._pending.values()):
                     self._finish(p)
                 self._pending.clear()
@@ -356,6 +365,25 @@ class _TailScan:
             self._pos = os.fstat(self.files[self._idx].fd).st_size
             self._at_file_end = True
         self.done = self._enough()
+
+    def _record_at(self, rec: bytes, offset: int) -> None:
+        """A record at `offset` (over all files), after the markers of gaps after it. A gap
+        inside it ends a torn record, to which the record at the gap was glued: only that
+        one is a record."""
+        cut = self._pass_gaps(offset)
+        if offset < cut <= offset + len(rec):
+            rec, offset = rec[cut - offset :], cut
+        self._record(rec, offset)
+
+    def _pass_gaps(self, offset: int) -> int:
+        """Add the markers of the gaps after `offset`; the offset of the last one, or -1."""
+        last = -1
+        while self._cuts and self._cuts[0][0] > offset:
+            last, gap = self._cuts.pop(0)
+            marker = gap.marker(self.filt.streams)
+            if self.filt.matches(marker):
+                self.found.append(((0, last - 1, ""), marker))
+        return last
 
     def _record(self, rec: bytes, offset: int) -> None:
         r = self.parser.record(rec)
@@ -488,7 +516,11 @@ class _Reader:
 
     async def _tail(self, follow: bool) -> None:
         """Send the tail; leave only the newest file open, positioned after it."""
-        scan = _TailScan(list(self.files), self.filt, self.query.tail or 0, follow, self.parser, self.stats)
+        known = await trio.to_thread.run_sync(self.gaps.lookup, self.path)
+        # following, an open gap is the forward reader's: it waits there for the gap's end
+        shown = [g for g in known if not (follow and g.open)]
+        scan = _TailScan(list(self.files), self.filt, self.query.tail or 0, follow, self.parser,
+                         self.stats, shown)
         await trio.to_thread.run_sync(scan.start)
         while not scan.done:
             await trio.to_thread.run_sync(scan.step)
@@ -501,7 +533,6 @@ class _Reader:
             newest = self.files[0]
             newest.pos = scan.resume_at
             # gaps the tail has passed are not shown again when following on
-            known = await trio.to_thread.run_sync(self.gaps.lookup, self.path)
             newest.gaps_done.update(g.serial for g in known
                                     if g.key == newest.key and g.offset < scan.resume_at)
         for seed in scan.seeds:

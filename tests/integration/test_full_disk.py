@@ -175,7 +175,8 @@ def test_commit_on_a_full_disk_fails_clearly_and_leaves_nothing(
         for result in results:
             assert result.returncode != 0, "a commit on a full disk succeeded"
             assert "no space left on device" in result.stderr, result.stderr
-        assert state["Running"] is True and state["Paused"] is False, state  # type: ignore[index]
+        assert state["Running"] is True, state  # type: ignore[index]
+        assert state["Paused"] is False, state  # type: ignore[index]
         assert d.docker("images", "-aq", "--no-trunc").stdout.split() == images_before
         assert _image_store(d) == tree_before
         # and with room again it works
@@ -191,7 +192,7 @@ def _image_store(d: Moord) -> list[str]:
     found = []
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root)
-        if rel.parts and rel.parts[0] in ("containers", "lost+found") or "filler" in rel.name:
+        if (rel.parts and rel.parts[0] in ("containers", "lost+found")) or "filler" in rel.name:
             continue
         found.append(str(rel))
     return found
