@@ -1,4 +1,5 @@
-"""A full disk under a real moord: a small ext4 on a loop device is its data root.
+"""A full disk under a real moord: a small ext4 on a loop device (or a small tmpfs) is its
+data root.
 
 A container printing numbered lines keeps printing while a filler file takes the last
 block; conmon cannot write and drops the output. moord must say so everywhere (a marker
@@ -38,8 +39,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def disk_moord() -> Iterator[tuple[Moord, int]]:
+@pytest.fixture(scope="module", params=["ext4", "tmpfs"])
+def disk_moord(request: pytest.FixtureRequest) -> Iterator[tuple[Moord, int]]:
+    """A moord whose data root is a small disk: ext4 on a loop device (a failing write
+    stops at a record's end there), or tmpfs (a failing write is cut short mid-record)."""
     problems = host_problems()
     if problems:
         pytest.fail("this host cannot run the integration tests:\n  " + "\n  ".join(problems),
@@ -48,7 +51,7 @@ def disk_moord() -> Iterator[tuple[Moord, int]]:
     daemon = Moord(base / "d")
     port = _free_port()
     try:
-        with small_disk(daemon.data_root, base / "disk.img", size_mib=96):
+        with small_disk(daemon.data_root, base / "disk.img", size_mib=96, kind=request.param):
             try:
                 daemon.start("--metrics-addr", f"127.0.0.1:{port}")
                 daemon.import_busybox()

@@ -1,4 +1,6 @@
-"""A small real disk for tests that need one to fill: an ext4 image on a loop device.
+"""A small real disk for tests that need one to fill: an ext4 image on a loop device, or
+a tmpfs of a fixed size (where a write that runs out of room is cut short mid-record,
+which ext4 does not do).
 
 A host without loop devices or mkfs.ext4 makes the test fail with the reason (never skip).
 Whatever happens, the mount, the loop device and the image go.
@@ -38,9 +40,10 @@ def problems() -> list[str]:
 
 
 @contextlib.contextmanager
-def small_disk(mountpoint: Path, image: Path, size_mib: int = 96) -> Iterator[Path]:
-    """Mount a fresh ext4 of `size_mib` at `mountpoint` (no blocks reserved for root, so
-    full is full for everyone)."""
+def small_disk(mountpoint: Path, image: Path, size_mib: int = 96,
+               kind: str = "ext4") -> Iterator[Path]:
+    """Mount a fresh ext4 (no blocks reserved for root, so full is full for everyone) or
+    tmpfs of `size_mib` at `mountpoint`."""
     missing = problems()
     if missing:
         pytest.fail("this test needs a small real disk:\n  " + "\n  ".join(missing), pytrace=False)
@@ -49,9 +52,13 @@ def small_disk(mountpoint: Path, image: Path, size_mib: int = 96) -> Iterator[Pa
         f.truncate(size_mib * 1024 * 1024)
     device = ""
     try:
-        _run("mkfs.ext4", "-q", "-F", "-m", "0", str(image))
-        device = _run("losetup", "--find", "--show", str(image))
-        _run("mount", device, str(mountpoint))
+        if kind == "tmpfs":
+            _run("mount", "-t", "tmpfs", "-o", f"size={size_mib}m,mode=0755", "tmpfs",
+                 str(mountpoint))
+        else:
+            _run("mkfs.ext4", "-q", "-F", "-m", "0", str(image))
+            device = _run("losetup", "--find", "--show", str(image))
+            _run("mount", device, str(mountpoint))
         yield mountpoint
     finally:
         subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, check=False)
