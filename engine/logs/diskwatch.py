@@ -30,6 +30,7 @@ import attrs
 import trio
 
 from engine.logs.gaps import FileKey, GapRegistry, LogGap
+from engine.logs.k8sfile import MalformedRecord, parse_timestamp
 from engine.logs.rotation import rotated_files
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,26 @@ def locate(log_path: Path, gap: LogGap) -> LogGap:
         return gap
     end = _torn_end(data, at, start, block)
     line_start = data.rfind(b"\n", 0, end) + 1
-    return attrs.evolve(gap, offset=start + end, torn=end - line_start)
+    # the lost output was read after the last record written and before the next one
+    since, until = gap.since_ns, gap.until_ns
+    before = _stamp(data[data.rfind(b"\n", 0, max(line_start - 1, 0)) + 1 : line_start])
+    after = _stamp(data[end : end + 64])
+    if before is not None and before > since:
+        since = before
+    if after is not None and until and after < until:
+        until = after
+    return attrs.evolve(gap, offset=start + end, torn=end - line_start, since_ns=since,
+                        until_ns=until)
+
+
+def _stamp(record: bytes) -> int | None:
+    """The timestamp of the record that `record` starts with, if it is one."""
+    if not _RECORD_HEAD.match(record):
+        return None
+    try:
+        return parse_timestamp(record[:35])
+    except MalformedRecord:
+        return None
 
 
 def _torn_end(data: bytes, at: int, start: int, block: int) -> int:
@@ -159,11 +179,12 @@ def _existing_keys(log_path: Path) -> list[FileKey]:
 def close_gap(log_path: Path, gap: LogGap, until_ns: int, registry: GapRegistry) -> LogGap:
     """Find the gap's end, record it closed; the closed gap. Blocking. A file that cannot
     be read (gone with its container) leaves the gap where the last look saw it end."""
+    gap = attrs.evolve(gap, until_ns=until_ns)
     try:
-        gap = locate(log_path, gap)
+        closed = locate(log_path, gap)
     except OSError as exc:
         log.warning("%s: cannot read where the log's gap ends: %s", log_path, exc)
-    closed = attrs.evolve(gap, until_ns=until_ns)
+        closed = gap
     registry.close(log_path, closed, _existing_keys(log_path))
     return closed
 

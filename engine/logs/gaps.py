@@ -43,8 +43,9 @@ def gaps_path(log_path: Path) -> Path:
 class LogGap:
     """Output lost from one log file at `offset`: what a reader shows in its place.
 
-    `since_ns`..`until_ns` bound when the lost output was written: the last look that saw
-    room on the disk and the first one that saw room again (0 while still full).
+    `since_ns`..`until_ns` bound when the lost output was written: the last record written
+    before the hole (or the last look that saw room on the disk) and the first one after
+    it (or the first look that saw room again); `until_ns` is 0 while the disk is full.
     """
 
     key: FileKey

@@ -533,7 +533,7 @@ class _Reader:
             newest = self.files[0]
             newest.pos = scan.resume_at
             # gaps the tail has passed are not shown again when following on
-            newest.gaps_done.update(g.serial for g in known
+            newest.gaps_done.update(g.serial for g in shown
                                     if g.key == newest.key and g.offset < scan.resume_at)
         for seed in scan.seeds:
             self.parser.seed(seed)

@@ -125,8 +125,8 @@ class DaemonMetrics:
             "(counted when writing resumes)", ("container",)))
         self.log_gap_seconds = add(Counter(
             "moorage_log_gap_seconds_total",
-            "Seconds during which a container's output may have been lost to a full disk "
-            "(upper bound: from the last look that saw room to the first that saw it again)",
+            "Seconds during which a container's output was lost to a full disk (between "
+            "the last record written before a gap and the first one after it)",
             ("container",)))
         self.adoption_seconds = add(Gauge(
             "moorage_adoption_duration_seconds",

@@ -58,11 +58,14 @@ def texts(lines: list[LogLine]) -> list[str]:
 
 def test_locate_finds_the_torn_record_and_the_glued_one(tmp_path: Path) -> None:
     log = tmp_path / "ctr.log"
-    boundary, torn, _ = torn_log(log, after=range(500, 510))
+    boundary, torn, last = torn_log(log, after=range(500, 510))
     # the last look saw the file still short of the boundary (conmon filled the block later)
-    seen = LogGap(key_of(log), boundary - torn - 2 * len(line(1)), 0, T0)
+    seen = LogGap(key_of(log), boundary - torn - 2 * len(line(1)), 0, T0, T0 + 10_000 * S)
     found = locate(log, seen)
     assert (found.offset, found.torn) == (boundary, torn)
+    # the span is narrowed to the records around the hole: the last one written before it
+    # and the first one after
+    assert (found.since_ns, found.until_ns) == (T0 + last * S, T0 + 500 * S)
     # the last look saw the torn end itself
     assert locate(log, LogGap(key_of(log), boundary, 0, T0)).offset == boundary
 
