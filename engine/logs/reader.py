@@ -119,8 +119,9 @@ class _OpenFile:
     key: tuple[int, int]  # (st_dev, st_ino): a file is known by its inode, not its name
     name: str
     pos: int = 0
-    #: the gaps (`LogGap.serial`) already shown in this file
-    gaps_done: set[int] = attrs.field(factory=set)
+    #: the gaps (`LogGap.serial`) of this file read past, and those whose marker was sent
+    gaps_passed: set[int] = attrs.field(factory=set)
+    gaps_shown: set[int] = attrs.field(factory=set)
 
     def close(self) -> None:
         # close(2) of a regular file does not wait on I/O; fine on the trio thread.
@@ -218,16 +219,19 @@ def _read_forward(f: _OpenFile, parser: K8sParser, filt: _Filter,
     """
     out: list[LogLine] = []
     total = 0
-    ahead = [g for g in gaps if g.key == f.key and g.serial not in f.gaps_done]
+    ahead = [g for g in gaps if g.key == f.key and g.serial not in f.gaps_passed]
     while total < HOP:
         while ahead and ahead[0].offset <= f.pos:
             gap = ahead[0]
             if gap.open and hold_at_open_gap and gap.offset == f.pos:
                 return _Chunk(out, total, True, False)
             del ahead[0]
-            f.gaps_done.add(gap.serial)
+            f.gaps_passed.add(gap.serial)
             if gap.offset == f.pos:
                 parser.discard_incomplete()
+            if gap.serial in f.gaps_shown:
+                continue  # a tail showed it
+            f.gaps_shown.add(gap.serial)
             lines, passed = filt.select([gap.marker(filt.streams)])
             out += lines
             if passed:
@@ -299,6 +303,8 @@ class _TailScan:
     _pending: dict[Stream, _RevLine] = attrs.field(factory=dict)
     #: The gaps by offset over all files, last first: consumed as the scan passes them.
     _cuts: list[tuple[int, LogGap]] = attrs.field(factory=list)
+    #: The gaps passed (`LogGap.serial`): their markers are among `found` if selected.
+    passed: set[int] = attrs.field(factory=set)
 
     def start(self) -> None:
         """Runs in a worker thread: sizes of the files, as they are now."""
@@ -380,6 +386,7 @@ class _TailScan:
         last = -1
         while self._cuts and self._cuts[0][0] > offset:
             last, gap = self._cuts.pop(0)
+            self.passed.add(gap.serial)
             marker = gap.marker(self.filt.streams)
             if self.filt.matches(marker):
                 self.found.append(((0, last - 1, ""), marker))
@@ -532,9 +539,11 @@ class _Reader:
         if self.files:
             newest = self.files[0]
             newest.pos = scan.resume_at
-            # gaps the tail has passed are not shown again when following on
-            newest.gaps_done.update(g.serial for g in shown
-                                    if g.key == newest.key and g.offset < scan.resume_at)
+            # gaps the tail has passed are not shown again when following on; one after
+            # `resume_at` (a torn record at the end) still has its torn bytes dropped there
+            newest.gaps_shown.update(scan.passed)
+            newest.gaps_passed.update(g.serial for g in shown
+                                      if g.key == newest.key and g.offset < scan.resume_at)
         for seed in scan.seeds:
             self.parser.seed(seed)
 

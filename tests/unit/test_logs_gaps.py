@@ -5,7 +5,10 @@ block boundary, and the next record glued to it."""
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
+
+import trio
 
 from engine.logs.diskwatch import disk_full, locate
 from engine.logs.gaps import GapRegistry, LogGap, gaps_path
@@ -40,6 +43,12 @@ def torn_log(path: Path, *, after: range) -> tuple[int, int, int]:
     path.write_bytes(data)
     assert os.stat(path).st_blksize == BLOCK or BLOCK % os.stat(path).st_blksize == 0
     return BLOCK, torn, n - 1
+
+
+def append(path: Path, data: bytes) -> None:
+    """As conmon writes: O_APPEND, the same file."""
+    with open(path, "ab") as f:
+        f.write(data)
 
 
 async def read(path: Path, registry: GapRegistry, **query: object) -> list[LogLine]:
@@ -131,3 +140,35 @@ async def test_an_open_gap_says_output_is_being_lost(tmp_path: Path) -> None:
 
 def test_a_disk_with_room_is_not_full(tmp_path: Path) -> None:
     assert disk_full(tmp_path) is False
+
+
+async def test_a_tail_then_follow_shows_a_gap_once_and_unglued(tmp_path: Path) -> None:
+    """The gap is at the end of the file, after a torn record: the tail shows its marker;
+    following on, the torn bytes are still dropped and the record glued on comes whole."""
+    log = tmp_path / "ctr.log"
+    log.write_bytes(b"".join(line(i) for i in range(5)) + line(5)[:20])
+    registry = GapRegistry()
+    gap = LogGap(key_of(log), log.stat().st_size, 20, T0 + 4 * S, T0 + 500 * S, serial=1)
+    registry.close(log, gap, [gap.key])
+    lines: list[LogLine] = []
+    stop, tail_sent = trio.Event(), trio.Event()
+
+    async def emit(batch: list[LogLine]) -> None:
+        lines.extend(batch)
+        if len(lines) >= 2:
+            tail_sent.set()
+
+    async def stopped() -> None:
+        await stop.wait()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(read_logs, log, LogQuery(tail=2), emit, follow=True,
+                                   is_running=lambda: True, stopped=stopped, gaps=registry))
+        with trio.fail_after(10):
+            await tail_sent.wait()
+        await trio.to_thread.run_sync(append, log, b"".join(line(i) for i in range(500, 503)))
+        stop.set()
+    shown = texts(lines)
+    assert shown[0] == "line 4"
+    assert shown[1].startswith("[moorage] log gap:")
+    assert shown[2:] == ["line 500", "line 501", "line 502"]
