@@ -172,6 +172,10 @@ def test_commit_on_a_full_disk_fails_clearly_and_leaves_nothing(
             # cannot be written)
             results = [d.docker("commit", *flags, cid, f"{name}:v1", check=False)
                        for flags in ((), ("--pause=false",))]
+            # room for the layer's tarball (8 MiB) but not for the layer unpacked from it
+            with open(filler, "r+b") as f:
+                f.truncate(filler.stat().st_size - 12 * 1024 * 1024)
+            results.append(d.docker("commit", cid, f"{name}:v1", check=False))
             state = inspect(d, cid)["State"]
         finally:
             filler.unlink()
