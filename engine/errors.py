@@ -54,3 +54,14 @@ class SystemFailure(EngineError):
 
 class HostNotReady(SystemFailure):
     """The host cannot run containers as it is set up; the message says how to fix it."""
+
+
+def system_failure(exc: OSError, op: str) -> SystemFailure:
+    """`exc` in dockerd's words (Go's error strings): `write /path: no space left on device`.
+
+    Clients match on the lowercase errno text ("no space left on device"), not Python's.
+    """
+    text = exc.strerror or str(exc)
+    text = text[:1].lower() + text[1:]
+    where = f" {exc.filename}" if exc.filename else ""
+    return SystemFailure(f"{op}{where}: {text}")

@@ -21,7 +21,7 @@ import attrs
 import trio
 
 from engine.containers.model import Container, ContainerSpec, Status
-from engine.errors import Conflict, EngineError, NotFound
+from engine.errors import Conflict, EngineError, NotFound, system_failure
 from engine.images import ociconfig
 from engine.images.changes import apply_changes
 from engine.images.model import HistoryEntry, Image, ImageConfig
@@ -94,6 +94,9 @@ async def commit_container(m: ContainerManager, c: Container, request: CommitReq
                          comment=request.comment, author=request.author),
             author=request.author, comment=request.comment,
             unpause=paused_here)
+    except OSError as exc:
+        # a full disk above all: "write …: no space left on device", as dockerd says it
+        raise system_failure(exc, "commit") from exc
     finally:
         if paused_here:
             with trio.CancelScope(shield=True):
@@ -159,27 +162,49 @@ async def commit_upper(m: ContainerManager, c: Container, parent: Image, config:
         diff_ids = list(parent.diff_ids) if empty else [*parent.diff_ids, layer.digest]
         if empty:
             history = attrs.evolve(history, empty_layer=True)
-        with m.images.pin_layers(diff_ids):
-            if not empty:
-                await m.images.ingest_layer(tarball, blob_digest=layer.digest,
-                                            expected_diff_id=layer.digest)
-            draft = Image(
-                id="",
-                config=config,
-                diff_ids=diff_ids,
-                created=history.created or dt.datetime.now(dt.UTC),
-                architecture=parent.architecture,
-                os=parent.os,
-                variant=parent.variant,
-                author=author,
-                comment=comment,
-                parent=parent.id,
-                history=[*parent.history, history],
-            )
-            return await m.images.add_image(ociconfig.image_to_config(draft))
+        ingested = False
+        try:
+            with m.images.pin_layers(diff_ids):
+                if not empty:
+                    await m.images.ingest_layer(tarball, blob_digest=layer.digest,
+                                                expected_diff_id=layer.digest)
+                    ingested = True
+                return await m.images.add_image(ociconfig.image_to_config(
+                    _draft(parent, config, diff_ids, history, author, comment)))
+        except BaseException:
+            if ingested:  # the image could not be made (a full disk): no layer for nothing
+                with trio.CancelScope(shield=True):
+                    await _discard_layer(m, layer.digest)
+            raise
     finally:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(lambda: tarball.unlink(missing_ok=True))
+
+
+def _draft(parent: Image, config: ImageConfig, diff_ids: list[str], history: HistoryEntry,
+           author: str, comment: str) -> Image:
+    return Image(
+        id="",
+        config=config,
+        diff_ids=diff_ids,
+        created=history.created or dt.datetime.now(dt.UTC),
+        architecture=parent.architecture,
+        os=parent.os,
+        variant=parent.variant,
+        author=author,
+        comment=comment,
+        parent=parent.id,
+        history=[*parent.history, history],
+    )
+
+
+async def _discard_layer(m: ContainerManager, diff_id: str) -> None:
+    """Drop the layer of a commit that failed after ingesting it (unless something uses it);
+    never hide the commit's failure behind this one's."""
+    try:
+        await m.images.discard_layers([diff_id])
+    except Exception:
+        log.exception("cannot remove the layer of a failed commit; the next start will")
 
 
 __all__ = ["CommitRequest", "commit_container", "commit_upper", "config_of"]

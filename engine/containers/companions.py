@@ -1,6 +1,7 @@
 """What runs beside a running container, for as long as one run lasts.
 
-Health checks, log rotation and log shipping to a driver that wants the lines. They
+Health checks, log rotation, the watch on the log's disk (output lost to a full disk is
+reported: `engine.logs.diskwatch`) and log shipping to a driver that wants the lines. They
 run in one cancel scope per run, started after a start or a re-adoption and cancelled
 when the exit is handled; each one's failure is logged and stays its own.
 """
@@ -16,6 +17,8 @@ import trio
 
 from engine.containers.health import RuntimeExecutor, run_health_checks
 from engine.containers.model import Container
+from engine.logs.diskwatch import watch_disk
+from engine.logs.gaps import GAPS, LogGap
 from engine.logs.rotation import RotationPolicy, keep_rotated
 from engine.logs.sinks import ship_lines
 from engine.metrics.catalog import METRICS
@@ -74,12 +77,37 @@ async def _run_tasks_in(m: ContainerManager, c: Container, scope: trio.CancelSco
 
                 nursery.start_soon(_guarded, "log rotation", c, partial(
                     keep_rotated, paths.log, reopen, rotation_policy(m, c)))
+                nursery.start_soon(_guarded, "log disk watch", c, partial(
+                    watch_disk, paths.log, GAPS, opened=partial(_gap_opened, c),
+                    closed=partial(_gap_closed, m, c)))
             if driver is not None and driver.ships:
                 # everything not shipped yet, across runs and moord restarts
                 logged = _logged(c)
                 nursery.start_soon(_guarded, "log shipping", c, partial(
                     ship_lines, driver, logged, paths.log, 0,
                     paths.userdata / f"shipped.{driver.name}"))
+
+
+#: The container event of a closed log gap. Not one of dockerd's actions: clients that
+#: switch on the actions they know (the CLI, docker-py, compose) pass it by.
+LOG_GAP_ACTION = "log_gap"
+
+
+def _gap_opened(c: Container, gap: LogGap) -> None:
+    log.warning("container %s (%s): the disk holding its log is full: its output is being "
+                "lost (log file offset %d)", c.short_id, c.name, gap.offset,
+                extra=c.log_fields(LOG_GAP_ACTION))
+
+
+def _gap_closed(m: ContainerManager, c: Container, gap: LogGap) -> None:
+    """A gap is over: say so in moord's log, as an event and in the metrics."""
+    text = gap.marker_text().decode().strip()
+    log.warning("container %s (%s): %s (log file offset %d)", c.short_id, c.name, text,
+                gap.offset, extra=c.log_fields(LOG_GAP_ACTION))
+    METRICS.log_gaps.inc(container=c.short_id)
+    METRICS.log_gap_seconds.inc((gap.until_ns - gap.since_ns) / 1e9, container=c.short_id)
+    m.publish(c, LOG_GAP_ACTION, since=str(gap.since_ns), until=str(gap.until_ns),
+              tornBytes=str(gap.torn))
 
 
 def _logged(c: Container) -> LoggedContainer:

@@ -319,7 +319,14 @@ class ContainerManager:
                 raise Conflict(f"Container {c.id} is not running")
             await self.runtime.pause(self.target(c))
             c.state.status = Status.PAUSED
-            await self.table.save(c)
+            try:
+                await self.table.save(c)
+            except BaseException:
+                # not on record (a full disk): then not paused either
+                with trio.CancelScope(shield=True):
+                    await self.runtime.resume(self.target(c))
+                    c.state.status = Status.RUNNING
+                raise
         self.publish(c, "pause")
 
     async def unpause(self, c: Container) -> None:
@@ -328,7 +335,13 @@ class ContainerManager:
                 raise Conflict(f"Container {c.id} is not paused")
             await self.runtime.resume(self.target(c))
             c.state.status = Status.RUNNING
-            await self.table.save(c)
+            try:
+                await self.table.save(c)
+            except OSError as exc:
+                # it runs: say so rather than fail (a full disk); the record catches up
+                # at its next save, and a restarted moord asks the runtime anyway
+                log.warning("container %s unpaused, but its record could not be saved: %s",
+                            c.short_id, exc)
         self.publish(c, "unpause")
 
     async def resize(self, c: Container, height: int, width: int) -> None:

@@ -19,6 +19,7 @@ from engine.containers import stopping
 from engine.containers.model import Container, Status, StopReason
 from engine.containers.sizes import layer_size
 from engine.errors import Conflict, NotModified
+from engine.logs.gaps import GAPS
 from engine.metrics.catalog import METRICS
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ async def remove_locked(m: ContainerManager, c: Container, *, volumes: bool = Fa
         for notice in (live.next_exit, live.stopped, live.removed):
             notice.fire(code)
     METRICS.forget_container(c.id)
+    GAPS.forget(m.paths(c).log)
     m.publish(c, "destroy")
 
 

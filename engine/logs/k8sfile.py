@@ -183,6 +183,11 @@ class K8sParser:
             log.warning("k8s-file: dropping an unfinished record: %r", rest[:80])
         return rest
 
+    def discard_incomplete(self) -> bytes:
+        """Forget a trailing record known to be torn (a write cut short; see `engine.logs.gaps`)."""
+        rest, self._rest = self._rest, b""
+        return rest
+
     def finish(self) -> list[LogLine]:
         """Let out the lines still waiting for their ``F`` record, as partial lines.
 

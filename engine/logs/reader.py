@@ -29,6 +29,7 @@ import trio
 
 from engine.kernel.inotify import IN_CREATE, IN_MOVED_TO, Inotify
 from engine.logs.follow import DIR_EVENTS, Wakeup
+from engine.logs.gaps import GAPS, GapRegistry, LogGap
 from engine.logs.k8sfile import MAX_LINE, K8sParser, LogLine, Stream
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,9 @@ class _OpenFile:
     key: tuple[int, int]  # (st_dev, st_ino): a file is known by its inode, not its name
     name: str
     pos: int = 0
+    #: the gaps (`LogGap.serial`) of this file read past, and those whose marker was sent
+    gaps_passed: set[int] = attrs.field(factory=set)
+    gaps_shown: set[int] = attrs.field(factory=set)
 
     def close(self) -> None:
         # close(2) of a regular file does not wait on I/O; fine on the trio thread.
@@ -204,12 +208,36 @@ class _Chunk:
     passed_until: bool
 
 
-def _read_forward(f: _OpenFile, parser: K8sParser, filt: _Filter) -> _Chunk:
-    """Read on from `f.pos` (up to `HOP` bytes), parse and filter. Runs in a worker thread."""
+def _read_forward(f: _OpenFile, parser: K8sParser, filt: _Filter,
+                  gaps: Sequence[LogGap] = (), *, hold_at_open_gap: bool = False) -> _Chunk:
+    """Read on from `f.pos` (up to `HOP` bytes), parse and filter. Runs in a worker thread.
+
+    At a gap in the file (`engine.logs.gaps`) the torn record before it is dropped and
+    the gap's marker line is put in its place. An open gap (the disk is still full) is a
+    wall when following (`hold_at_open_gap`): what comes after it is glued to a torn
+    record until the gap is closed and its exact end is known.
+    """
     out: list[LogLine] = []
     total = 0
+    ahead = [g for g in gaps if g.key == f.key and g.serial not in f.gaps_passed]
     while total < HOP:
-        data = os.pread(f.fd, BLOCK, f.pos)
+        while ahead and ahead[0].offset <= f.pos:
+            gap = ahead[0]
+            if gap.open and hold_at_open_gap and gap.offset == f.pos:
+                return _Chunk(out, total, True, False)
+            del ahead[0]
+            f.gaps_passed.add(gap.serial)
+            if gap.offset == f.pos:
+                parser.discard_incomplete()
+            if gap.serial in f.gaps_shown:
+                continue  # a tail showed it
+            f.gaps_shown.add(gap.serial)
+            lines, passed = filt.select([gap.marker(filt.streams)])
+            out += lines
+            if passed:
+                return _Chunk(out, total, True, True)
+        size = BLOCK if not ahead else min(BLOCK, ahead[0].offset - f.pos)
+        data = os.pread(f.fd, size, f.pos)
         if not data:
             if os.fstat(f.fd).st_size < f.pos:
                 # Truncated in place (copytruncate by someone else): start over.
@@ -258,6 +286,8 @@ class _TailScan:
     follow: bool
     parser: K8sParser
     stats: ReadStats
+    #: Where output is missing (`engine.logs.gaps`): markers go there, torn records go.
+    gaps: Sequence[LogGap] = ()
     #: Selected lines found so far, by sort key: lines by the offset of their last record
     #: (the order of forward reading), then lines never finished, by time (as `finish`).
     found: list[tuple[tuple[int, int, str], LogLine]] = attrs.field(factory=list)
@@ -271,13 +301,21 @@ class _TailScan:
     _carry: bytes = b""
     _at_file_end: bool = True
     _pending: dict[Stream, _RevLine] = attrs.field(factory=dict)
+    #: The gaps by offset over all files, last first: consumed as the scan passes them.
+    _cuts: list[tuple[int, LogGap]] = attrs.field(factory=list)
+    #: The gaps passed (`LogGap.serial`): their markers are among `found` if selected.
+    passed: set[int] = attrs.field(factory=set)
 
     def start(self) -> None:
         """Runs in a worker thread: sizes of the files, as they are now."""
         base = 0
         for f in self.files:
             self._bases.append(base)
-            base += os.fstat(f.fd).st_size
+            size = os.fstat(f.fd).st_size
+            self._cuts += [(base + g.offset, g) for g in self.gaps
+                           if g.key == f.key and g.offset <= size]
+            base += size
+        self._cuts.sort(key=lambda cut: cut[0], reverse=True)
         self._idx = len(self.files) - 1
         if self._idx < 0 or (self.want == 0 and not self.follow):
             self.done = True
@@ -320,10 +358,11 @@ class _TailScan:
             end = self._bases[self._idx] + start + len(self._carry) + len(data)
             for rec in reversed(records):
                 end -= len(rec) + 1
-                self._record(rec, end)
+                self._record_at(rec, end)
         if start == 0:
             self._idx -= 1
             if self._idx < 0:
+                self._pass_gaps(-1)
                 for p in list(self._pending.values()):
                     self._finish(p)
                 self._pending.clear()
@@ -332,6 +371,26 @@ class _TailScan:
             self._pos = os.fstat(self.files[self._idx].fd).st_size
             self._at_file_end = True
         self.done = self._enough()
+
+    def _record_at(self, rec: bytes, offset: int) -> None:
+        """A record at `offset` (over all files), after the markers of gaps after it. A gap
+        inside it ends a torn record, to which the record at the gap was glued: only that
+        one is a record."""
+        cut = self._pass_gaps(offset)
+        if offset < cut <= offset + len(rec):
+            rec, offset = rec[cut - offset :], cut
+        self._record(rec, offset)
+
+    def _pass_gaps(self, offset: int) -> int:
+        """Add the markers of the gaps after `offset`; the offset of the last one, or -1."""
+        last = -1
+        while self._cuts and self._cuts[0][0] > offset:
+            last, gap = self._cuts.pop(0)
+            self.passed.add(gap.serial)
+            marker = gap.marker(self.filt.streams)
+            if self.filt.matches(marker):
+                self.found.append(((0, last - 1, ""), marker))
+        return last
 
     def _record(self, rec: bytes, offset: int) -> None:
         r = self.parser.record(rec)
@@ -394,6 +453,7 @@ async def read_logs(
     rotated: Sequence[Path] = (),
     stats: ReadStats | None = None,
     max_line: int = MAX_LINE,
+    gaps: GapRegistry = GAPS,
 ) -> None:
     """Send a container's log lines to `emit`, in batches, as `docker logs` would show them.
 
@@ -404,11 +464,14 @@ async def read_logs(
     and the file is drained; `stopped` must return at once if the container has already
     stopped (None: follow until cancelled). `emit` gets non-empty lists and may block:
     that is the backpressure of a slow client. Cancel the call to stop early.
+    Where output was lost (`gaps`: a full disk), a marker line stands in its place.
     """
     stats = stats if stats is not None else ReadStats()
-    reader = _Reader(path, query, emit, _Filter.of(query), K8sParser(max_line=max_line), stats)
+    reader = _Reader(path, query, emit, _Filter.of(query), K8sParser(max_line=max_line), stats,
+                     gaps)
     try:
         running = follow and (is_running is None or is_running())
+        reader.following = running
         await reader.run(rotated, follow=running, stopped=stopped)
     finally:
         reader.close()
@@ -423,6 +486,8 @@ class _Reader:
     filt: _Filter
     parser: K8sParser
     stats: ReadStats
+    gaps: GapRegistry
+    following: bool = False
     #: Open files, oldest first; the first is being read, the others are waiting.
     files: deque[_OpenFile] = attrs.field(factory=deque)
     wake: Wakeup = attrs.field(factory=Wakeup)
@@ -458,7 +523,11 @@ class _Reader:
 
     async def _tail(self, follow: bool) -> None:
         """Send the tail; leave only the newest file open, positioned after it."""
-        scan = _TailScan(list(self.files), self.filt, self.query.tail or 0, follow, self.parser, self.stats)
+        known = await trio.to_thread.run_sync(self.gaps.lookup, self.path)
+        # following, an open gap is the forward reader's: it waits there for the gap's end
+        shown = [g for g in known if not (follow and g.open)]
+        scan = _TailScan(list(self.files), self.filt, self.query.tail or 0, follow, self.parser,
+                         self.stats, shown)
         await trio.to_thread.run_sync(scan.start)
         while not scan.done:
             await trio.to_thread.run_sync(scan.step)
@@ -468,7 +537,13 @@ class _Reader:
         while len(self.files) > 1:
             self.files.popleft().close()
         if self.files:
-            self.files[0].pos = scan.resume_at
+            newest = self.files[0]
+            newest.pos = scan.resume_at
+            # gaps the tail has passed are not shown again when following on; one after
+            # `resume_at` (a torn record at the end) still has its torn bytes dropped there
+            newest.gaps_shown.update(scan.passed)
+            newest.gaps_passed.update(g.serial for g in shown
+                                      if g.key == newest.key and g.offset < scan.resume_at)
         for seed in scan.seeds:
             self.parser.seed(seed)
 
@@ -485,7 +560,7 @@ class _Reader:
     async def _drain(self, f: _OpenFile) -> bool:
         """Read `f` to its current end, sending what is selected. True if `until` passed."""
         while True:
-            chunk = await trio.to_thread.run_sync(_read_forward, f, self.parser, self.filt)
+            chunk = await trio.to_thread.run_sync(self._read_forward, f)
             self.stats.bytes_read += chunk.nbytes
             if chunk.lines:
                 await self.emit(chunk.lines)
@@ -493,6 +568,11 @@ class _Reader:
                 return True
             if chunk.eof:
                 return False
+
+    def _read_forward(self, f: _OpenFile) -> _Chunk:
+        """`_read_forward` with the log's gaps as they are now. Runs in a worker thread."""
+        return _read_forward(f, self.parser, self.filt, self.gaps.lookup(self.path),
+                             hold_at_open_gap=self.following and not self.stop.is_set())
 
     async def _flush(self) -> None:
         """Send the lines that will never get their end (the container exited mid-line)."""

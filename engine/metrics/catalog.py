@@ -54,6 +54,8 @@ class DaemonMetrics:
     log_lines_shipped: Counter = attrs.field(init=False)
     log_lines_dropped: Counter = attrs.field(init=False)
     log_rotations: Counter = attrs.field(init=False)
+    log_gaps: Counter = attrs.field(init=False)
+    log_gap_seconds: Counter = attrs.field(init=False)
     adoption_seconds: Gauge = attrs.field(init=False)
     recovered: Counter = attrs.field(init=False)
     api_requests: Histogram = attrs.field(init=False)
@@ -124,6 +126,15 @@ class DaemonMetrics:
         self.log_rotations = add(Counter(
             "moorage_log_rotations_total",
             "Times moord rotated a container's log file", ("container",)))
+        self.log_gaps = add(Counter(
+            "moorage_log_gaps_total",
+            "Times a container's output was lost because the disk holding its log was full "
+            "(counted when writing resumes)", ("container",)))
+        self.log_gap_seconds = add(Counter(
+            "moorage_log_gap_seconds_total",
+            "Seconds during which a container's output was lost to a full disk (between "
+            "the last record written before a gap and the first one after it)",
+            ("container",)))
         self.adoption_seconds = add(Gauge(
             "moorage_adoption_duration_seconds",
             "How long this moord's start-up took to reconcile and re-adopt the containers"))

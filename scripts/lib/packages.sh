@@ -11,8 +11,10 @@ runtime_packages=(crun runc conmon busybox-static golang-github-containers-commo
 
 # what only the tests use: a registry server (registry 2.8) for pull/push, htpasswd for
 # its basic auth, skopeo to read the archives moord saves, Prometheus to scrape moord,
-# rclone's Docker volume plugin (with fuse3 for its mounts)
-test_packages=(docker-registry apache2-utils skopeo prometheus rclone fuse3)
+# rclone's Docker volume plugin (with fuse3 for its mounts), mkfs.ext4 and losetup for the
+# small loop-mounted disk that test_full_disk.py fills (Debian base has both; named so a
+# slimmed image gets them)
+test_packages=(docker-registry apache2-utils skopeo prometheus rclone fuse3 e2fsprogs mount)
 
 # clients only, installed without their recommends: Debian's docker-compose 1.29
 # (without the docker.io it recommends)
