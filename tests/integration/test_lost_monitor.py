@@ -68,7 +68,8 @@ def test_a_killed_conmon_ends_its_container_with_137_and_one_die(
     since = time.time() - 0.5
     cid = d.docker("run", "-d", "--restart", policy, "busybox", "sleep", "600").stdout.strip()
     pid = _state(d, cid)["Pid"]
-    assert isinstance(pid, int) and pid > 0
+    assert isinstance(pid, int)
+    assert pid > 0
     conmon = _conmon_of(d, cid)
     assert _parent(pid) == conmon
 
@@ -102,7 +103,8 @@ def test_a_killed_conmon_ends_its_container_with_137_and_one_die(
         assert (k.conmons, k.cgroup_pids) == ({}, {})
         assert not (k.rootfs_mounts | k.netns_mounts | k.crun_dirs | k.cgroup_dirs), k
     else:
-        assert set(k.conmons) == {cid} and len(k.conmons[cid]) == 1
+        assert set(k.conmons) == {cid}
+        assert len(k.conmons[cid]) == 1
         assert k.cgroup_pids == {cid: (state["Pid"],)}
         assert k.rootfs_mounts == k.netns_mounts == k.crun_dirs == frozenset({cid})
     assert k.other_mounts == ()
