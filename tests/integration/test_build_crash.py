@@ -143,13 +143,18 @@ def _check_recovered(d: Moord, context: Path, *args: str) -> None:
     assert _leftovers(d) == {}
 
 
-def test_kill9_while_a_run_step_runs(fresh_moord: Callable[[], Moord], tmp_path: Path) -> None:
-    d = fresh_moord()
+def _ready(d: Moord, tmp_path: Path, dockerfile: str) -> tuple[Moord, Path]:
+    """`d` started with busybox, and a build context holding `dockerfile`."""
     d.start()
     d.import_busybox()
     context = tmp_path / "ctx"
     context.mkdir()
-    (context / "Dockerfile").write_text(RUNNING)
+    (context / "Dockerfile").write_text(dockerfile)
+    return d, context
+
+
+def test_kill9_while_a_run_step_runs(fresh_moord: Callable[[], Moord], tmp_path: Path) -> None:
+    d, context = _ready(fresh_moord(), tmp_path, RUNNING)
     step = _killed_mid_build(d, context, lambda: _running_step(d))
     # the step's process outlives moord (conmon keeps it): recovery must end it
     pids = crashcheck.scan(d).cgroup_pids.get(step, ())
@@ -170,12 +175,7 @@ def test_kill9_while_a_run_step_runs(fresh_moord: Callable[[], Moord], tmp_path:
 @pytest.mark.parametrize("moment", ["commit", "unpack"])
 def test_kill9_while_a_run_step_is_committed(fresh_moord: Callable[[], Moord], tmp_path: Path,
                                              moment: str) -> None:
-    d = fresh_moord()
-    d.start()
-    d.import_busybox()
-    context = tmp_path / "ctx"
-    context.mkdir()
-    (context / "Dockerfile").write_text(BIG)
+    d, context = _ready(fresh_moord(), tmp_path, BIG)
     _killed_mid_build(d, context, lambda: _big_layer_in_the_works(d, moment))
     d.start()
     _check_recovered(d, context)
