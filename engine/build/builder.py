@@ -402,7 +402,7 @@ class _Run:
         if self.options.shm_size:
             host.shm_size = self.options.shm_size
         m = self.b.containers
-        c, _ = await m.create(None, spec, host)
+        c, _ = await m.create(None, spec, host, build_step=True)
         await self.say(f" ---> Running in {c.id[:12]}\n")
         try:
             code = await self._start_and_follow(c)

@@ -144,8 +144,10 @@ def validate(spec: ContainerSpec, host: HostSpec) -> None:
 
 
 async def create_container(m: ContainerManager, name: str | None, spec: ContainerSpec,
-                           host: HostSpec, endpoints: Any = None) -> tuple[Container, list[str]]:
-    """A new record from a create request: checked, named, its volumes claimed, persisted."""
+                           host: HostSpec, endpoints: Any = None, *, build_step: bool = False,
+                           ) -> tuple[Container, list[str]]:
+    """A new record from a create request: checked, named, its volumes claimed, persisted.
+    `build_step` marks a build's RUN container in the record (see `Container.build_step`)."""
     warnings: list[str] = []
     check_network_mode(host.network_mode, hostname=spec.hostname, links=host.links, dns=host.dns,
                        extra_hosts=host.extra_hosts, port_bindings=host.port_bindings,
@@ -193,6 +195,7 @@ async def create_container(m: ContainerManager, name: str | None, spec: Containe
         runtime=runtime,
         networking=networking,
         links=resolved_links,
+        build_step=build_step,
     )
     requests = _mount_requests(m, merged, host, image.config.volumes)
     m.table.reserve_name(name, container_id)

@@ -211,10 +211,12 @@ class ContainerManager:
         await self.bundles.unmount(self.paths(c))
 
     # create, start ----------------------------------------------------------------
-    async def create(self, name: str | None, spec: ContainerSpec,
-                     host: HostSpec, endpoints: Any = None) -> tuple[Container, list[str]]:
+    async def create(self, name: str | None, spec: ContainerSpec, host: HostSpec,
+                     endpoints: Any = None, *, build_step: bool = False,
+                     ) -> tuple[Container, list[str]]:
         with METRICS.container_actions.time(action="create"):
-            return await create.create_container(self, name, spec, host, endpoints)
+            return await create.create_container(self, name, spec, host, endpoints,
+                                                 build_step=build_step)
 
     async def start(self, c: Container) -> None:
         live = self.live_of(c)
@@ -355,10 +357,11 @@ class ContainerManager:
         with METRICS.container_actions.time(action="delete"):
             await removal.remove(self, c, force=force, volumes=volumes)
 
-    async def finish_removal(self, c: Container) -> None:
+    async def finish_removal(self, c: Container, *, volumes: bool = False) -> None:
         """Remove a stopped container (or one whose removal was interrupted); the caller
-        holds its lock or is recovery, before anyone else can."""
-        await removal.remove_locked(self, c)
+        holds its lock or is recovery, before anyone else can. `volumes`: its anonymous
+        volumes too."""
+        await removal.remove_locked(self, c, volumes=volumes)
 
     async def prune(self, keep: Callable[[Container], bool]) -> tuple[list[str], int]:
         """Remove every stopped container that `keep` doesn't protect; returns their IDs

@@ -40,6 +40,7 @@ class StopReason(enum.Enum):
     HOST_CRASH = "host-crash"  # the host went down under it (found at start-up, boot id changed)
     MONITOR_LOST = "monitor-lost"  # conmon vanished without recording an exit
     HEALTH = "health"
+    BUILD_ABANDONED = "build-abandoned"  # a build's RUN container its moord died under
 
 
 @attrs.frozen
@@ -229,6 +230,9 @@ class Container:
     mounts: list[MountPoint] = attrs.field(factory=list)
     networking: ContainerNetworking | None = None
     links: list[Link] = attrs.field(factory=list)  # legacy links, resolved at create
+    #: a build's RUN container, marked when created (so durably): the build that owns it
+    #: dies with its moord, so start-up removes such a container with all it holds
+    build_step: bool = False
 
     @property
     def short_id(self) -> str:

@@ -3,15 +3,19 @@
 moord may have died at any instant (`kill -9`, a crash, a reboot). For each record:
 a conmon still alive for it → re-adopt (a new monitor waits on its pidfd); conmon
 gone but its exit file there → the container exited while we were away, record it;
-neither → the host rebooted (boot id changed: "host-crash") or the monitor was lost,
-exit 255 as Docker records an unknown status. A start interrupted between conmon's
-create and the runtime's start is rolled back; a removal interrupted is finished.
+neither → the host rebooted (boot id changed: "host-crash", exit 255 as Docker records
+an unknown status) or the monitor was lost ("monitor-lost": what still ran is killed,
+exit 137, as containerd records a task whose shim died). A start interrupted between
+conmon's create and the runtime's start is rolled back; a removal interrupted is
+finished. A build's RUN container (`Container.build_step`) is killed and removed: the
+build it served died with the moord that ran it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,6 +27,8 @@ from engine import fsutil
 from engine.containers import policy
 from engine.containers.layout import ContainerPaths
 from engine.containers.model import Container, Status, StopReason
+from engine.containers.supervision import KILLED
+from engine.errors import EngineError
 from engine.metrics.catalog import METRICS
 from engine.runtime import mounts
 from engine.runtime.interface import ContainerRuntime, ExitWatch, RuntimeState, RuntimeTarget
@@ -70,7 +76,7 @@ class Recoverable(Protocol):
         """Ship what a container that ended while moord was away logged after the last
         moord shipped (its driver ships lines, and no new run will)."""
 
-    async def finish_removal(self, c: Container) -> None: ...
+    async def finish_removal(self, c: Container, *, volumes: bool = False) -> None: ...
 
     async def restore_networks(self, container_ids: list[str]) -> None: ...
 
@@ -80,6 +86,8 @@ class Recoverable(Protocol):
 
 
 log = logging.getLogger(__name__)
+
+_KILL_WAIT = 10.0
 
 
 async def recover(manager: Recoverable) -> None:
@@ -121,6 +129,8 @@ async def recover(manager: Recoverable) -> None:
 
 async def _recover_one(m: Recoverable, c: Container) -> str:
     """Reconcile one record; returns what was done (a metrics label)."""
+    if c.build_step:
+        return await _remove_build_step(m, c)
     if c.state.status is Status.REMOVING:
         log.info("finishing the removal of %s", c.short_id, extra=c.log_fields())
         await m.finish_removal(c)
@@ -155,6 +165,7 @@ async def _recover_one(m: Recoverable, c: Container) -> str:
             return "exited-while-away"
         reason = StopReason.HOST_CRASH if rebooted else StopReason.MONITOR_LOST
         log.info("%s: no exit record (%s)", c.short_id, reason.value, extra=c.log_fields())
+        # host-crash: 255; monitor-lost: the exit handler kills what is left, 137
         await m.record_exit(c, reason=reason, fallback_code=255)
         return reason.value
     # a stopped container: make sure nothing of a half-finished exit or start is left
@@ -165,6 +176,44 @@ async def _recover_one(m: Recoverable, c: Container) -> str:
         await m.finish_removal(c)
         return "auto-removed"
     return "stopped"
+
+
+async def _remove_build_step(m: Recoverable, c: Container) -> str:
+    """A build's RUN container outlived the moord whose build it served: that build is
+    gone (its client was cut off), so nobody will commit or remove the container. Kill
+    what runs, record the exit (`die`, reason `build-abandoned`), and remove it with its
+    mounts, cgroup, anonymous volumes and directory, as the build would have."""
+    target = m.target(c)
+    if c.state.status is not Status.REMOVING:
+        watch = await m.runtime.adopt(target, c.state.conmon_pid)
+        if watch is not None:
+            await _kill_under(m, c, watch)
+        if c.state.is_live:
+            await m.record_exit(c, reason=StopReason.BUILD_ABANDONED, fallback_code=KILLED)
+    log.info("removing %s, a step of a build cut short by moord's end", c.short_id,
+             extra=c.log_fields())
+    await m.finish_removal(c, volumes=True)
+    return "build-step-removed"
+
+
+async def _kill_under(m: Recoverable, c: Container, watch: ExitWatch) -> None:
+    """SIGKILL the container `watch`'s conmon runs, and wait for that conmon to record
+    the exit and end (bounded: conmon itself is the last resort)."""
+    target = m.target(c)
+    try:
+        try:
+            await m.runtime.kill(target, signal.SIGKILL)
+        except EngineError as exc:  # not running (yet, or any more): the delete ends it
+            log.debug("killing %s: %s", c.short_id, exc.message)
+            await m.runtime.delete(target)
+        with trio.move_on_after(_KILL_WAIT):
+            await watch.wait()
+            return
+        await m.runtime.kill_process(watch.monitor_pid)
+        with trio.move_on_after(_KILL_WAIT):
+            await watch.wait()
+    finally:
+        watch.close()
 
 
 async def _with_live_conmon(m: Recoverable, c: Container, watch: ExitWatch) -> str:

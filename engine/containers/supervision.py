@@ -5,14 +5,18 @@ exit: its code (128+signal for a signal death), whether the kernel's OOM killer 
 and why it happened (`StopReason`: a user's stop or signal, a daemon shutdown, a health
 check, or the container itself). The restart policy (`engine.containers.policy`) then
 decides: a restart after the back-off, or rest (waking `wait` callers and removing an
-auto-remove container). A health check turning unhealthy acts here too
-(`--health-on-failure`).
+auto-remove container); a policy's restart announces itself with `start` alone, as
+dockerd's does. A monitor that died without recording an exit (conmon killed) leaves a
+process nobody supervises: it is SIGKILLed and the exit recorded as 137 with reason
+`monitor-lost`, as dockerd records a task whose containerd shim died. A health check
+turning unhealthy acts here too (`--health-on-failure`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import signal as signals
 from typing import TYPE_CHECKING
 
 import trio
@@ -29,6 +33,11 @@ if TYPE_CHECKING:
     from engine.containers.manager import ContainerManager
 
 log = logging.getLogger(__name__)
+
+#: the status of a container killed by SIGKILL (128 + 9)
+KILLED = 128 + signals.SIGKILL
+#: runtime states in which the container still has a process
+_HAS_PROCESS = ("created", "running", "paused")
 
 
 async def monitor(m: ContainerManager, c: Container, watch: ExitWatch | None) -> None:
@@ -61,6 +70,12 @@ async def handle_exit(m: ContainerManager, c: Container, *, reason: StopReason |
         code = fallback_code
         if reason is None:
             reason = StopReason.MONITOR_LOST
+        if reason is StopReason.MONITOR_LOST:
+            # conmon died (a kill -9 of it) without an exit record: nothing may run
+            # unsupervised, so the container is killed, and its exit is that kill's (137),
+            # as containerd records a task whose shim died (its `shim delete`)
+            await _kill_unmonitored(m, c)
+            code = KILLED
     if reason is None:
         if live.stop_requested:
             reason = live.stop_reason
@@ -120,6 +135,42 @@ async def handle_exit(m: ContainerManager, c: Container, *, reason: StopReason |
             log.exception("auto-removing %s failed", c.short_id, extra=c.log_fields())
 
 
+async def _kill_unmonitored(m: ContainerManager, c: Container) -> None:
+    """SIGKILL what is left of a container whose monitor is gone, and wait until it is
+    gone (bounded: the host pid is the last resort). Re-parented to init, its process
+    would otherwise run on with no one to log it, record its exit or restart it."""
+    target = m.target(c)
+    for attempt in range(2):
+        state = await m.runtime.state(target)
+        if state is None or state.status not in _HAS_PROCESS:
+            return
+        log.warning("%s lost its monitor while %s; killing it", c.short_id, state.status,
+                    extra=c.log_fields())
+        try:
+            if attempt == 0:
+                await m.runtime.kill(target, signals.SIGKILL)
+                if state.status == "paused":
+                    await m.runtime.resume(target)  # a frozen process can't die of it
+            elif state.pid > 0:
+                await m.runtime.kill_process(state.pid)
+        except EngineError as exc:
+            log.warning("killing %s: %s", c.short_id, exc.message, extra=c.log_fields())
+        with trio.move_on_after(stopping.KILL_WAIT if attempt == 0 else 2.0):
+            await _until_gone(m, c)
+            return
+    log.warning("%s: its process outlived SIGKILL", c.short_id, extra=c.log_fields())
+
+
+async def _until_gone(m: ContainerManager, c: Container) -> None:
+    """Poll the runtime (no monitor will tell) until `c` has no process."""
+    target = m.target(c)
+    while True:
+        state = await m.runtime.state(target)
+        if state is None or state.status not in _HAS_PROCESS:
+            return
+        await trio.sleep(0.05)
+
+
 def _died_of_user_signal(c: Container, live: Live, code: int) -> bool:
     """Did the user's `kill -s` end it? Its stop signal: if it died soon after; any
     other signal: only if it died of that very signal (moby#11065, #41302)."""
@@ -147,8 +198,9 @@ async def _restart_after(m: ContainerManager, c: Container, delay: float) -> Non
         except EngineError as exc:
             log.warning("restarting %s failed: %s", c.short_id, exc.message, extra=c.log_fields())
             return
+    # its `start` is the one event: dockerd's policy restarts send no `restart` (that one
+    # is `docker restart`'s)
     _count_restart(c, reason)
-    m.publish(c, "restart")
 
 
 def _count_restart(c: Container, reason: StopReason) -> None:
@@ -167,8 +219,7 @@ async def start_by_policy(m: ContainerManager, c: Container) -> None:
             live.cancel_pending_restart()
             reason = c.state.stop_reason
             await starting.start_locked(m, c, reset_restart_state=False)
-        _count_restart(c, reason)
-        m.publish(c, "restart")
+        _count_restart(c, reason)  # a `start` event only, as above
     except EngineError as exc:
         log.warning("starting %s by its restart policy failed: %s", c.short_id, exc.message,
                     extra=c.log_fields())
