@@ -2,8 +2,9 @@
 
 What is applied live: moord's own logging (level, target, file and its rotation), the
 defaults new containers get (log driver and its rotation), the restart back-off, the
-shutdown settings, and the registry settings (mirrors, insecure registries), which the
-next pull or push uses. Everything else (paths, sockets, runtimes, networks, metrics)
+shutdown settings, the registry settings (mirrors, insecure registries), which the
+next pull or push uses, and the alerts' `notify-url` and `notify-timeout` (alerts
+already queued still go where they were going). Everything else (paths, sockets, runtimes, networks, metrics)
 is reported as needing a restart and keeps its running value, so a reload never leaves
 moord half in one configuration and half in another.
 """
@@ -14,6 +15,7 @@ import logging
 
 import attrs
 
+from engine.alerts.delivery import alert_retries
 from engine.config import DaemonConfig, load_config
 from engine.daemon_logging import configure_logging
 from engine.engine import Engine
@@ -24,7 +26,7 @@ LOGGING = ("log_level", "log_target", "log_file", "log_file_max_size", "log_file
 RELOADABLE = (*LOGGING, "restart_delay_initial", "restart_delay_max", "restart_delay_reset",
               "shutdown_timeout", "stop_containers_on_shutdown",
               "log_driver", "log_max_size", "log_max_file",
-              "registry_mirrors", "insecure_registries")
+              "registry_mirrors", "insecure_registries", "notify_url", "notify_timeout")
 
 
 def _refusal(engine: Engine, new: DaemonConfig) -> str:
@@ -66,6 +68,8 @@ def apply_config(engine: Engine, new: DaemonConfig | None) -> DaemonConfig:
     engine.containers.reconfigure(kept)
     if engine.registry is not None:
         engine.registry.reconfigure(kept)
+    if engine.alerts is not None:
+        engine.alerts.reconfigure(kept.notify_url, alert_retries(kept))
     log.info("SIGHUP: configuration reloaded (changed: %s)", ", ".join(applied) or "nothing",
              extra={"event": "reload"})
     if ignored:
