@@ -59,10 +59,10 @@ def test_kinds() -> None:
 def test_labels_are_checked_at_create() -> None:
     check_labels({"moorage.notify-url": "http://h/", "moorage.notify-on": "oom"})
     body: dict[str, Any] = {"Image": "busybox", "Labels": {"moorage.notify-url": "mailto:x@y"}}
-    with pytest.raises(InvalidParameter, match="invalid moorage.notify-url 'mailto:x@y'"):
+    with pytest.raises(InvalidParameter, match=r"invalid moorage\.notify-url 'mailto:x@y'"):
         parse_create(body)
     body["Labels"] = {"moorage.notify-on": "death"}
-    with pytest.raises(InvalidParameter, match="invalid moorage.notify-on 'death'"):
+    with pytest.raises(InvalidParameter, match=r"invalid moorage\.notify-on 'death'"):
         parse_create(body)
     body["Labels"] = {"moorage.notify-url": "https://h/x", "moorage.notify-on": "die,oom"}
     spec, _ = parse_create(body)
