@@ -261,7 +261,7 @@ async def _serve(config: DaemonConfig, config_argv: list[str] | None, link: Serv
         version=_version(), architecture=host.architecture, kernel=host.kernel_version,
         os=host.operating_system, os_version=host.os_version, daemon_id=engine_id))
     watch_daemon(METRICS, statuses=lambda: [c.state.status.value for c in containers.table],
-                 subscribers=lambda: len(events.subscribers))
+                 subscribers=lambda: events.clients)
     try:
         async with trio.open_nursery() as nursery:
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:

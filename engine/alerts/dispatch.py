@@ -161,7 +161,7 @@ class AlertDispatcher:
                 self.deliverer = Deliverer(nursery, post, self.retries)
                 started = False
                 while True:
-                    with self.events.subscribe(_relevant) as (_, receive):
+                    with self.events.subscribe(_relevant, internal=True) as (_, receive):
                         if not started:
                             task_status.started()
                             started = True

@@ -208,3 +208,38 @@ def test_moor_flags_reach_the_labels(alerting: Moord, hooks: Webhooks) -> None:
         assert "--notify-url" in bad.stderr
     finally:
         alerting.docker("rm", "-f", name, check=False)
+
+
+def test_a_reload_changes_the_daemons_url(hooks: Webhooks) -> None:
+    """notify-url from daemon.toml; SIGHUP after editing it sends new alerts to the new URL."""
+    problems = host_problems()
+    if problems:
+        pytest.fail("this host cannot run the integration tests:\n  " + "\n  ".join(problems),
+                    pytrace=False)
+    daemon = Moord(Path(tempfile.mkdtemp(prefix="moordr-", dir="/tmp")))
+    config = daemon.root / "daemon.toml"
+    config.write_text(f'notify-url = "{hooks.url("/ok/before")}"\n')
+    try:
+        daemon.start("--config-file", str(config))
+        daemon.import_busybox()
+
+        def dies(name: str) -> str:
+            daemon.docker("run", "-d", "--name", name, "--restart", "on-failure:1",
+                          "busybox", "sh", "-c", "exit 4")
+            return str(inspect(daemon, name)["Id"])
+
+        first = dies(_name("r1"))
+        hooks.wait_for("/ok/before", lambda got: len(_of(got, first, "die")) >= 2)
+        config.write_text(f'notify-url = "{hooks.url("/ok/after")}"\n')
+        log = daemon.reload("configuration reloaded")
+        assert "changed: notify_url" in log
+        second = dies(_name("r2"))
+        hooks.wait_for("/ok/after", lambda got: len(_of(got, second, "die")) >= 2)
+        assert _of(hooks.at("/ok/before"), second) == []
+        assert _of(hooks.at("/ok/after"), first) == []
+        # a bad URL is refused and the running one kept
+        config.write_text('notify-url = "gopher://x"\n')
+        log = daemon.reload("keeping the old one")
+        assert "invalid notify-url 'gopher://x'" in log
+    finally:
+        daemon.cleanup()

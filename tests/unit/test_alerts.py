@@ -148,6 +148,8 @@ async def test_an_alert_says_what_happened(autojump_clock: trio.testing.MockCloc
     recorder = Recorder()
     async with trio.open_nursery() as nursery:
         bus, _ = await _dispatching(nursery, recorder, "http://daemon/")
+        # moord's own subscriber is not a client of GET /events (the gauge counts those)
+        assert (len(bus.subscribers), bus.clients) == (1, 0)
         bus.publish("container", "die", "c" * 64, {"name": "web", "image": "busybox",
                                                    "exitCode": "3", "reason": "exited"})
         await trio.sleep(1)
