@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,21 +29,40 @@ def hooks() -> Iterator[Webhooks]:
         yield hooks
 
 
-@pytest.fixture(scope="module")
-def alerting(hooks: Webhooks) -> Iterator[Moord]:
-    """A moord that sends its alerts to the webhook server; attempts may take a minute, so
-    a hung webhook's request stays open for the whole test."""
+@contextmanager
+def _private_moord(prefix: str, notify_url: str, *flags: str) -> Iterator[Moord]:
+    """A moord of this test's own whose daemon.toml sets `notify-url`, with busybox,
+    removed afterwards."""
     problems = host_problems()
     if problems:
         pytest.fail("this host cannot run the integration tests:\n  " + "\n  ".join(problems),
                     pytrace=False)
-    daemon = Moord(Path(tempfile.mkdtemp(prefix="moorda-", dir="/tmp")))
+    daemon = Moord(Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp")))
     try:
-        daemon.start("--notify-url", hooks.url(DAEMON_PATH), "--notify-timeout", "60")
+        daemon.root.mkdir(parents=True, exist_ok=True)
+        (daemon.root / "daemon.toml").write_text(f'notify-url = "{notify_url}"\n')
+        daemon.start("--config-file", str(daemon.root / "daemon.toml"), *flags)
         daemon.import_busybox()
         yield daemon
     finally:
         daemon.cleanup()
+
+
+@pytest.fixture(scope="module")
+def alerting(hooks: Webhooks) -> Iterator[Moord]:
+    """A moord that sends its alerts to the webhook server; attempts may take a minute, so
+    a hung webhook's request stays open for the whole test."""
+    with _private_moord("moorda-", hooks.url(DAEMON_PATH), "--notify-timeout", "60") as daemon:
+        yield daemon
+
+
+def _run_hooked(daemon: Moord, name: str, url: str, restart: str, script: str,
+                *labels: str) -> None:
+    """`docker run -d` of a busybox `sh -c script` whose alerts also go to `url`."""
+    label_flags = [flag for label in (f"moorage.notify-url={url}", *labels)
+                   for flag in ("--label", label)]
+    daemon.docker("run", "-d", "--name", name, "--restart", restart, *label_flags,
+                  "busybox", "sh", "-c", script)
 
 
 def _name(prefix: str) -> str:
@@ -90,9 +110,8 @@ def test_a_restart_always_container_that_dies_sends_die_alerts(alerting: Moord,
                                                                hooks: Webhooks) -> None:
     name = _name("die")
     mine = f"/ok/{name}"
-    alerting.docker("run", "-d", "--name", name, "--restart", "always",
-                    "--label", f"moorage.notify-url={hooks.url(mine)}",
-                    "--label", "moorage.notify-on=die", "busybox", "sh", "-c", "sleep 0.5; exit 3")
+    _run_hooked(alerting, name, hooks.url(mine), "always", "sleep 0.5; exit 3",
+                "moorage.notify-on=die")
     try:
         cid = str(inspect(alerting, name)["Id"])
         got = hooks.wait_for(mine, lambda got: len(got) >= 2)
@@ -120,13 +139,12 @@ def test_an_unhealthy_container_sends_one_unhealthy_alert(alerting: Moord,
                     "--label", "moorage.notify-on=unhealthy,oom", "busybox", "sleep", "300")
     try:
         cid = str(inspect(alerting, name)["Id"])
-        got = hooks.wait_for(DAEMON_PATH, lambda all_: bool(_of(all_, cid)))
+        hooks.wait_for(DAEMON_PATH, lambda all_: bool(_of(all_, cid)))
         _settle()  # more failed probes, no more alerts: it only turned unhealthy once
         [alert] = _of(hooks.at(DAEMON_PATH), cid)
         assert alert.body["kind"] == "unhealthy"
         assert alert.body["health"]["failingStreak"] >= 2
         assert "sick" in alert.body["health"]["output"]
-        assert got
     finally:
         alerting.docker("rm", "-f", name, check=False)
 
@@ -135,9 +153,8 @@ def test_a_failing_webhook_gets_the_alert_on_the_third_attempt(alerting: Moord,
                                                                hooks: Webhooks) -> None:
     name = _name("flaky")
     flaky = f"/flaky/{name}"
-    alerting.docker("run", "-d", "--name", name, "--restart", "on-failure:1",
-                    "--label", f"moorage.notify-url={hooks.url(flaky)}",
-                    "--label", "moorage.notify-on=die", "busybox", "sh", "-c", "exit 5")
+    _run_hooked(alerting, name, hooks.url(flaky), "on-failure:1", "exit 5",
+                "moorage.notify-on=die")
     try:
         got = hooks.wait_for(flaky, lambda got: len(got) >= 3)
         # the server answered 503, 503, then 200: the same alert all three times, in order
@@ -151,9 +168,7 @@ def test_a_failing_webhook_gets_the_alert_on_the_third_attempt(alerting: Moord,
 def test_a_hung_webhook_delays_nothing(alerting: Moord, hooks: Webhooks) -> None:
     name = _name("hung")
     hung = f"/hang/{name}"
-    alerting.docker("run", "-d", "--name", name, "--restart", "always",
-                    "--label", f"moorage.notify-url={hooks.url(hung)}",
-                    "busybox", "sh", "-c", "sleep 0.5; exit 1")
+    _run_hooked(alerting, name, hooks.url(hung), "always", "sleep 0.5; exit 1")
     try:
         [request] = hooks.wait_for(hung, lambda got: len(got) >= 1)
         assert request.body["kind"] == "die"
@@ -212,16 +227,8 @@ def test_moor_flags_reach_the_labels(alerting: Moord, hooks: Webhooks) -> None:
 
 def test_a_reload_changes_the_daemons_url(hooks: Webhooks) -> None:
     """notify-url from daemon.toml; SIGHUP after editing it sends new alerts to the new URL."""
-    problems = host_problems()
-    if problems:
-        pytest.fail("this host cannot run the integration tests:\n  " + "\n  ".join(problems),
-                    pytrace=False)
-    daemon = Moord(Path(tempfile.mkdtemp(prefix="moordr-", dir="/tmp")))
-    config = daemon.root / "daemon.toml"
-    config.write_text(f'notify-url = "{hooks.url("/ok/before")}"\n')
-    try:
-        daemon.start("--config-file", str(config))
-        daemon.import_busybox()
+    with _private_moord("moordr-", hooks.url("/ok/before")) as daemon:
+        config = daemon.root / "daemon.toml"
 
         def dies(name: str) -> str:
             daemon.docker("run", "-d", "--name", name, "--restart", "on-failure:1",
@@ -241,5 +248,3 @@ def test_a_reload_changes_the_daemons_url(hooks: Webhooks) -> None:
         config.write_text('notify-url = "gopher://x"\n')
         log = daemon.reload("keeping the old one")
         assert "invalid notify-url 'gopher://x'" in log
-    finally:
-        daemon.cleanup()
