@@ -104,7 +104,10 @@ class Deliverer:
             attempt += 1
             failure = "no answer within the timeout"
             with trio.move_on_after(r.attempt_timeout):
-                failure = await self.post(url, alert.body)
+                try:
+                    failure = await self.post(url, alert.body)
+                except Exception as exc:  # a URL httpx can't use (an image's label …)
+                    failure = f"{type(exc).__name__}: {exc}"
             if not failure:
                 METRICS.alerts_sent.inc(kind=alert.kind)
                 return

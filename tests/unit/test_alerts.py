@@ -233,3 +233,16 @@ async def test_a_hung_webhook_times_out_and_a_full_queue_drops_the_oldest(
     # each hung attempt ended at its timeout; the two oldest of the queue were pushed out
     assert [doc["n"] for _, url, doc in recorder.calls if url == "http://hung/"] == [0, 3, 4, 5]
     assert METRICS.alerts_dropped.get(kind="unhealthy", reason="queue-full") == dropped + 2
+
+
+async def test_a_poster_that_raises_is_a_failed_attempt(autojump_clock: trio.testing.MockClock) -> None:
+    calls = []
+
+    async def broken(url: str, body: bytes) -> str:
+        calls.append(url)
+        raise ValueError("no such port")
+
+    async with trio.open_nursery() as nursery:
+        deliverer = Deliverer(nursery, broken, Retries(first=1, longest=1, give_up=2))
+        deliverer.submit("http://h:1/", Alert("oom", b"{}"))
+    assert len(calls) == 3  # tried, retried until its deadline; moord carried on
