@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from engine import __version__
+from engine.alerts.labels import check_url
 from engine.units import ram_in_bytes
 
 DEFAULT_CONFIG_FILE = Path("/etc/moorage/daemon.toml")
@@ -45,6 +46,11 @@ def _size(_instance: object, attribute: attrs.Attribute[str], value: str) -> Non
     except ValueError:
         raise ValueError(f"{attribute.name.replace('_', '-')}: {value!r} is not a size "
                          f"such as 10m") from None
+
+
+def _notify_url(_instance: object, _attribute: object, value: str) -> None:
+    if value:
+        check_url(value)
 
 
 @attrs.define
@@ -185,6 +191,14 @@ class DaemonConfig:
         default=8192, converter=int, validator=attrs.validators.ge(0),
         metadata={"help": "API connections all processes of one uid may hold open together; "
                           "more are refused with 429 (0: no limit)"})
+    notify_url: str = attrs.field(
+        default="", validator=_notify_url,
+        metadata={"help": "http(s) URL that alerts are POSTed to: unhealthy, OOM kill, death "
+                          "under a restart policy, broken restart loop (docs/supervision.md)"})
+    notify_timeout: float = attrs.field(
+        default=10.0, converter=float, validator=attrs.validators.gt(0),
+        metadata={"help": "how long one attempt to deliver an alert may take (s); failed "
+                          "ones are retried, 1 s then doubling, for up to 15 minutes"})
 
     @property
     def socket_path(self) -> Path:

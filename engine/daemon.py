@@ -28,6 +28,8 @@ import attrs
 import trio
 
 from engine import fsutil
+from engine.alerts.delivery import alert_retries
+from engine.alerts.dispatch import AlertDispatcher, ContainerFacts
 from engine.api.handlers import archive as archive_api
 from engine.api.handlers import attach as attach_api
 from engine.api.handlers import build as build_api
@@ -117,6 +119,20 @@ def _prepare_dirs(config: DaemonConfig) -> str:
     if not engine_id.exists():
         fsutil.atomic_write(engine_id, (str(uuid.uuid4()) + "\n").encode(), mode=0o644)
     return engine_id.read_text().strip()
+
+
+def _alert_facts(containers: ContainerManager, container_id: str) -> ContainerFacts | None:
+    """What an alert reads from a container's record (None once it is removed)."""
+    c = containers.table.by_id.get(container_id)
+    if c is None:
+        return None
+    st = c.state
+    health = st.health
+    last = health.log[-1].output if health is not None and health.log else ""
+    return ContainerFacts(restart_policy=c.host.restart_policy.name or "no",
+                          restart_count=st.restart_count, exit_code=st.exit_code,
+                          health_output=last,
+                          failing_streak=health.failing_streak if health is not None else 0)
 
 
 def _write_pidfile(path: Path) -> None:
@@ -227,6 +243,8 @@ async def _serve(config: DaemonConfig, config_argv: list[str] | None, link: Serv
                     volumes=volumes, networks=networks, id=engine_id,
                     registry=RegistryService(config, images), docker_plugins=docker_plugins)
     engine.execs = ExecManager(containers)
+    engine.alerts = AlertDispatcher(events, partial(_alert_facts, containers), engine_id,
+                                    notify_url=config.notify_url, retries=alert_retries(config))
     engine.plugins = await PluginStore.open(config.data_root, durable=config.durable_store)
     engine.build = await BuildService.open(config.data_root, containers, images, engine.registry,
                                            durable=config.durable_store)
@@ -244,10 +262,11 @@ async def _serve(config: DaemonConfig, config_argv: list[str] | None, link: Serv
         version=_version(), architecture=host.architecture, kernel=host.kernel_version,
         os=host.operating_system, os_version=host.os_version, daemon_id=engine_id))
     watch_daemon(METRICS, statuses=lambda: [c.state.status.value for c in containers.table],
-                 subscribers=lambda: len(events.subscribers))
+                 subscribers=lambda: events.clients)
     try:
         async with trio.open_nursery() as nursery:
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+                await nursery.start(engine.alerts.run)
                 await nursery.start(networks.run)
                 await nursery.start(containers.run)
                 if metrics_listeners:

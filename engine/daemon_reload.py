@@ -8,6 +8,10 @@ them to the server; a restart would cut the very streams they spare). Everything
 (paths, sockets, runtimes, networks, metrics) is reported as needing a restart and keeps
 its running value, so a reload never leaves moord half in one configuration and half in
 another.
+next pull or push uses, and the alerts' `notify-url` and `notify-timeout` (alerts
+already queued still go where they were going). Everything else (paths, sockets, runtimes, networks, metrics)
+is reported as needing a restart and keeps its running value, so a reload never leaves
+moord half in one configuration and half in another.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import logging
 
 import attrs
 
+from engine.alerts.delivery import alert_retries
 from engine.config import DaemonConfig, load_config
 from engine.daemon_logging import configure_logging
 from engine.engine import Engine
@@ -28,7 +33,8 @@ RELOADABLE = (*LOGGING, "restart_delay_initial", "restart_delay_max", "restart_d
               "log_driver", "log_max_size", "log_max_file",
               "registry_mirrors", "insecure_registries",
               "api_header_timeout", "api_idle_timeout", "api_body_timeout",
-              "api_max_connections_per_process", "api_max_connections_per_user")
+              "api_max_connections_per_process", "api_max_connections_per_user",
+              "notify_url", "notify_timeout")
 
 
 def _refusal(engine: Engine, new: DaemonConfig) -> str:
@@ -70,6 +76,8 @@ def apply_config(engine: Engine, new: DaemonConfig | None) -> DaemonConfig:
     engine.containers.reconfigure(kept)
     if engine.registry is not None:
         engine.registry.reconfigure(kept)
+    if engine.alerts is not None:
+        engine.alerts.reconfigure(kept.notify_url, alert_retries(kept))
     log.info("SIGHUP: configuration reloaded (changed: %s)", ", ".join(applied) or "nothing",
              extra={"event": "reload"})
     if ignored:

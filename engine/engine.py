@@ -11,6 +11,7 @@ from engine.config import DaemonConfig
 from engine.events import EventBus
 
 if TYPE_CHECKING:
+    from engine.alerts.dispatch import AlertDispatcher
     from engine.build.service import BuildService
     from engine.containers.execs import ExecManager
     from engine.containers.manager import ContainerManager
@@ -37,5 +38,6 @@ class Engine:
     execs: ExecManager | None = None
     plugins: PluginStore | None = None  # managed plugins (`docker plugin create`)
     docker_plugins: PluginRegistry | None = None  # legacy plugins: sockets and spec files
+    alerts: AlertDispatcher | None = None  # webhooks on container trouble (engine/alerts)
     id: str = ""  # <data-root>/engine-id, read once at start-up
     started_at: dt.datetime = attrs.field(factory=lambda: dt.datetime.now(dt.timezone.utc))

@@ -43,6 +43,7 @@ EventFilter = Callable[[Event], bool]
 class _Subscriber:
     send: trio.MemorySendChannel[Event]
     wanted: EventFilter
+    internal: bool = False  # moord's own (alerts), not a client of `GET /events`
 
 
 @attrs.define(eq=False)
@@ -67,8 +68,13 @@ class EventBus:
                 sub.send.close()
         return event
 
+    @property
+    def clients(self) -> int:
+        """Subscribers that are clients (the metric counts these, as dockerd's does)."""
+        return sum(1 for sub in self.subscribers if not sub.internal)
+
     @contextmanager
-    def subscribe(self, wanted: EventFilter, *, since_ns: int | None = None
+    def subscribe(self, wanted: EventFilter, *, since_ns: int | None = None, internal: bool = False
                   ) -> Iterator[tuple[list[Event], trio.MemoryReceiveChannel[Event]]]:
         """Past events at or after `since_ns` that match (none without `since_ns`; 0 is
         the epoch, so every stored one), and a channel of new ones.
@@ -78,7 +84,7 @@ class EventBus:
         send, receive = trio.open_memory_channel[Event](SUBSCRIBER_QUEUE)
         past = ([] if since_ns is None else
                 [e for e in self.history if e.time_ns >= since_ns and wanted(e)])
-        sub = _Subscriber(send, wanted)
+        sub = _Subscriber(send, wanted, internal)
         self.subscribers.append(sub)
         try:
             yield past, receive

@@ -62,6 +62,9 @@ class DaemonMetrics:
     api_connections: Gauge = attrs.field(init=False)
     api_connections_cut: Counter = attrs.field(init=False)
     api_connections_refused: Counter = attrs.field(init=False)
+    alerts_sent: Counter = attrs.field(init=False)
+    alert_attempts_failed: Counter = attrs.field(init=False)
+    alerts_dropped: Counter = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         add = self.registry.add
@@ -164,6 +167,18 @@ class DaemonMetrics:
             "the cap that was reached", ("cap",)))
         for cap in API_REFUSAL_CAPS:
             self.api_connections_refused.declare(cap=cap)
+        self.alerts_sent = add(Counter(
+            "moorage_alerts_sent_total",
+            "Alert webhooks delivered (answered with a 2xx), by kind", ("kind",)))
+        self.alert_attempts_failed = add(Counter(
+            "moorage_alert_attempts_failed_total",
+            "Attempts to deliver an alert that failed (no answer in time, a refused "
+            "connection, a status other than 2xx), by kind; each is retried until its deadline",
+            ("kind",)))
+        self.alerts_dropped = add(Counter(
+            "moorage_alerts_dropped_total",
+            "Alerts given up: pushed out of a full queue (queue-full) or still undelivered "
+            "at their deadline (expired), by kind and reason", ("kind", "reason")))
 
     def forget_container(self, container_id: str) -> None:
         """A removed container's series go with it (they would otherwise stay forever)."""

@@ -21,7 +21,7 @@ FOUNDATION = {
     "engine.errors", "engine.ids", "engine.units", "engine.durations", "engine.timestamps",
     "engine.filtering", "engine.gopattern", "engine.securejoin", "engine.limits",
     "engine.fsutil", "engine.batching", "engine.store", "engine.kernel", "engine.tarball",
-    "engine.dockerfile", "engine.jsondoc",
+    "engine.dockerfile", "engine.jsondoc", "engine.alerts.labels",
 }
 
 #: What moor may import besides itself and the foundation: pure parsers and formats that
@@ -158,6 +158,12 @@ def test_containers_do_not_reach_up_to_the_build_or_the_api() -> None:
     assert _violations(("engine.containers",),
                        {"engine.containers", *SERVICES, "engine.runtime", "engine.config",
                         "engine.events", "engine.metrics", "plugins", *FOUNDATION}) == []
+
+
+def test_alerts_only_listen_to_the_bus() -> None:
+    """engine.alerts reads containers through a lookup the daemon hands it."""
+    assert _violations(("engine.alerts",), {"engine.events", "engine.metrics", "engine.config",
+                                            *FOUNDATION}, own=("engine.alerts",)) == []
 
 
 def test_metrics_know_nothing_above_the_foundation() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from engine.alerts.labels import check_labels as check_alert_labels
 from engine.api.wire import fields
 from engine.api.wire import networks as _net
 from engine.api.wire.volumes import mounts_json
@@ -73,6 +74,22 @@ def _health_on_failure(body: dict[str, Any]) -> str:
         raise InvalidParameter(
             f"invalid health-on-failure action {action!r}: one of {', '.join(HEALTH_ACTIONS)}")
     return str(action)
+
+
+# alerts (engine/alerts): `moorage.notify-url`, `moorage.notify-on` --------------------
+
+
+def _check_alert_labels(body: dict[str, Any]) -> None:
+    """A webhook that could never be called, or an unknown kind, is a 400 at create."""
+    labels = body.get("Labels")
+    if isinstance(labels, dict):
+        try:
+            check_alert_labels({k: v for k, v in labels.items() if isinstance(v, str)})
+        except ValueError as exc:
+            raise InvalidParameter(str(exc)) from None
+
+
+# ---------------------------------------------------------------------------------
 
 
 def _port_bindings(d: dict[str, Any]) -> dict[str, list[PortBinding]]:
@@ -177,6 +194,7 @@ def parse_create(body: dict[str, Any]) -> tuple[ContainerSpec, HostSpec]:
     for key, number in HOST_NUMBERS.items():  # Go's types and dockerd's ranges
         fields.checked_number(hc, key, number, w)
     bindings = _port_bindings(hc)
+    _check_alert_labels(body)
     spec = ContainerSpec(
         image=image,
         cmd=fields.string_slice(body, "Cmd"),
