@@ -81,18 +81,22 @@ async def _http_get(sock: trio.socket.SocketType, target: Target) -> ExecResult:
         while data:
             sent = await sock.send(data)
             data = data[sent:]
+        answered = False
         while True:
             event = conn.next_event()
             if event is h11.NEED_DATA:
-                conn.receive_data(await sock.recv(RECEIVE_SIZE))
+                chunk = await sock.recv(RECEIVE_SIZE)
+                if not chunk and not answered:
+                    return _failed(1, f"{target.address} closed the connection without a "
+                                      "response")
+                answered = True
+                conn.receive_data(chunk)
             elif isinstance(event, h11.Response):
                 reason = event.reason.decode("latin-1")
                 text = f"HTTP {event.status_code} {reason}".rstrip()
                 return ExecResult(exit_code=0 if 200 <= event.status_code < 400 else 1,
                                   output=text.encode())
-            elif isinstance(event, h11.ConnectionClosed):
-                return _failed(1, f"{target.address} closed the connection without a response")
-            # an informational (1xx) response: the final one follows
+            # else an informational (1xx) response: the final one follows
     except OSError as exc:
         return _failed(1, f"talking to {target.address}: {_reason(exc)}")
     except h11.RemoteProtocolError as exc:
