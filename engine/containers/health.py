@@ -1,8 +1,11 @@
 """Health checks, as Docker runs them (moby's daemon/health.go), and what follows from them.
 
-The manager starts `run_health_checks` when a container with a health check starts,
-and cancels it when the container exits or is removed. The task sleeps an interval,
-runs the probe inside the container (`RuntimeExecutor`, `engine.runtime.exec`), keeps
+The manager starts a health task when a container with a health check starts, and
+cancels it when the container exits or is removed. The task (`run_checks`, the one loop
+for both kinds of check) sleeps an interval, runs the check: a Docker health check's
+command inside the container (`run_health_checks`, `RuntimeExecutor`,
+`engine.runtime.exec`) or an engine-run HTTP/TCP probe from the host
+(`engine.containers.netprobe`, asked for by labels: `label_probe`), keeps
 the last five results and the failing streak in `c.state.health`, and on each change of
 status tells its `HealthReceiver` (the manager): persist the record, publish
 `health_status: <status>` and, on turning unhealthy, act (`--health-on-failure`).
