@@ -8,7 +8,6 @@ generous deadline; nothing asserts on how long anything took.
 
 from __future__ import annotations
 
-import json
 import secrets
 import shutil
 import socket
@@ -22,39 +21,18 @@ from typing import Any
 import pytest
 
 from tests.support.daemon import REPO, Moord
+from tests.support.health import health_of, inspect_container, rootfs, status_is, wait_until
 
 pytestmark = pytest.mark.integration
 
-DEADLINE = 60.0
 SERVE = "mkdir -p /www && echo ok > /www/healthz && exec httpd -f -p {listen} -h /www"
 COMPOSE = "/usr/bin/docker-compose"
 
 
-def _inspect(moord: Moord, cid: str) -> dict[str, Any]:
-    return dict(json.loads(moord.docker("inspect", cid).stdout)[0])
-
-
 def _health(moord: Moord, cid: str) -> dict[str, Any]:
-    health = _inspect(moord, cid)["State"].get("Health")
+    health = health_of(moord, cid)
     assert health is not None, "no State.Health"
-    return dict(health)
-
-
-def _until(what: str, check: Callable[[], bool], moord: Moord) -> None:
-    end = time.monotonic() + DEADLINE
-    while time.monotonic() < end:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}\nmoord log:\n{moord.log_tail(40)}")
-
-
-def _status_is(moord: Moord, cid: str, status: str) -> Callable[[], bool]:
-    return lambda: bool(_health(moord, cid)["Status"] == status)
-
-
-def _rootfs(moord: Moord, cid: str) -> Path:
-    return moord.data_root / "containers" / cid / "bundle" / "rootfs"
+    return health
 
 
 def _events(moord: Moord, cid: str, since: str) -> list[str]:
@@ -87,7 +65,7 @@ def test_http_probe_healthy_then_unhealthy(moord: Moord, containers: list[str]) 
     since = f"{time.time() - 1:.3f}"
     cid = _run(moord, containers, "--label", "moorage.health.http=:8080/healthz",
                "--label", "moorage.health.retries=2")
-    _until("healthy", _status_is(moord, cid, "healthy"), moord)
+    wait_until("healthy", status_is(moord, cid, "healthy"), moord)
     health = _health(moord, cid)
     assert set(health) == {"Status", "FailingStreak", "Log"}
     assert health["FailingStreak"] == 0
@@ -98,16 +76,16 @@ def test_http_probe_healthy_then_unhealthy(moord: Moord, containers: list[str]) 
     ps = moord.docker("ps", "--filter", f"id={cid}", "--format", "{{.Status}}").stdout.strip()
     assert ps.endswith("(healthy)"), ps
 
-    (_rootfs(moord, cid) / "www" / "healthz").unlink()  # httpd now answers 404
-    _until("unhealthy", _status_is(moord, cid, "unhealthy"), moord)
+    (rootfs(moord, cid) / "www" / "healthz").unlink()  # httpd now answers 404
+    wait_until("unhealthy", status_is(moord, cid, "unhealthy"), moord)
     health = _health(moord, cid)
     assert health["FailingStreak"] >= 2
     assert 1 <= len(health["Log"]) <= 5
     assert (health["Log"][-1]["ExitCode"], health["Log"][-1]["Output"]) == (1, "HTTP 404 Not Found")
-    assert _inspect(moord, cid)["State"]["Running"] is True  # only reported: no on-failure
+    assert inspect_container(moord, cid)["State"]["Running"] is True  # only reported: no on-failure
 
-    (_rootfs(moord, cid) / "www" / "healthz").write_text("ok\n")
-    _until("healthy again", _status_is(moord, cid, "healthy"), moord)
+    (rootfs(moord, cid) / "www" / "healthz").write_text("ok\n")
+    wait_until("healthy again", status_is(moord, cid, "healthy"), moord)
     moord.docker("stop", "-t", "1", cid)
     events = [e for e in _events(moord, cid, since) if e.startswith("health_status")]
     assert events == ["health_status: healthy", "health_status: unhealthy",
@@ -123,9 +101,9 @@ def test_stopped_server_is_refused(moord: Moord, containers: list[str]) -> None:
         "mkdir -p /www && echo ok > /www/healthz && httpd -p 8080 -h /www && sleep 300",
     ).stdout.strip()
     containers.append(cid)
-    _until("healthy", _status_is(moord, cid, "healthy"), moord)
+    wait_until("healthy", status_is(moord, cid, "healthy"), moord)
     moord.docker("exec", cid, "killall", "httpd")
-    _until("unhealthy", _status_is(moord, cid, "unhealthy"), moord)
+    wait_until("unhealthy", status_is(moord, cid, "unhealthy"), moord)
     last = _health(moord, cid)["Log"][-1]
     assert (last["ExitCode"], last["Output"]) == (
         1, "connecting to 127.0.0.1:8080: Connection refused")
@@ -133,12 +111,12 @@ def test_stopped_server_is_refused(moord: Moord, containers: list[str]) -> None:
 
 def test_tcp_probe(moord: Moord, containers: list[str]) -> None:
     cid = _run(moord, containers, "--label", "moorage.health.tcp=:8080")
-    _until("healthy", _status_is(moord, cid, "healthy"), moord)
+    wait_until("healthy", status_is(moord, cid, "healthy"), moord)
     assert _health(moord, cid)["Log"][-1]["Output"] == "connected to 127.0.0.1:8080"
 
     refused = _run(moord, containers, "--label", "moorage.health.tcp=:9090",
                    "--label", "moorage.health.retries=1")
-    _until("unhealthy", _status_is(moord, refused, "unhealthy"), moord)
+    wait_until("unhealthy", status_is(moord, refused, "unhealthy"), moord)
     assert _health(moord, refused)["Log"][-1]["Output"] == \
         "connecting to 127.0.0.1:9090: Connection refused"
 
@@ -152,12 +130,12 @@ def test_probe_reaches_loopback_only_and_network_none(moord: Moord,
                  listen="127.0.0.1:8080")
     isolated = _run(moord, containers, "--network", "none",
                     "--label", "moorage.health.http=:8080/healthz")
-    _until("loopback-only healthy", _status_is(moord, local, "healthy"), moord)
-    _until("network none healthy", _status_is(moord, isolated, "healthy"), moord)
+    wait_until("loopback-only healthy", status_is(moord, local, "healthy"), moord)
+    wait_until("network none healthy", status_is(moord, isolated, "healthy"), moord)
     assert _health(moord, isolated)["Log"][-1]["Output"] == "HTTP 200 OK"
-    assert _inspect(moord, isolated)["NetworkSettings"]["Networks"].keys() == {"none"}
+    assert inspect_container(moord, isolated)["NetworkSettings"]["Networks"].keys() == {"none"}
 
-    address = _inspect(moord, local)["NetworkSettings"]["IPAddress"]
+    address = inspect_container(moord, local)["NetworkSettings"]["IPAddress"]
     assert address
     with socket.socket() as sock:  # from the host, the loopback-only server isn't there
         sock.settimeout(10)
@@ -190,14 +168,14 @@ def test_health_on_failure_restart_acts_on_a_probe(moord: Moord, containers: lis
     cid = _run(moord, containers, "--label", "moorage.health.http=:8080/missing",
                "--label", "moorage.health.retries=1",
                "--label", "moorage.health-on-failure=restart")
-    _until("a restart by the probe", lambda: int(_inspect(moord, cid)["RestartCount"]) >= 1,
+    wait_until("a restart by the probe", lambda: int(inspect_container(moord, cid)["RestartCount"]) >= 1,
            moord)
     events = _events(moord, cid, since)
     assert "health_status: unhealthy" in events
     assert "restart" in events
     assert events.index("health_status: unhealthy") < events.index("restart")
     # each start begins again at starting with an empty log, and probes again
-    _until("unhealthy again after the restart", _status_is(moord, cid, "unhealthy"), moord)
+    wait_until("unhealthy again after the restart", status_is(moord, cid, "unhealthy"), moord)
 
 
 def test_moor_flags(moord: Moord, containers: list[str]) -> None:
@@ -208,17 +186,17 @@ def test_moor_flags(moord: Moord, containers: list[str]) -> None:
     assert result.returncode == 0, result.stderr
     cid = result.stdout.strip()
     containers.append(cid)
-    config = _inspect(moord, cid)["Config"]
+    config = inspect_container(moord, cid)["Config"]
     assert config["Labels"]["moorage.health.http"] == ":8080/healthz"
     assert config["Labels"]["moorage.health.interval"] == "1s"
     assert config["Labels"]["moorage.health.retries"] == "1"
     assert config["Healthcheck"] == {"Test": [], "OnFailure": "stop"}
-    _until("healthy", _status_is(moord, cid, "healthy"), moord)
+    wait_until("healthy", status_is(moord, cid, "healthy"), moord)
 
-    (_rootfs(moord, cid) / "www" / "healthz").unlink()
-    _until("stopped by the probe",
-           lambda: bool(_inspect(moord, cid)["State"]["Status"] == "exited"), moord)
-    assert _inspect(moord, cid)["State"]["StopReason"] == "health"
+    (rootfs(moord, cid) / "www" / "healthz").unlink()
+    wait_until("stopped by the probe",
+           lambda: bool(inspect_container(moord, cid)["State"]["Status"] == "exited"), moord)
+    assert inspect_container(moord, cid)["State"]["StopReason"] == "health"
 
     result = _moor(moord, "run", "-d", "--health-tcp", ":8080", "--health-cmd", "true", "busybox")
     assert result.returncode != 0
@@ -239,13 +217,13 @@ def test_probe_label_replaces_the_images_healthcheck(moord: Moord,
         cid = moord.docker("run", "-d", "--label", "moorage.health.interval=1s", tag, "sh",
                            "-c", SERVE.format(listen="8080")).stdout.strip()
         containers.append(cid)
-        _until("healthy by the image's probe label", _status_is(moord, cid, "healthy"), moord)
-        assert _inspect(moord, cid)["Config"].get("Healthcheck") is None
+        wait_until("healthy by the image's probe label", status_is(moord, cid, "healthy"), moord)
+        assert inspect_container(moord, cid)["Config"].get("Healthcheck") is None
         # an empty value cancels the image's label; its HEALTHCHECK (false) is back
         plain = moord.docker("run", "-d", "--label", "moorage.health.tcp=", tag,
                              "sleep", "300").stdout.strip()
         containers.append(plain)
-        _until("unhealthy by the image's HEALTHCHECK", _status_is(moord, plain, "unhealthy"),
+        wait_until("unhealthy by the image's HEALTHCHECK", status_is(moord, plain, "unhealthy"),
                moord)
     finally:
         moord.docker("rm", "-f", *containers, check=False)
@@ -298,10 +276,10 @@ def test_probes_resume_after_moord_restart(fresh_moord: Callable[[], Moord]) -> 
     cid = d.docker("run", "-d", "--label", "moorage.health.http=:8080/healthz",
                    "--label", "moorage.health.interval=1s", "--label", "moorage.health.retries=1",
                    "busybox", "sh", "-c", SERVE.format(listen="127.0.0.1:8080")).stdout.strip()
-    _until("healthy", _status_is(d, cid, "healthy"), d)
+    wait_until("healthy", status_is(d, cid, "healthy"), d)
     d.kill9()
     d.start()
-    assert _inspect(d, cid)["State"]["Running"] is True
-    (_rootfs(d, cid) / "www" / "healthz").unlink()
-    _until("unhealthy: the re-adopted container is probed again", _status_is(d, cid, "unhealthy"), d)
+    assert inspect_container(d, cid)["State"]["Running"] is True
+    (rootfs(d, cid) / "www" / "healthz").unlink()
+    wait_until("unhealthy: the re-adopted container is probed again", status_is(d, cid, "unhealthy"), d)
     assert _health(d, cid)["Log"][-1]["Output"] == "HTTP 404 Not Found"
