@@ -13,7 +13,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +27,6 @@ from tests.support.health import (
     status_is,
     wait_until,
 )
-
-
-@pytest.fixture
-def containers(moord: Moord) -> Iterator[list[str]]:
-    made: list[str] = []
-    yield made
-    if made:
-        moord.docker("rm", "-f", *made, check=False)
 
 
 def _run(moord: Moord, made: list[str], *args: str) -> str:

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +39,6 @@ def _events(moord: Moord, cid: str, since: str) -> list[str]:
     until = f"{time.time() + 1:.3f}"
     return moord.docker("events", "--since", since, "--until", until, "--filter",
                         f"container={cid}", "--format", "{{.Action}}").stdout.split("\n")
-
-
-@pytest.fixture
-def containers(moord: Moord) -> Iterator[list[str]]:
-    made: list[str] = []
-    yield made
-    if made:
-        moord.docker("rm", "-f", *made, check=False)
 
 
 def _run(moord: Moord, made: list[str], *args: str, listen: str = "8080") -> str:
