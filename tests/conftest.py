@@ -57,6 +57,15 @@ def fresh_moord() -> Iterator[Callable[[], Moord]]:
 
 
 @pytest.fixture
+def containers(moord: Moord) -> Iterator[list[str]]:
+    """IDs a test appends the containers it made to; removed (forced) after it."""
+    made: list[str] = []
+    yield made
+    if made:
+        moord.docker("rm", "-f", *made, check=False)
+
+
+@pytest.fixture
 def docker_client(moord: Moord):  # type: ignore[no-untyped-def]
     import docker
 

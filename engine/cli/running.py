@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from engine.cli import alertflags, hostflags, netflags, resourceflags
+from engine.cli import alertflags, hostflags, netflags, probeflags, resourceflags
 from engine.cli.app import App, error_line, exit_code, out, pass_app
 from engine.cli.attach import AttachPlan, run_attached, start_container, terminal_size
 from engine.cli.client import APIError, Client
@@ -48,6 +48,9 @@ def _container_flags(for_run: bool) -> Callable[[Callable[..., Any]], Callable[.
                      help="Read in a file of environment variables"),
         click.option("--health-cmd", metavar="STRING",
                      help="Command to run in the container to check its health"),
+        click.option("--health-http", metavar="[HOST]:PORT/PATH",
+                     help="moord GETs this in the container's network namespace as its "
+                          "health check (200-399 is healthy)"),
         click.option("--health-interval", metavar="DURATION",
                      help="Time between health checks (ms|s|m|h), 30s if unset"),
         click.option("--health-on-failure", type=click.Choice(HEALTH_ACTIONS),
@@ -58,6 +61,9 @@ def _container_flags(for_run: bool) -> Callable[[Callable[..., Any]], Callable[.
                      help="Time between health checks during the start period (5s)"),
         click.option("--health-start-period", metavar="DURATION",
                      help="Time to start up, when failed checks don't count yet (0s)"),
+        click.option("--health-tcp", metavar="[HOST]:PORT",
+                     help="moord connects to this in the container's network namespace as "
+                          "its health check"),
         click.option("--health-timeout", metavar="DURATION",
                      help="Longest a health check may run before it counts as failed (30s)"),
         click.option("-h", "--hostname", default="", metavar="STRING",
@@ -126,6 +132,7 @@ def options_from(params: Mapping[str, Any], detach: bool) -> ContainerOptions:
     if params["auto_remove"] and params["restart"] and params["restart"] != "no":
         raise OptionError("conflicting options: cannot specify both --restart and --rm")
     tty = bool(params["tty"])
+    probe = probeflags.probe_labels(params)
     return ContainerOptions(
         image=params["image"],
         command=list(params["command"]),
@@ -136,7 +143,7 @@ def options_from(params: Mapping[str, Any], detach: bool) -> ContainerOptions:
         name=params["name"],
         env=build_env(params["env"], params["env_file"]),
         labels={**build_labels(params["labels"], params["label_file"]),
-                **alertflags.alert_labels(params)},
+                **alertflags.alert_labels(params), **probe},
         entrypoint=params["entrypoint"],
         workdir=params["workdir"],
         user=params["user"],
@@ -147,7 +154,8 @@ def options_from(params: Mapping[str, Any], detach: bool) -> ContainerOptions:
         stop_timeout=params["stop_timeout"],
         hostname=params["hostname"],
         console_size=terminal_size() if tty else (0, 0),
-        healthcheck=health_config(
+        healthcheck=health_config(on_failure=params["health_on_failure"]) if probe else
+        health_config(
             cmd=params["health_cmd"], interval=params["health_interval"],
             timeout=params["health_timeout"], start_period=params["health_start_period"],
             start_interval=params["health_start_interval"], retries=params["health_retries"],

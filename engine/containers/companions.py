@@ -15,8 +15,15 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from engine.containers.health import RuntimeExecutor, run_health_checks
+from engine.containers.health import (
+    RuntimeExecutor,
+    Timing,
+    label_probe,
+    run_checks,
+    run_health_checks,
+)
 from engine.containers.model import Container
+from engine.containers.netprobe import NetProber
 from engine.logs.diskwatch import watch_disk
 from engine.logs.gaps import GAPS, LogGap
 from engine.logs.rotation import RotationPolicy, keep_rotated
@@ -67,8 +74,7 @@ async def _run_tasks_in(m: ContainerManager, c: Container, scope: trio.CancelSco
     with scope:
         async with trio.open_nursery() as nursery:
             if c.state.health is not None:
-                nursery.start_soon(_guarded, "health checks", c, partial(
-                    run_health_checks, m, c, execute=probe_executor(m, c)))
+                nursery.start_soon(_guarded, "health checks", c, health_checks(m, c))
             if keeps_log_file(m, c):
 
                 async def reopen() -> bool:
@@ -137,6 +143,16 @@ async def _guarded(what: str, c: Container, fn: Callable[[], Awaitable[object]])
         await fn()
     except Exception:
         log.exception("the %s of %s failed", what, c.short_id)
+
+
+def health_checks(m: ContainerManager, c: Container) -> Callable[[], Awaitable[None]]:
+    """`c`'s health task: the engine-run probe its labels ask for, else its Docker check."""
+    spec = label_probe(c.spec)
+    if spec is None:
+        return partial(run_health_checks, m, c, execute=probe_executor(m, c))
+    prober = NetProber(spec.target, lambda: f"/proc/{c.state.pid}/ns/net",
+                       partial(_going_down, m, c))
+    return partial(run_checks, m, c, Timing.of(spec), prober)
 
 
 def probe_executor(m: ContainerManager, c: Container) -> RuntimeExecutor:

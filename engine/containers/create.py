@@ -22,6 +22,7 @@ from engine.containers import links, names, namespaces, netshare
 from engine.containers.layout import ContainerPaths
 from engine.containers.model import Container, ContainerSpec, HostSpec, LogConfig
 from engine.containers.policy import check_restart_policy
+from engine.containers.probelabels import probe_from_labels
 from engine.containers.resources import check_limits
 from engine.containers.signals import parse_signal
 from engine.errors import InvalidParameter
@@ -143,6 +144,22 @@ def validate(spec: ContainerSpec, host: HostSpec) -> None:
             raise InvalidParameter("Retries in Healthcheck cannot be negative")
 
 
+def apply_probe_labels(own: Healthcheck | None, merged: ContainerSpec) -> None:
+    """An engine-run probe (label `moorage.health.http` or `.tcp`, checked here) is the
+    container's one health check: refused beside a Healthcheck of the request's own, and
+    it replaces the image's HEALTHCHECK (only `OnFailure` of the request's is kept)."""
+    if probe_from_labels(merged.labels) is None:
+        return
+    if own is not None and (own.test or own.interval or own.timeout or own.start_period
+                            or own.start_interval or own.retries):
+        raise InvalidParameter(
+            "conflicting options: a probe label (moorage.health.http or moorage.health.tcp) "
+            "and a Healthcheck (--health-cmd, --health-interval, …, --no-healthcheck); the "
+            "probe's timing goes in the labels moorage.health.interval, .timeout, .retries, "
+            ".start-period and .start-interval")
+    merged.healthcheck = own
+
+
 async def create_container(m: ContainerManager, name: str | None, spec: ContainerSpec,
                            host: HostSpec, endpoints: Any = None, *, build_step: bool = False,
                            ) -> tuple[Container, list[str]]:
@@ -157,6 +174,7 @@ async def create_container(m: ContainerManager, name: str | None, spec: Containe
     image = m.images.resolve(spec.image)
     merged = merge_image_config(spec, image.config)
     validate(merged, host)
+    apply_probe_labels(spec.healthcheck, merged)
     if host.oom_kill_disable and not host.memory:
         warnings.append("OOM killer is disabled for the container, but no memory limit is set, "
                         "this can result in the system running out of resources.")

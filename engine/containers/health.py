@@ -1,8 +1,11 @@
 """Health checks, as Docker runs them (moby's daemon/health.go), and what follows from them.
 
-The manager starts `run_health_checks` when a container with a health check starts,
-and cancels it when the container exits or is removed. The task sleeps an interval,
-runs the probe inside the container (`RuntimeExecutor`, `engine.runtime.exec`), keeps
+The manager starts a health task when a container with a health check starts, and
+cancels it when the container exits or is removed. The task (`run_checks`, the one loop
+for both kinds of check) sleeps an interval, runs the check: a Docker health check's
+command inside the container (`run_health_checks`, `RuntimeExecutor`,
+`engine.runtime.exec`) or an engine-run HTTP/TCP probe from the host
+(`engine.containers.netprobe`, asked for by labels: `label_probe`), keeps
 the last five results and the failing streak in `c.state.health`, and on each change of
 status tells its `HealthReceiver` (the manager): persist the record, publish
 `health_status: <status>` and, on turning unhealthy, act (`--health-on-failure`).
@@ -20,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,7 +31,15 @@ import attrs
 import trio
 
 from engine.containers.execenv import exec_environment
-from engine.containers.model import Container, HealthProbe, HealthState, HealthStatus, Status
+from engine.containers.model import (
+    Container,
+    ContainerSpec,
+    HealthProbe,
+    HealthState,
+    HealthStatus,
+    Status,
+)
+from engine.containers.probelabels import ProbeLabelError, ProbeSpec, probe_from_labels
 from engine.durations import format_duration
 from engine.images.model import Healthcheck
 from engine.metrics.catalog import METRICS
@@ -54,6 +66,8 @@ DEFAULT_SHELL = ("/bin/sh", "-c")
 # Runs one probe: argv, and seconds after which it is killed → the result, or None when there is no verdict
 # (the container stopped running under it).
 Executor = Callable[[list[str], float], Awaitable["ExecResult | None"]]
+# Runs one check of any kind (a command, an engine-run probe): seconds it may take → as Executor.
+Check = Callable[[float], Awaitable["ExecResult | None"]]
 
 
 class HealthReceiver(Protocol):
@@ -86,6 +100,24 @@ def has_probe(hc: Healthcheck | None) -> bool:
     return probe_command(hc) is not None
 
 
+def label_probe(spec: ContainerSpec) -> ProbeSpec | None:
+    """The engine-run probe the container's labels ask for (`moorage.health.http`, …).
+
+    Create refuses bad labels; a record that still has one (made before moorage read
+    them) gets no probe, and a warning, rather than a failed start.
+    """
+    try:
+        return probe_from_labels(spec.labels)
+    except ProbeLabelError as exc:
+        log.warning("no engine-run probe: %s", exc.message)
+        return None
+
+
+def has_health_check(spec: ContainerSpec) -> bool:
+    """Whether a container gets a health status: a Docker health check or a probe label."""
+    return has_probe(spec.healthcheck) or label_probe(spec) is not None
+
+
 @attrs.frozen
 class Timing:
     """A health check's durations in seconds, Docker's defaults filled in for zeros."""
@@ -98,7 +130,7 @@ class Timing:
     timeout_ns: int
 
     @classmethod
-    def of(cls, hc: Healthcheck) -> Timing:
+    def of(cls, hc: Healthcheck | ProbeSpec) -> Timing:
         timeout_ns = hc.timeout or DEFAULT_TIMEOUT_NS
         return cls(
             interval=(hc.interval or DEFAULT_INTERVAL_NS) / SECOND_NS,
@@ -191,17 +223,25 @@ class RuntimeExecutor:
 
 async def run_health_checks(receiver: HealthReceiver, c: Container, *,
                             execute: Executor) -> None:
-    """Probe `c` with `execute` for as long as it runs; the manager cancels this when it
-    stops."""
+    """Run `c`'s Docker health check (a command, with `execute`) for as long as it runs;
+    the manager cancels this when it stops."""
     hc = c.spec.healthcheck
-    health = c.state.health
     command = probe_command(hc, c.spec.shell)
-    if hc is None or health is None:
+    if hc is None or c.state.health is None:
         return
     if command is None:
         log.warning("%s: health check %r has nothing to run", c.short_id, list(hc.test))
         return
-    timing = Timing.of(hc)
+    await run_checks(receiver, c, Timing.of(hc), partial(execute, command))
+
+
+async def run_checks(receiver: HealthReceiver, c: Container, timing: Timing,
+                     check: Check) -> None:
+    """Check `c` every interval for as long as it runs, keeping the record: the loop every
+    kind of check shares (a command in the container, an engine-run probe)."""
+    health = c.state.health
+    if health is None:
+        return
     # the start period counts from the container's start, even if we came later (recovery)
     since_start = (_now() - c.state.started_at).total_seconds() if c.state.started_at else 0.0
     started = trio.current_time() - max(0.0, since_start)
@@ -211,7 +251,7 @@ async def run_health_checks(receiver: HealthReceiver, c: Container, *,
             continue  # paused: not probed, nothing counts
         probe_time = trio.current_time()
         start = _now()
-        result = await execute(command, timing.timeout)
+        result = await check(timing.timeout)
         end = _now()
         if result is None or c.state.status is not Status.RUNNING:
             continue

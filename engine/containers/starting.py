@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from engine.containers import companions, links, namespaces, netshare, removal
-from engine.containers.health import has_probe
+from engine.containers.health import has_health_check
 from engine.containers.model import Container, HealthState, Status, StopReason
 from engine.errors import Conflict, EngineError, InvalidParameter, NotModified, SystemFailure
 from engine.runtime.interface import Created, LaunchOptions, RuntimeCreateFailed
@@ -94,7 +94,7 @@ async def start_locked(m: ContainerManager, c: Container, *, reset_restart_state
     st.stop_reason = StopReason.NONE
     st.boot_id = m.host.boot_id
     st.has_been_started = True
-    st.health = HealthState() if has_probe(c.spec.healthcheck) else None
+    st.health = HealthState() if has_health_check(c.spec) else None
     await m.table.save(c)
     m.publish(c, "start")
     m.watch_exit(c, created.watch)

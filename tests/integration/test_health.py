@@ -13,55 +13,20 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.daemon import REPO, Moord
-
-DEADLINE = 60.0
-
-
-def _inspect(moord: Moord, cid: str) -> dict[str, Any]:
-    out = moord.docker("inspect", cid).stdout
-    return dict(json.loads(out)[0])
-
-
-def _health(moord: Moord, cid: str) -> dict[str, Any] | None:
-    health = _inspect(moord, cid)["State"].get("Health")
-    return dict(health) if health is not None else None
-
-
-def _until(what: str, check: Callable[[], bool], moord: Moord, deadline: float = DEADLINE) -> None:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}\nmoord log:\n{moord.log_tail(40)}")
-
-
-def _status_is(moord: Moord, cid: str, status: str) -> Callable[[], bool]:
-    def check() -> bool:
-        health = _health(moord, cid)
-        return health is not None and health["Status"] == status
-
-    return check
-
-
-def _rootfs(moord: Moord, cid: str) -> Path:
-    """The container's root as moord mounted it; the container sees every change at once."""
-    return moord.data_root / "containers" / cid / "bundle" / "rootfs"
-
-
-@pytest.fixture
-def containers(moord: Moord) -> Iterator[list[str]]:
-    made: list[str] = []
-    yield made
-    if made:
-        moord.docker("rm", "-f", *made, check=False)
+from tests.support.health import (
+    health_of,
+    inspect_container,
+    rootfs,
+    status_is,
+    wait_until,
+)
 
 
 def _run(moord: Moord, made: list[str], *args: str) -> str:
@@ -89,15 +54,15 @@ def test_healthy_then_unhealthy_shown_by_inspect_and_ps(moord: Moord,
                                                         containers: list[str]) -> None:
     cid = _run(moord, containers, "--health-cmd", "test -f /tmp/ok", "--health-interval", "1s",
                "--health-retries", "2", "busybox", "sh", "-c", "touch /tmp/ok; sleep 120")
-    assert _health(moord, cid) is not None
-    _until("healthy", _status_is(moord, cid, "healthy"), moord)
+    assert health_of(moord, cid) is not None
+    wait_until("healthy", status_is(moord, cid, "healthy"), moord)
     assert moord.docker("inspect", "-f", "{{.State.Health.Status}}", cid).stdout.strip() == "healthy"
     ps = moord.docker("ps", "--filter", f"id={cid}", "--format", "{{.Status}}").stdout.strip()
     assert ps.endswith("(healthy)"), ps
 
-    (_rootfs(moord, cid) / "tmp" / "ok").unlink()
-    _until("unhealthy", _status_is(moord, cid, "unhealthy"), moord)
-    health = _health(moord, cid)
+    (rootfs(moord, cid) / "tmp" / "ok").unlink()
+    wait_until("unhealthy", status_is(moord, cid, "unhealthy"), moord)
+    health = health_of(moord, cid)
     assert health is not None
     assert health["FailingStreak"] >= 2
     assert 1 <= len(health["Log"]) <= 5
@@ -107,18 +72,18 @@ def test_healthy_then_unhealthy_shown_by_inspect_and_ps(moord: Moord,
     ps = moord.docker("ps", "--filter", f"id={cid}", "--format", "{{.Status}}").stdout.strip()
     assert ps.endswith("(unhealthy)"), ps
     # still running: with no --health-on-failure an unhealthy container is only reported
-    assert _inspect(moord, cid)["State"]["Running"] is True
+    assert inspect_container(moord, cid)["State"]["Running"] is True
 
-    (_rootfs(moord, cid) / "tmp" / "ok").touch()
-    _until("healthy again", _status_is(moord, cid, "healthy"), moord)
+    (rootfs(moord, cid) / "tmp" / "ok").touch()
+    wait_until("healthy again", status_is(moord, cid, "healthy"), moord)
 
 
 def test_probe_runs_as_the_containers_process(moord: Moord, containers: list[str]) -> None:
     cid = _run(moord, containers, "-u", "1000:1000", "-w", "/tmp", "-e", "MARK=from-env",
                "--health-cmd", 'echo "$MARK $(id -u):$(id -g) $(pwd)"',
                "--health-interval", "1s", "busybox", "sleep", "120")
-    _until("healthy", _status_is(moord, cid, "healthy"), moord)
-    health = _health(moord, cid)
+    wait_until("healthy", status_is(moord, cid, "healthy"), moord)
+    health = health_of(moord, cid)
     assert health is not None
     assert health["Log"][-1]["Output"] == "from-env 1000:1000 /tmp\n"
 
@@ -128,13 +93,13 @@ def test_unhealthy_restart_by_label(moord: Moord, containers: list[str]) -> None
     cid = _run(moord, containers, "--label", "moorage.health-on-failure=restart",
                "--health-cmd", "test -f /tmp/never", "--health-interval", "1s",
                "--health-retries", "1", "busybox", "sleep", "120")
-    config = _inspect(moord, cid)["Config"]
+    config = inspect_container(moord, cid)["Config"]
     assert config["Healthcheck"].get("OnFailure") == "restart"
 
     def restarted() -> bool:
-        return int(_inspect(moord, cid)["RestartCount"]) >= 1
+        return int(inspect_container(moord, cid)["RestartCount"]) >= 1
 
-    _until("a restart by the health check", restarted, moord)
+    wait_until("a restart by the health check", restarted, moord)
     until = f"{time.time() + 1:.3f}"
     events = moord.docker("events", "--since", since, "--until", until, "--filter",
                           f"container={cid}", "--format", "{{.Action}}").stdout.split("\n")
@@ -153,13 +118,13 @@ def test_moor_health_on_failure_stop(moord: Moord, containers: list[str]) -> Non
     assert result.returncode == 0, result.stderr
     cid = result.stdout.strip()
     containers.append(cid)
-    assert _inspect(moord, cid)["Config"]["Healthcheck"]["OnFailure"] == "stop"
+    assert inspect_container(moord, cid)["Config"]["Healthcheck"]["OnFailure"] == "stop"
 
     def stopped() -> bool:
-        return bool(_inspect(moord, cid)["State"]["Status"] == "exited")
+        return bool(inspect_container(moord, cid)["State"]["Status"] == "exited")
 
-    _until("the health check's stop", stopped, moord)
-    inspected = _inspect(moord, cid)
+    wait_until("the health check's stop", stopped, moord)
+    inspected = inspect_container(moord, cid)
     assert inspected["State"]["StopReason"] == "health"
     assert int(inspected["RestartCount"]) == 0
 
@@ -173,10 +138,10 @@ def test_no_healthcheck_disables_the_images(moord: Moord, containers: list[str])
         assert image["Config"]["Healthcheck"]["Test"] == ["CMD-SHELL", "true"]
 
         checked = _run(moord, containers, tag, "sleep", "120")
-        _until("the image's check to pass", _status_is(moord, checked, "healthy"), moord)
+        wait_until("the image's check to pass", status_is(moord, checked, "healthy"), moord)
 
         plain = _run(moord, containers, "--no-healthcheck", tag, "sleep", "120")
-        inspected = _inspect(moord, plain)
+        inspected = inspect_container(moord, plain)
         assert inspected["Config"]["Healthcheck"]["Test"] == ["NONE"]
         assert inspected["State"].get("Health") is None
         ps = moord.docker("ps", "--filter", f"id={plain}", "--format", "{{.Status}}").stdout
@@ -196,8 +161,8 @@ def test_timed_out_probe_is_killed_with_its_children(moord: Moord, containers: l
                "--health-cmd", f"m=$(({base}+$$)); echo $m; sleep $m & sleep $m; echo never",
                "--health-interval", "1s", "--health-timeout", "1s", "--health-retries", "2",
                "busybox", "sleep", "120")
-    _until("unhealthy", _status_is(moord, cid, "unhealthy"), moord)
-    health = _health(moord, cid)
+    wait_until("unhealthy", status_is(moord, cid, "unhealthy"), moord)
+    health = health_of(moord, cid)
     assert health is not None
     markers = []
     for probe in health["Log"]:
@@ -207,7 +172,7 @@ def test_timed_out_probe_is_killed_with_its_children(moord: Moord, containers: l
         markers.append(probe["Output"][len(prefix):].strip())
     assert len(markers) >= 2
     # a logged probe is over: neither it nor the child it started may still be running
-    _until("no probe left behind", lambda: not any(_probe_processes(m) for m in markers), moord,
+    wait_until("no probe left behind", lambda: not any(_probe_processes(m) for m in markers), moord,
            deadline=15)
 
 
@@ -215,8 +180,8 @@ def test_probe_children_holding_the_output_do_not_stall_it(moord: Moord,
                                                           containers: list[str]) -> None:
     cid = _run(moord, containers, "--health-cmd", "sleep 300 & echo left-a-child",
                "--health-interval", "1s", "busybox", "sleep", "120")
-    _until("healthy", _status_is(moord, cid, "healthy"), moord)
-    health = _health(moord, cid)
+    wait_until("healthy", status_is(moord, cid, "healthy"), moord)
+    health = health_of(moord, cid)
     assert health is not None
     assert health["Log"][-1]["Output"] == "left-a-child\n"
 
@@ -239,8 +204,8 @@ def test_sdk_health_and_a_command_that_cannot_run(docker_client: Any, moord: Moo
 
         return check
 
-    _until("healthy via the SDK", sdk_status(good, "healthy"), moord)
-    _until("unhealthy via the SDK", sdk_status(bad, "unhealthy"), moord)
+    wait_until("healthy via the SDK", sdk_status(good, "healthy"), moord)
+    wait_until("unhealthy via the SDK", sdk_status(bad, "unhealthy"), moord)
     last = bad.attrs["State"]["Health"]["Log"][-1]
     assert last["ExitCode"] == -1
     assert "/no/such/probe" in last["Output"]
@@ -252,22 +217,22 @@ def test_health_survives_stop_and_start(moord: Moord, containers: list[str]) -> 
     # probes take most of the time, so the stop very likely lands in one
     cid = _run(moord, containers, "--health-cmd", "sleep 2", "--health-interval", "1s",
                "busybox", "sleep", "120")
-    _until("healthy", _status_is(moord, cid, "healthy"), moord)
+    wait_until("healthy", status_is(moord, cid, "healthy"), moord)
     moord.docker("stop", "-t", "1", cid)
-    health = _health(moord, cid)
+    health = health_of(moord, cid)
     assert health is not None  # the last status stays on record
     # a probe the stop's SIGKILL cut short says nothing about health: it isn't counted
     assert [p["ExitCode"] for p in health["Log"]] == [0] * len(health["Log"])
     assert health["Status"] == "healthy"
     moord.docker("start", cid)
-    _until("healthy after a start", _status_is(moord, cid, "healthy"), moord)
+    wait_until("healthy after a start", status_is(moord, cid, "healthy"), moord)
 
 
-def test_ps_filters_by_health(moord: Moord, containers: list[str]) -> None:
+def test_ps_filters_byhealth_of(moord: Moord, containers: list[str]) -> None:
     checked = _run(moord, containers, "--health-cmd", "true", "--health-interval", "1s",
                    "busybox", "sleep", "120")
     plain = _run(moord, containers, "busybox", "sleep", "120")
-    _until("healthy", _status_is(moord, checked, "healthy"), moord)
+    wait_until("healthy", status_is(moord, checked, "healthy"), moord)
 
     def listed(value: str) -> list[str]:
         return moord.docker("ps", "-q", "--no-trunc", "--filter", f"health={value}").stdout.split()
@@ -288,10 +253,10 @@ def test_health_checks_resume_after_moord_restart(fresh_moord: Callable[[], Moor
     cid = d.docker("run", "-d", "--health-cmd", "test -f /tmp/ok", "--health-interval", "1s",
                    "--health-retries", "1", "busybox", "sh", "-c",
                    "touch /tmp/ok; sleep 120").stdout.strip()
-    _until("healthy", _status_is(d, cid, "healthy"), d)
+    wait_until("healthy", status_is(d, cid, "healthy"), d)
     d.kill9()
     d.start()
-    assert _inspect(d, cid)["State"]["Running"] is True
-    assert _status_is(d, cid, "healthy")()  # the status was on record
-    (_rootfs(d, cid) / "tmp" / "ok").unlink()
-    _until("unhealthy: the probes run again", _status_is(d, cid, "unhealthy"), d)
+    assert inspect_container(d, cid)["State"]["Running"] is True
+    assert status_is(d, cid, "healthy")()  # the status was on record
+    (rootfs(d, cid) / "tmp" / "ok").unlink()
+    wait_until("unhealthy: the probes run again", status_is(d, cid, "unhealthy"), d)
