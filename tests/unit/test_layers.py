@@ -28,6 +28,7 @@ FOUNDATION = {
 #: the daemon also uses, none of which loads the event loop or a service.
 CLI_MAY_USE = {
     "engine.images.reference", "engine.registry.auth", "engine.containers.detachkeys",
+    "engine.containers.depends_labels",
     "engine.networks.ports", "engine.networks.etcfiles", "engine.networks.linkspec",
     "engine.build.dockerignore", "engine.runtime.devices",
 }
