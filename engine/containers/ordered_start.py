@@ -44,6 +44,9 @@ UNMET_EVENT = "depends-on-unmet"
 class StartsInOrder(Protocol):
     """What ordered starts need of the container manager (which is one)."""
 
+    #: IDs whose restart a policy decided at an exit found at start-up: this pass makes it
+    restarts_held: set[str]
+
     @property
     def events(self) -> EventBus: ...
 
@@ -60,8 +63,19 @@ class StartsInOrder(Protocol):
     async def start_by_policy(self, c: Container) -> None: ...
 
 
+def hold_restarts(m: StartsInOrder) -> None:
+    """Before start-up's reconciling: the policy restarts of containers with dependencies,
+    decided at the exits it records (a reboot's), are left to `start_all`."""
+    m.restarts_held.update(c.id for c in m.records() if DEPENDS_ON_LABEL in c.spec.labels)
+
+
 def start_all(m: StartsInOrder, due: list[Container]) -> None:
-    """Start `due` by their restart policies, each once its dependencies are met."""
+    """Start `due` and the held restarts by their restart policies, each once its
+    dependencies are met."""
+    listed = {c.id for c in due}
+    due = [*due, *(c for c in m.records() if c.id in m.restarts_held and c.id not in listed
+                   and c.state.status is Status.RESTARTING)]
+    m.restarts_held.intersection_update(c.id for c in due)
     tried = {c.id: trio.Event() for c in due}
     cyclic = on_cycles(graph_of(m.records(), m.get))
     for c in due:
@@ -86,6 +100,7 @@ async def _start_one(m: StartsInOrder, c: Container, tried: dict[str, trio.Event
             await m.start_by_policy(c)
     finally:
         tried[c.id].set()
+        m.restarts_held.discard(c.id)
 
 
 async def _wait_for_all(m: StartsInOrder, c: Container, deps: list[Dependency], patience: int,

@@ -109,6 +109,7 @@ async def recover(manager: Recoverable) -> None:
             except Exception:
                 log.exception("could not recover container %s", c.short_id, extra=c.log_fields())
 
+    ordered_start.hold_restarts(manager)
     async with trio.open_nursery() as nursery:
         for c in manager.records():
             nursery.start_soon(one, c)

@@ -136,6 +136,7 @@ class _Manager:
         self.started: list[str] = []
         self.unmet: list[tuple[str, dict[str, str]]] = []
         self.with_health_check: set[str] = set()
+        self.restarts_held: set[str] = set()
 
     def get(self, ref: str) -> Container:
         return _lookup(*self.table.values())(ref)
@@ -226,3 +227,18 @@ async def test_a_cycle_closed_by_a_rename_does_not_deadlock() -> None:
         ordered_start.start_all(m, [a, b])
     assert sorted(m.started) == ["a", "b"]
     assert sorted((name, e["reason"]) for name, e in m.unmet) == [("a", "cycle"), ("b", "cycle")]
+
+
+async def test_held_policy_restarts_join_the_pass() -> None:
+    """A reboot's exits leave dependents' restarts to the pass (`hold_restarts`)."""
+    db = _container("db", status=Status.RESTARTING)
+    app = _container("app", "db", status=Status.RESTARTING)
+    up = _container("up", "db", status=Status.RUNNING)  # re-adopted: nothing to hold
+    async with trio.open_nursery() as nursery:
+        m = _Manager(nursery, app, db, up)
+        ordered_start.hold_restarts(m)
+        assert m.restarts_held == {app.id, up.id}
+        ordered_start.start_all(m, [db])
+        assert m.restarts_held == {app.id}
+    assert m.started == ["db", "app"]
+    assert m.restarts_held == set()
