@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.integration.test_moor_cli import moor
 from tests.support.daemon import Moord, inspect
 from tests.support.reboot import simulate_host_reboot
 
@@ -132,5 +133,17 @@ def test_create_refuses_unknown_names_cycles_and_bad_labels(moord: Moord) -> Non
         a_id = str(inspect(moord, "so-a")["Id"])
         moord.docker("create", "--name", "so-c", "--label", f"moorage.depends-on={a_id[:12]}",
                      "busybox", "true")
+        # moor's flags make the labels
+        made = moor(moord, "create", "--name", "so-d", "--depends-on", "so-a:healthy",
+                    "--depends-on", "so-c", "--depends-on-timeout", "30s", "busybox", "true")
+        assert made.returncode == 0, made.stderr
+        labels = inspect(moord, "so-d")["Config"]["Labels"]  # type: ignore[index]
+        assert labels["moorage.depends-on"] == "so-a:healthy,so-c"  # type: ignore[index]
+        assert labels["moorage.depends-on.timeout"] == "30s"  # type: ignore[index]
+        for flags, words in ((("--depends-on", "nosuch"), "no such container: nosuch"),
+                             (("--depends-on", "so-a:up"), "unknown condition 'up'")):
+            result = moor(moord, "create", *flags, "busybox", "true")
+            assert result.returncode != 0
+            assert words in result.stderr
     finally:
-        moord.docker("rm", "-f", "so-a", "so-b", "so-c", check=False)
+        moord.docker("rm", "-f", "so-a", "so-b", "so-c", "so-d", check=False)
