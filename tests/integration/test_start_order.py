@@ -133,6 +133,9 @@ def test_create_refuses_unknown_names_cycles_and_bad_labels(moord: Moord) -> Non
         a_id = str(inspect(moord, "so-a")["Id"])
         moord.docker("create", "--name", "so-c", "--label", f"moorage.depends-on={a_id[:12]}",
                      "busybox", "true")
+        # a user's start does not wait (so-a has never run): the order is start-up's
+        moord.docker("start", "so-c")
+        assert moord.docker("wait", "so-c").stdout.strip() == "0"
         # moor's flags make the labels
         made = moor(moord, "create", "--name", "so-d", "--depends-on", "so-a:healthy",
                     "--depends-on", "so-c", "--depends-on-timeout", "30s", "busybox", "true")
