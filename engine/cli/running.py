@@ -25,6 +25,30 @@ from engine.cli.options import (
     health_config,
     restart_policy,
 )
+from engine.containers.depends_labels import (
+    DEPENDS_ON_LABEL,
+    DEPENDS_ON_TIMEOUT_LABEL,
+    parse_depends_on,
+    parse_timeout,
+)
+from engine.errors import InvalidParameter
+
+
+def depends_on_labels(depends_on: tuple[str, ...], timeout: str | None) -> dict[str, str]:
+    """`--depends-on` and its timeout as the labels moord reads (checked here first)."""
+    labels: dict[str, str] = {}
+    try:
+        if depends_on:
+            value = ",".join(depends_on)
+            parse_depends_on(value)
+            labels[DEPENDS_ON_LABEL] = value
+        if timeout is not None:
+            parse_timeout(timeout)
+            labels[DEPENDS_ON_TIMEOUT_LABEL] = timeout
+    except InvalidParameter as exc:
+        raise OptionError(exc.message) from None
+    return labels
+
 
 RUN_CONTEXT = {"allow_interspersed_args": False, "help_option_names": ["--help"]}
 
@@ -42,6 +66,11 @@ def _container_flags(for_run: bool) -> Callable[[Callable[..., Any]], Callable[.
     decorators = [
         click.option("--entrypoint", metavar="STRING",
                      help="Overwrite the default ENTRYPOINT of the image"),
+        click.option("--depends-on", multiple=True, metavar="LIST",
+                     help="Start after these containers at moord's start "
+                          "(NAME[:started|healthy], label moorage.depends-on)"),
+        click.option("--depends-on-timeout", metavar="DURATION",
+                     help="Longest to wait for them before starting anyway (2m)"),
         click.option("-e", "--env", "env", multiple=True, metavar="LIST",
                      help="Set environment variables (a bare NAME takes its value from here)"),
         click.option("--env-file", multiple=True, metavar="LIST",
@@ -143,7 +172,8 @@ def options_from(params: Mapping[str, Any], detach: bool) -> ContainerOptions:
         name=params["name"],
         env=build_env(params["env"], params["env_file"]),
         labels={**build_labels(params["labels"], params["label_file"]),
-                **alertflags.alert_labels(params), **probe},
+                **alertflags.alert_labels(params), **probe,
+                **depends_on_labels(params["depends_on"], params["depends_on_timeout"])},
         entrypoint=params["entrypoint"],
         workdir=params["workdir"],
         user=params["user"],

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from engine import ids
-from engine.containers import links, names, namespaces, netshare
+from engine.containers import links, names, namespaces, netshare, start_order
 from engine.containers.layout import ContainerPaths
 from engine.containers.model import Container, ContainerSpec, HostSpec, LogConfig
 from engine.containers.policy import check_restart_policy
@@ -199,6 +199,7 @@ async def create_container(m: ContainerManager, name: str | None, spec: Containe
     resolved_links = links.resolve(m, host)
     container_id = ids.new_id()
     name = names.validate(name) if name else names.generate(m.table.names)
+    start_order.check_new(name, merged.labels, m.table, m.table.lookup)
     if not merged.hostname:
         merged.hostname = container_id[:12]
     container = Container(

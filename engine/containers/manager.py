@@ -92,6 +92,8 @@ class ContainerManager:
     shutting_down: bool = False
     volumes: VolumeService | None = None
     networks: NetworkService | None = None
+    #: containers whose policy restart the start-up pass makes, after their dependencies
+    restarts_held: set[str] = attrs.field(factory=set)
 
     @classmethod
     def open(cls, config: DaemonConfig, host: HostProfile, images: ImageStore,

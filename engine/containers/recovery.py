@@ -8,7 +8,8 @@ an unknown status) or the monitor was lost ("monitor-lost": what still ran is ki
 exit 137, as containerd records a task whose shim died). A start interrupted between
 conmon's create and the runtime's start is rolled back; a removal interrupted is
 finished. A build's RUN container (`Container.build_step`) is killed and removed: the
-build it served died with the moord that ran it.
+build it served died with the moord that ran it. Then the restart policies' starts, in
+dependency order (`engine.containers.ordered_start`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Protocol
 import trio
 
 from engine import fsutil
-from engine.containers import policy
+from engine.containers import ordered_start, policy
 from engine.containers.layout import ContainerPaths
 from engine.containers.model import Container, Status, StopReason
 from engine.containers.supervision import KILLED
@@ -34,7 +35,7 @@ from engine.runtime import mounts
 from engine.runtime.interface import ContainerRuntime, ExitWatch, RuntimeState, RuntimeTarget
 
 
-class Recoverable(Protocol):
+class Recoverable(ordered_start.StartsInOrder, Protocol):
     """What recovery needs of the container manager (which is one)."""
 
     @property
@@ -108,6 +109,7 @@ async def recover(manager: Recoverable) -> None:
             except Exception:
                 log.exception("could not recover container %s", c.short_id, extra=c.log_fields())
 
+    ordered_start.hold_restarts(manager)
     async with trio.open_nursery() as nursery:
         for c in manager.records():
             nursery.start_soon(one, c)
@@ -117,6 +119,7 @@ async def recover(manager: Recoverable) -> None:
         log.exception("could not sweep leftover container directories")
     await manager.restore_networks([c.id for c in manager.records() if c.state.is_live])
     METRICS.adoption_seconds.set(time.monotonic() - began)
+    due: list[Container] = []
     for c in resting:
         if not manager.recorded(c.id) or c.state.status not in (Status.EXITED, Status.RESTARTING):
             continue
@@ -124,7 +127,9 @@ async def recover(manager: Recoverable) -> None:
         if policy.starts_at_daemon_start(c.host.restart_policy, c.state, host_rebooted=rebooted):
             log.info("starting %s (restart policy %s)", c.short_id, c.host.restart_policy.name,
                      extra=c.log_fields("restart"))
-            manager.spawn(manager.start_by_policy, c)
+            due.append(c)
+    # each after what it depends on (`moorage.depends-on`); the others at once
+    ordered_start.start_all(manager, due)
 
 
 async def _recover_one(m: Recoverable, c: Container) -> str:

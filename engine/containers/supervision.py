@@ -187,8 +187,8 @@ async def _restart_after(m: ContainerManager, c: Container, delay: float) -> Non
         await trio.sleep(delay)
     if live.restart_scope is scope:
         live.restart_scope = None
-    if scope.cancelled_caught or m.shutting_down:
-        return
+    if scope.cancelled_caught or m.shutting_down or c.id in m.restarts_held:
+        return  # (held: the start-up pass starts it after its dependencies, ordered_start)
     async with live.op_lock:
         if c.state.status is not Status.RESTARTING or not m.recorded(c.id):
             return

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -12,6 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.support.daemon import DOCKER_CLI, Moord, inspect
+from tests.support.reboot import conmon_pids, simulate_host_reboot
 
 
 def _poll(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
@@ -158,12 +158,6 @@ def test_policies_across_a_clean_moord_restart(fresh_moord: Callable[[], Moord])
     assert _state(d, "no")["Running"] is False
 
 
-def _conmon_pids(container_id: str) -> list[int]:
-    out = subprocess.run(["pgrep", "-f", f"conmon.* -c {container_id}"], capture_output=True,
-                         text=True).stdout
-    return [int(p) for p in out.split()]
-
-
 @pytest.mark.cgroup_v2
 def test_after_a_simulated_host_reboot(fresh_moord: Callable[[], Moord]) -> None:
     """A power cut: moord, conmons and containers all gone; the records say another boot."""
@@ -174,21 +168,7 @@ def test_after_a_simulated_host_reboot(fresh_moord: Callable[[], Moord]) -> None
                          ("al-stopped", "always"), ("us-stopped", "unless-stopped")):
         d.docker("run", "-d", "--name", name, "--restart", policy, "busybox", "sleep", "600")
     d.docker("stop", "-t", "0", "al-stopped", "us-stopped")
-    ids = {name: str(inspect(d, name)["Id"]) for name in ("al", "us", "of", "al-stopped", "us-stopped")}
-    d.kill9()
-    for cid in ids.values():
-        for pid in _conmon_pids(cid):
-            os.kill(pid, signal.SIGKILL)
-    subprocess.run(["crun", f"--root={d.exec_root / 'crun'}", "list"], capture_output=True)
-    for entry in (d.exec_root / "crun").iterdir():
-        subprocess.run(["crun", f"--root={d.exec_root / 'crun'}", "delete", "--force", entry.name],
-                       capture_output=True)
-    for cid in ids.values():
-        (d.data_root / "containers" / cid / "userdata" / "exit").unlink(missing_ok=True)
-        record = d.data_root / "state" / "containers" / f"{cid}.json"
-        data = json.loads(record.read_text())
-        data["state"]["boot_id"] = "a-boot-before-the-power-cut"
-        record.write_text(json.dumps(data))
+    ids = simulate_host_reboot(d)
     d.start()
     _poll(lambda: all(_state(d, n)["Running"] for n in ("al", "us", "al-stopped")),
           "always, unless-stopped and user-stopped always to start")
@@ -196,8 +176,8 @@ def test_after_a_simulated_host_reboot(fresh_moord: Callable[[], Moord]) -> None
     assert _state(d, "of")["Running"] is False
     assert _state(d, "of")["StopReason"] == "host-crash"
     assert _state(d, "us-stopped")["Running"] is False
-    for cid in ids.values():
-        assert len(_conmon_pids(cid)) <= 1
+    for cid in ids:
+        assert len(conmon_pids(cid)) <= 1
 
 
 def test_kill9_while_containers_restart(fresh_moord: Callable[[], Moord]) -> None:
@@ -217,7 +197,7 @@ def test_kill9_while_containers_restart(fresh_moord: Callable[[], Moord]) -> Non
         time.sleep(0.4)
         d.start()
         for name, cid in ids.items():
-            assert len(_conmon_pids(cid)) <= 1, name
+            assert len(conmon_pids(cid)) <= 1, name
     _poll(lambda: all(_state(d, n)["Status"] in ("running", "restarting") for n in names),
           "every always container to be running or about to")
     assert _state(d, "steady")["Running"] is True

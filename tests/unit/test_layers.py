@@ -29,6 +29,7 @@ FOUNDATION = {
 CLI_MAY_USE = {
     "engine.images.reference", "engine.registry.auth", "engine.containers.detachkeys",
     "engine.containers.probelabels",
+    "engine.containers.depends_labels",
     "engine.networks.ports", "engine.networks.etcfiles", "engine.networks.linkspec",
     "engine.build.dockerignore", "engine.runtime.devices",
 }
