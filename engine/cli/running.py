@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from engine.cli import hostflags, netflags, resourceflags
+from engine.cli import hostflags, netflags, resourceflags, restartflags
 from engine.cli.app import App, error_line, exit_code, out, pass_app
 from engine.cli.attach import AttachPlan, run_attached, start_container, terminal_size
 from engine.cli.client import APIError, Client
@@ -109,7 +109,7 @@ def _container_flags(for_run: bool) -> Callable[[Callable[..., Any]], Callable[.
         click.argument("command", nargs=-1, type=click.UNPROCESSED),
     ]
     decorators = (netflags.click_options() + resourceflags.click_options()
-                  + hostflags.click_options() + decorators)
+                  + hostflags.click_options() + restartflags.click_options() + decorators)
     if for_run:
         decorators = run_only + decorators
 
@@ -135,7 +135,8 @@ def options_from(params: Mapping[str, Any], detach: bool) -> ContainerOptions:
         auto_remove=bool(params["auto_remove"]),
         name=params["name"],
         env=build_env(params["env"], params["env_file"]),
-        labels=build_labels(params["labels"], params["label_file"]),
+        labels=restartflags.restart_labels(
+            params, build_labels(params["labels"], params["label_file"])),
         entrypoint=params["entrypoint"],
         workdir=params["workdir"],
         user=params["user"],

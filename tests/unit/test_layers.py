@@ -30,6 +30,7 @@ CLI_MAY_USE = {
     "engine.images.reference", "engine.registry.auth", "engine.containers.detachkeys",
     "engine.networks.ports", "engine.networks.etcfiles", "engine.networks.linkspec",
     "engine.build.dockerignore", "engine.runtime.devices",
+    "engine.containers.restart_labels",
 }
 
 
