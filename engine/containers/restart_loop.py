@@ -53,17 +53,17 @@ def is_quick_failure(st: ContainerState, run_seconds: float, reset_after: float)
     return failed and run_seconds < reset_after
 
 
-def keeps_restarting(c: Container, *, restart: bool, run_seconds: float, reset_after: float) -> bool:
+def keeps_restarting(st: ContainerState, labels: Mapping[str, str], *, restart: bool,
+                     run_seconds: float, reset_after: float) -> bool:
     """Count this exit's quick failure (or end the streak) and decide whether the policy's
-    restart still happens; False when the breaker trips (`State` then says so)."""
-    st = c.state
+    restart still happens; False when the breaker trips (`st` then says so)."""
     if not restart:
         return False
     if not is_quick_failure(st, run_seconds, reset_after):
         st.quick_failures = 0
         return True
     st.quick_failures += 1
-    limit = tuning_of(c.spec.labels).max_quick_failures
+    limit = tuning_of(labels).max_quick_failures
     if not limit or st.quick_failures < limit:
         return True
     st.restart_loop_broken = True

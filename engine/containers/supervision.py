@@ -108,7 +108,8 @@ async def handle_exit(m: ContainerManager, c: Container, *, reason: StopReason |
     wanted = not live.manual_restart and policy.restarts_after_exit(
         c.host.restart_policy, st, shutting_down=m.shutting_down)
     run_seconds = (st.finished_at - st.started_at).total_seconds() if st.started_at else 0.0
-    restart = restart_loop.keeps_restarting(c, restart=wanted, run_seconds=run_seconds,
+    restart = restart_loop.keeps_restarting(st, c.spec.labels, restart=wanted,
+                                            run_seconds=run_seconds,
                                             reset_after=live.backoff.reset_after)
     if restart:
         st.status = Status.RESTARTING
