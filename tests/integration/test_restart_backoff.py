@@ -11,8 +11,9 @@ import time
 import urllib.request
 from collections.abc import Callable
 
+from tests.integration.test_moor_cli import ok
 from tests.integration.test_restart_policy import _events, _poll, _state
-from tests.support.daemon import Moord
+from tests.support.daemon import Moord, inspect
 from tests.support.registry import free_port
 
 P = "moorage.restart."
@@ -84,10 +85,13 @@ def test_the_breaker_stops_a_restart_loop_and_a_start_resets_it(
 
 def test_per_container_delays(moord: Moord) -> None:
     since = time.time()
-    # a first delay of an hour: after its exit it stays `restarting`
-    moord.docker("run", "-d", "--name", "slow", "--restart", "always",
-                 "--label", P + "delay-initial=1h", "--label", P + "delay-max=2h",
-                 "busybox", "sh", "-c", "exit 1")
+    # a first delay of an hour (moor's flags, which become the labels): after its exit it
+    # stays `restarting`
+    ok(moord, "run", "-d", "--name", "slow", "--restart", "always",
+       "--restart-delay-initial", "1h", "--restart-delay-max", "2h", "busybox", "sh", "-c", "exit 1")
+    labels = inspect(moord, "slow")["Config"]["Labels"]  # type: ignore[index]
+    assert labels[P + "delay-initial"] == "1h"  # type: ignore[index]
+    assert labels[P + "delay-max"] == "2h"  # type: ignore[index]
     # a cap of 50 ms beside the daemon's back-off (100 ms doubling up to a minute)
     moord.docker("run", "-d", "--name", "capped", "--restart", "always",
                  "--label", P + "delay-initial=10ms", "--label", P + "delay-max=50ms",
@@ -95,6 +99,7 @@ def test_per_container_delays(moord: Moord) -> None:
     moord.docker("run", "-d", "--name", "daemons", "--restart", "always",
                  "busybox", "sh", "-c", "exit 1")
     try:
+        _poll(lambda: _state(moord, "slow")["Status"] == "restarting", "the first exit")
         _poll(lambda: int(_state(moord, "capped")["RestartCount"]) >= 10,  # type: ignore[call-overload]
               "ten restarts with a capped back-off", 120)
         # the daemon's back-off needs 0.1+0.2+...+25.6 s of delays for ten restarts
