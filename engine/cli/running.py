@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from engine.cli import alertflags, hostflags, netflags, probeflags, resourceflags
+from engine.cli import alertflags, hostflags, netflags, probeflags, resourceflags, restartflags
 from engine.cli.app import App, error_line, exit_code, out, pass_app
 from engine.cli.attach import AttachPlan, run_attached, start_container, terminal_size
 from engine.cli.client import APIError, Client
@@ -144,7 +144,8 @@ def _container_flags(for_run: bool) -> Callable[[Callable[..., Any]], Callable[.
         click.argument("command", nargs=-1, type=click.UNPROCESSED),
     ]
     decorators = (netflags.click_options() + resourceflags.click_options()
-                  + hostflags.click_options() + alertflags.click_options() + decorators)
+                  + hostflags.click_options() + alertflags.click_options()
+                  + restartflags.click_options() + decorators)
     if for_run:
         decorators = run_only + decorators
 
@@ -171,9 +172,10 @@ def options_from(params: Mapping[str, Any], detach: bool) -> ContainerOptions:
         auto_remove=bool(params["auto_remove"]),
         name=params["name"],
         env=build_env(params["env"], params["env_file"]),
-        labels={**build_labels(params["labels"], params["label_file"]),
-                **alertflags.alert_labels(params), **probe,
-                **depends_on_labels(params["depends_on"], params["depends_on_timeout"])},
+        labels=restartflags.restart_labels(
+            params, {**build_labels(params["labels"], params["label_file"]),
+                     **alertflags.alert_labels(params), **probe,
+                     **depends_on_labels(params["depends_on"], params["depends_on_timeout"])}),
         entrypoint=params["entrypoint"],
         workdir=params["workdir"],
         user=params["user"],

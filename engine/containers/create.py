@@ -24,6 +24,7 @@ from engine.containers.model import Container, ContainerSpec, HostSpec, LogConfi
 from engine.containers.policy import check_restart_policy
 from engine.containers.probelabels import probe_from_labels
 from engine.containers.resources import check_limits
+from engine.containers.restart_labels import check_restart_labels
 from engine.containers.signals import parse_signal
 from engine.errors import InvalidParameter
 from engine.images.model import Healthcheck, ImageConfig
@@ -175,6 +176,7 @@ async def create_container(m: ContainerManager, name: str | None, spec: Containe
     merged = merge_image_config(spec, image.config)
     validate(merged, host)
     apply_probe_labels(spec.healthcheck, merged)
+    check_restart_labels(merged.labels, m.config.restart_delay_max)
     if host.oom_kill_disable and not host.memory:
         warnings.append("OOM killer is disabled for the container, but no memory limit is set, "
                         "this can result in the system running out of resources.")

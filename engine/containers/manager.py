@@ -33,6 +33,7 @@ from engine.containers import (
     netshare,
     policy,
     removal,
+    restart_loop,
     starting,
     stopping,
     supervision,
@@ -128,20 +129,16 @@ class ContainerManager:
     def live_of(self, c: Container) -> Live:
         live = self.live.get(c.id)
         if live is None:
-            live = self.live[c.id] = Live(backoff=self._new_backoff())
+            live = self.live[c.id] = Live(
+                backoff=restart_loop.backoff_for(self.config, c.spec.labels))
         return live
 
-    def _new_backoff(self) -> policy.Backoff:
-        return policy.Backoff(self.config.restart_delay_initial, self.config.restart_delay_max,
-                              self.config.restart_delay_reset)
-
     def reconfigure(self, config: DaemonConfig) -> None:
-        """Apply reloadable settings (SIGHUP): the restart back-off."""
+        """Apply reloadable settings (SIGHUP): the restart back-off (labels still win)."""
         self.config = config
-        for live in self.live.values():
-            live.backoff.initial = config.restart_delay_initial
-            live.backoff.maximum = config.restart_delay_max
-            live.backoff.reset_after = config.restart_delay_reset
+        for cid, live in self.live.items():
+            c = self.table.by_id.get(cid)
+            restart_loop.retune(live.backoff, config, c.spec.labels if c is not None else {})
 
     def spawn(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
         assert self._nursery is not None

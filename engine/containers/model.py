@@ -207,6 +207,10 @@ class ContainerState:
     conmon_pid: int = 0
     boot_id: str = ""  # the kernel's boot id when the container was started
     has_been_started: bool = False
+    # the restart-loop breaker (engine/containers/restart_loop.py): quick failures in a
+    # row, and whether they stopped the restart policy (until a user's start)
+    quick_failures: int = 0
+    restart_loop_broken: bool = False
     health: HealthState | None = None  # None: the container has no health check
 
     @property

@@ -11,10 +11,14 @@ Docker's rules, with the fixes its users ask for (see docs/supervision.md):
   documented behaviour, since its daemon restarts with the host).
 
 Back-off as Docker's: 100 ms, doubling, capped at one minute, back to the start once
-a run lasted ten seconds; the three numbers are daemon settings.
+a run lasted ten seconds; the three numbers are daemon settings, which labels override
+per container, with a jitter (engine/containers/restart_labels.py).
 """
 
 from __future__ import annotations
+
+import random
+from collections.abc import Callable
 
 import attrs
 
@@ -64,7 +68,7 @@ def restarts_after_exit(policy: RestartPolicy, state: ContainerState, *, shuttin
 
 def starts_at_daemon_start(policy: RestartPolicy, state: ContainerState, *, host_rebooted: bool) -> bool:
     """Decide, for a stopped container found at start-up, whether to start it now."""
-    if policy.name in NO_RESTART or not state.has_been_started:
+    if policy.name in NO_RESTART or not state.has_been_started or state.restart_loop_broken:
         return False
     if state.status is Status.RESTARTING:
         return True  # a restart was pending when moord went away
@@ -79,18 +83,21 @@ def starts_at_daemon_start(policy: RestartPolicy, state: ContainerState, *, host
 
 @attrs.define
 class Backoff:
-    """The delay before the next restart of one container."""
+    """The delay before the next restart of one container. `jitter` (0-1) shortens each
+    delay by up to that share of it, drawn from `random` (injectable for tests)."""
 
     initial: float = 0.1
     maximum: float = 60.0
     reset_after: float = 10.0
     current: float = 0.0
+    jitter: float = 0.0
+    random: Callable[[], float] = attrs.field(default=random.random, repr=False)
 
     def next_delay(self, run_seconds: float) -> float:
         if run_seconds >= self.reset_after:
             self.current = 0.0
         self.current = self.initial if self.current == 0.0 else min(self.current * 2, self.maximum)
-        return self.current
+        return self.current * (1.0 - self.jitter * self.random())
 
     def reset(self) -> None:
         self.current = 0.0

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from engine.containers import companions, links, namespaces, netshare, removal
+from engine.containers import companions, links, namespaces, netshare, removal, restart_loop
 from engine.containers.health import has_health_check
 from engine.containers.model import Container, HealthState, Status, StopReason
 from engine.errors import Conflict, EngineError, InvalidParameter, NotModified, SystemFailure
@@ -46,6 +46,7 @@ async def start_locked(m: ContainerManager, c: Container, *, reset_restart_state
     if reset_restart_state:
         st.restart_count = 0
         st.manually_stopped = False
+        restart_loop.forget(st)
         live.backoff.reset()
     live.stop_requested = False
     live.stop_reason = StopReason.USER

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from engine.containers import policy, removal, starting, stopping
+from engine.containers import policy, removal, restart_loop, starting, stopping
 from engine.containers.live import Live
 from engine.containers.model import Container, Status, StopReason
 from engine.errors import EngineError, SystemFailure
@@ -105,19 +105,24 @@ async def handle_exit(m: ContainerManager, c: Container, *, reason: StopReason |
     st.stop_reason = reason
     if reason is StopReason.USER:
         st.manually_stopped = True
-    restart = not live.manual_restart and policy.restarts_after_exit(
+    wanted = not live.manual_restart and policy.restarts_after_exit(
         c.host.restart_policy, st, shutting_down=m.shutting_down)
+    run_seconds = (st.finished_at - st.started_at).total_seconds() if st.started_at else 0.0
+    restart = restart_loop.keeps_restarting(st, c.spec.labels, restart=wanted,
+                                            run_seconds=run_seconds,
+                                            reset_after=live.backoff.reset_after)
     if restart:
         st.status = Status.RESTARTING
         st.restart_count += 1
     else:
         st.status = Status.EXITED
     await m.table.save(c)
-    run_seconds = (st.finished_at - st.started_at).total_seconds() if st.started_at else 0.0
     if oom:
         m.publish(c, "oom")
     m.publish(c, "die", exitCode=str(code), execDuration=str(int(run_seconds)),
               reason=reason.value)
+    if wanted and not restart:
+        restart_loop.announce_broken(m, c)
     live.take_next_exit().fire(code)
     if restart:
         delay = live.backoff.next_delay(run_seconds)

@@ -25,6 +25,8 @@ API_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5
 #: (engine/api/policing.py): declared at start-up, so every series exists from zero.
 API_CUT_REASONS = ("header-timeout", "idle-timeout", "body-stalled")
 API_REFUSAL_CAPS = ("process", "user")
+#: The restart policies that restart (their breaker series exist from zero).
+RESTARTING_POLICIES = ("always", "unless-stopped", "on-failure")
 
 
 def _registry() -> Registry:
@@ -49,6 +51,7 @@ class DaemonMetrics:
 
     # moorage's own -------------------------------------------------------------
     restarts: Counter = attrs.field(init=False)
+    restart_loops_broken: Counter = attrs.field(init=False)
     health_failures: Counter = attrs.field(init=False)
     health_actions: Counter = attrs.field(init=False)
     log_lines_shipped: Counter = attrs.field(init=False)
@@ -110,6 +113,12 @@ class DaemonMetrics:
             "moorage_container_restarts_total",
             "Containers restarted by their restart policy, by policy and by the reason of the "
             "stop that preceded the restart", ("policy", "reason")))
+        self.restart_loops_broken = add(Counter(
+            "moorage_restart_loops_broken_total",
+            "Restart loops the breaker ended (moorage.restart.max-quick-failures quick failures "
+            "in a row), by restart policy", ("policy",)))
+        for name in RESTARTING_POLICIES:
+            self.restart_loops_broken.declare(policy=name)
         self.health_failures = add(Counter(
             "moorage_health_check_failures_total",
             "Health probes that failed: a non-zero exit, a timeout, or a probe that could not run"))

@@ -32,6 +32,7 @@ CLI_MAY_USE = {
     "engine.containers.depends_labels",
     "engine.networks.ports", "engine.networks.etcfiles", "engine.networks.linkspec",
     "engine.build.dockerignore", "engine.runtime.devices",
+    "engine.containers.restart_labels",
 }
 
 

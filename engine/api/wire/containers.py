@@ -427,6 +427,9 @@ def state_json(c: Container) -> dict[str, Any]:
         "FinishedAt": rfc3339(st.finished_at),
         "StopReason": st.stop_reason.value,
         "ManuallyStopped": st.manually_stopped,
+        # moorage's restart-loop breaker (docs/supervision.md)
+        "QuickFailures": st.quick_failures,
+        "RestartLoopBroken": st.restart_loop_broken,
         **({"Health": health_json(st.health)} if st.health is not None else {}),
     }
 
