@@ -198,7 +198,10 @@ class Moord(Engine):
     def argv(self) -> list[str]:
         return [self.binary, "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "run"),
                 "--host", f"unix://{self.socket_path}", "--cgroup-parent", self.cgroup_parent,
-                "--network-prefix", self.network_prefix]
+                "--network-prefix", self.network_prefix,
+                # its log in daemon.log (the default, with no terminal and no systemd, is the
+                # host's /var/log/moorage/moord.log)
+                "--log-target", "stderr"]
 
     def stop(self, timeout: float = 60.0) -> str:
         """moord leaves its networks in place when it exits (they outlive restarts by design):

@@ -65,6 +65,7 @@ class Sample:
     lost: int
     execs_ok: int
     stats_frames: int
+    rotations_seen: int
     event: str = ""
 
 
@@ -159,6 +160,8 @@ class Soak:
         self.followers: list[Follower] = []
         self.workers: list[Worker] = []
         self.notes: list[str] = []
+        self.log_inodes: dict[str, int] = {}  # chatty container's live log file → its inode
+        self.rotations_seen = 0
 
     @property
     def pid(self) -> int:
@@ -203,6 +206,23 @@ class Soak:
                 "run", "-d", "--name", f"chatty{i}", "--log-opt", f"max-size={a.log_max_size}",
                 "--log-opt", f"max-file={a.log_max_file}", "busybox", "sh", "-c", script).stdout.strip())
 
+    def watch_logs(self) -> None:
+        out = self.engine.docker("inspect", "--format", "{{.LogPath}}", *self.chatty).stdout
+        self.log_inodes = {path: 0 for path in out.split()}
+        self.count_rotations()
+
+    def count_rotations(self) -> None:
+        """A rotation gives the live log file a new inode: count the changes seen between
+        samples (a lower bound: two rotations between samples count once)."""
+        for path, old in self.log_inodes.items():
+            try:
+                inode = os.stat(path).st_ino
+            except OSError:
+                continue
+            if old and inode != old:
+                self.rotations_seen += 1
+            self.log_inodes[path] = inode
+
     def start_workers(self) -> None:
         for i, cid in enumerate(self.chatty):
             follower = Follower(f"follow{i}", self.engine, self.daemon, self.stop, container=cid)
@@ -229,6 +249,7 @@ class Soak:
         rss, fds, threads = proc_status(pid)
         containers, running = listed(self.engine)
         counts = soak_leaks.process_counts(self.run_root, pid)
+        self.count_rotations()
         s = Sample(
             t_s=round(time.monotonic() - self.started, 1),
             utc=datetime.datetime.now(datetime.timezone.utc).strftime("%H:%M:%S"),
@@ -238,7 +259,7 @@ class Soak:
             lost=sum(f.check.lost for f in self.followers),
             execs_ok=sum(w.ok for w in self.workers if isinstance(w, ExecLoop)),
             stats_frames=sum(w.frames for w in self.workers if isinstance(w, StatsStream)),
-            event=event)
+            rotations_seen=self.rotations_seen, event=event)
         self.samples.append(s)
         return s
 
@@ -367,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         before = soak.leak_snapshot()
         result["snapshot_before"] = soak_leaks.summary_counts(before)
         soak.start_containers()
+        soak.watch_logs()
         soak.start_workers()
         soak.started = time.monotonic()
         progress(f"soak: load running for {args.minutes:g} min")
@@ -392,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     result["restarts"] = [asdict(r) for r in soak.restarts]
     result["workers"] = soak_report.workers_json(soak.workers)
     result["notes"] = soak.notes
+    result["moord_log_problems"] = soak_report.log_problems(out / f"{soak.engine.name}.log")
     soak_report.write(out, result)
     print(soak_report.summary_text(result))
     print(f"results: {out}/ (report.txt, samples.csv, summary.json, {soak.engine.name}.log)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,19 @@ WARMUP_S = 30.0  # a fresh moord loads its state and fills its caches first: not
 FLATNESS = (("rss_kb", 0.05, 2048.0), ("fds", 0.05, 8.0), ("threads", 0.10, 4.0))
 SERIES = ("rss_kb", "fds", "threads", "containers", "running", "conmon", "other_procs")
 TABLE_COLUMNS = ("t_s", "utc", "pid", "rss_kb", "fds", "threads", "containers", "running", "conmon",
-                 "crun", "other_procs", "lines_followed", "lost", "execs_ok", "stats_frames", "event")
+                 "crun", "other_procs", "lines_followed", "lost", "execs_ok", "stats_frames",
+                 "rotations_seen", "event")
+PROBLEM = re.compile(r"Traceback|\b(ERROR|CRITICAL)\b")
+
+
+def log_problems(path: Path, keep: int = 20) -> dict[str, Any]:
+    """Tracebacks and ERROR lines in moord's log: how many, and the first few."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return {"count": 0, "first": [], "note": f"no log at {path}"}
+    found = [line[:300] for line in lines if PROBLEM.search(line)]
+    return {"count": len(found), "first": found[:keep]}
 
 
 def workers_json(workers: Sequence[Worker]) -> list[dict[str, Any]]:
@@ -62,6 +75,7 @@ def totals(result: dict[str, Any]) -> dict[str, Any]:
     followers = [w for w in workers if "received" in w]
     last = result.get("last_written") or {}
     restarts = result.get("restarts", [])
+    samples = result.get("samples", [])
     return {
         "lines_written": sum(v + 1 for v in last.values() if v is not None),
         "lines_followed": sum(w["received"] for w in followers),
@@ -80,6 +94,8 @@ def totals(result: dict[str, Any]) -> dict[str, Any]:
         "stats_frames": sum(w.get("frames", 0) for w in workers),
         "crasher_restarts": sum(int(v) for v in (result.get("crasher_restart_counts") or {}).values()),
         "leaks": sum(len(v) for v in (result.get("leaks") or {}).values()),
+        "rotations_seen": samples[-1]["rotations_seen"] if samples else 0,
+        "moord_log_problems": (result.get("moord_log_problems") or {}).get("count", 0),
     }
 
 
@@ -121,7 +137,7 @@ def minute_table(samples: Sequence[dict[str, Any]]) -> list[str]:
             picked.append(s)
             minute = int(s["t_s"] // 60) + 1
     cols = ("t_s", "utc", "pid", "rss_kb", "fds", "threads", "containers", "running", "conmon",
-            "other_procs", "lines_followed", "lost", "execs_ok", "event")
+            "other_procs", "lines_followed", "lost", "execs_ok", "rotations_seen", "event")
     rows = [cols, *[tuple(str(s[c]) for c in cols) for s in picked]]
     widths = [max(len(r[i]) for r in rows) for i in range(len(cols))]
     return ["  " + "  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
@@ -156,6 +172,9 @@ def report_text(result: dict[str, Any]) -> str:
         for r in result.get("restarts", [])] + [""]
     lines += ["workers:"] + [f"  {json.dumps(w)}" for w in result.get("workers", [])] + [""]
     lines += ["cleanup:"] + [f"  {n}" for n in result.get("cleanup", [])]
+    problems = (result.get("moord_log_problems") or {}).get("first") or []
+    if problems:
+        lines += ["", "moord's log, tracebacks and ERROR lines (first ones):"] + [f"  {p}" for p in problems]
     if result.get("notes"):
         lines += ["", "notes:"] + [f"  {n}" for n in result["notes"]]
     return "\n".join(lines) + "\n"
@@ -168,7 +187,8 @@ def summary_text(result: dict[str, Any]) -> str:
         f"lines written {t['lines_written']}, followed {t['lines_followed']}, LOST {t['lines_lost']} "
         f"(duplicates {t['duplicates']}; repeats at reconnect seams, dropped: {t['seam_duplicates']}; "
         f"follower reconnects {t['follower_reconnects']}, stalls {t['follower_stalls']})",
-        f"log and stats streams that ended while moord was up: {t['streams_ended_while_up']}",
+        f"log rotations seen (lower bound) {t['rotations_seen']}; log and stats streams that ended "
+        f"while moord was up: {t['streams_ended_while_up']}",
         f"moord: {t['kills']} SIGKILLs, {t['restarts']} SIGTERM restarts; containers not re-adopted: "
         f"{t['not_readopted']}",
         f"execs ok {t['execs_ok']}, failed while moord was up {t['execs_failed_while_up']}, "
@@ -186,6 +206,9 @@ def summary_text(result: dict[str, Any]) -> str:
     flat = [r for r in result.get("trends") or [] if not all(r[k]["flat"] for k, _, _ in FLATNESS)]
     rows.append("memory, fds, threads: " + ("flat in every moord lifetime" if not flat else
                                              "RISING in " + ", ".join(f"moord[{r['pid']}]" for r in flat)))
+    if t["moord_log_problems"]:
+        rows.append(f"moord's log: {t['moord_log_problems']} tracebacks or ERROR lines "
+                    "(report.txt lists them)")
     if result.get("error"):
         rows.append(f"STOPPED EARLY: {result['error']}")
     not_clean = [n for n in result.get("cleanup", []) if n.startswith("NOT CLEAN")]
