@@ -1,4 +1,5 @@
-"""The soak's arithmetic (bench/soak_analysis.py): sequence gaps, slopes and flatness, leak diffs."""
+"""The soak's arithmetic (bench/soak_analysis.py, bench/soak_report.py): sequence gaps, slopes
+and flatness per moord lifetime, leak diffs, the totals."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from bench.soak_analysis import (
     sparkline,
     trend,
 )
+from bench.soak_report import WARMUP_S, summary_text, totals, trends
 
 
 def fed(streams: list[list[int]]) -> SequenceCheck:
@@ -27,8 +29,9 @@ def fed(streams: list[list[int]]) -> SequenceCheck:
 
 
 def test_parse_line_reads_timestamp_and_sequence() -> None:
-    assert parse_line("2026-12-08T00:20:01.123456789Z soak 17 xxxx\n") == ("2026-12-08T00:20:01.123456789Z", 17)
-    assert parse_line("2026-12-08T00:20:01.123456789Z soak 3") == ("2026-12-08T00:20:01.123456789Z", 3)
+    ts = "2026-12-08T00:20:01.123456789Z"
+    assert parse_line(f"{ts} soak 17 xxxx\n") == (ts, 17)
+    assert parse_line(f"{ts} soak 3") == (ts, 3)
     assert parse_line("2026-12-08T00:20:01Z some other line") is None
     assert parse_line("soak 3 without a timestamp") is None
 
@@ -139,3 +142,38 @@ def test_marker_row_puts_letters_where_events_happened() -> None:
     row = marker_row([0.0, 50.0, 100.0], [(0.0, "K"), (100.0, "T")], 10)
     assert row == "K T"
     assert marker_row([float(t) for t in range(0, 100)], [(50.0, "K")], 10).index("K") == 5
+
+
+def sample(t: float, pid: int, rss: int, event: str = "") -> dict[str, object]:
+    return {"t_s": t, "pid": pid, "rss_kb": rss, "fds": 60, "threads": 14, "event": event}
+
+
+def test_trends_split_by_lifetime_and_skip_each_warm_up() -> None:
+    first = [sample(t, 10, 200_000 if t < WARMUP_S else 70_000) for t in range(0, 180, 10)]
+    second = [sample(t, 11, 70_000 + 500 * (t - 180)) for t in range(180, 360, 10)]  # +30 MB/min
+    rows = trends([*first, *second])
+    assert [r["pid"] for r in rows] == [10, 11]
+    assert rows[0]["rss_kb"]["flat"]  # the warm-up's 200 MB is not in it
+    assert rows[0]["rss_kb"]["max"] == 70_000
+    assert not rows[1]["rss_kb"]["flat"]
+    assert rows[1]["fds"]["flat"]
+
+
+def test_totals_count_losses_restarts_and_leaks() -> None:
+    result = {
+        "workers": [{"name": "follow0", "received": 10, "lost": 2, "duplicates": 0, "seam_duplicates": 3,
+                     "reconnects": 1, "stalls": 0},
+                    {"name": "exec0", "ok": 5, "failed_while_up": 1, "failed_while_down": 2}],
+        "last_written": {"follow0": 11},
+        "restarts": [{"how": "kill", "not_adopted": []}, {"how": "term", "not_adopted": ["chatty0"]}],
+        "leaks": {"links": ["mb12345-ab"]},
+        "samples": [],
+    }
+    t = totals(result)
+    assert (t["lines_written"], t["lines_followed"], t["lines_lost"]) == (12, 10, 2)
+    assert (t["kills"], t["restarts"], t["not_readopted"], t["leaks"]) == (1, 1, 1, 1)
+    assert (t["execs_ok"], t["execs_failed_while_up"]) == (5, 1)
+    text = summary_text(result)
+    assert "LOST 2" in text
+    assert "LEAKS" in text
+    assert "mb12345-ab" in text
