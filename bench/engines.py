@@ -185,7 +185,7 @@ class Moord(Engine):
     name = "moord"
     binary = _moord_binary()
     default_network = "bridge <prefix>0 (network `bridge`), nftables"
-    cgroup_parent: ClassVar[str] = MOORD_CGROUP_PARENT
+    cgroup_parent: str = MOORD_CGROUP_PARENT
 
     @property
     def network_prefix(self) -> str:

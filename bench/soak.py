@@ -45,7 +45,11 @@ class SoakMoord(Moord):
     """moord with a cgroup parent of its own: the soak's cgroup leak check looks only there."""
 
     name = "moord-soak"
-    cgroup_parent = "moorage-soak"
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        # its own, like the network prefix: two soaks at once never share a cgroup
+        self.cgroup_parent = "moorage-soak-" + self.network_prefix[2:]
 
 
 @dataclass
