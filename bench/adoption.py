@@ -130,7 +130,7 @@ PEERS: dict[str, tuple[type[Engine], ...]] = {
 }
 
 
-class _UnixHTTP(http.client.HTTPConnection):
+class UnixHTTP(http.client.HTTPConnection):
     def __init__(self, path: Path, timeout: float) -> None:
         super().__init__("localhost", timeout=timeout)
         self.path = path
@@ -144,7 +144,7 @@ class _UnixHTTP(http.client.HTTPConnection):
 
 def running_ids(sock_path: Path) -> set[str] | None:
     """IDs `GET /containers/json` lists as running; None while the API does not answer."""
-    conn = _UnixHTTP(sock_path, timeout=5)
+    conn = UnixHTTP(sock_path, timeout=5)
     try:
         conn.request("GET", "/containers/json")
         response = conn.getresponse()

@@ -185,6 +185,7 @@ class Moord(Engine):
     name = "moord"
     binary = _moord_binary()
     default_network = "bridge <prefix>0 (network `bridge`), nftables"
+    cgroup_parent: str = MOORD_CGROUP_PARENT
 
     @property
     def network_prefix(self) -> str:
@@ -196,8 +197,11 @@ class Moord(Engine):
 
     def argv(self) -> list[str]:
         return [self.binary, "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "run"),
-                "--host", f"unix://{self.socket_path}", "--cgroup-parent", MOORD_CGROUP_PARENT,
-                "--network-prefix", self.network_prefix]
+                "--host", f"unix://{self.socket_path}", "--cgroup-parent", self.cgroup_parent,
+                "--network-prefix", self.network_prefix,
+                # its log in daemon.log (the default, with no terminal and no systemd, is the
+                # host's /var/log/moorage/moord.log)
+                "--log-target", "stderr"]
 
     def stop(self, timeout: float = 60.0) -> str:
         """moord leaves its networks in place when it exits (they outlive restarts by design):

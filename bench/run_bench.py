@@ -239,7 +239,7 @@ def detached_json(batch: measures.Detached) -> dict[str, Any]:
 
 
 def tear_down(engines: list[Engine], run_root: Path, before: hoststate.HostState,
-              logs_dir: Path) -> list[str]:
+              logs_dir: Path, own_cgroups: tuple[str, ...] = (MOORD_CGROUP_PARENT,)) -> list[str]:
     """Remove containers, stop engines, then sweep what they left: processes, mounts, host state."""
     notes: list[str] = []
     for engine in engines:
@@ -251,7 +251,7 @@ def tear_down(engines: list[Engine], run_root: Path, before: hoststate.HostState
         procs.kill_all(strays)
         notes.append("killed leftover processes: " + ", ".join(f"{p.comm}[{p.pid}]" for p in strays))
     notes += procs.unmount_under(run_root)
-    notes += hoststate.restore(before, own_cgroups=(MOORD_CGROUP_PARENT,))
+    notes += hoststate.restore(before, own_cgroups=own_cgroups)
     shutil.rmtree(run_root, ignore_errors=True)
     notes += _verify_clean(run_root)
     return notes

@@ -6,8 +6,10 @@ the container's own (user, env, cwd, capabilities from its bundle), with the
 session's argv and overrides; the runtime waits for it, and its exit code is recorded
 before the attached stream is closed, so `GET /exec/{id}/json` right after says how
 it ended. Sessions live in memory: an exec does not outlive moord, as it does not
-outlive dockerd's shim's client either; a finished one is forgotten once its
-container is removed.
+outlive dockerd's shim's client either. A finished one stays inspectable for
+FORGET_AFTER (dockerd's exec GC drops it 5 to 10 minutes after its exit), or until its
+container is removed: kept for the container's lifetime, the sessions of an exec loop or
+a health probe run from outside grew moord by ~0.7 kB an exec (the soak, bench/README.md).
 
 With `Tty`, the runtime makes a pseudo-terminal and hands its master end over a
 console socket (`--console-socket`, SCM_RIGHTS); the session relays it raw, and
@@ -25,6 +27,7 @@ import socket
 import struct
 import subprocess
 import termios
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +50,8 @@ log = logging.getLogger(__name__)
 #: After the process has exited, how long its output pipes may keep delivering (a
 #: background child holding them open must not hold the stream open for ever).
 DRAIN_GRACE = 0.2
+#: How long a finished session stays inspectable (`GET /exec/{id}/json`), in seconds.
+FORGET_AFTER = 300.0
 _CHUNK = 64 * 1024
 
 Send = Callable[[int, bytes], Awaitable[None]]  # (stream 1/2, or 0 for a terminal; data)
@@ -73,6 +78,7 @@ class ExecSession:
     master_fd: int = -1  # the pty's master end while a TTY exec runs
     size: tuple[int, int] = (0, 0)  # rows, columns asked for before the pty existed
     created: dt.datetime = attrs.field(factory=lambda: dt.datetime.now(dt.UTC))
+    finished_at: float | None = None  # time.monotonic() when the process ended
 
 
 class ExecManager:
@@ -96,19 +102,23 @@ class ExecManager:
         self._running(c)
         if not session.argv or not session.argv[0]:
             raise InvalidParameter("No exec command specified")
-        self._forget_removed()
+        self._forget_finished()
         session.id = ids.new_id()
         session.container_id = c.id
         self.sessions[session.id] = session
         self.containers.publish(c, "exec_create: " + " ".join(session.argv), execID=session.id)
         return session
 
-    def _forget_removed(self) -> None:
-        """Drop the finished sessions of containers that are gone, as dockerd drops a
-        container's execs with it (a finished one stays inspectable until then)."""
+    def _forget_finished(self) -> None:
+        """Drop the sessions that ended FORGET_AFTER ago, and those of containers that
+        are gone (a created, never started one stays with its container, as in dockerd)."""
         existing = {c.id for c in self.containers.all()}
+        expired = time.monotonic() - FORGET_AFTER
         for exec_id, session in list(self.sessions.items()):
-            if not session.running and session.container_id not in existing:
+            if session.running:
+                continue
+            ended = session.finished_at is not None and session.finished_at < expired
+            if ended or session.container_id not in existing:
                 del self.sessions[exec_id]
 
     def check_startable(self, session: ExecSession) -> Container:
@@ -164,6 +174,7 @@ class ExecManager:
                 code = await self._supervise(session, command, files, stdin, send)
         finally:
             session.running = False
+            session.finished_at = time.monotonic()
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(files.remove)
         session.exit_code = code

@@ -1,13 +1,15 @@
-"""Exec sessions are kept while their container exists, and forgotten with it."""
+"""Exec sessions are kept while their container exists, and forgotten with it or a while after
+they finished."""
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 import pytest
 
-from engine.containers.execs import ExecManager, ExecSession
+from engine.containers.execs import FORGET_AFTER, ExecManager, ExecSession
 from engine.containers.model import Container, ContainerSpec, HostSpec, Status
 from engine.errors import Conflict, NotFound
 
@@ -55,6 +57,25 @@ def test_finished_sessions_go_with_their_container() -> None:
     assert execs.get(other.id) is other
     with pytest.raises(Conflict, match="is already running"):
         execs.check_startable(running)
+
+
+def test_finished_sessions_are_forgotten_a_while_after_they_ended() -> None:
+    a = _container("a")
+    execs = ExecManager(_Containers(a))  # type: ignore[arg-type]
+    old = execs.create(a, ExecSession(id="", container_id="", argv=["true"]))
+    old.started, old.exit_code, old.finished_at = True, 0, time.monotonic() - FORGET_AFTER - 1
+    recent = execs.create(a, ExecSession(id="", container_id="", argv=["true"]))
+    recent.started, recent.exit_code, recent.finished_at = True, 0, time.monotonic()
+    never_started = execs.create(a, ExecSession(id="", container_id="", argv=["true"]))
+    running = execs.create(a, ExecSession(id="", container_id="", argv=["sleep", "9"]))
+    running.started, running.running, running.finished_at = True, True, None
+
+    execs.create(a, ExecSession(id="", container_id="", argv=["true"]))
+    with pytest.raises(NotFound, match="No such exec instance"):
+        execs.get(old.id)
+    assert execs.get(recent.id) is recent, "a session that just ended stays inspectable"
+    assert execs.get(never_started.id) is never_started, "a created one stays with its container"
+    assert execs.get(running.id) is running
 
 
 def test_exec_environment_terminal_and_home() -> None:
