@@ -49,7 +49,8 @@ def docker(*args: str, timeout: float = 60, check: bool = True) -> str:
 
 
 def systemctl(*args: str) -> str:
-    return subprocess.run(["systemctl", *args], capture_output=True, text=True, timeout=120,
+    # a restart waits for READY=1: under emulation on a loaded host that took over 100 s
+    return subprocess.run(["systemctl", *args], capture_output=True, text=True, timeout=300,
                           check=True).stdout.strip()
 
 

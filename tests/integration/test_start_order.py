@@ -80,7 +80,6 @@ def test_dependents_start_after_their_dependencies(fresh_moord: Callable[[], Moo
     assert _index(events, "solo", "start") < healthy
 
 
-@pytest.mark.cgroup_v2
 def test_a_dependency_late_past_the_timeout(fresh_moord: Callable[[], Moord]) -> None:
     """Past its timeout the dependent starts anyway, and says so in an event and the log."""
     d = fresh_moord()
