@@ -54,6 +54,10 @@ def markdown(result: dict[str, Any]) -> str:
         from bench import adoption
 
         lines += adoption.markdown(result["adoption"])
+    if result.get("start_order"):
+        from bench import start_order
+
+        lines += start_order.markdown(result["start_order"])
     lines += _notes(result)
     return "\n".join(lines) + "\n"
 

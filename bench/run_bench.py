@@ -46,6 +46,7 @@ from bench import (
     procs,
     report,
     restarts,
+    start_order,
 )
 from bench.engines import (
     DOCKER_CLI,
@@ -76,6 +77,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="restarts per engine for the restart-delay measure (0: skip)")
     parser.add_argument("--adopt", type=int, default=100,
                         help="running containers for the adoption-after-SIGKILL measure (0: skip)")
+    parser.add_argument("--ordered", type=int, default=50,
+                        help="containers per shape for the start-order measure, moord only (0: skip)")
     log_measures.add_arguments(parser)
     net_measures.add_arguments(parser)
     image_measures.add_arguments(parser)
@@ -87,8 +90,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown engines {unknown}; choose from {list(ENGINES)}")
     args.engine_names = ["moord", *[n for n in dict.fromkeys(names) if n != "moord"]]
-    if args.runs < 1 or min(args.warmup, args.detached, args.restarts, args.adopt) < 0:
-        parser.error("--runs must be at least 1, --warmup, --detached, --restarts and --adopt not negative")
+    if args.runs < 1 or min(args.warmup, args.detached, args.restarts, args.adopt, args.ordered) < 0:
+        parser.error("--runs must be at least 1, --warmup, --detached, --restarts, --adopt and --ordered "
+                     "not negative")
     onlies = [f"--{kind} only" for kind in SECTIONS if getattr(args, kind) == "only"]
     if len(onlies) > 1:
         parser.error(f"{' and '.join(onlies)} exclude each other")
@@ -189,7 +193,8 @@ class Extras:
 
 def measure_supervision(engines: list[Engine], args: argparse.Namespace, result: dict[str, Any],
                         extras: Extras) -> None:
-    """Restart delay under --restart always, then adoption of running containers after SIGKILL."""
+    """Restart delay under --restart always, adoption of running containers after SIGKILL, then
+    start order after a moord restart (moord only)."""
     if args.restarts:
         fast = extras.bring_up(restarts.FastMoord)
         measured = [*engines, *([fast] if fast else [])]
@@ -207,6 +212,11 @@ def measure_supervision(engines: list[Engine], args: argparse.Namespace, result:
                 extras.done(engine)
         podman = adoption.podman_note() if "podman" in names else None
         result["adoption"] = adoption.to_json(results, podman)
+    if args.ordered:
+        ordered = extras.bring_up(start_order.OrderMoord)
+        if ordered is not None:
+            result["start_order"] = start_order.run(ordered, args.ordered)
+            extras.done(ordered)
 
 
 def measure_json(measure: measures.Measure, samples: dict[str, measures.Samples]) -> dict[str, Any]:
@@ -314,6 +324,8 @@ def base_result(args: argparse.Namespace, argv: list[str] | None) -> dict[str, A
         "adopt_count": args.adopt,
         "restart_delay": None,
         "adoption": None,
+        "ordered_count": args.ordered,
+        "start_order": None,
         "images": None,
         "builds": None,
         "notes": [],
